@@ -1,0 +1,1 @@
+//! crabcan-core (placeholder).

@@ -1,0 +1,1 @@
+//! Seccomp profiles as data (placeholder: being written).
