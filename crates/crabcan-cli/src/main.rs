@@ -1,1 +1,187 @@
-fn main() {}
+//! `crabcan`: parses the command line, turns it into a `ContainerConfig`, runs the container and
+//! exits with its status. Every error is one line, `crabcan: error: ...`; nothing else here.
+
+mod args;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use crabcan_cgroups::{parse_size, Limits, MissingController};
+use crabcan_core::{
+    spec, BindMount, CapabilitySet, ContainerConfig, ExitReport, IdRange, Terminal, EXIT_SETUP_FAILED,
+};
+use crabcan_seccomp::Profile;
+
+use args::Args;
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(error) => return clap_error(error),
+    };
+    init_logging(args.debug);
+    let code = match run(args) {
+        Ok(report) => exit_code_of(&report),
+        Err(Failure { message, code }) => {
+            eprintln!("crabcan: error: {message}");
+            code
+        }
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// One line for the user and the exit status.
+struct Failure {
+    message: String,
+    code: i32,
+}
+
+impl Failure {
+    fn setup(message: impl ToString) -> Failure {
+        Failure { message: message.to_string(), code: EXIT_SETUP_FAILED }
+    }
+}
+
+impl From<crabcan_core::Error> for Failure {
+    fn from(error: crabcan_core::Error) -> Failure {
+        Failure { code: error.exit_code(), message: error.to_string() }
+    }
+}
+
+fn run(args: Args) -> Result<ExitReport, Failure> {
+    let config = build_config(args)?;
+    log::debug!("rootfs {}, command {:?}, hostname {}", config.rootfs.display(), config.argv, config.hostname);
+    Ok(crabcan_core::run(config)?)
+}
+
+fn build_config(args: Args) -> Result<ContainerConfig, Failure> {
+    let argv = match (&args.command, args.args.is_empty()) {
+        (Some(command), _) => spec::split_command(command).map_err(Failure::setup)?,
+        (None, false) => args.args.clone(),
+        (None, true) => vec!["/bin/sh".to_owned()],
+    };
+    let mut config = ContainerConfig::new(&args.mount, argv);
+    if let Some(hostname) = &args.hostname {
+        config.hostname = hostname.clone();
+    }
+    config.uid = args.uid;
+    config.gid = args.gid.unwrap_or(args.uid);
+    config.uid_map = IdRange::parse(&args.uid_map).map_err(Failure::setup)?;
+    config.gid_map = IdRange::parse(&args.gid_map).map_err(Failure::setup)?;
+    config.mounts = args.add.iter().map(|spec| BindMount::parse(spec)).collect::<Result<_, _>>().map_err(Failure::setup)?;
+    config.env = args.env.iter().map(|spec| spec::parse_env(spec)).collect::<Result<_, _>>().map_err(Failure::setup)?;
+    config.workdir = args.workdir.clone();
+    config.nofile = args.nofile;
+    config.capabilities = CapabilitySet::adjusted(&args.cap_add, &args.cap_drop).map_err(Failure::setup)?;
+    config.limits = limits(&args)?;
+    if args.allow_missing_controllers {
+        config.missing_controllers = MissingController::Warn;
+    }
+    config.terminal = terminal(&args);
+    config.seccomp = seccomp_filter(&args)?;
+    Ok(config)
+}
+
+fn limits(args: &Args) -> Result<Option<Limits>, Failure> {
+    if args.no_cgroup {
+        return Ok(None);
+    }
+    let size = |flag: &str, value: &str| -> Result<Option<u64>, Failure> {
+        if value == "max" {
+            return Ok(None);
+        }
+        parse_size(value)
+            .map(Some)
+            .map_err(|error| Failure::setup(format!("{flag} {value:?}: {error}")))
+    };
+    let mut limits = Limits::default();
+    limits.memory = size("--memory", &args.memory)?;
+    if let Some(swap) = &args.memory_swap {
+        limits.memory_swap = size("--memory-swap", swap)?;
+    }
+    limits.pids = match args.pids.as_str() {
+        "max" => None,
+        text => Some(text.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            Failure::setup(format!("--pids {text:?} is not a positive whole number; give e.g. --pids 64, or max"))
+        })?),
+    };
+    if let Some(weight) = args.cpu_weight {
+        limits.cpu_weight = Some(weight);
+    }
+    if let Some(cpus) = args.cpus {
+        if !(cpus.is_finite() && cpus >= 0.01) {
+            return Err(Failure::setup(format!("--cpus {cpus} is out of range; give a number of CPUs such as 0.5 or 2")));
+        }
+        limits.cpu_quota = Some(cpus);
+    }
+    limits.io_weight = Some(args.io_weight);
+    limits.validate().map_err(Failure::setup)?;
+    Ok(Some(limits))
+}
+
+fn terminal(args: &Args) -> Terminal {
+    let stdin_is_tty = crabcan_core::terminal::is_terminal(0);
+    if args.tty || (!args.no_tty && stdin_is_tty) {
+        Terminal::Pty
+    } else {
+        Terminal::Inherit
+    }
+}
+
+fn seccomp_filter(args: &Args) -> Result<Option<crabcan_seccomp::CompiledFilter>, Failure> {
+    let profile = if let Some(path) = &args.seccomp_profile {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| Failure::setup(format!("cannot read the seccomp profile {}: {error}", path.display())))?;
+        Profile::from_oci_json(&text)
+            .map_err(|error| Failure::setup(format!("the seccomp profile {}: {error}", path.display())))?
+    } else if args.seccomp == "unconfined" {
+        log::warn!("seccomp filtering is off (--seccomp unconfined): the container may make any syscall");
+        return Ok(None);
+    } else {
+        Profile::by_name(&args.seccomp).ok_or_else(|| {
+            Failure::setup(format!("unknown seccomp profile {:?}; use default, tutorial or unconfined, or --seccomp-profile FILE", args.seccomp))
+        })?
+    };
+    if log::log_enabled!(log::Level::Debug) {
+        for rule in &profile.rules {
+            log::debug!("seccomp rule: {rule}");
+        }
+    }
+    Ok(Some(profile.compile().map_err(Failure::setup)?))
+}
+
+fn exit_code_of(report: &ExitReport) -> i32 {
+    if report.oom_killed {
+        let limit = report
+            .memory_limit
+            .map(|bytes| format!(" (limit {} MiB)", bytes / (1024 * 1024)))
+            .unwrap_or_default();
+        eprintln!("crabcan: container killed: out of memory{limit}");
+    }
+    if let Some(stats) = &report.stats {
+        log::debug!("resource use: {stats}");
+    }
+    report.exit_code()
+}
+
+fn init_logging(debug: bool) {
+    let default_level = if debug { "debug" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .format(|buffer, record| writeln!(buffer, "crabcan: {}: {}", record.level().as_str().to_ascii_lowercase(), record.args()))
+        .init();
+}
+
+/// clap's own errors, as one line and exit status 125; --help and --version print normally.
+fn clap_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = error.to_string();
+    let first = rendered.lines().next().unwrap_or("invalid arguments");
+    let message = first.trim_start_matches("error: ");
+    eprintln!("crabcan: error: {message}; see crabcan --help");
+    ExitCode::from(EXIT_SETUP_FAILED as u8)
+}

@@ -1,1 +1,35 @@
-//! crabcan-core (placeholder).
+//! crabcan-core: runs a command in a Linux container.
+//!
+//! The modules follow the steps a container goes through:
+//! [`config`] (what to build, checked first) → [`namespaces`] (clone, id maps) →
+//! [`handshake`] (parent/child protocol) → [`child`] steps: [`identity`], [`network`],
+//! [`mounts`] (with [`safe_path`]), [`rlimits`], [`terminal`], [`capabilities`], then seccomp
+//! (from `crabcan-seccomp`) → [`exec`]. [`container`] is the parent's side: create, start, wait,
+//! clean up, with [`signals`] forwarded. Limits come from `crabcan-cgroups`.
+//!
+//! A container can be created and held before execve ([`Container::create`]) and released later
+//! ([`Container::start`]): the shape an OCI `create`/`start` pair needs.
+
+pub mod capabilities;
+mod child;
+pub mod config;
+pub mod container;
+pub mod error;
+pub mod exec;
+pub mod handshake;
+pub mod hostname;
+pub mod identity;
+pub mod mounts;
+pub mod namespaces;
+pub mod network;
+pub mod rlimits;
+pub mod safe_path;
+pub mod signals;
+pub mod spec;
+pub mod terminal;
+
+pub use capabilities::CapabilitySet;
+pub use config::{ContainerConfig, Terminal};
+pub use container::{run, Container, ExitReport, ExitStatus};
+pub use error::{ConfigError, Error, SpecError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED};
+pub use spec::{BindMount, IdRange};

@@ -1,0 +1,137 @@
+//! The command line of `crabcan`: flags, their defaults and value parsers. Parsing only; turning
+//! the flags into a container configuration happens in `main.rs`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+const EXAMPLES: &str = "\
+Examples:
+  crabcan --mount ./rootfs                         interactive shell (/bin/sh)
+  crabcan --mount ./rootfs --command \"echo hi\"     one command, given as a string
+  crabcan --mount ./rootfs -- ls -l /              one command, given as arguments
+  crabcan --mount ./rootfs --add /srv/data:/data:ro --memory 256M --pids 32 -- sh
+  crabcan --mount ./rootfs --uid 1000 --env LANG=C.UTF-8 --workdir /tmp -- id
+
+Exit status: the command's own; 128+N if it was killed by signal N (137 after an out-of-memory
+kill); 125 if crabcan failed before the command ran; 126 if the command cannot be executed;
+127 if it was not found in the container.
+
+Build a root filesystem with `cargo xtask rootfs`, or run everything at once with `cargo xtask run`.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "crabcan",
+    version,
+    about = "Run a command in an isolated Linux container",
+    after_help = EXAMPLES
+)]
+pub struct Args {
+    /// Root filesystem of the container (a directory)
+    #[arg(short, long, value_name = "DIR")]
+    pub mount: PathBuf,
+
+    /// Command to run, as one string split like a shell would (default /bin/sh)
+    #[arg(short, long, value_name = "CMD", conflicts_with = "args")]
+    pub command: Option<String>,
+
+    /// Command and arguments to run, after `--`
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+
+    /// User id the command runs as inside the container
+    #[arg(short, long, default_value_t = 0, value_name = "UID")]
+    pub uid: u32,
+
+    /// Group id the command runs as inside the container (default: same as --uid)
+    #[arg(short, long, value_name = "GID")]
+    pub gid: Option<u32>,
+
+    /// Bind a host path into the container; repeatable
+    #[arg(short, long = "add", value_name = "HOST:CONTAINER[:ro]")]
+    pub add: Vec<String>,
+
+    /// Hostname of the container (default: a generated name like soft-world-116)
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// Set an environment variable; repeatable
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Working directory inside the container
+    #[arg(short, long, default_value = "/", value_name = "DIR")]
+    pub workdir: PathBuf,
+
+    /// User namespace uid map
+    #[arg(long, default_value = "0:100000:65536", value_name = "INSIDE:OUTSIDE:COUNT")]
+    pub uid_map: String,
+
+    /// User namespace gid map
+    #[arg(long, default_value = "0:100000:65536", value_name = "INSIDE:OUTSIDE:COUNT")]
+    pub gid_map: String,
+
+    /// Memory limit, e.g. 512M or 1G ("max" for none)
+    #[arg(long, default_value = "1G", value_name = "SIZE")]
+    pub memory: String,
+
+    /// Memory plus swap limit (default: no swap beyond --memory)
+    #[arg(long, value_name = "SIZE")]
+    pub memory_swap: Option<String>,
+
+    /// Maximum number of processes and threads ("max" for none)
+    #[arg(long, default_value = "64", value_name = "N")]
+    pub pids: String,
+
+    /// CPU weight, 1 to 10000 (cgroup v2 scale; v1 hosts get the equivalent shares)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub cpu_weight: Option<u64>,
+
+    /// CPU quota in CPUs, e.g. 0.5
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<f64>,
+
+    /// I/O weight, 1 to 10000
+    #[arg(long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub io_weight: u16,
+
+    /// Run without a cgroup of its own (no memory, pids, CPU or I/O limits)
+    #[arg(long)]
+    pub no_cgroup: bool,
+
+    /// Warn instead of failing when the host lacks a cgroup controller for a limit
+    #[arg(long)]
+    pub allow_missing_controllers: bool,
+
+    /// Open files limit (RLIMIT_NOFILE, soft and hard)
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub nofile: u64,
+
+    /// Add a capability to the default set (e.g. NET_ADMIN, or ALL); repeatable
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+
+    /// Drop a capability from the default set (or ALL); repeatable
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+
+    /// Seccomp profile: default, tutorial, or unconfined (no filter)
+    #[arg(long, default_value = "default", value_name = "PROFILE", conflicts_with = "seccomp_profile")]
+    pub seccomp: String,
+
+    /// Seccomp profile in Docker/OCI JSON format
+    #[arg(long, value_name = "FILE")]
+    pub seccomp_profile: Option<PathBuf>,
+
+    /// Give the container its own pseudo-terminal (default: when stdin is a terminal)
+    #[arg(short, long, conflicts_with = "no_tty")]
+    pub tty: bool,
+
+    /// Never give the container a pseudo-terminal
+    #[arg(long)]
+    pub no_tty: bool,
+
+    /// Log each setup step (also RUST_LOG=debug)
+    #[arg(short, long)]
+    pub debug: bool,
+}

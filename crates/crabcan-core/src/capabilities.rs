@@ -1,0 +1,147 @@
+//! Capabilities: the allowlist a container keeps (Docker's 14), `--cap-add`/`--cap-drop`
+//! adjustments, and applying the result to the bounding, inheritable, ambient, permitted and
+//! effective sets of the container process. An allowlist, not a drop list: a capability a future
+//! kernel adds is never kept by accident.
+
+use std::str::FromStr;
+
+use caps::{CapSet, Capability, CapsHashSet};
+
+use crate::error::ConfigError;
+
+/// The capabilities a container keeps unless told otherwise (those of Docker's default).
+pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
+    Capability::CAP_CHOWN,
+    Capability::CAP_DAC_OVERRIDE,
+    Capability::CAP_FSETID,
+    Capability::CAP_FOWNER,
+    Capability::CAP_MKNOD,
+    Capability::CAP_NET_RAW,
+    Capability::CAP_SETGID,
+    Capability::CAP_SETUID,
+    Capability::CAP_SETFCAP,
+    Capability::CAP_SETPCAP,
+    Capability::CAP_NET_BIND_SERVICE,
+    Capability::CAP_SYS_CHROOT,
+    Capability::CAP_KILL,
+    Capability::CAP_AUDIT_WRITE,
+];
+
+/// The set of capabilities the container's process keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapabilitySet(pub CapsHashSet);
+
+impl Default for CapabilitySet {
+    fn default() -> Self {
+        CapabilitySet(DEFAULT_CAPABILITIES.into_iter().collect())
+    }
+}
+
+impl CapabilitySet {
+    /// The default set with `--cap-add` names added, then `--cap-drop` names removed. `ALL` is
+    /// accepted in both lists.
+    pub fn adjusted(add: &[String], drop: &[String]) -> Result<CapabilitySet, ConfigError> {
+        let mut set = CapabilitySet::default().0;
+        for name in add {
+            set.extend(parse_capabilities(name)?);
+        }
+        for name in drop {
+            for capability in parse_capabilities(name)? {
+                set.remove(&capability);
+            }
+        }
+        Ok(CapabilitySet(set))
+    }
+
+    pub fn contains(&self, capability: Capability) -> bool {
+        self.0.contains(&capability)
+    }
+
+    fn as_hash_set(&self) -> CapsHashSet {
+        self.0.clone()
+    }
+
+    /// The names, sorted (for logs and messages).
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.0.iter().map(|c| c.to_string()).collect();
+        names.sort();
+        names
+    }
+}
+
+/// Parses `NET_ADMIN`, `cap_net_admin` or `ALL`.
+pub fn parse_capabilities(name: &str) -> Result<Vec<Capability>, ConfigError> {
+    let upper = name.trim().to_ascii_uppercase();
+    if upper == "ALL" {
+        return Ok(caps::all().into_iter().collect());
+    }
+    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    Capability::from_str(&full)
+        .map(|capability| vec![capability])
+        .map_err(|_| ConfigError::UnknownCapability { name: name.to_owned() })
+}
+
+/// Drops every capability outside `keep` from the bounding set. Needs CAP_SETPCAP, so it runs
+/// before the other sets are reduced.
+pub fn restrict_bounding_set(keep: &CapabilitySet) -> Result<(), caps::errors::CapsError> {
+    for capability in caps::runtime::thread_all_supported() {
+        if !keep.contains(capability) {
+            caps::drop(None, CapSet::Bounding, capability)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets the process's own capability sets for the command: `keep` as permitted and effective when
+/// the command runs as root in the container, nothing for another uid (as Docker does); the
+/// inheritable and ambient sets are always empty, so nothing leaks through execve to a program
+/// with file capabilities.
+pub fn apply_process_sets(keep: &CapabilitySet, as_root: bool) -> Result<(), caps::errors::CapsError> {
+    let kept = if as_root { keep.as_hash_set() } else { CapsHashSet::new() };
+    caps::clear(None, CapSet::Ambient)?;
+    caps::clear(None, CapSet::Inheritable)?;
+    caps::set(None, CapSet::Effective, &kept)?;
+    caps::set(None, CapSet::Permitted, &kept)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_set_is_docker_like_and_safe() {
+        let set = CapabilitySet::default();
+        assert_eq!(set.0.len(), 14);
+        for dangerous in [
+            Capability::CAP_SYS_ADMIN,
+            Capability::CAP_SYS_MODULE,
+            Capability::CAP_SYS_RAWIO,
+            Capability::CAP_SYS_PTRACE,
+            Capability::CAP_SYS_BOOT,
+            Capability::CAP_DAC_READ_SEARCH,
+            Capability::CAP_MAC_ADMIN,
+            Capability::CAP_MAC_OVERRIDE,
+            Capability::CAP_SYS_TIME,
+            Capability::CAP_NET_ADMIN,
+            Capability::CAP_BPF,
+            Capability::CAP_PERFMON,
+            Capability::CAP_CHECKPOINT_RESTORE,
+            Capability::CAP_LINUX_IMMUTABLE,
+            Capability::CAP_SYS_RESOURCE,
+        ] {
+            assert!(!set.contains(dangerous), "{dangerous} must not be kept");
+        }
+    }
+
+    #[test]
+    fn add_and_drop_adjust_the_set() {
+        let set = CapabilitySet::adjusted(&["net_admin".into()], &["CAP_CHOWN".into(), "KILL".into()]).unwrap();
+        assert!(set.contains(Capability::CAP_NET_ADMIN));
+        assert!(!set.contains(Capability::CAP_CHOWN));
+        assert!(!set.contains(Capability::CAP_KILL));
+        let none = CapabilitySet::adjusted(&[], &["all".into()]).unwrap();
+        assert!(none.0.is_empty());
+        assert!(CapabilitySet::adjusted(&["NOT_A_CAP".into()], &[]).is_err());
+    }
+}

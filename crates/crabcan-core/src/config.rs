@@ -1,0 +1,257 @@
+//! What a container is made of ([`ContainerConfig`]) and the checks that run before anything on
+//! the system is touched ([`ContainerConfig::validate`]). Validation only reads: a configuration
+//! that fails it leaves the host exactly as it was.
+
+use std::path::{Path, PathBuf};
+
+use crabcan_cgroups::{Limits, MissingController};
+use crabcan_seccomp::CompiledFilter;
+
+use crate::capabilities::CapabilitySet;
+use crate::error::ConfigError;
+use crate::hostname::validate_hostname;
+use crate::spec::{BindMount, IdRange};
+
+/// The directories of the rootfs crabcan mounts filesystems on. They must be real directories.
+pub const SYSTEM_MOUNT_POINTS: [&str; 4] = ["proc", "dev", "sys", "tmp"];
+
+/// The PATH a container gets unless `--env PATH=...` says otherwise.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Default RLIMIT_NOFILE of the container (soft and hard).
+pub const DEFAULT_NOFILE: u64 = 64;
+
+/// How the container's standard streams are connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Terminal {
+    /// The container gets a pseudo-terminal of its own, relayed to crabcan's terminal.
+    Pty,
+    /// The container inherits crabcan's stdin/stdout/stderr, in a new session without a
+    /// controlling terminal (so TIOCSTI cannot reach the caller's terminal).
+    Inherit,
+}
+
+/// Everything crabcan needs to create one container.
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    /// The root filesystem (a directory on the host).
+    pub rootfs: PathBuf,
+    /// The command and its arguments; the program is looked up in the container's PATH.
+    pub argv: Vec<String>,
+    /// The container's hostname; also names its cgroup.
+    pub hostname: String,
+    pub uid_map: IdRange,
+    pub gid_map: IdRange,
+    /// The uid and gid the command runs as inside the container.
+    pub uid: u32,
+    pub gid: u32,
+    pub mounts: Vec<BindMount>,
+    /// Extra environment (`--env`), applied over the defaults.
+    pub env: Vec<(String, String)>,
+    pub workdir: PathBuf,
+    /// Cgroup limits; `None` runs the container without a cgroup of its own.
+    pub limits: Option<Limits>,
+    pub missing_controllers: MissingController,
+    pub nofile: u64,
+    pub capabilities: CapabilitySet,
+    /// The compiled seccomp filter; `None` means unconfined.
+    pub seccomp: Option<CompiledFilter>,
+    pub terminal: Terminal,
+}
+
+impl ContainerConfig {
+    /// A configuration with crabcan's defaults for `rootfs` and `argv`.
+    pub fn new(rootfs: impl Into<PathBuf>, argv: Vec<String>) -> ContainerConfig {
+        ContainerConfig {
+            rootfs: rootfs.into(),
+            argv,
+            hostname: crate::hostname::generate_hostname(),
+            uid_map: IdRange::DEFAULT,
+            gid_map: IdRange::DEFAULT,
+            uid: 0,
+            gid: 0,
+            mounts: Vec::new(),
+            env: Vec::new(),
+            workdir: PathBuf::from("/"),
+            limits: Some(Limits::default()),
+            missing_controllers: MissingController::Error,
+            nofile: DEFAULT_NOFILE,
+            capabilities: CapabilitySet::default(),
+            seccomp: None,
+            terminal: Terminal::Inherit,
+        }
+    }
+
+    /// Checks the configuration against the host without changing anything. Returns the
+    /// configuration with the rootfs made absolute and canonical.
+    pub fn validate(mut self) -> Result<ContainerConfig, ConfigError> {
+        self.rootfs = validate_rootfs(&self.rootfs)?;
+        if self.argv.first().is_none_or(|program| program.is_empty()) {
+            return Err(crate::error::SpecError::EmptyCommand.into());
+        }
+        validate_hostname(&self.hostname)?;
+        for mount in &self.mounts {
+            validate_bind_mount(mount)?;
+        }
+        if !self.uid_map.contains_inside(self.uid) {
+            return Err(ConfigError::UidNotMapped { uid: self.uid, map: self.uid_map.to_string() });
+        }
+        if !self.gid_map.contains_inside(self.gid) {
+            return Err(ConfigError::GidNotMapped { gid: self.gid, map: self.gid_map.to_string() });
+        }
+        if !self.workdir.is_absolute() {
+            return Err(ConfigError::WorkdirNotAbsolute { path: self.workdir.clone() });
+        }
+        validate_nofile(self.nofile)?;
+        Ok(self)
+    }
+
+    /// The environment the command starts with: PATH, HOME, TERM, HOSTNAME, then `--env`.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        let home = if self.uid == 0 { "/root" } else { "/" };
+        let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".to_owned());
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), DEFAULT_PATH.into()),
+            ("HOME".into(), home.into()),
+            ("TERM".into(), term),
+            ("HOSTNAME".into(), self.hostname.clone()),
+        ];
+        for (key, value) in &self.env {
+            env.retain(|(existing, _)| existing != key);
+            env.push((key.clone(), value.clone()));
+        }
+        env
+    }
+}
+
+fn validate_rootfs(rootfs: &Path) -> Result<PathBuf, ConfigError> {
+    let metadata = std::fs::metadata(rootfs).map_err(|_| ConfigError::RootfsMissing { path: rootfs.to_owned() })?;
+    if !metadata.is_dir() {
+        return Err(ConfigError::RootfsNotDirectory { path: rootfs.to_owned() });
+    }
+    let canonical = rootfs
+        .canonicalize()
+        .map_err(|_| ConfigError::RootfsMissing { path: rootfs.to_owned() })?;
+    if canonical == Path::new("/") {
+        return Err(ConfigError::RootfsIsHostRoot { path: rootfs.to_owned() });
+    }
+    for name in SYSTEM_MOUNT_POINTS {
+        validate_mount_point(&canonical.join(name))?;
+    }
+    Ok(canonical)
+}
+
+/// A missing mount point is fine (crabcan creates it); a symlink or a file is refused, because
+/// crabcan would otherwise mount where the link points.
+fn validate_mount_point(path: &Path) -> Result<(), ConfigError> {
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if metadata.file_type().is_symlink() {
+        let target = std::fs::read_link(path).unwrap_or_default();
+        return Err(ConfigError::MountPointIsSymlink { path: path.to_owned(), target });
+    }
+    if !metadata.is_dir() {
+        return Err(ConfigError::MountPointNotDirectory { path: path.to_owned() });
+    }
+    Ok(())
+}
+
+fn validate_bind_mount(mount: &BindMount) -> Result<(), ConfigError> {
+    if std::fs::metadata(&mount.source).is_err() {
+        return Err(ConfigError::BindSourceMissing { path: mount.source.clone() });
+    }
+    if mount.target.components().all(|c| matches!(c, std::path::Component::RootDir | std::path::Component::CurDir)) {
+        return Err(ConfigError::BindTargetIsRoot { path: mount.target.clone() });
+    }
+    Ok(())
+}
+
+fn validate_nofile(value: u64) -> Result<(), ConfigError> {
+    let max = rlimit::Resource::NOFILE.get().map(|(_, hard)| hard).unwrap_or(1024 * 1024);
+    if value == 0 || value > max {
+        return Err(ConfigError::BadFileLimit { value, max });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn temp_rootfs(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("crabcan-config-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        dir
+    }
+
+    fn config(rootfs: &Path) -> ContainerConfig {
+        ContainerConfig::new(rootfs, vec!["/bin/sh".into()])
+    }
+
+    #[test]
+    fn accepts_a_plain_rootfs() {
+        let rootfs = temp_rootfs("plain");
+        let checked = config(&rootfs).validate().unwrap();
+        assert!(checked.rootfs.is_absolute());
+        std::fs::remove_dir_all(rootfs).unwrap();
+    }
+
+    #[test]
+    fn refuses_missing_file_and_host_root() {
+        assert!(matches!(config(Path::new("/nonexistent/rootfs")).validate(), Err(ConfigError::RootfsMissing { .. })));
+        assert!(matches!(config(Path::new("/etc/hostname")).validate(), Err(ConfigError::RootfsNotDirectory { .. })));
+        assert!(matches!(config(Path::new("/")).validate(), Err(ConfigError::RootfsIsHostRoot { .. })));
+    }
+
+    #[test]
+    fn refuses_symlinked_mount_points() {
+        let rootfs = temp_rootfs("symlink");
+        symlink("/etc", rootfs.join("tmp")).unwrap();
+        let error = config(&rootfs).validate().unwrap_err();
+        assert!(matches!(error, ConfigError::MountPointIsSymlink { .. }), "{error}");
+        assert!(error.to_string().contains("/etc"));
+        std::fs::remove_dir_all(rootfs).unwrap();
+    }
+
+    #[test]
+    fn refuses_bad_fields() {
+        let rootfs = temp_rootfs("fields");
+        let mut bad = config(&rootfs);
+        bad.argv.clear();
+        assert!(bad.validate().is_err());
+        let mut bad = config(&rootfs);
+        bad.uid = 70_000;
+        assert!(matches!(bad.validate(), Err(ConfigError::UidNotMapped { .. })));
+        let mut bad = config(&rootfs);
+        bad.workdir = PathBuf::from("relative");
+        assert!(matches!(bad.validate(), Err(ConfigError::WorkdirNotAbsolute { .. })));
+        let mut bad = config(&rootfs);
+        bad.mounts.push(BindMount::parse("/nonexistent/source:/data").unwrap());
+        assert!(matches!(bad.validate(), Err(ConfigError::BindSourceMissing { .. })));
+        let mut bad = config(&rootfs);
+        bad.hostname = "x".repeat(65);
+        assert!(matches!(bad.validate(), Err(ConfigError::BadHostname { .. })));
+        let mut bad = config(&rootfs);
+        bad.nofile = 0;
+        assert!(matches!(bad.validate(), Err(ConfigError::BadFileLimit { .. })));
+        std::fs::remove_dir_all(rootfs).unwrap();
+    }
+
+    #[test]
+    fn environment_has_defaults_and_overrides() {
+        let mut cfg = config(Path::new("/tmp"));
+        cfg.hostname = "box".into();
+        cfg.env.push(("PATH".into(), "/custom".into()));
+        cfg.env.push(("FOO".into(), "bar".into()));
+        let env = cfg.environment();
+        let get = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        assert_eq!(get("PATH"), Some("/custom"));
+        assert_eq!(get("HOSTNAME"), Some("box"));
+        assert_eq!(get("HOME"), Some("/root"));
+        assert_eq!(get("FOO"), Some("bar"));
+        assert_eq!(env.iter().filter(|(k, _)| k == "PATH").count(), 1);
+    }
+}

@@ -1,0 +1,397 @@
+//! The parent's side of a container's life: create (validate, cgroup, clone, id maps, handshake
+//! up to a process held before execve), start (release it), wait (forward signals, relay the
+//! pty, reap), and clean up on every path. Dropping a [`Container`] at any point kills its
+//! process and removes its cgroup; its mounts live only in its own mount namespace and vanish
+//! with it, and it never creates a directory on the host.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use crabcan_cgroups::{ContainerCgroup, Stats};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::config::ContainerConfig;
+use crate::error::{ConfigError, Error, Result};
+use crate::handshake::{Channel, Message, Received};
+use crate::namespaces::{clone_flags, clone_into_namespaces, write_id_maps, CloneResult};
+use crate::signals::{self, BlockedSignals};
+use crate::{child, terminal};
+
+/// How the container's first process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+/// What crabcan knows after the container is gone.
+#[derive(Debug, Clone)]
+pub struct ExitReport {
+    pub status: ExitStatus,
+    /// The kernel's OOM killer killed a process of the container.
+    pub oom_killed: bool,
+    /// The memory limit that was in force, in bytes.
+    pub memory_limit: Option<u64>,
+    /// Resource use read from the cgroup just before it was removed.
+    pub stats: Option<Stats>,
+}
+
+impl ExitReport {
+    /// The status a CLI exits with: the command's own, 128+N for signal N, 137 after an OOM kill.
+    pub fn exit_code(&self) -> i32 {
+        match self.status {
+            ExitStatus::Exited(code) if !self.oom_killed || code != 0 => code,
+            ExitStatus::Exited(_) => 137,
+            ExitStatus::Signaled(signal) => 128 + signal,
+        }
+    }
+}
+
+/// A container whose first process exists, set up and held before execve (after
+/// [`Container::create`]) or running the command (after [`Container::start`]).
+pub struct Container {
+    hostname: String,
+    child: Option<Pid>,
+    channel: Channel,
+    cgroup: Option<ContainerCgroup>,
+    memory_limit: Option<u64>,
+    pty_master: Option<OwnedFd>,
+    // Declared last: the signal mask comes back only after the child is reaped.
+    _blocked: BlockedSignals,
+}
+
+/// Creates, starts and waits for a container: what `crabcan --mount DIR --command CMD` does.
+pub fn run(config: ContainerConfig) -> Result<ExitReport> {
+    let mut container = Container::create(config)?;
+    container.start()?;
+    container.wait()
+}
+
+impl Container {
+    /// Validates `config`, creates the cgroup, clones the process into its namespaces and takes
+    /// it through its whole setup. On return the process is held just before execve.
+    pub fn create(config: ContainerConfig) -> Result<Container> {
+        let config = config.validate()?;
+        check_privileges()?;
+        let cgroup = create_cgroup(&config)?;
+        let (parent_end, child_end) = Channel::pair().map_err(|errno| Error::sys("socketpair(AF_UNIX, SOCK_SEQPACKET)", errno))?;
+        let blocked = BlockedSignals::block().map_err(|errno| Error::sys("sigprocmask", errno))?;
+        log::debug!("cloning into new namespaces (hostname {})", config.hostname);
+        let child = match clone_into_namespaces(clone_flags()) {
+            Ok(CloneResult::Child) => {
+                drop(parent_end);
+                child::run(&config, child_end)
+            }
+            Ok(CloneResult::Parent { child }) => child,
+            Err(errno) => return Err(Error::sys("clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET)", errno)),
+        };
+        drop(child_end);
+        let mut container = Container {
+            hostname: config.hostname.clone(),
+            child: Some(child),
+            channel: parent_end,
+            memory_limit: config.limits.as_ref().and_then(|limits| limits.memory),
+            cgroup,
+            pty_master: None,
+            _blocked: blocked,
+        };
+        container.set_up_child(&config, child)?;
+        Ok(container)
+    }
+
+    /// The container's first process, as seen from the host.
+    pub fn pid(&self) -> Option<i32> {
+        self.child.map(Pid::as_raw)
+    }
+
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
+    /// The container's cgroup, if it has one.
+    pub fn cgroup(&self) -> Option<&ContainerCgroup> {
+        self.cgroup.as_ref()
+    }
+
+    fn set_up_child(&mut self, config: &ContainerConfig, child: Pid) -> Result<()> {
+        write_id_maps(child, &config.uid_map, &config.gid_map).map_err(|(what, errno)| Error::sys(what, errno))?;
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.add_task(child.as_raw())?;
+        }
+        self.channel.send(&Message::Go).map_err(|errno| Error::sys("sending Go to the container", errno))?;
+        loop {
+            match self.receive()? {
+                Received::Message(Message::PtyMaster, Some(fd)) => self.pty_master = Some(fd),
+                Received::Message(Message::Ready, _) => return Ok(()),
+                Received::Message(Message::Failed { step, errno, detail }, _) => return Err(Error::Setup { step, detail, errno }),
+                Received::Message(other, _) => return Err(Error::Protocol { detail: format!("{other:?} before Ready") }),
+                Received::Closed => return Err(self.child_died()),
+            }
+        }
+    }
+
+    /// Releases the process held before execve. Returns once the command runs (the handshake
+    /// socket closes at execve), or with the reason it could not be executed.
+    pub fn start(&mut self) -> Result<()> {
+        if let Some(master) = &self.pty_master {
+            if terminal::is_terminal(0) {
+                // SAFETY: fd 0 stays open for the life of crabcan.
+                let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+                terminal::copy_window_size(stdin, master.as_fd());
+            }
+        }
+        self.channel.send(&Message::Start).map_err(|errno| Error::sys("sending Start to the container", errno))?;
+        match self.receive()? {
+            Received::Closed => Ok(()),
+            Received::Message(Message::Failed { step, errno, detail }, _) if step == "exec" => {
+                let errno = Errno::from_raw(errno);
+                Err(match errno {
+                    Errno::ENOENT | Errno::ENOTDIR => Error::CommandNotFound { command: detail },
+                    _ => Error::CommandNotExecutable { command: detail, errno },
+                })
+            }
+            Received::Message(Message::Failed { step, errno, detail }, _) => Err(Error::Setup { step, detail, errno }),
+            Received::Message(other, _) => Err(Error::Protocol { detail: format!("{other:?} after Start") }),
+        }
+    }
+
+    /// Waits for the command to end, forwarding signals and relaying the pty meanwhile, then
+    /// removes the cgroup and reports.
+    pub fn wait(mut self) -> Result<ExitReport> {
+        let status = self.event_loop()?;
+        let oom_killed = self.cgroup.as_ref().is_some_and(ContainerCgroup::oom_killed);
+        let stats = self.cgroup.as_ref().map(ContainerCgroup::stats);
+        if let Some(cgroup) = self.cgroup.take() {
+            cgroup.remove()?;
+        }
+        Ok(ExitReport { status, oom_killed, memory_limit: self.memory_limit, stats })
+    }
+
+    fn event_loop(&mut self) -> Result<ExitStatus> {
+        let Some(child) = self.child else {
+            return Err(Error::Protocol { detail: "the container has no process to wait for".into() });
+        };
+        let signal_fd = SignalFd::with_flags(&signals::handled(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(|errno| Error::sys("signalfd", errno))?;
+        let master = self.pty_master.take();
+        let mut relay = master.as_ref().map(|master| PtyRelay::new(master.as_fd()));
+        loop {
+            if let Some(status) = self.reap(child, WaitPidFlag::WNOHANG)? {
+                if let Some(relay) = relay.as_mut() {
+                    relay.drain();
+                }
+                return Ok(status);
+            }
+            let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
+            if let Some(relay) = relay.as_ref() {
+                relay.add_poll_fds(&mut fds);
+            }
+            match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(errno) => return Err(Error::sys("poll", errno)),
+            }
+            let ready: Vec<bool> = fds.iter().map(|fd| fd.revents().is_some_and(|r| !r.is_empty())).collect();
+            drop(fds);
+            if ready[0] {
+                handle_signals(&signal_fd, child, master.as_ref());
+            }
+            if let Some(relay) = relay.as_mut() {
+                relay.pump(&ready[1..]);
+            }
+        }
+    }
+
+    /// Reaps the child if it has ended.
+    fn reap(&mut self, child: Pid, flags: WaitPidFlag) -> Result<Option<ExitStatus>> {
+        let status = loop {
+            match waitpid(child, Some(flags)) {
+                Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(Error::sys(format!("waitpid({child})"), errno)),
+                Ok(status) => break status,
+            }
+        };
+        let exit = match status {
+            WaitStatus::Exited(_, code) => ExitStatus::Exited(code),
+            WaitStatus::Signaled(_, signal, _) => ExitStatus::Signaled(signal as i32),
+            _ => return Ok(None),
+        };
+        self.child = None;
+        Ok(Some(exit))
+    }
+
+    fn receive(&self) -> Result<Received> {
+        self.channel.receive().map_err(|detail| Error::Protocol { detail })
+    }
+
+    /// The child closed the socket during setup without a message: reap it and say how it died.
+    fn child_died(&mut self) -> Error {
+        let how = match self.child.map(|child| self.reap(child, WaitPidFlag::empty())) {
+            Some(Ok(Some(ExitStatus::Exited(code)))) => format!("it exited with status {code}"),
+            Some(Ok(Some(ExitStatus::Signaled(signal)))) => {
+                format!("it was killed by {}", Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("a signal"))
+            }
+            _ => "its status is unknown".to_owned(),
+        };
+        Error::ChildDied { how }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+            let _ = waitpid(child, None);
+        }
+        if let Some(cgroup) = self.cgroup.take() {
+            if let Err(error) = cgroup.remove() {
+                log::warn!("could not remove the cgroup of {}: {error}", self.hostname);
+            }
+        }
+    }
+}
+
+/// Forwards what arrived on the signalfd; SIGWINCH resizes the pty, SIGCHLD just wakes us.
+fn handle_signals(signal_fd: &SignalFd, child: Pid, pty_master: Option<&OwnedFd>) {
+    while let Ok(Some(info)) = signal_fd.read_signal() {
+        let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else { continue };
+        match signal {
+            Signal::SIGCHLD => {}
+            Signal::SIGWINCH => {
+                if let (Some(master), true) = (pty_master, terminal::is_terminal(0)) {
+                    // SAFETY: fd 0 stays open for the life of crabcan.
+                    let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+                    terminal::copy_window_size(stdin, master.as_fd());
+                }
+            }
+            forwarded => {
+                log::debug!("forwarding {forwarded} to the container");
+                let _ = nix::sys::signal::kill(child, forwarded);
+            }
+        }
+    }
+}
+
+fn check_privileges() -> Result<(), ConfigError> {
+    let has_sys_admin = caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_ADMIN).unwrap_or(false);
+    if nix::unistd::geteuid().is_root() && has_sys_admin {
+        Ok(())
+    } else {
+        Err(ConfigError::NotPrivileged)
+    }
+}
+
+fn create_cgroup(config: &ContainerConfig) -> Result<Option<ContainerCgroup>> {
+    let Some(limits) = &config.limits else {
+        return Ok(None);
+    };
+    match crabcan_cgroups::remove_stale() {
+        Ok(removed) => {
+            for name in removed {
+                log::info!("removed the stale cgroup {name} of a crabcan that is gone");
+            }
+        }
+        Err(error) => log::warn!("could not look for stale cgroups: {error}"),
+    }
+    Ok(Some(ContainerCgroup::create(&config.hostname, limits, config.missing_controllers)?))
+}
+
+/// Relays bytes between crabcan's stdin/stdout and the container's pty master, with crabcan's
+/// terminal in raw mode for as long as the relay lives.
+struct PtyRelay<'a> {
+    master: BorrowedFd<'a>,
+    stdin_open: bool,
+    master_open: bool,
+    _raw: Option<terminal::RawMode>,
+}
+
+impl<'a> PtyRelay<'a> {
+    fn new(master: BorrowedFd<'a>) -> PtyRelay<'a> {
+        // SAFETY: fd 0 stays open for the life of crabcan.
+        let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+        let raw = if terminal::is_terminal(0) { terminal::RawMode::enable(stdin).ok() } else { None };
+        PtyRelay { master, stdin_open: true, master_open: true, _raw: raw }
+    }
+
+    /// Adds, in order, the master and stdin to the poll set (only those still open).
+    fn add_poll_fds(&self, fds: &mut Vec<PollFd<'a>>) {
+        if self.master_open {
+            fds.push(PollFd::new(self.master, PollFlags::POLLIN));
+        }
+        if self.stdin_open {
+            // SAFETY: fd 0 stays open for the life of crabcan.
+            fds.push(PollFd::new(unsafe { BorrowedFd::borrow_raw(0) }, PollFlags::POLLIN));
+        }
+    }
+
+    fn pump(&mut self, ready: &[bool]) {
+        let mut index = 0;
+        if self.master_open {
+            if ready.get(index).copied().unwrap_or(false) && !copy_once(self.master.as_raw_fd(), 1) {
+                self.master_open = false;
+            }
+            index += 1;
+        }
+        if self.stdin_open && ready.get(index).copied().unwrap_or(false) && !copy_once(0, self.master.as_raw_fd()) {
+            self.stdin_open = false;
+        }
+    }
+
+    /// Copies what the container wrote before it exited.
+    fn drain(&mut self) {
+        if !self.master_open {
+            return;
+        }
+        let mut fds = [PollFd::new(self.master, PollFlags::POLLIN)];
+        while matches!(nix::poll::poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
+            if !copy_once(self.master.as_raw_fd(), 1) {
+                break;
+            }
+        }
+    }
+}
+
+/// Reads once from `from` and writes it all to `to`. False at end of file or on error.
+fn copy_once(from: i32, to: i32) -> bool {
+    let mut buffer = [0u8; 8192];
+    let count = match nix::unistd::read(unsafe_borrow(from), &mut buffer) {
+        Ok(0) | Err(_) => return false,
+        Ok(count) => count,
+    };
+    let mut written = 0;
+    while written < count {
+        match nix::unistd::write(unsafe_borrow(to), &buffer[written..count]) {
+            Ok(n) => written += n,
+            Err(Errno::EINTR) | Err(Errno::EAGAIN) => continue,
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+fn unsafe_borrow(fd: i32) -> BorrowedFd<'static> {
+    // SAFETY: only used for fds 0 and 1 and the pty master, which outlive every relay call.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(status: ExitStatus, oom_killed: bool) -> ExitReport {
+        ExitReport { status, oom_killed, memory_limit: None, stats: None }
+    }
+
+    #[test]
+    fn exit_codes_follow_container_conventions() {
+        assert_eq!(report(ExitStatus::Exited(0), false).exit_code(), 0);
+        assert_eq!(report(ExitStatus::Exited(3), false).exit_code(), 3);
+        assert_eq!(report(ExitStatus::Signaled(9), false).exit_code(), 137);
+        assert_eq!(report(ExitStatus::Signaled(15), false).exit_code(), 143);
+        assert_eq!(report(ExitStatus::Exited(0), true).exit_code(), 137);
+        assert_eq!(report(ExitStatus::Signaled(9), true).exit_code(), 137);
+    }
+}

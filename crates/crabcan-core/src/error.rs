@@ -1,0 +1,111 @@
+//! Errors of crabcan-core, one enum per layer: [`SpecError`] for text the user wrote,
+//! [`ConfigError`] for a configuration that cannot work, [`Error`] for everything that goes wrong
+//! while a container is set up or run. Every message is one line that names the path, value or
+//! syscall at fault; [`Error::exit_code`] gives the exit status container users expect.
+
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+
+/// A malformed command-line spec (`--add`, `--uid-map`, `--env`, the command string).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    #[error("the command {command:?} has an unclosed quote; close it or pass the command after `--`")]
+    UnbalancedQuotes { command: String },
+    #[error("the command is empty; give a program to run, e.g. --command /bin/sh")]
+    EmptyCommand,
+    #[error("bad bind mount {spec:?}: {why}")]
+    BadBindMount { spec: String, why: &'static str },
+    #[error("bad id map {spec:?}: {why}")]
+    BadIdMap { spec: String, why: &'static str },
+    #[error("bad environment variable {spec:?}: {why}")]
+    BadEnv { spec: String, why: &'static str },
+}
+
+/// A configuration that is well-formed but cannot work on this host. Found before anything on the
+/// system is touched.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the rootfs {path} does not exist; build one with `cargo xtask rootfs --out {path}` or pass another --mount")]
+    RootfsMissing { path: PathBuf },
+    #[error("the rootfs {path} is not a directory; --mount takes a directory holding a root filesystem")]
+    RootfsNotDirectory { path: PathBuf },
+    #[error("the rootfs path {path} must not be '/'; give the directory of a container root filesystem")]
+    RootfsIsHostRoot { path: PathBuf },
+    #[error("{path} in the rootfs is a symlink (to {target}); crabcan mounts there, so it must be a real directory: replace the link with a directory")]
+    MountPointIsSymlink { path: PathBuf, target: PathBuf },
+    #[error("{path} in the rootfs is not a directory; crabcan mounts a filesystem there: make it a directory")]
+    MountPointNotDirectory { path: PathBuf },
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("the hostname {name:?} is invalid: {why}")]
+    BadHostname { name: String, why: &'static str },
+    #[error("the bind mount source {path} does not exist on the host; create it or fix the --add spec")]
+    BindSourceMissing { path: PathBuf },
+    #[error("the bind mount target {path} is the container's root; pick a directory below /")]
+    BindTargetIsRoot { path: PathBuf },
+    #[error("uid {uid} is outside the container's uid map {map}; pick a uid in the map or widen --uid-map")]
+    UidNotMapped { uid: u32, map: String },
+    #[error("gid {gid} is outside the container's gid map {map}; pick a gid in the map or widen --gid-map")]
+    GidNotMapped { gid: u32, map: String },
+    #[error("the working directory {path} must be an absolute path inside the container")]
+    WorkdirNotAbsolute { path: PathBuf },
+    #[error("unknown capability {name:?}; use names like CAP_NET_ADMIN or NET_ADMIN (see capabilities(7)), or ALL")]
+    UnknownCapability { name: String },
+    #[error("the open-files limit {value} is out of range; give a value from 1 to {max}")]
+    BadFileLimit { value: u64, max: u64 },
+    #[error("crabcan must run as root (it needs CAP_SYS_ADMIN to create namespaces and mounts); run it with sudo")]
+    NotPrivileged,
+}
+
+/// Anything that stops a container from being created, started or waited for.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Seccomp(#[from] crabcan_seccomp::SeccompError),
+    #[error(transparent)]
+    Cgroup(#[from] crabcan_cgroups::CgroupError),
+    /// A syscall made by crabcan itself (the parent side) failed.
+    #[error("{what} failed: {errno}")]
+    Sys { what: String, errno: Errno },
+    /// A setup step inside the new container failed; `detail` names the syscall and path.
+    #[error("container setup failed at {step}: {detail}")]
+    Setup { step: String, detail: String, errno: i32 },
+    #[error("the command {command:?} was not found in the container; check the path inside the rootfs and PATH")]
+    CommandNotFound { command: String },
+    #[error("the command {command:?} cannot be executed in the container: {errno}")]
+    CommandNotExecutable { command: String, errno: Errno },
+    #[error("the container process died during setup ({how}) before it could run the command")]
+    ChildDied { how: String },
+    #[error("the container process sent an unexpected message during setup: {detail}")]
+    Protocol { detail: String },
+}
+
+/// Exit status when crabcan itself failed before the command ran.
+pub const EXIT_SETUP_FAILED: i32 = 125;
+/// Exit status when the command exists but cannot be executed.
+pub const EXIT_CANNOT_EXECUTE: i32 = 126;
+/// Exit status when the command is not found.
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+impl Error {
+    /// The exit status a CLI should use for this error (the conventions of `docker run`).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::CommandNotFound { .. } => EXIT_NOT_FOUND,
+            Error::CommandNotExecutable { .. } => EXIT_CANNOT_EXECUTE,
+            _ => EXIT_SETUP_FAILED,
+        }
+    }
+
+    pub(crate) fn sys(what: impl Into<String>, errno: Errno) -> Error {
+        Error::Sys {
+            what: what.into(),
+            errno,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,106 @@
+//! The last steps before the command runs: building argv and envp, making sure no descriptor
+//! but 0, 1 and 2 crosses execve (a leaked fd to a host directory is an escape,
+//! CVE-2024-21626), and looking the program up in the container's PATH.
+
+use std::ffi::CString;
+
+use nix::errno::Errno;
+
+/// argv, envp and the candidate paths of the program, all ready for execve.
+#[derive(Debug)]
+pub struct PreparedExec {
+    pub program: String,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    candidates: Vec<CString>,
+}
+
+/// Prepares execve of `argv` with `env`. The program is searched in the PATH of `env` unless it
+/// contains a '/'.
+pub fn prepare(argv: &[String], env: &[(String, String)]) -> Result<PreparedExec, String> {
+    let to_c = |text: &str| CString::new(text).map_err(|_| format!("{text:?} contains a NUL byte"));
+    let program = argv.first().cloned().unwrap_or_default();
+    let argv_c = argv.iter().map(|arg| to_c(arg)).collect::<Result<Vec<_>, _>>()?;
+    let envp = env
+        .iter()
+        .map(|(key, value)| to_c(&format!("{key}={value}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let path = env.iter().rev().find(|(key, _)| key == "PATH").map(|(_, value)| value.as_str()).unwrap_or("");
+    let candidates = candidate_paths(&program, path)
+        .iter()
+        .map(|candidate| to_c(candidate))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PreparedExec { program, argv: argv_c, envp, candidates })
+}
+
+/// Where to look for `program`: itself if it has a '/', else each PATH entry (empty = ".").
+pub fn candidate_paths(program: &str, path: &str) -> Vec<String> {
+    if program.contains('/') {
+        return vec![program.to_owned()];
+    }
+    path.split(':')
+        .map(|dir| if dir.is_empty() { "." } else { dir })
+        .map(|dir| format!("{}/{program}", dir.trim_end_matches('/')))
+        .collect()
+}
+
+/// Marks every descriptor from 3 up close-on-exec, so only stdin, stdout and stderr reach the
+/// command (the handshake socket is already close-on-exec and closes at execve, telling the
+/// parent the command started).
+pub fn mark_inherited_fds_cloexec() -> Result<(), Errno> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors.
+    let result = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if result == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11: walk /proc/self/fd.
+    let entries = std::fs::read_dir("/proc/self/fd").map_err(|_| Errno::last())?;
+    let fds: Vec<i32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: setting FD_CLOEXEC on a descriptor number; a stale number just fails.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// Runs the program. Only returns on failure, with the errno that best explains it: EACCES from
+/// any candidate wins over ENOENT, as in a shell.
+pub fn exec(prepared: &PreparedExec) -> Errno {
+    let mut saw_permission_denied = false;
+    for candidate in &prepared.candidates {
+        let Err(errno) = nix::unistd::execve(candidate, &prepared.argv, &prepared.envp);
+        match errno {
+            Errno::ENOENT | Errno::ENOTDIR => continue,
+            Errno::EACCES => saw_permission_denied = true,
+            other => return other,
+        }
+    }
+    if saw_permission_denied {
+        Errno::EACCES
+    } else {
+        Errno::ENOENT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn searches_path_only_for_bare_names() {
+        assert_eq!(candidate_paths("/bin/sh", "/usr/bin:/bin"), vec!["/bin/sh"]);
+        assert_eq!(candidate_paths("./run", "/bin"), vec!["./run"]);
+        assert_eq!(candidate_paths("ls", "/usr/bin:/bin/:"), vec!["/usr/bin/ls", "/bin/ls", "./ls"]);
+    }
+
+    #[test]
+    fn refuses_nul_bytes() {
+        assert!(prepare(&["a\0b".into()], &[]).is_err());
+        assert!(prepare(&["ls".into()], &[("K".into(), "v\0".into())]).is_err());
+        let prepared = prepare(&["ls".into()], &[("PATH".into(), "/bin".into())]).unwrap();
+        assert_eq!(prepared.program, "ls");
+    }
+}

@@ -1,0 +1,195 @@
+//! The parent/child handshake over a `SOCK_SEQPACKET` socketpair (close-on-exec on both ends).
+//!
+//! ```text
+//! parent                              child (in the new namespaces)
+//!   clone ───────────────────────────▶ waits
+//!   writes uid_map/gid_map, adds the
+//!   child to its cgroup, sends Go ───▶ sets itself up (mounts, caps, rlimits...)
+//!   (tty mode) receives the pty ◀───── PtyMaster + fd
+//!   receives Ready ◀────────────────── Ready: held before execve
+//!   sends Start ─────────────────────▶ loads seccomp, execve
+//!   EOF (close-on-exec) ◀───────────── the command runs
+//! ```
+//!
+//! A failing step sends `Failed` with the step, errno and a one-line detail. Every message is
+//! checked; an EOF where a message was expected means the peer died, never a hang. The `Ready`/
+//! `Start` pair is what lets a container be created now and started later by someone else.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{self, ControlMessage, ControlMessageOwned, MsgFlags};
+
+/// One message of the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Parent → child: id maps written and cgroup joined; go on with the setup.
+    Go,
+    /// Child → parent: the pseudo-terminal master follows as an `SCM_RIGHTS` fd.
+    PtyMaster,
+    /// Child → parent: set up completely, waiting for `Start` before execve.
+    Ready,
+    /// Parent → child: run the command.
+    Start,
+    /// Child → parent: a setup step failed.
+    Failed { step: String, errno: i32, detail: String },
+}
+
+const MAX_MESSAGE: usize = 4096;
+
+impl Message {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Message::Go => vec![b'G'],
+            Message::PtyMaster => vec![b'P'],
+            Message::Ready => vec![b'R'],
+            Message::Start => vec![b'S'],
+            Message::Failed { step, errno, detail } => {
+                let step = &step.as_bytes()[..step.len().min(255)];
+                let mut bytes = vec![b'F'];
+                bytes.extend_from_slice(&errno.to_le_bytes());
+                bytes.push(step.len() as u8);
+                bytes.extend_from_slice(step);
+                let room = MAX_MESSAGE - bytes.len();
+                bytes.extend_from_slice(&detail.as_bytes()[..detail.len().min(room)]);
+                bytes
+            }
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Message, String> {
+        match bytes {
+            [b'G'] => Ok(Message::Go),
+            [b'P'] => Ok(Message::PtyMaster),
+            [b'R'] => Ok(Message::Ready),
+            [b'S'] => Ok(Message::Start),
+            [b'F', e0, e1, e2, e3, step_len, rest @ ..] if rest.len() >= *step_len as usize => {
+                let (step, detail) = rest.split_at(*step_len as usize);
+                Ok(Message::Failed {
+                    step: String::from_utf8_lossy(step).into_owned(),
+                    errno: i32::from_le_bytes([*e0, *e1, *e2, *e3]),
+                    detail: String::from_utf8_lossy(detail).into_owned(),
+                })
+            }
+            _ => Err(format!("{} bytes starting with {:?}", bytes.len(), bytes.first())),
+        }
+    }
+}
+
+/// One end of the handshake socket.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// What `Channel::receive` got: a message (and a passed fd), or the end of the conversation.
+#[derive(Debug)]
+pub enum Received {
+    Message(Message, Option<OwnedFd>),
+    /// The peer closed its end: it exited, or (seen from the parent after `Start`) it execed.
+    Closed,
+}
+
+impl Channel {
+    /// A connected pair: (parent end, child end). Both are close-on-exec.
+    pub fn pair() -> nix::Result<(Channel, Channel)> {
+        let (parent, child) = socket::socketpair(
+            socket::AddressFamily::Unix,
+            socket::SockType::SeqPacket,
+            None,
+            socket::SockFlag::SOCK_CLOEXEC,
+        )?;
+        Ok((Channel { fd: parent }, Channel { fd: child }))
+    }
+
+    pub fn send(&self, message: &Message) -> nix::Result<()> {
+        self.send_with_fd(message, None)
+    }
+
+    /// Sends a message, with `fd` attached as `SCM_RIGHTS` if given.
+    pub fn send_with_fd(&self, message: &Message, fd: Option<RawFd>) -> nix::Result<()> {
+        let bytes = message.encode();
+        let iov = [IoSlice::new(&bytes)];
+        let fds: Vec<RawFd> = fd.into_iter().collect();
+        let control: Vec<ControlMessage> = if fds.is_empty() { vec![] } else { vec![ControlMessage::ScmRights(&fds)] };
+        loop {
+            match socket::sendmsg::<()>(self.fd.as_raw_fd(), &iov, &control, MsgFlags::MSG_NOSIGNAL, None) {
+                Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(errno),
+                Ok(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// Waits for the next message. Errors only on a broken socket or an undecodable message.
+    pub fn receive(&self) -> Result<Received, String> {
+        let mut buffer = [0u8; MAX_MESSAGE];
+        let mut control = nix::cmsg_space!([RawFd; 1]);
+        let mut iov = [IoSliceMut::new(&mut buffer)];
+        let (length, passed_fd) = loop {
+            match socket::recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut control), MsgFlags::MSG_CMSG_CLOEXEC) {
+                Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(format!("reading the handshake socket failed: {errno}")),
+                Ok(received) => {
+                    let mut passed = None;
+                    if let Ok(messages) = received.cmsgs() {
+                        for control_message in messages {
+                            if let ControlMessageOwned::ScmRights(fds) = control_message {
+                                for fd in fds {
+                                    // SAFETY: the kernel just installed this fd for us; nothing
+                                    // else owns it.
+                                    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                                    passed.get_or_insert(owned);
+                                }
+                            }
+                        }
+                    }
+                    break (received.bytes, passed);
+                }
+            }
+        };
+        if length == 0 {
+            return Ok(Received::Closed);
+        }
+        let message = Message::decode(&buffer[..length])?;
+        Ok(Received::Message(message, passed_fd))
+    }
+
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        for message in [
+            Message::Go,
+            Message::PtyMaster,
+            Message::Ready,
+            Message::Start,
+            Message::Failed { step: "mounts".into(), errno: 1, detail: "cannot mount proc on /proc".into() },
+        ] {
+            assert_eq!(Message::decode(&message.encode()).unwrap(), message);
+        }
+        assert!(Message::decode(b"").is_err());
+        assert!(Message::decode(b"X").is_err());
+        assert!(Message::decode(b"F\x01\x00\x00\x00\x09ab").is_err());
+    }
+
+    #[test]
+    fn socket_carries_messages_fds_and_eof() {
+        let (parent, child) = Channel::pair().unwrap();
+        child.send(&Message::Ready).unwrap();
+        let file = std::fs::File::open("/dev/null").unwrap();
+        child.send_with_fd(&Message::PtyMaster, Some(file.as_raw_fd())).unwrap();
+        assert!(matches!(parent.receive().unwrap(), Received::Message(Message::Ready, None)));
+        assert!(matches!(parent.receive().unwrap(), Received::Message(Message::PtyMaster, Some(_))));
+        drop(child);
+        assert!(matches!(parent.receive().unwrap(), Received::Closed));
+    }
+}

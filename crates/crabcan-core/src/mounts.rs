@@ -1,0 +1,379 @@
+//! The container's filesystem: the ordered list of mount steps (a plan, plain data, unit-tested
+//! without root) and the code that carries it out inside the new mount namespace, ending with
+//! `pivot_root` into the rootfs and the detach of the old root. Nothing is mounted in the host's
+//! mount namespace and no directory is created on the host outside the rootfs: the old root is
+//! pivoted onto "." and detached, so no put-old folder exists at all.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+
+use crate::config::ContainerConfig;
+use crate::safe_path::{ensure_dir_in_root, ensure_file_in_root, fd_path, open_in_root, Symlinks};
+use crate::spec::BindMount;
+
+/// Device nodes of the host bound into the container's `/dev` (device nodes cannot be created
+/// in a user namespace, so they are bind-mounted).
+pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Files of /proc hidden behind /dev/null.
+pub const MASKED_FILES: [&str; 6] =
+    ["proc/kcore", "proc/keys", "proc/timer_list", "proc/sysrq-trigger", "proc/latency_stats", "proc/sched_debug"];
+/// Directories hidden behind an empty read-only tmpfs.
+pub const MASKED_DIRECTORIES: [&str; 3] = ["sys/firmware", "proc/acpi", "proc/scsi"];
+/// Directories of /proc made read-only.
+pub const READ_ONLY_PATHS: [&str; 4] = ["proc/sys", "proc/bus", "proc/irq", "proc/fs"];
+
+/// One step of building the container's filesystem. Paths are relative to the rootfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountStep {
+    /// Make every mount of the new namespace private: nothing propagates back to the host.
+    MakeEverythingPrivate,
+    /// Bind the rootfs onto itself so it is a mount point `pivot_root` accepts.
+    BindRootfs,
+    /// Mount a fresh filesystem on a directory that must not be a symlink.
+    Filesystem { target: &'static str, fstype: &'static str, flags: MsFlags, data: String },
+    /// Create a directory inside a filesystem crabcan just mounted.
+    Directory { path: &'static str },
+    /// Bind a host device node onto `dev/<name>`.
+    HostDevice { name: &'static str },
+    Symlink { path: &'static str, target: &'static str },
+    /// A `--add` bind mount.
+    UserBind(BindMount),
+    /// Hide a file behind /dev/null (skipped where the file does not exist).
+    MaskFile { path: &'static str },
+    /// Hide a directory behind an empty read-only tmpfs (skipped where it does not exist).
+    MaskDirectory { path: &'static str },
+    /// Bind a directory onto itself and make it read-only, recursively.
+    ReadOnly { path: &'static str },
+    /// Create the working directory (while still root) so the command can start there.
+    WorkingDirectory(PathBuf),
+    /// Make the rootfs `/` and detach the host's root.
+    PivotRoot,
+}
+
+/// The steps for `config`, in the order they must run.
+pub fn plan(config: &ContainerConfig) -> Vec<MountStep> {
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let pts_options = if config.gid_map.contains_inside(5) {
+        "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    } else {
+        "newinstance,ptmxmode=0666,mode=0620"
+    };
+    let mut steps = vec![
+        MountStep::MakeEverythingPrivate,
+        MountStep::BindRootfs,
+        MountStep::Filesystem { target: "proc", fstype: "proc", flags: nosuid_nodev_noexec, data: String::new() },
+        MountStep::Filesystem {
+            target: "dev",
+            fstype: "tmpfs",
+            flags: MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+            data: "mode=755,size=65536k".into(),
+        },
+    ];
+    steps.extend(DEVICES.iter().map(|name| MountStep::HostDevice { name }));
+    steps.extend([
+        MountStep::Directory { path: "dev/pts" },
+        MountStep::Filesystem {
+            target: "dev/pts",
+            fstype: "devpts",
+            flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            data: pts_options.into(),
+        },
+        MountStep::Symlink { path: "dev/ptmx", target: "pts/ptmx" },
+        MountStep::Directory { path: "dev/shm" },
+        MountStep::Filesystem { target: "dev/shm", fstype: "tmpfs", flags: nosuid_nodev_noexec, data: "mode=1777,size=65536k".into() },
+        MountStep::Symlink { path: "dev/fd", target: "/proc/self/fd" },
+        MountStep::Symlink { path: "dev/stdin", target: "/proc/self/fd/0" },
+        MountStep::Symlink { path: "dev/stdout", target: "/proc/self/fd/1" },
+        MountStep::Symlink { path: "dev/stderr", target: "/proc/self/fd/2" },
+        MountStep::Filesystem { target: "sys", fstype: "sysfs", flags: nosuid_nodev_noexec | MsFlags::MS_RDONLY, data: String::new() },
+        MountStep::Filesystem { target: "tmp", fstype: "tmpfs", flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV, data: "mode=1777".into() },
+    ]);
+    steps.extend(config.mounts.iter().cloned().map(MountStep::UserBind));
+    steps.extend(MASKED_FILES.iter().map(|path| MountStep::MaskFile { path }));
+    steps.extend(MASKED_DIRECTORIES.iter().map(|path| MountStep::MaskDirectory { path }));
+    steps.extend(READ_ONLY_PATHS.iter().map(|path| MountStep::ReadOnly { path }));
+    steps.push(MountStep::WorkingDirectory(config.workdir.clone()));
+    steps.push(MountStep::PivotRoot);
+    steps
+}
+
+/// A failed step: what was attempted, on which path, and the errno.
+#[derive(Debug)]
+pub struct MountError {
+    pub detail: String,
+    pub errno: Errno,
+}
+
+/// Carries out a plan inside the container's (already unshared) mount namespace.
+pub struct Mounter {
+    rootfs: PathBuf,
+    root: OwnedFd,
+}
+
+impl Mounter {
+    pub fn new(rootfs: &Path) -> Result<Mounter, MountError> {
+        let root = open_directory(rootfs).map_err(|errno| MountError {
+            detail: format!("cannot open the rootfs {}", rootfs.display()),
+            errno,
+        })?;
+        Ok(Mounter { rootfs: rootfs.to_owned(), root })
+    }
+
+    pub fn run(&mut self, steps: &[MountStep]) -> Result<(), MountError> {
+        for step in steps {
+            log::trace!("mount step {step:?}");
+            self.apply(step)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, step: &MountStep) -> Result<(), MountError> {
+        match step {
+            MountStep::MakeEverythingPrivate => mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+                .map_err(|errno| MountError { detail: "cannot make / private (mount MS_REC|MS_PRIVATE)".into(), errno }),
+            MountStep::BindRootfs => self.bind_rootfs(),
+            MountStep::Filesystem { target, fstype, flags, data } => self.mount_filesystem(target, fstype, *flags, data),
+            MountStep::Directory { path } => self.with_path(path, |root| ensure_dir_in_root(root, Path::new(path), Symlinks::Refuse).map(drop)),
+            MountStep::HostDevice { name } => self.bind_host_device(name),
+            MountStep::Symlink { path, target } => self.symlink(path, target),
+            MountStep::UserBind(bind) => self.user_bind(bind),
+            MountStep::MaskFile { path } => self.mask_file(path),
+            MountStep::MaskDirectory { path } => self.mask_directory(path),
+            MountStep::ReadOnly { path } => self.read_only(path),
+            MountStep::WorkingDirectory(path) => {
+                self.with_path(&path.display().to_string(), |root| ensure_dir_in_root(root, path, Symlinks::StayInRoot).map(drop))
+            }
+            MountStep::PivotRoot => self.pivot_root(),
+        }
+    }
+
+    fn error(&self, what: &str, path: &str, errno: Errno) -> MountError {
+        MountError { detail: format!("{what} {}/{}", self.rootfs.display(), path.trim_start_matches('/')), errno }
+    }
+
+    fn with_path(&self, path: &str, action: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> Result<(), Errno>) -> Result<(), MountError> {
+        action(self.root.as_fd()).map_err(|errno| self.error("cannot create", path, errno))
+    }
+
+    fn bind_rootfs(&mut self) -> Result<(), MountError> {
+        let source = fd_path(&self.root);
+        mount(Some(source.as_str()), source.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .map_err(|errno| self.error("cannot bind-mount the rootfs onto itself:", "", errno))?;
+        // Reopen so the descriptor refers to the new mount, not the directory below it.
+        self.root = open_directory(&self.rootfs).map_err(|errno| self.error("cannot reopen the rootfs", "", errno))?;
+        Ok(())
+    }
+
+    fn mount_filesystem(&self, target: &str, fstype: &str, flags: MsFlags, data: &str) -> Result<(), MountError> {
+        let fd = ensure_dir_in_root(self.root.as_fd(), Path::new(target), Symlinks::Refuse)
+            .map_err(|errno| self.error("cannot open the mount point", target, errno))?;
+        let data = (!data.is_empty()).then_some(data);
+        mount(Some(fstype), fd_path(&fd).as_str(), Some(fstype), flags, data)
+            .map_err(|errno| self.error(&format!("cannot mount {fstype} on"), target, errno))
+    }
+
+    fn bind_host_device(&self, name: &str) -> Result<(), MountError> {
+        let path = format!("dev/{name}");
+        let fd = ensure_file_in_root(self.root.as_fd(), Path::new(&path), Symlinks::Refuse)
+            .map_err(|errno| self.error("cannot create", &path, errno))?;
+        let source = format!("/dev/{name}");
+        mount(Some(source.as_str()), fd_path(&fd).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(|errno| self.error(&format!("cannot bind {source} onto"), &path, errno))
+    }
+
+    fn symlink(&self, path: &str, target: &str) -> Result<(), MountError> {
+        let relative = Path::new(path);
+        let parent = relative.parent().unwrap_or(Path::new("."));
+        let name = relative.file_name().unwrap_or_default();
+        let parent_fd = open_in_root(self.root.as_fd(), parent, Symlinks::Refuse)
+            .map_err(|errno| self.error("cannot open", &parent.display().to_string(), errno))?;
+        match nix::unistd::symlinkat(target, parent_fd.as_fd(), name) {
+            Ok(()) | Err(Errno::EEXIST) => Ok(()),
+            Err(errno) => Err(self.error(&format!("cannot create the symlink to {target} at"), path, errno)),
+        }
+    }
+
+    fn user_bind(&self, bind: &BindMount) -> Result<(), MountError> {
+        let target = bind.target.display().to_string();
+        let source_is_dir = std::fs::metadata(&bind.source).map(|m| m.is_dir()).unwrap_or(false);
+        let opened = if source_is_dir {
+            ensure_dir_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
+        } else {
+            ensure_file_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
+        };
+        let fd = opened.map_err(|errno| self.error("cannot create the bind mount target", &target, errno))?;
+        mount(Some(&bind.source), fd_path(&fd).as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .map_err(|errno| self.error(&format!("cannot bind {} onto", bind.source.display()), &target, errno))?;
+        if bind.read_only {
+            let mounted = open_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
+                .map_err(|errno| self.error("cannot reopen", &target, errno))?;
+            make_read_only(&mounted).map_err(|errno| self.error("cannot make read-only:", &target, errno))?;
+        }
+        Ok(())
+    }
+
+    fn mask_file(&self, path: &str) -> Result<(), MountError> {
+        let fd = match open_in_root(self.root.as_fd(), Path::new(path), Symlinks::Refuse) {
+            Err(Errno::ENOENT) => return Ok(()),
+            other => other.map_err(|errno| self.error("cannot open", path, errno))?,
+        };
+        mount(Some("/dev/null"), fd_path(&fd).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(|errno| self.error("cannot mask", path, errno))
+    }
+
+    fn mask_directory(&self, path: &str) -> Result<(), MountError> {
+        let fd = match open_in_root(self.root.as_fd(), Path::new(path), Symlinks::Refuse) {
+            Err(Errno::ENOENT) => return Ok(()),
+            other => other.map_err(|errno| self.error("cannot open", path, errno))?,
+        };
+        mount(Some("tmpfs"), fd_path(&fd).as_str(), Some("tmpfs"), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("size=0,mode=555"))
+            .map_err(|errno| self.error("cannot mask", path, errno))
+    }
+
+    fn read_only(&self, path: &str) -> Result<(), MountError> {
+        let fd = match open_in_root(self.root.as_fd(), Path::new(path), Symlinks::Refuse) {
+            Err(Errno::ENOENT) => return Ok(()),
+            other => other.map_err(|errno| self.error("cannot open", path, errno))?,
+        };
+        let fd_path = fd_path(&fd);
+        mount(Some(fd_path.as_str()), fd_path.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .map_err(|errno| self.error("cannot bind onto itself", path, errno))?;
+        let mounted = open_in_root(self.root.as_fd(), Path::new(path), Symlinks::Refuse)
+            .map_err(|errno| self.error("cannot reopen", path, errno))?;
+        make_read_only(&mounted).map_err(|errno| self.error("cannot make read-only:", path, errno))
+    }
+
+    fn pivot_root(&self) -> Result<(), MountError> {
+        nix::unistd::fchdir(self.root.as_fd()).map_err(|errno| self.error("cannot enter", "", errno))?;
+        // pivot_root(".", "."): the old root ends up stacked on the new one and is detached at
+        // once, so no put-old directory is ever needed.
+        nix::unistd::pivot_root(".", ".").map_err(|errno| self.error("pivot_root failed for", "", errno))?;
+        umount2(".", MntFlags::MNT_DETACH).map_err(|errno| MountError { detail: "cannot detach the old root".into(), errno })?;
+        nix::unistd::chdir("/").map_err(|errno| MountError { detail: "cannot enter the new root".into(), errno })?;
+        Ok(())
+    }
+}
+
+fn open_directory(path: &Path) -> Result<OwnedFd, Errno> {
+    nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+}
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// Makes the mount at `fd` and every mount below it read-only (mount_setattr with AT_RECURSIVE,
+/// Linux 5.12+), falling back on a remount of the top mount on older kernels.
+fn make_read_only(fd: &OwnedFd) -> Result<(), Errno> {
+    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    // SAFETY: `fd` is a valid descriptor, the path is an empty C string, and `attr` is a live
+    // `struct mount_attr` whose size is passed alongside it.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if result == 0 {
+        return Ok(());
+    }
+    match Errno::last() {
+        Errno::ENOSYS => remount_read_only(fd),
+        errno => Err(errno),
+    }
+}
+
+fn remount_read_only(fd: &OwnedFd) -> Result<(), Errno> {
+    let path = fd_path(fd);
+    let current = nix::sys::statvfs::statvfs(path.as_str())?.flags();
+    use nix::sys::statvfs::FsFlags;
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    for (kept, flag) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if current.contains(kept) {
+            flags |= flag;
+        }
+    }
+    mount(None::<&str>, path.as_str(), None::<&str>, flags, None::<&str>)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_config() -> ContainerConfig {
+        let mut config = ContainerConfig::new("/srv/rootfs", vec!["/bin/sh".into()]);
+        config.mounts.push(BindMount::parse("/srv/data:/tmp/data:ro").unwrap());
+        config
+    }
+
+    fn position(steps: &[MountStep], wanted: impl Fn(&MountStep) -> bool) -> usize {
+        steps.iter().position(wanted).expect("step missing from the plan")
+    }
+
+    #[test]
+    fn plan_orders_the_steps() {
+        let steps = plan(&sample_config());
+        assert_eq!(steps.first(), Some(&MountStep::MakeEverythingPrivate));
+        assert_eq!(steps.last(), Some(&MountStep::PivotRoot));
+        let proc_at = position(&steps, |s| matches!(s, MountStep::Filesystem { target: "proc", .. }));
+        let dev_at = position(&steps, |s| matches!(s, MountStep::Filesystem { target: "dev", .. }));
+        let pts_at = position(&steps, |s| matches!(s, MountStep::Filesystem { target: "dev/pts", .. }));
+        let tmp_at = position(&steps, |s| matches!(s, MountStep::Filesystem { target: "tmp", .. }));
+        let bind_at = position(&steps, |s| matches!(s, MountStep::UserBind(_)));
+        let mask_at = position(&steps, |s| matches!(s, MountStep::MaskFile { path: "proc/kcore" }));
+        let ro_at = position(&steps, |s| matches!(s, MountStep::ReadOnly { path: "proc/sys" }));
+        assert!(proc_at < mask_at && proc_at < ro_at, "masks need /proc mounted first");
+        assert!(dev_at < pts_at && dev_at < mask_at, "/dev/null must exist before masking with it");
+        assert!(tmp_at < bind_at, "a bind below /tmp must not be hidden by the tmpfs");
+        assert!(bind_at < mask_at, "masks come last so a bind cannot unmask");
+    }
+
+    #[test]
+    fn plan_masks_and_protects_what_the_kernel_exposes() {
+        let steps = plan(&sample_config());
+        for path in ["proc/kcore", "proc/keys", "proc/timer_list", "proc/sysrq-trigger"] {
+            assert!(steps.contains(&MountStep::MaskFile { path }), "{path} not masked");
+        }
+        assert!(steps.contains(&MountStep::MaskDirectory { path: "sys/firmware" }));
+        for path in ["proc/sys", "proc/bus", "proc/irq", "proc/fs"] {
+            assert!(steps.contains(&MountStep::ReadOnly { path }), "{path} not read-only");
+        }
+        let sys = steps.iter().find(|s| matches!(s, MountStep::Filesystem { target: "sys", .. })).unwrap();
+        let MountStep::Filesystem { flags, .. } = sys else { unreachable!() };
+        assert!(flags.contains(MsFlags::MS_RDONLY));
+    }
+
+    #[test]
+    fn plan_gets_no_host_paths_but_devices_and_user_binds() {
+        for step in plan(&sample_config()) {
+            if let MountStep::UserBind(bind) = step {
+                assert_eq!(bind.source, PathBuf::from("/srv/data"));
+                assert!(bind.read_only);
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Resource limits of the container's process, set by the process itself before execve (so the
+//! command really gets them; setting them in the parent after clone, as the tutorial did, changes
+//! nothing for the child). Soft and hard limits are equal, so the container cannot raise the soft
+//! limit, and without CAP_SYS_RESOURCE in the initial user namespace it cannot raise the hard one.
+
+use rlimit::Resource;
+
+/// Sets RLIMIT_NOFILE to `nofile` (soft and hard).
+pub fn apply(nofile: u64) -> std::io::Result<()> {
+    Resource::NOFILE.set(nofile, nofile)
+}

@@ -1,0 +1,84 @@
+//! Terminals. Without a pty the container runs in a new session with no controlling terminal,
+//! so TIOCSTI cannot push keystrokes into the caller's shell. With a pty (interactive use), the
+//! container opens a pseudo-terminal in its own devpts instance, makes it its controlling
+//! terminal and stdio, and hands the master to crabcan over the handshake socket; crabcan puts
+//! its own terminal in raw mode and relays bytes and window sizes.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::sys::termios::{self, SetArg, Termios};
+
+/// Starts a new session: the container loses the caller's controlling terminal.
+pub fn new_session() -> Result<(), Errno> {
+    nix::unistd::setsid().map(drop)
+}
+
+/// Opens a pty pair in the container's own /dev/pts. Returns (master, slave).
+pub fn open_container_pty() -> Result<(OwnedFd, OwnedFd), Errno> {
+    let master = nix::fcntl::open("/dev/pts/ptmx", OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, Mode::empty())?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int from the pointer, which is valid for the call.
+    Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })?;
+    // SAFETY: TIOCGPTPEER opens the slave of this master and returns a new descriptor.
+    let slave = Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY) })?;
+    // SAFETY: the kernel just created `slave`; we are its only owner.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    Ok((master, slave))
+}
+
+/// Makes `slave` the controlling terminal and fds 0, 1 and 2 of this process.
+pub fn attach_stdio(slave: OwnedFd) -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an integer argument; this process leads a new session.
+    Errno::result(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) })?;
+    for target in 0..=2 {
+        // SAFETY: dup2 onto the standard descriptors, which this process owns.
+        Errno::result(unsafe { libc::dup2(slave.as_raw_fd(), target) })?;
+    }
+    Ok(())
+}
+
+/// Whether `fd` is a terminal.
+pub fn is_terminal(fd: RawFd) -> bool {
+    // SAFETY: isatty only inspects the descriptor number.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// Copies the window size of terminal `from` to `to` (the pty master).
+pub fn copy_window_size(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
+    // SAFETY: winsize is plain data; zero is a valid value.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a winsize into `size`, TIOCSWINSZ reads it.
+    unsafe {
+        if libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut size) == 0 {
+            libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &size);
+        }
+    }
+}
+
+/// Puts a terminal in raw mode; the original settings come back when the guard is dropped.
+pub struct RawMode {
+    fd: RawFd,
+    saved: Termios,
+}
+
+impl RawMode {
+    pub fn enable(fd: BorrowedFd<'_>) -> Result<RawMode, Errno> {
+        let saved = termios::tcgetattr(fd)?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(fd, SetArg::TCSANOW, &raw)?;
+        Ok(RawMode { fd: fd.as_raw_fd(), saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor was valid when the guard was made and stdin stays open for the
+        // life of crabcan.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        let _ = termios::tcsetattr(fd.as_fd(), SetArg::TCSANOW, &self.saved);
+    }
+}
