@@ -1,0 +1,269 @@
+//! [`ContainerCgroup`]: the lifecycle of one container's cgroup — create
+//! with limits, add tasks, stats, kill, remove (explicitly or on drop).
+//!
+//! Security note (CVE-2022-0492, the `release_agent` escape): crabcan never
+//! enables `notify_on_release` nor writes `release_agent`; the container
+//! also gets its own cgroup namespace (crabcan-core's job), so it cannot see
+//! or write the host's cgroup root.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::backend::{apply_writes, CgroupBackend, MissingController};
+use crate::error::CgroupError;
+use crate::fsutil::remove_parent_if_empty;
+use crate::layout::{Mounts, Version};
+use crate::limits::Limits;
+use crate::stats::Stats;
+use crate::tree::remove_subtree;
+use crate::v1::V1Cgroup;
+use crate::v2::V2Cgroup;
+use crate::writes::{limit_writes, Controller};
+use crate::REMOVE_TIMEOUT;
+
+/// Longest accepted container name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Checks `name` is a safe single path component: 1..=64 bytes of
+/// `[A-Za-z0-9_.-]`, not containing "..".
+pub fn validate_name(name: &str) -> Result<(), CgroupError> {
+    let invalid = |reason| {
+        Err(CgroupError::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return invalid("it is empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return invalid("it is longer than 64 bytes");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
+        return invalid("only letters, digits, '_', '.' and '-' are allowed");
+    }
+    if name == "." || name.contains("..") {
+        return invalid("'.' and '..' are not allowed");
+    }
+    Ok(())
+}
+
+/// One container's cgroup (a directory per hierarchy on v1, one on v2).
+/// Dropping it kills its processes and removes it, best effort.
+#[derive(Debug)]
+pub struct ContainerCgroup {
+    /// `<name>.<owner pid>`, the directory name under `crabcan/`.
+    leaf: String,
+    /// `None` once removed.
+    backend: Option<Box<dyn CgroupBackend>>,
+}
+
+impl ContainerCgroup {
+    /// Creates `crabcan/<name>.<crabcan pid>` and applies `limits`. Limits
+    /// the host cannot apply fail unless `missing` is [`MissingController::Warn`].
+    /// On any error, everything created is removed again.
+    pub fn create(
+        name: &str,
+        limits: &Limits,
+        missing: MissingController,
+    ) -> Result<ContainerCgroup, CgroupError> {
+        Self::create_for_owner(name, limits, missing, std::process::id())
+    }
+
+    /// [`ContainerCgroup::create`] with an explicit owner pid in the
+    /// directory name (tests of [`crate::remove_stale`] use a dead pid).
+    #[doc(hidden)]
+    pub fn create_for_owner(
+        name: &str,
+        limits: &Limits,
+        missing: MissingController,
+        owner: u32,
+    ) -> Result<ContainerCgroup, CgroupError> {
+        validate_name(name)?;
+        limits.validate()?;
+        let mounts = Mounts::detect()?;
+        let version = mounts.layout.version();
+        let writes = limit_writes(limits, version);
+        let needed: BTreeSet<Controller> = writes.iter().map(|w| w.controller).collect();
+        let leaf = format!("{name}.{owner}");
+        let backend: Box<dyn CgroupBackend> = match version {
+            Version::V1 => Box::new(V1Cgroup::create(&mounts, &leaf, &needed, missing)?),
+            Version::V2 => Box::new(V2Cgroup::create(&mounts, &leaf, &needed, missing)?),
+        };
+        let cgroup = ContainerCgroup {
+            leaf,
+            backend: Some(backend),
+        };
+        log::debug!("created cgroup {:?} ({:?})", cgroup.paths(), mounts.layout);
+        apply_writes(cgroup.backend(), &writes, missing)?; // on error, Drop removes it
+        Ok(cgroup)
+    }
+
+    /// Wraps existing directories (stale cleanup).
+    pub(crate) fn from_backend(leaf: String, backend: Box<dyn CgroupBackend>) -> ContainerCgroup {
+        ContainerCgroup {
+            leaf,
+            backend: Some(backend),
+        }
+    }
+
+    fn backend(&self) -> &dyn CgroupBackend {
+        match &self.backend {
+            Some(backend) => backend.as_ref(),
+            None => &Removed,
+        }
+    }
+
+    /// The directory name under `crabcan/`: `<name>.<owner pid>`.
+    pub fn name(&self) -> &str {
+        &self.leaf
+    }
+
+    /// Moves process `pid` into the cgroup (cgroup.procs of every hierarchy on v1).
+    pub fn add_task(&self, pid: i32) -> Result<(), CgroupError> {
+        self.backend().add_task(pid)
+    }
+
+    /// The cgroup's directories (one per distinct hierarchy on v1).
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.backend().dirs()
+    }
+
+    /// The cgroup2 directory, for `clone3(CLONE_INTO_CGROUP)`; `None` on v1/hybrid.
+    pub fn v2_path(&self) -> Option<&Path> {
+        self.backend().v2_path()
+    }
+
+    /// Resource usage, best effort.
+    pub fn stats(&self) -> Stats {
+        self.backend().stats()
+    }
+
+    /// Whether the OOM killer killed a process of this cgroup.
+    pub fn oom_killed(&self) -> bool {
+        self.backend().oom_killed()
+    }
+
+    /// SIGKILLs every process in the cgroup (and its descendants) and waits
+    /// until it is empty (bounded; [`CgroupError::KillTimeout`] otherwise).
+    pub fn kill_all(&self) -> Result<(), CgroupError> {
+        self.backend().kill_all()
+    }
+
+    /// Kills everything inside, then removes every directory (retrying
+    /// while busy for up to 1 s) and the `crabcan/` parents if now empty.
+    pub fn remove(mut self) -> Result<(), CgroupError> {
+        self.remove_now()
+    }
+
+    fn remove_now(&mut self) -> Result<(), CgroupError> {
+        let Some(backend) = self.backend.take() else {
+            return Ok(());
+        };
+        let mut first_error = backend.kill_all().err();
+        for dir in backend.dirs() {
+            if let Err(e) = remove_subtree(&dir, REMOVE_TIMEOUT) {
+                first_error.get_or_insert(e);
+            }
+            if let Some(parent) = dir.parent() {
+                remove_parent_if_empty(parent);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for ContainerCgroup {
+    fn drop(&mut self) {
+        if let Err(e) = self.remove_now() {
+            log::warn!("cannot clean up cgroup {}: {e}", self.leaf);
+        }
+    }
+}
+
+/// The backend of a removed cgroup: no directories, nothing to do.
+#[derive(Debug)]
+struct Removed;
+
+impl CgroupBackend for Removed {
+    fn dirs(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+    fn dir_for(&self, _: &crate::writes::LimitWrite) -> Option<&Path> {
+        None
+    }
+    fn v2_path(&self) -> Option<&Path> {
+        None
+    }
+    fn add_task(&self, pid: i32) -> Result<(), CgroupError> {
+        let cause = std::io::Error::from_raw_os_error(libc::ENOENT);
+        Err(CgroupError::io(
+            format!("add {pid} to"),
+            "a removed cgroup",
+            cause,
+        ))
+    }
+    fn kill_all(&self) -> Result<(), CgroupError> {
+        Ok(())
+    }
+    fn stats(&self) -> Stats {
+        Stats::default()
+    }
+    fn oom_killed(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_can_move_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<ContainerCgroup>();
+        assert_send_sync::<CgroupError>();
+    }
+
+    #[test]
+    fn valid_names() {
+        for name in [
+            "web",
+            "a",
+            "my-app_1.2",
+            "A.B-c_d",
+            &"x".repeat(64),
+            "-x",
+            ".hidden",
+        ] {
+            assert!(validate_name(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn invalid_names() {
+        let long = "x".repeat(65);
+        for name in [
+            "",
+            ".",
+            "..",
+            "a..b",
+            "a/b",
+            "/abs",
+            "a b",
+            "név",
+            "a\0b",
+            "x\n",
+            long.as_str(),
+            "*",
+            "a:b",
+        ] {
+            let err = validate_name(name).unwrap_err();
+            assert!(matches!(err, CgroupError::InvalidName { .. }), "{name}");
+            assert!(!err.to_string().contains('\n') || name.contains('\n'));
+        }
+    }
+}

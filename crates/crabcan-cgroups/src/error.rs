@@ -1,0 +1,103 @@
+//! Error types of the crate: [`CgroupError`] for everything touching the
+//! cgroup filesystem and [`ParseSizeError`] for size strings.
+//!
+//! Every message is a single line naming the operation and the path (or the
+//! limit) involved, so the CLI can print it as-is.
+
+use std::io;
+use std::path::PathBuf;
+
+/// An error creating, configuring, inspecting or removing a container cgroup.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// The container name is not a safe single path component.
+    #[error("invalid cgroup name '{name}': {reason}")]
+    InvalidName { name: String, reason: &'static str },
+
+    /// The limits are inconsistent (e.g. swap limit below the memory limit).
+    #[error("invalid cgroup limits: {0}")]
+    InvalidLimits(String),
+
+    /// `/proc/self/mountinfo` shows no usable cgroup filesystem.
+    #[error("no cgroup filesystem with usable controllers is mounted (checked {path})")]
+    NotMounted { path: PathBuf },
+
+    /// A limit needs a controller the host does not have (or cannot delegate).
+    #[error("the host has no '{controller}' cgroup controller; run without {option} or allow missing controllers")]
+    MissingController {
+        controller: String,
+        option: &'static str,
+    },
+
+    /// The controller exists but the interface file for a limit does not
+    /// (no swap accounting, no CFQ/BFQ I/O scheduler, ...).
+    #[error("the host does not support {what} ({path} is missing); run without {option} or allow missing controllers")]
+    MissingFeature {
+        what: &'static str,
+        path: PathBuf,
+        option: &'static str,
+    },
+
+    /// A file system operation on the cgroup tree failed.
+    #[error("cannot {op} {path}: {}", describe(.cause))]
+    Io {
+        op: String,
+        path: PathBuf,
+        cause: io::Error,
+    },
+
+    /// A cgroup file did not have the expected format.
+    #[error("cannot parse {path}: unexpected content '{content}'")]
+    Parse { path: PathBuf, content: String },
+
+    /// Processes survived `kill_all` for longer than the time bound.
+    #[error("processes {pids:?} still in {path} after killing for {waited_ms} ms")]
+    KillTimeout {
+        path: PathBuf,
+        pids: Vec<i32>,
+        waited_ms: u128,
+    },
+}
+
+impl CgroupError {
+    /// An I/O error for operation `op` (e.g. "create directory") on `path`.
+    pub(crate) fn io(op: impl Into<String>, path: impl Into<PathBuf>, cause: io::Error) -> Self {
+        CgroupError::Io {
+            op: op.into(),
+            path: path.into(),
+            cause,
+        }
+    }
+
+    /// The `errno` behind an [`CgroupError::Io`], if any.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            CgroupError::Io { cause, .. } => cause.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
+/// `io::Error` text without the trailing " (os error N)", to keep messages short.
+fn describe(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" (os error ") {
+        Some(idx) => text[..idx].to_string(),
+        None => text,
+    }
+}
+
+/// An error parsing a size such as `512M` or `1.5G`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseSizeError {
+    #[error("empty size")]
+    Empty,
+    #[error("invalid size '{0}': expected a number optionally followed by a unit (B, K, M, G, T, P; KiB/KB/... also accepted)")]
+    InvalidNumber(String),
+    #[error("invalid size '{input}': unknown unit '{unit}' (use B, K, M, G, T or P)")]
+    UnknownUnit { input: String, unit: String },
+    #[error("invalid size '{0}': a fraction of a byte is not a size")]
+    FractionalBytes(String),
+    #[error("invalid size '{0}': too large (the maximum is {max} bytes)", max = u64::MAX)]
+    Overflow(String),
+}

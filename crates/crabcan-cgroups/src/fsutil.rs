@@ -1,0 +1,174 @@
+//! Small file helpers for cgroupfs: single-write file updates, reading
+//! numbers and "key value" files, directory creation and bounded-retry
+//! removal. Every error names the operation and the path.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::error::CgroupError;
+
+/// Writes `value` to an existing cgroup file in one `write(2)` (never creates it).
+pub(crate) fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
+    let write = || -> io::Result<()> {
+        let mut file = fs::OpenOptions::new().write(true).open(path)?;
+        file.write_all(value.as_bytes())
+    };
+    write().map_err(|e| CgroupError::io(format!("write {value} to"), path, e))
+}
+
+pub(crate) fn read_string(path: &Path) -> Result<String, CgroupError> {
+    fs::read_to_string(path).map_err(|e| CgroupError::io("read", path, e))
+}
+
+/// Reads a single-number file ("max" and unreadable files give `None`).
+pub(crate) fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Reads `key` from a flat-keyed file such as memory.events or cpu.stat.
+pub(crate) fn read_keyed(path: &Path, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(path).ok()?;
+    keyed_value(&text, key)
+}
+
+pub(crate) fn keyed_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        if k == key {
+            v.trim().parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// Parses cgroup.procs content into pids.
+pub(crate) fn parse_pids(text: &str) -> Vec<i32> {
+    text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+pub(crate) fn read_pids(dir: &Path) -> Result<Vec<i32>, CgroupError> {
+    read_string(&dir.join("cgroup.procs")).map(|t| parse_pids(&t))
+}
+
+/// `mkdir` that accepts an existing directory (for shared parents).
+pub(crate) fn ensure_dir(path: &Path) -> Result<(), CgroupError> {
+    match fs::create_dir(path) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            Err(CgroupError::io("create directory", path, e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `mkdir` that fails if the directory exists (a container cgroup is never adopted).
+pub(crate) fn create_dir(path: &Path) -> Result<(), CgroupError> {
+    fs::create_dir(path).map_err(|e| CgroupError::io("create directory", path, e))
+}
+
+/// Removes a cgroup directory, retrying while the kernel reports EBUSY (tasks
+/// still exiting) for at most `limit`. A missing directory is success.
+pub(crate) fn remove_dir_retrying(path: &Path, limit: Duration) -> Result<(), CgroupError> {
+    let start = Instant::now();
+    loop {
+        match fs::remove_dir(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < limit => {
+                sleep(Duration::from_millis(10))
+            }
+            Err(e) => return Err(CgroupError::io("remove directory", path, e)),
+        }
+    }
+}
+
+/// Removes the shared `crabcan/` parent if it is empty. Another crabcan may
+/// be creating or using it at the same time, so EBUSY, ENOTEMPTY and ENOENT
+/// are expected and ignored; creators retry if it vanishes under them.
+pub(crate) fn remove_parent_if_empty(path: &Path) {
+    if let Err(e) = fs::remove_dir(path) {
+        let expected = [libc::EBUSY, libc::ENOTEMPTY, libc::ENOENT, libc::EEXIST];
+        if !e
+            .raw_os_error()
+            .is_some_and(|code| expected.contains(&code))
+        {
+            log::debug!("cannot remove {}: {e}", path.display());
+        }
+    }
+}
+
+/// Sends SIGKILL to `pid`; a process that already exited is not an error.
+pub(crate) fn sigkill(pid: i32) {
+    if pid <= 0 {
+        return; // never signal process groups or everything
+    }
+    // SAFETY: kill(2) has no memory-safety preconditions; pid > 0 targets one process.
+    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+    if rc != 0 {
+        log::debug!("kill({pid}, SIGKILL): {}", io::Error::last_os_error());
+    }
+}
+
+/// Whether process `pid` exists (kill(pid, 0); EPERM means it exists).
+pub(crate) fn process_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return true; // not a real owner pid: treat as alive, never clean up
+    }
+    // SAFETY: signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Polls `done` every 10 ms until it returns true or `limit` elapses.
+pub(crate) fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_files() {
+        let events = "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n";
+        assert_eq!(keyed_value(events, "oom_kill"), Some(2));
+        assert_eq!(keyed_value(events, "oom"), Some(3));
+        assert_eq!(keyed_value(events, "missing"), None);
+        assert_eq!(
+            keyed_value("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n", "oom_kill"),
+            Some(1)
+        );
+        assert_eq!(
+            keyed_value("usage_usec 1234\nuser_usec 1000\n", "usage_usec"),
+            Some(1234)
+        );
+    }
+
+    #[test]
+    fn pid_lists() {
+        assert_eq!(parse_pids("12\n345\n\n"), vec![12, 345]);
+        assert!(parse_pids("").is_empty());
+    }
+
+    #[test]
+    fn io_errors_name_path_and_operation() {
+        let err = write_file(Path::new("/nonexistent-dir/memory.max"), "67108864").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot write 67108864 to /nonexistent-dir/memory.max: No such file or directory"
+        );
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+    }
+}

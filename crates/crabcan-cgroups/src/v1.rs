@@ -1,0 +1,230 @@
+//! cgroup v1 (and hybrid) backend: one `crabcan/<leaf>` directory in each
+//! mounted hierarchy crabcan uses (memory, pids, cpu, cpuacct, blkio,
+//! freezer; co-mounted hierarchies share a directory). Never writes
+//! `notify_on_release`/`release_agent` (CVE-2022-0492).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::backend::{write_pid, CgroupBackend, MissingController};
+use crate::error::CgroupError;
+use crate::fsutil::{
+    create_dir, ensure_dir, read_keyed, read_string, read_u64, sigkill, wait_until, write_file,
+};
+use crate::layout::Mounts;
+use crate::stats::Stats;
+use crate::tree::{remove_subtree, subtree_pids};
+use crate::writes::{Controller, LimitWrite};
+use crate::{CRABCAN_DIR, KILL_TIMEOUT, REMOVE_TIMEOUT};
+
+#[derive(Debug)]
+pub(crate) struct V1Cgroup {
+    /// Controller → its directory (several controllers may share one).
+    dirs: Vec<(Controller, PathBuf)>,
+}
+
+impl V1Cgroup {
+    /// Creates `crabcan/<leaf>` in every mounted hierarchy of
+    /// [`Controller::V1_ALL`]; `needed` controllers that are not mounted go
+    /// through the `missing` policy. Removes what it made on error.
+    pub fn create(
+        mounts: &Mounts,
+        leaf: &str,
+        needed: &BTreeSet<Controller>,
+        missing: MissingController,
+    ) -> Result<V1Cgroup, CgroupError> {
+        for controller in needed {
+            if mounts.v1_mount(controller.v1_name()).is_none() {
+                missing.handle(missing_controller(*controller))?;
+            }
+        }
+        let cgroup = V1Cgroup {
+            dirs: leaf_dirs(mounts, leaf),
+        };
+        let mut made: Vec<PathBuf> = Vec::new();
+        for dir in cgroup.dirs() {
+            if let Err(e) = make_leaf(&dir) {
+                for m in made.iter().rev() {
+                    let _ = remove_subtree(m, REMOVE_TIMEOUT);
+                }
+                return Err(e);
+            }
+            made.push(dir);
+        }
+        Ok(cgroup)
+    }
+
+    /// The existing directories of `crabcan/<leaf>` (for stale cleanup).
+    pub fn open(mounts: &Mounts, leaf: &str) -> V1Cgroup {
+        let mut dirs = leaf_dirs(mounts, leaf);
+        dirs.retain(|(_, dir)| dir.is_dir());
+        V1Cgroup { dirs }
+    }
+
+    fn dir(&self, controller: Controller) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|(c, _)| *c == controller)
+            .map(|(_, d)| d.as_path())
+    }
+
+    fn all_pids(&self) -> Result<Vec<i32>, CgroupError> {
+        let mut pids = Vec::new();
+        for dir in self.dirs() {
+            pids.extend(subtree_pids(&dir)?);
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
+    }
+
+    /// Freezes (if the freezer is mounted), SIGKILLs every pid, thaws.
+    fn kill_round(&self) -> Result<(), CgroupError> {
+        let freezer = self.dir(Controller::Freezer);
+        if let Some(dir) = freezer {
+            freeze(dir);
+        }
+        let result = self
+            .all_pids()
+            .map(|pids| pids.into_iter().for_each(sigkill));
+        if let Some(dir) = freezer {
+            // Killed tasks only die once thawed.
+            if let Err(e) = write_file(&dir.join("freezer.state"), "THAWED") {
+                log::warn!("{e}");
+            }
+        }
+        result
+    }
+}
+
+fn missing_controller(controller: Controller) -> CgroupError {
+    let option = match controller {
+        Controller::Memory => "--memory",
+        Controller::Pids => "--pids",
+        Controller::Cpu | Controller::CpuAcct => "--cpus/--cpu-weight",
+        Controller::Io => "--io-weight",
+        Controller::Freezer => "the freezer",
+    };
+    CgroupError::MissingController {
+        controller: controller.v1_name().to_string(),
+        option,
+    }
+}
+
+/// `<mount>/crabcan/<leaf>` for each mounted controller crabcan uses.
+fn leaf_dirs(mounts: &Mounts, leaf: &str) -> Vec<(Controller, PathBuf)> {
+    Controller::V1_ALL
+        .iter()
+        .filter_map(|c| {
+            mounts
+                .v1_mount(c.v1_name())
+                .map(|m| (*c, m.join(CRABCAN_DIR).join(leaf)))
+        })
+        .collect()
+}
+
+/// Creates `dir` (never adopting an existing one) and its `crabcan/`
+/// parent, retrying if a concurrent crabcan removed the empty parent.
+fn make_leaf(dir: &Path) -> Result<(), CgroupError> {
+    let parent = dir.parent().unwrap_or(dir);
+    let mut attempts = 0;
+    loop {
+        ensure_dir(parent)?;
+        match create_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && attempts < 3 => attempts += 1,
+            result => return result,
+        }
+    }
+}
+
+fn freeze(dir: &Path) {
+    let state = dir.join("freezer.state");
+    if let Err(e) = write_file(&state, "FROZEN") {
+        log::warn!("{e}");
+        return;
+    }
+    let frozen = wait_until(Duration::from_millis(200), || {
+        read_string(&state).is_ok_and(|s| s.trim() == "FROZEN")
+    });
+    if !frozen {
+        log::debug!("{} did not reach FROZEN; killing anyway", state.display());
+    }
+}
+
+impl CgroupBackend for V1Cgroup {
+    fn dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for (_, dir) in &self.dirs {
+            if !dirs.contains(dir) {
+                dirs.push(dir.clone());
+            }
+        }
+        dirs
+    }
+
+    fn dir_for(&self, write: &LimitWrite) -> Option<&Path> {
+        self.dir(write.controller)
+    }
+
+    fn v2_path(&self) -> Option<&Path> {
+        None
+    }
+
+    fn add_task(&self, pid: i32) -> Result<(), CgroupError> {
+        self.dirs().iter().try_for_each(|dir| write_pid(dir, pid))
+    }
+
+    /// freezer FROZEN, SIGKILL each pid, THAWED; repeated until no task is
+    /// left in any hierarchy or [`KILL_TIMEOUT`] passes.
+    fn kill_all(&self) -> Result<(), CgroupError> {
+        let start = Instant::now();
+        loop {
+            let pids = self.all_pids()?;
+            if pids.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() >= KILL_TIMEOUT {
+                let path = self.dirs().first().cloned().unwrap_or_default();
+                return Err(CgroupError::KillTimeout {
+                    path,
+                    pids,
+                    waited_ms: start.elapsed().as_millis(),
+                });
+            }
+            self.kill_round()?;
+            wait_until(Duration::from_millis(100), || {
+                self.all_pids().is_ok_and(|p| p.is_empty())
+            });
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let mut stats = Stats::default();
+        if let Some(dir) = self.dir(Controller::Memory) {
+            stats.memory_peak = read_u64(&dir.join("memory.max_usage_in_bytes"));
+            stats.memory_current = read_u64(&dir.join("memory.usage_in_bytes"));
+            stats.oom_kills = read_keyed(&dir.join("memory.oom_control"), "oom_kill").unwrap_or(0);
+        }
+        if let Some(dir) = self.dir(Controller::Pids) {
+            stats.pids_current = read_u64(&dir.join("pids.current"));
+            stats.pids_peak = read_u64(&dir.join("pids.peak"));
+        }
+        if let Some(dir) = self.dir(Controller::CpuAcct) {
+            stats.cpu_usage_ns = read_u64(&dir.join("cpuacct.usage"));
+        }
+        stats
+    }
+
+    /// memory.oom_control `oom_kill` (Linux 4.13+); on older kernels
+    /// memory.failcnt > 0 (the limit was hit, which usually means an OOM kill).
+    fn oom_killed(&self) -> bool {
+        let Some(dir) = self.dir(Controller::Memory) else {
+            return false;
+        };
+        match read_keyed(&dir.join("memory.oom_control"), "oom_kill") {
+            Some(kills) => kills > 0,
+            None => read_u64(&dir.join("memory.failcnt")).is_some_and(|n| n > 0),
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! Root-only tests against the real cgroup filesystem of this host. They
+//! fail loudly (never skip) when not run as root or without cgroups.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crabcan_cgroups::{
+    detect_layout, remove_stale, CgroupError, ContainerCgroup, Layout, Limits, MissingController,
+};
+
+/// Panics with the reason unless we are root on a host with cgroups.
+fn require_root() -> Layout {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "these tests need root (euid is {euid}); run `sudo cargo test -p crabcan-cgroups`"
+    );
+    detect_layout().unwrap_or_else(|e| panic!("cgroups are not usable here: {e}"))
+}
+
+/// A per-test name; the crate appends our pid.
+fn name(test: &str) -> String {
+    format!("t-{test}")
+}
+
+/// Kills and reaps a child on drop, so failed tests leave nothing running.
+struct ChildGuard(Child);
+
+impl ChildGuard {
+    fn spawn(cmd: &mut Command) -> ChildGuard {
+        ChildGuard(cmd.spawn().expect("spawn child"))
+    }
+    /// A `sh -c script` that waits for a line on stdin before running, so it
+    /// can be moved into the cgroup first.
+    fn gated_shell(script: &str) -> ChildGuard {
+        let script = format!("read go; {script}");
+        Self::spawn(
+            Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .stdin(Stdio::piped())
+                .stderr(Stdio::null()),
+        )
+    }
+    fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+    fn start(&mut self) {
+        let stdin = self.0.stdin.as_mut().expect("piped stdin");
+        stdin.write_all(b"go\n").expect("start child");
+    }
+    /// Waits up to `limit` for the child to exit; returns its terminating signal.
+    fn wait_signal(&mut self, limit: Duration) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return status.signal();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("child {} still running after {limit:?}", self.pid());
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The directory (of `cg`) that has `file`: the right hierarchy on v1.
+fn dir_with(cg: &ContainerCgroup, file: &str) -> PathBuf {
+    cg.paths()
+        .into_iter()
+        .find(|d| d.join(file).exists())
+        .unwrap_or_else(|| panic!("no directory of {:?} has {file}", cg.paths()))
+}
+
+fn read(cg: &ContainerCgroup, file: &str) -> String {
+    let path = dir_with(cg, file).join(file);
+    fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+fn procs(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .expect("read cgroup.procs")
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect()
+}
+
+fn test_limits() -> Limits {
+    Limits {
+        memory: Some(64 << 20),
+        memory_swap: None,
+        pids: Some(32),
+        cpu_weight: Some(100),
+        cpu_quota: Some(0.5),
+        io_weight: Some(200),
+    }
+}
+
+#[test]
+fn create_limits_task_kill_remove() {
+    let layout = require_root();
+    let cg = ContainerCgroup::create(&name("lifecycle"), &test_limits(), MissingController::Error)
+        .expect("create");
+    let paths = cg.paths();
+    assert!(!paths.is_empty());
+    for p in &paths {
+        assert!(p.is_dir(), "{} missing", p.display());
+        assert!(p.parent().unwrap().ends_with("crabcan"), "{}", p.display());
+        assert!(p
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .ends_with(&format!(".{}", std::process::id())));
+    }
+    match layout {
+        Layout::V1 | Layout::Hybrid => {
+            assert_eq!(cg.v2_path(), None);
+            assert_eq!(read(&cg, "memory.limit_in_bytes"), "67108864");
+            if dir_with(&cg, "memory.limit_in_bytes")
+                .join("memory.memsw.limit_in_bytes")
+                .exists()
+            {
+                assert_eq!(read(&cg, "memory.memsw.limit_in_bytes"), "67108864");
+            }
+            assert_eq!(read(&cg, "pids.max"), "32");
+            assert_eq!(read(&cg, "cpu.shares"), "2598");
+            assert_eq!(read(&cg, "cpu.cfs_period_us"), "100000");
+            assert_eq!(read(&cg, "cpu.cfs_quota_us"), "50000");
+            let weight = cg.paths().into_iter().find_map(|d| {
+                ["blkio.weight", "blkio.bfq.weight"]
+                    .iter()
+                    .find_map(|f| fs::read_to_string(d.join(f)).ok())
+            });
+            let weight = weight.expect("blkio weight file");
+            assert!(
+                weight.trim() == "200" || weight.trim() == "default 200",
+                "blkio weight {weight:?}"
+            );
+            assert!(!cg
+                .paths()
+                .iter()
+                .any(|d| fs::read_to_string(d.join("notify_on_release"))
+                    .is_ok_and(|s| s.trim() != "0")));
+        }
+        Layout::V2 => {
+            let dir = cg.v2_path().expect("v2 path").to_path_buf();
+            assert_eq!(paths, vec![dir]);
+            assert_eq!(read(&cg, "memory.max"), "67108864");
+            assert_eq!(read(&cg, "pids.max"), "32");
+            assert_eq!(read(&cg, "cpu.weight"), "100");
+            assert_eq!(read(&cg, "cpu.max"), "50000 100000");
+        }
+    }
+
+    let mut child = ChildGuard::spawn(Command::new("sleep").arg("100"));
+    cg.add_task(child.pid()).expect("add_task");
+    for p in &paths {
+        assert!(
+            procs(p).contains(&child.pid()),
+            "{} does not list {}",
+            p.display(),
+            child.pid()
+        );
+    }
+    let stats = cg.stats();
+    assert!(
+        stats.memory_current.is_some() && stats.pids_current == Some(1),
+        "{stats:?}"
+    );
+    assert!(stats.cpu_usage_ns.is_some(), "{stats:?}");
+    assert!(!cg.oom_killed());
+    cg.kill_all().expect("kill_all");
+    assert_eq!(
+        child.wait_signal(Duration::from_secs(5)),
+        Some(libc::SIGKILL)
+    );
+    for p in &paths {
+        assert!(procs(p).is_empty());
+    }
+    cg.remove().expect("remove");
+    for p in &paths {
+        assert!(!p.exists(), "{} still exists", p.display());
+    }
+}
+
+#[test]
+fn drop_kills_and_removes() {
+    require_root();
+    let cg = ContainerCgroup::create(&name("drop"), &Limits::default(), MissingController::Error)
+        .expect("create");
+    let paths = cg.paths();
+    let mut child = ChildGuard::spawn(Command::new("sleep").arg("100"));
+    cg.add_task(child.pid()).expect("add_task");
+    drop(cg);
+    assert_eq!(
+        child.wait_signal(Duration::from_secs(5)),
+        Some(libc::SIGKILL)
+    );
+    for p in &paths {
+        assert!(!p.exists(), "{} still exists after drop", p.display());
+    }
+}
+
+#[test]
+fn pids_limit_holds() {
+    require_root();
+    let limits = Limits {
+        pids: Some(8),
+        ..Limits::unlimited()
+    };
+    let cg =
+        ContainerCgroup::create(&name("pids"), &limits, MissingController::Error).expect("create");
+    let mut child =
+        ChildGuard::gated_shell("i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); done; wait");
+    cg.add_task(child.pid()).expect("add_task");
+    child.start();
+    let start = Instant::now();
+    let mut highest = 0;
+    while start.elapsed() < Duration::from_millis(1500) {
+        let current: u64 = read(&cg, "pids.current").parse().expect("pids.current");
+        highest = highest.max(current);
+        assert!(current <= 8, "pids.current {current} exceeds the limit 8");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        highest >= 2,
+        "the fork loop never ran (pids.current peaked at {highest})"
+    );
+    let events = read(&cg, "pids.events");
+    let refused: u64 = events
+        .lines()
+        .find_map(|l| l.strip_prefix("max "))
+        .expect("pids.events max")
+        .parse()
+        .unwrap();
+    assert!(refused > 0, "no fork was refused: {events}");
+    if let Some(peak) = cg.stats().pids_peak {
+        assert!(peak <= 8, "pids peak {peak}");
+    }
+    cg.kill_all().expect("kill_all");
+    // dash exits by itself when a fork fails; its background sleeps stay until kill_all.
+    child.wait_signal(Duration::from_secs(5));
+    let paths = cg.paths();
+    assert!(
+        paths.iter().all(|p| procs(p).is_empty()),
+        "tasks left after kill_all"
+    );
+    cg.remove().expect("remove");
+    assert!(paths.iter().all(|p| !p.exists()));
+}
+
+#[test]
+fn memory_hog_is_oom_killed() {
+    require_root();
+    let limits = Limits {
+        memory: Some(32 << 20),
+        ..Limits::unlimited()
+    };
+    let cg =
+        ContainerCgroup::create(&name("oom"), &limits, MissingController::Error).expect("create");
+    let mut child = ChildGuard::gated_shell("exec tail /dev/zero");
+    cg.add_task(child.pid()).expect("add_task");
+    child.start();
+    assert_eq!(
+        child.wait_signal(Duration::from_secs(30)),
+        Some(libc::SIGKILL),
+        "hog not killed"
+    );
+    assert!(
+        cg.oom_killed(),
+        "oom_killed() is false; stats: {}",
+        cg.stats()
+    );
+    let stats = cg.stats();
+    assert!(stats.oom_kills >= 1, "{stats:?}");
+    assert!(
+        stats
+            .memory_peak
+            .is_some_and(|p| ((16 << 20)..=(33 << 20)).contains(&p)),
+        "{stats:?}"
+    );
+    cg.remove().expect("remove");
+}
+
+#[test]
+fn remove_stale_removes_dead_owners_only() {
+    require_root();
+    let mut dead = ChildGuard::spawn(&mut Command::new("true"));
+    let dead_pid = dead.pid() as u32;
+    dead.0.wait().expect("reap");
+
+    let stale = ContainerCgroup::create_for_owner(
+        &name("stale"),
+        &Limits::default(),
+        MissingController::Error,
+        dead_pid,
+    )
+    .expect("create stale");
+    let stale_paths = stale.paths();
+    let stale_name = stale.name().to_string();
+    let mut inside = ChildGuard::spawn(Command::new("sleep").arg("100"));
+    stale.add_task(inside.pid()).expect("add_task");
+    std::mem::forget(stale); // as if crabcan had crashed
+
+    let live = ContainerCgroup::create(&name("live"), &Limits::default(), MissingController::Error)
+        .expect("create live");
+    let removed = remove_stale().expect("remove_stale");
+    let leftovers: Vec<_> = stale_paths.iter().filter(|p| p.exists()).collect();
+    // Clean up before asserting, so a failure leaves nothing behind.
+    for p in &leftovers {
+        let _ = fs::remove_dir(p);
+    }
+    // Another crabcan process (a concurrent test run) may have cleaned it up
+    // first; what matters is that it is gone, checked below.
+    let raced = std::env::var_os("CRABCAN_CONCURRENT_TESTS").is_some();
+    assert!(
+        raced || removed.contains(&stale_name),
+        "{removed:?} lacks {stale_name} (set CRABCAN_CONCURRENT_TESTS=1 if other crabcan tests run at the same time)"
+    );
+    assert!(!removed.contains(&live.name().to_string()));
+    assert!(leftovers.is_empty(), "stale dirs left: {leftovers:?}");
+    assert_eq!(
+        inside.wait_signal(Duration::from_secs(5)),
+        Some(libc::SIGKILL)
+    );
+    assert!(
+        live.paths().iter().all(|p| p.is_dir()),
+        "live cgroup was touched"
+    );
+    live.remove().expect("remove live");
+}
+
+#[test]
+fn failed_create_removes_what_it_made() {
+    require_root();
+    // pids.max rejects values above PID_MAX_LIMIT; the error must name the file.
+    let limits = Limits {
+        pids: Some(u64::MAX),
+        ..Limits::unlimited()
+    };
+    let err =
+        ContainerCgroup::create(&name("rollback"), &limits, MissingController::Error).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("pids.max") && msg.starts_with("cannot write 18446744073709551615 to"),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n'));
+    let leaf = format!("{}.{}", name("rollback"), std::process::id());
+    for mount in [
+        "memory", "pids", "cpu", "cpuacct", "blkio", "freezer", "unified", "",
+    ] {
+        let p = Path::new("/sys/fs/cgroup")
+            .join(mount)
+            .join("crabcan")
+            .join(&leaf);
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+}
+
+#[test]
+fn existing_cgroup_is_not_adopted_and_bad_names_are_rejected() {
+    require_root();
+    let first =
+        ContainerCgroup::create(&name("dup"), &Limits::unlimited(), MissingController::Error)
+            .expect("create");
+    let err = ContainerCgroup::create(&name("dup"), &Limits::unlimited(), MissingController::Error)
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EEXIST), "{err}");
+    assert!(
+        first.paths().iter().all(|p| p.is_dir()),
+        "failed duplicate removed the original"
+    );
+    first.remove().expect("remove");
+    let err = ContainerCgroup::create("../escape", &Limits::unlimited(), MissingController::Error)
+        .unwrap_err();
+    assert!(matches!(err, CgroupError::InvalidName { .. }), "{err}");
+}
