@@ -1,0 +1,159 @@
+//! Error type of the crate: every failure, typed, with a one-line message
+//! naming the syscall, rule or action that caused it.
+
+use crate::profile::Action;
+
+/// Everything that can go wrong while importing, validating, compiling or
+/// installing a seccomp filter.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    /// A syscall name that does not exist on x86_64 (nor, for imported
+    /// profiles, on any other architecture libseccomp knows).
+    #[error("unknown syscall `{name}`: not a syscall on x86_64")]
+    UnknownSyscall {
+        /// The name as written in the profile.
+        name: String,
+    },
+
+    /// A seccomp action string the importer does not know.
+    #[error("unknown seccomp action `{action}` in {context}")]
+    UnknownAction {
+        /// The action as written (e.g. `SCMP_ACT_FOO`).
+        action: String,
+        /// Where it was found (e.g. `defaultAction`, `rule for chmod`).
+        context: String,
+    },
+
+    /// A known seccomp action this crate cannot express (trace, notify).
+    #[error("unsupported seccomp action `{action}` in {context}")]
+    UnsupportedAction {
+        /// The action as written.
+        action: String,
+        /// Where it was found.
+        context: String,
+    },
+
+    /// A comparison operator string the importer does not know.
+    #[error("unknown comparison operator `{op}` in rule for `{syscall}`")]
+    UnknownOperator {
+        /// The operator as written.
+        op: String,
+        /// First syscall name of the rule.
+        syscall: String,
+    },
+
+    /// The input is not JSON of the expected shape.
+    #[error("invalid seccomp profile JSON: {reason}")]
+    InvalidJson {
+        /// serde_json's description, with line and column.
+        reason: String,
+    },
+
+    /// The JSON is well formed but a field has an impossible value.
+    #[error("invalid seccomp profile: {reason}")]
+    InvalidProfile {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Argument index outside 0..=5.
+    #[error("rule for `{syscall}` compares argument {index}, but syscalls have only arguments 0 to 5")]
+    InvalidArgIndex {
+        /// Syscall of the rule.
+        syscall: String,
+        /// The offending index.
+        index: u64,
+    },
+
+    /// Two comparisons on the same argument in one rule (libseccomp cannot
+    /// express it; split it into two rules).
+    #[error("rule for `{syscall}` compares argument {index} twice; use one rule per comparison")]
+    DuplicateArgIndex {
+        /// Syscall of the rule.
+        syscall: String,
+        /// The repeated index.
+        index: u8,
+    },
+
+    /// An errno value the kernel cannot return from a filter (max 4095).
+    #[error("errno {errno} in {context} is out of range (0 to 4095)")]
+    InvalidErrno {
+        /// The value.
+        errno: u64,
+        /// Where it was found.
+        context: String,
+    },
+
+    /// The same rule (syscall, action and arguments) appears twice.
+    #[error("syscall `{syscall}` is listed twice with the same action and arguments")]
+    DuplicateRule {
+        /// The syscall.
+        syscall: String,
+    },
+
+    /// Two rules match the same calls but ask for different actions.
+    #[error("syscall `{syscall}` has conflicting rules with the same arguments: {first} and {second}")]
+    ConflictingRules {
+        /// The syscall.
+        syscall: String,
+        /// Action of the first rule.
+        first: Action,
+        /// Action of the second rule.
+        second: Action,
+    },
+
+    /// An unconditional rule would silently override a conditional rule with
+    /// another action (libseccomp keeps only the unconditional one).
+    #[error("syscall `{syscall}` has an unconditional {unconditional} rule that would silently override its conditional {conditional} rule")]
+    ShadowedRule {
+        /// The syscall.
+        syscall: String,
+        /// Action of the unconditional rule.
+        unconditional: Action,
+        /// Action of the overridden conditional rule.
+        conditional: Action,
+    },
+
+    /// libseccomp refused an operation.
+    #[error("libseccomp {operation} failed: {source}")]
+    Libseccomp {
+        /// What was being done, naming the syscall when there is one.
+        operation: String,
+        /// The errno libseccomp returned.
+        source: std::io::Error,
+    },
+
+    /// Reading the exported BPF program back failed.
+    #[error("exporting the BPF program failed: {source}")]
+    Export {
+        /// The I/O error.
+        source: std::io::Error,
+    },
+
+    /// Bytes given to [`CompiledFilter::from_bytes`](crate::CompiledFilter::from_bytes)
+    /// are not a BPF program.
+    #[error("invalid BPF program: {reason}")]
+    InvalidBpf {
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// The kernel refused the filter because the thread has neither
+    /// `PR_SET_NO_NEW_PRIVS` nor `CAP_SYS_ADMIN`.
+    #[error("installing the seccomp filter needs PR_SET_NO_NEW_PRIVS set first (or CAP_SYS_ADMIN)")]
+    NeedsNoNewPrivs,
+
+    /// `prctl(PR_SET_NO_NEW_PRIVS)` failed.
+    #[error("prctl(PR_SET_NO_NEW_PRIVS) failed: {source}")]
+    NoNewPrivs {
+        /// The errno.
+        source: std::io::Error,
+    },
+
+    /// `seccomp(SECCOMP_SET_MODE_FILTER)` (and the prctl fallback) failed.
+    #[error("seccomp(SECCOMP_SET_MODE_FILTER) failed: {source}")]
+    Install {
+        /// The errno.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,324 @@
+//! Import and export of seccomp profiles in the OCI / Docker JSON format
+//! (`defaultAction`, `defaultErrnoRet`, `syscalls: [{names, action,
+//! errnoRet, args, includes, excludes}]`, as in moby's
+//! `profiles/seccomp/default.json`).
+//!
+//! Import rules, for a filter on x86_64 in a container without extra
+//! capabilities:
+//! - `architectures` and `archMap` are ignored: the filter covers x86_64 only.
+//! - A rule with a non-empty `includes.caps` is skipped (crabcan drops those
+//!   capabilities); `excludes.caps` is ignored, so such rules apply.
+//! - `includes.arches` must name amd64/x86_64 for the rule to apply;
+//!   `excludes.arches` naming it skips the rule.
+//! - `includes.minKernel` / `excludes.minKernel` are compared with the
+//!   running kernel.
+//! - Syscall names of other architectures (`socketcall`, `arm_fadvise64_64`,
+//!   ...) are skipped with a debug log; names unknown everywhere are an error.
+//! - `SCMP_ACT_ERRNO` without `errnoRet` means EPERM.
+//! - All comparisons of a rule must hold (AND); the same argument may not be
+//!   compared twice in one rule.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::SeccompError;
+use crate::profile::{validate_action, Action, ArgCondition, CmpOp, Profile, Rule, MAX_ARGS};
+use crate::syscalls;
+
+/// Architecture names under which Docker profiles mean x86_64.
+const NATIVE_ARCH_NAMES: [&str; 3] = ["amd64", "x86_64", "SCMP_ARCH_X86_64"];
+
+/// Errno used when `SCMP_ACT_ERRNO` comes without an errno value.
+const DEFAULT_ERRNO: u64 = libc::EPERM as u64;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OciProfile {
+    default_action: String,
+    default_errno_ret: Option<u64>,
+    architectures: Option<Vec<String>>,
+    syscalls: Option<Vec<OciSyscall>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OciSyscall {
+    names: Option<Vec<String>>,
+    /// Single-name form of old Docker profiles.
+    name: Option<String>,
+    action: String,
+    errno_ret: Option<u64>,
+    args: Option<Vec<OciArg>>,
+    includes: Option<OciCondition>,
+    excludes: Option<OciCondition>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OciArg {
+    index: u64,
+    value: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    value_two: u64,
+    op: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct OciCondition {
+    caps: Option<Vec<String>>,
+    arches: Option<Vec<String>>,
+    min_kernel: Option<String>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+impl Profile {
+    /// Reads an OCI / Docker seccomp profile (see the module documentation
+    /// for how capabilities, architectures and kernel versions are handled)
+    /// and validates it. Never panics, whatever the input.
+    pub fn from_oci_json(json: &str) -> Result<Profile, SeccompError> {
+        let oci: OciProfile =
+            serde_json::from_str(json).map_err(|error| SeccompError::InvalidJson { reason: error.to_string() })?;
+        if let Some(arches) = &oci.architectures {
+            log::debug!("seccomp: ignoring architectures {arches:?}: the filter covers x86_64 only");
+        }
+        let default_errno = oci.default_errno_ret.unwrap_or(DEFAULT_ERRNO);
+        let default_action = parse_action(&oci.default_action, Some(default_errno), "defaultAction")?;
+        let mut rules = Vec::new();
+        for entry in oci.syscalls.unwrap_or_default() {
+            rules.extend(import_entry(entry)?);
+        }
+        let profile = Profile { default_action, rules };
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    /// Writes the profile as OCI / Docker seccomp JSON (architecture
+    /// x86_64). Consecutive rules with the same action and arguments are
+    /// grouped into one entry; [`Profile::from_oci_json`] reads it back
+    /// unchanged.
+    pub fn to_oci_json(&self) -> String {
+        let mut document = json!({ "defaultAction": action_name(self.default_action) });
+        if let Action::Errno(errno) = self.default_action {
+            document["defaultErrnoRet"] = json!(errno);
+        }
+        document["architectures"] = json!(["SCMP_ARCH_X86_64"]);
+        document["syscalls"] = Value::Array(group_rules(&self.rules).into_iter().map(export_group).collect());
+        format!("{document:#}")
+    }
+}
+
+/// Rules of one JSON entry, or none if the entry does not apply here.
+fn import_entry(entry: OciSyscall) -> Result<Vec<Rule>, SeccompError> {
+    let names: Vec<String> = entry.names.unwrap_or_default().into_iter().chain(entry.name).collect();
+    let label = names.first().cloned().unwrap_or_else(|| "<no name>".to_owned());
+    if !entry_applies(entry.includes.as_ref(), entry.excludes.as_ref(), &label)? {
+        return Ok(Vec::new());
+    }
+    let action = parse_action(&entry.action, entry.errno_ret, &format!("rule for `{label}`"))?;
+    let args = entry
+        .args
+        .unwrap_or_default()
+        .iter()
+        .map(|arg| parse_arg(arg, &label))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rules = Vec::new();
+    for name in names {
+        if syscalls::x86_64_number(&name).is_some() {
+            rules.push(Rule { syscall: name, action, args: args.clone() });
+        } else if syscalls::exists_on_other_arch(&name) {
+            log::debug!("seccomp: skipping `{name}`: not a syscall on x86_64");
+        } else {
+            return Err(SeccompError::UnknownSyscall { name });
+        }
+    }
+    Ok(rules)
+}
+
+/// Decides from `includes` / `excludes` whether an entry applies to an
+/// x86_64 container without extra capabilities on the running kernel.
+fn entry_applies(
+    includes: Option<&OciCondition>,
+    excludes: Option<&OciCondition>,
+    label: &str,
+) -> Result<bool, SeccompError> {
+    let empty = OciCondition::default();
+    let includes = includes.unwrap_or(&empty);
+    let excludes = excludes.unwrap_or(&empty);
+    if includes.caps.as_ref().is_some_and(|caps| !caps.is_empty()) {
+        log::debug!("seccomp: skipping rule for `{label}`: needs capabilities {:?}", includes.caps);
+        return Ok(false);
+    }
+    if let Some(arches) = includes.arches.as_ref().filter(|arches| !arches.is_empty()) {
+        if !names_native_arch(arches) {
+            return Ok(false);
+        }
+    }
+    if excludes.arches.as_ref().is_some_and(|arches| names_native_arch(arches)) {
+        return Ok(false);
+    }
+    if let Some(min) = &includes.min_kernel {
+        if !kernel_at_least(min)? {
+            return Ok(false);
+        }
+    }
+    if let Some(min) = &excludes.min_kernel {
+        if kernel_at_least(min)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn names_native_arch(arches: &[String]) -> bool {
+    arches.iter().any(|arch| NATIVE_ARCH_NAMES.contains(&arch.as_str()))
+}
+
+/// Parses `major.minor[...]` into a comparable pair.
+fn parse_kernel_version(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().map_or(Some(0), |minor| minor.parse().ok())?;
+    Some((major, minor))
+}
+
+/// Release of the running kernel (`uname -r`), if it can be read.
+fn running_kernel() -> Option<(u32, u32)> {
+    // SAFETY: utsname is plain bytes; an all-zero value is valid.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `uts` is a valid, writable utsname.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return None;
+    }
+    let release: Vec<u8> = uts.release.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    parse_kernel_version(&String::from_utf8_lossy(&release))
+}
+
+/// True if the running kernel is at least `min` (assumed true if unknown).
+fn kernel_at_least(min: &str) -> Result<bool, SeccompError> {
+    let wanted = parse_kernel_version(min)
+        .ok_or_else(|| SeccompError::InvalidProfile { reason: format!("minKernel `{min}` is not a kernel version") })?;
+    match running_kernel() {
+        Some(running) => Ok(running >= wanted),
+        None => Ok(true),
+    }
+}
+
+/// Parses an `SCMP_ACT_*` action; `errno` is used by `SCMP_ACT_ERRNO`.
+fn parse_action(name: &str, errno: Option<u64>, context: &str) -> Result<Action, SeccompError> {
+    let action = match name {
+        "SCMP_ACT_ALLOW" => Action::Allow,
+        "SCMP_ACT_ERRNO" => Action::Errno(parse_errno(errno.unwrap_or(DEFAULT_ERRNO), context)?),
+        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => Action::KillThread,
+        "SCMP_ACT_KILL_PROCESS" => Action::KillProcess,
+        "SCMP_ACT_TRAP" => Action::Trap,
+        "SCMP_ACT_LOG" => Action::Log,
+        "SCMP_ACT_TRACE" | "SCMP_ACT_NOTIFY" => {
+            return Err(SeccompError::UnsupportedAction { action: name.to_owned(), context: context.to_owned() })
+        }
+        _ => return Err(SeccompError::UnknownAction { action: name.to_owned(), context: context.to_owned() }),
+    };
+    validate_action(action, context)?;
+    Ok(action)
+}
+
+fn parse_errno(errno: u64, context: &str) -> Result<u32, SeccompError> {
+    u32::try_from(errno).map_err(|_| SeccompError::InvalidErrno { errno, context: context.to_owned() })
+}
+
+fn parse_arg(arg: &OciArg, syscall: &str) -> Result<ArgCondition, SeccompError> {
+    let index = u8::try_from(arg.index)
+        .ok()
+        .filter(|&index| index < MAX_ARGS)
+        .ok_or_else(|| SeccompError::InvalidArgIndex { syscall: syscall.to_owned(), index: arg.index })?;
+    let op = parse_op(&arg.op)
+        .ok_or_else(|| SeccompError::UnknownOperator { op: arg.op.clone(), syscall: syscall.to_owned() })?;
+    Ok(ArgCondition { index, op, value: arg.value, value_two: arg.value_two })
+}
+
+fn parse_op(name: &str) -> Option<CmpOp> {
+    let op = match name {
+        "SCMP_CMP_NE" => CmpOp::NotEqual,
+        "SCMP_CMP_LT" => CmpOp::LessThan,
+        "SCMP_CMP_LE" => CmpOp::LessOrEqual,
+        "SCMP_CMP_EQ" => CmpOp::Equal,
+        "SCMP_CMP_GE" => CmpOp::GreaterOrEqual,
+        "SCMP_CMP_GT" => CmpOp::GreaterThan,
+        "SCMP_CMP_MASKED_EQ" => CmpOp::MaskedEqual,
+        _ => return None,
+    };
+    Some(op)
+}
+
+fn op_name(op: CmpOp) -> &'static str {
+    match op {
+        CmpOp::NotEqual => "SCMP_CMP_NE",
+        CmpOp::LessThan => "SCMP_CMP_LT",
+        CmpOp::LessOrEqual => "SCMP_CMP_LE",
+        CmpOp::Equal => "SCMP_CMP_EQ",
+        CmpOp::GreaterOrEqual => "SCMP_CMP_GE",
+        CmpOp::GreaterThan => "SCMP_CMP_GT",
+        CmpOp::MaskedEqual => "SCMP_CMP_MASKED_EQ",
+    }
+}
+
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Allow => "SCMP_ACT_ALLOW",
+        Action::Errno(_) => "SCMP_ACT_ERRNO",
+        Action::KillProcess => "SCMP_ACT_KILL_PROCESS",
+        Action::KillThread => "SCMP_ACT_KILL_THREAD",
+        Action::Trap => "SCMP_ACT_TRAP",
+        Action::Log => "SCMP_ACT_LOG",
+    }
+}
+
+/// Consecutive rules sharing action and arguments.
+fn group_rules(rules: &[Rule]) -> Vec<&[Rule]> {
+    rules
+        .chunk_by(|first, second| first.action == second.action && first.args == second.args)
+        .collect()
+}
+
+/// One JSON entry for a group of rules with the same action and arguments.
+fn export_group(group: &[Rule]) -> Value {
+    let Some(first) = group.first() else {
+        return Value::Null;
+    };
+    let names: Vec<&str> = group.iter().map(|rule| rule.syscall.as_str()).collect();
+    let mut entry = json!({ "names": names, "action": action_name(first.action) });
+    if let Action::Errno(errno) = first.action {
+        entry["errnoRet"] = json!(errno);
+    }
+    if !first.args.is_empty() {
+        let args: Vec<OciArg> = first.args.iter().map(export_arg).collect();
+        entry["args"] = json!(args);
+    }
+    entry
+}
+
+fn export_arg(condition: &ArgCondition) -> OciArg {
+    OciArg {
+        index: u64::from(condition.index),
+        value: condition.value,
+        value_two: condition.value_two,
+        op: op_name(condition.op).to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_versions_parse() {
+        assert_eq!(parse_kernel_version("4.8"), Some((4, 8)));
+        assert_eq!(parse_kernel_version("6.18.44-fc-v595"), Some((6, 18)));
+        assert_eq!(parse_kernel_version("5"), Some((5, 0)));
+        assert_eq!(parse_kernel_version("x.y"), None);
+        assert!(running_kernel().is_some());
+    }
+}

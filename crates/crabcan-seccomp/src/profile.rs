@@ -1,0 +1,336 @@
+//! The data model: a [`Profile`] is a default [`Action`] plus an ordered list
+//! of [`Rule`]s, each naming one syscall, an action and optional argument
+//! comparisons. Plain data: printable, comparable, serialisable. This file
+//! also owns the semantic checks ([`Profile::validate`]) done before compiling.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::SeccompError;
+
+/// Largest errno a seccomp filter can return (`MAX_ERRNO`).
+pub const MAX_ERRNO: u32 = 4095;
+
+/// Number of syscall arguments a filter can inspect (`arg0` to `arg5`).
+pub const MAX_ARGS: u8 = 6;
+
+/// What the kernel does with a syscall matched by a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Action {
+    /// Run the syscall.
+    Allow,
+    /// Fail the syscall with this errno (0 to 4095) without running it.
+    Errno(u32),
+    /// Kill the whole process (SIGSYS, core dump).
+    KillProcess,
+    /// Kill only the calling thread.
+    KillThread,
+    /// Send SIGSYS to the calling thread.
+    Trap,
+    /// Run the syscall and log it (audit log).
+    Log,
+}
+
+/// How a syscall argument is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CmpOp {
+    /// `arg != value`
+    NotEqual,
+    /// `arg < value`
+    LessThan,
+    /// `arg <= value`
+    LessOrEqual,
+    /// `arg == value`
+    Equal,
+    /// `arg >= value`
+    GreaterOrEqual,
+    /// `arg > value`
+    GreaterThan,
+    /// `arg & value == value_two` (`value` is the mask, as in OCI/Docker JSON).
+    MaskedEqual,
+}
+
+/// One comparison on one syscall argument. All comparisons of a rule must
+/// hold for the rule to match (logical AND), and each argument index may
+/// appear at most once per rule (a libseccomp limit). Values are compared as
+/// 64-bit numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ArgCondition {
+    /// Argument position, 0 to 5.
+    pub index: u8,
+    /// The comparison.
+    pub op: CmpOp,
+    /// Compared value, or the mask for [`CmpOp::MaskedEqual`].
+    pub value: u64,
+    /// Expected masked value for [`CmpOp::MaskedEqual`]; 0 otherwise.
+    pub value_two: u64,
+}
+
+/// One syscall, the action to take, and when (empty `args` = always).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Rule {
+    /// Syscall name as on x86_64 (`openat`, `clone3`, ...).
+    pub syscall: String,
+    /// What to do when the rule matches.
+    pub action: Action,
+    /// Conditions on the arguments, all of which must hold.
+    pub args: Vec<ArgCondition>,
+}
+
+/// A complete seccomp policy: rules plus the action for every syscall that
+/// no rule matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Action for syscalls no rule matches.
+    pub default_action: Action,
+    /// The rules, in order.
+    pub rules: Vec<Rule>,
+}
+
+impl ArgCondition {
+    /// `arg[index] == value`
+    pub const fn equal(index: u8, value: u64) -> Self {
+        Self::simple(index, CmpOp::Equal, value)
+    }
+
+    /// `arg[index] != value`
+    pub const fn not_equal(index: u8, value: u64) -> Self {
+        Self::simple(index, CmpOp::NotEqual, value)
+    }
+
+    /// `arg[index] & mask == expected`
+    pub const fn masked_equal(index: u8, mask: u64, expected: u64) -> Self {
+        Self { index, op: CmpOp::MaskedEqual, value: mask, value_two: expected }
+    }
+
+    /// A comparison that uses only `value` (every op but `MaskedEqual`).
+    pub const fn simple(index: u8, op: CmpOp, value: u64) -> Self {
+        Self { index, op, value, value_two: 0 }
+    }
+}
+
+impl Rule {
+    /// A rule that applies whatever the arguments.
+    pub fn new(syscall: &str, action: Action) -> Self {
+        Self { syscall: syscall.to_owned(), action, args: Vec::new() }
+    }
+
+    /// A rule that applies when every condition holds.
+    pub fn with_args(syscall: &str, action: Action, args: &[ArgCondition]) -> Self {
+        Self { syscall: syscall.to_owned(), action, args: args.to_vec() }
+    }
+
+    /// The conditions in a canonical order, to compare rules whose
+    /// conditions are written in a different order.
+    fn sorted_args(&self) -> Vec<ArgCondition> {
+        let mut args = self.args.clone();
+        args.sort();
+        args
+    }
+
+    /// Checks this rule on its own: argument indexes and errno range.
+    fn validate_alone(&self) -> Result<(), SeccompError> {
+        validate_action(self.action, &format!("rule for `{}`", self.syscall))?;
+        let mut seen = [false; MAX_ARGS as usize];
+        for arg in &self.args {
+            let slot = seen.get_mut(usize::from(arg.index)).ok_or_else(|| {
+                SeccompError::InvalidArgIndex { syscall: self.syscall.clone(), index: u64::from(arg.index) }
+            })?;
+            if *slot {
+                return Err(SeccompError::DuplicateArgIndex { syscall: self.syscall.clone(), index: arg.index });
+            }
+            *slot = true;
+        }
+        Ok(())
+    }
+}
+
+/// Checks that an action can be expressed (errno in range).
+pub(crate) fn validate_action(action: Action, context: &str) -> Result<(), SeccompError> {
+    match action {
+        Action::Errno(errno) if errno > MAX_ERRNO => {
+            Err(SeccompError::InvalidErrno { errno: u64::from(errno), context: context.to_owned() })
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Profile {
+    /// Checks what libseccomp would reject or, worse, silently change:
+    /// errno out of range, argument index > 5, an argument compared twice in
+    /// one rule, a rule listed twice, two rules with the same arguments and
+    /// different actions, and an unconditional rule that would override a
+    /// conditional rule of the same syscall with another action.
+    /// Syscall names are checked by [`Profile::compile`].
+    pub fn validate(&self) -> Result<(), SeccompError> {
+        validate_action(self.default_action, "the default action")?;
+        let mut by_syscall: HashMap<&str, Vec<&Rule>> = HashMap::new();
+        for rule in &self.rules {
+            rule.validate_alone()?;
+            let earlier = by_syscall.entry(rule.syscall.as_str()).or_default();
+            for other in earlier.iter() {
+                check_pair(other, rule)?;
+            }
+            earlier.push(rule);
+        }
+        Ok(())
+    }
+}
+
+/// Checks two rules of the same syscall against each other.
+fn check_pair(first: &Rule, second: &Rule) -> Result<(), SeccompError> {
+    let syscall = || second.syscall.clone();
+    if first.sorted_args() == second.sorted_args() {
+        if first.action == second.action {
+            return Err(SeccompError::DuplicateRule { syscall: syscall() });
+        }
+        return Err(SeccompError::ConflictingRules { syscall: syscall(), first: first.action, second: second.action });
+    }
+    if first.action == second.action {
+        return Ok(());
+    }
+    let (unconditional, conditional) = match (first.args.is_empty(), second.args.is_empty()) {
+        (true, false) => (first, second),
+        (false, true) => (second, first),
+        _ => return Ok(()),
+    };
+    Err(SeccompError::ShadowedRule {
+        syscall: syscall(),
+        unconditional: unconditional.action,
+        conditional: conditional.action,
+    })
+}
+
+/// Short names for the errno values profiles commonly return.
+fn errno_name(errno: u32) -> Option<&'static str> {
+    let name = match errno as i32 {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSYS => "ENOSYS",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+        _ => return None,
+    };
+    Some(name)
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Allow => f.write_str("allow"),
+            Action::Errno(errno) => match errno_name(*errno) {
+                Some(name) => write!(f, "errno({name})"),
+                None => write!(f, "errno({errno})"),
+            },
+            Action::KillProcess => f.write_str("kill-process"),
+            Action::KillThread => f.write_str("kill-thread"),
+            Action::Trap => f.write_str("trap"),
+            Action::Log => f.write_str("log"),
+        }
+    }
+}
+
+impl fmt::Display for CmpOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let symbol = match self {
+            CmpOp::NotEqual => "!=",
+            CmpOp::LessThan => "<",
+            CmpOp::LessOrEqual => "<=",
+            CmpOp::Equal | CmpOp::MaskedEqual => "==",
+            CmpOp::GreaterOrEqual => ">=",
+            CmpOp::GreaterThan => ">",
+        };
+        f.write_str(symbol)
+    }
+}
+
+impl fmt::Display for ArgCondition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.op {
+            CmpOp::MaskedEqual => write!(f, "arg{} & {:#x} == {:#x}", self.index, self.value, self.value_two),
+            op => write!(f, "arg{} {op} {:#x}", self.index, self.value),
+        }
+    }
+}
+
+/// One line: `chmod: errno(EPERM) if arg1 & 0x800 == 0x800`.
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.syscall, self.action)?;
+        for (position, arg) in self.args.iter().enumerate() {
+            let joiner = if position == 0 { " if " } else { " and " };
+            write!(f, "{joiner}{arg}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A `default: <action>` line, then one line per rule.
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "default: {}", self.default_action)?;
+        for rule in &self.rules {
+            write!(f, "\n{rule}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EPERM: Action = Action::Errno(libc::EPERM as u32);
+
+    #[test]
+    fn rule_display_is_one_readable_line() {
+        let rule = Rule::with_args("ioctl", EPERM, &[ArgCondition::masked_equal(1, 0xffff_ffff, 0x5412)]);
+        assert_eq!(rule.to_string(), "ioctl: errno(EPERM) if arg1 & 0xffffffff == 0x5412");
+        let rule = Rule::with_args(
+            "personality",
+            Action::Allow,
+            &[ArgCondition::equal(0, 8), ArgCondition::not_equal(1, 0)],
+        );
+        assert_eq!(rule.to_string(), "personality: allow if arg0 == 0x8 and arg1 != 0x0");
+    }
+
+    #[test]
+    fn validate_rejects_duplicates_conflicts_and_shadowing() {
+        let profile = |rules: Vec<Rule>| Profile { default_action: Action::Allow, rules };
+        let dup = profile(vec![Rule::new("read", EPERM), Rule::new("read", EPERM)]);
+        assert!(matches!(dup.validate(), Err(SeccompError::DuplicateRule { syscall }) if syscall == "read"));
+        let conflict = profile(vec![Rule::new("read", EPERM), Rule::new("read", Action::Trap)]);
+        assert!(matches!(conflict.validate(), Err(SeccompError::ConflictingRules { .. })));
+        let shadow = profile(vec![
+            Rule::with_args("ioctl", EPERM, &[ArgCondition::equal(1, 0x5412)]),
+            Rule::new("ioctl", Action::Log),
+        ]);
+        assert!(matches!(shadow.validate(), Err(SeccompError::ShadowedRule { .. })));
+        let same_action_ok = profile(vec![
+            Rule::with_args("chmod", EPERM, &[ArgCondition::masked_equal(1, 0o4000, 0o4000)]),
+            Rule::with_args("chmod", EPERM, &[ArgCondition::masked_equal(1, 0o2000, 0o2000)]),
+        ]);
+        assert!(same_action_ok.validate().is_ok());
+    }
+
+    #[test]
+    fn validate_rejects_bad_args_and_errno() {
+        let bad_index = Profile {
+            default_action: Action::Allow,
+            rules: vec![Rule::with_args("read", EPERM, &[ArgCondition::equal(6, 0)])],
+        };
+        assert!(matches!(bad_index.validate(), Err(SeccompError::InvalidArgIndex { index: 6, .. })));
+        let twice = Profile {
+            default_action: Action::Allow,
+            rules: vec![Rule::with_args("read", EPERM, &[ArgCondition::equal(0, 0), ArgCondition::equal(0, 1)])],
+        };
+        assert!(matches!(twice.validate(), Err(SeccompError::DuplicateArgIndex { index: 0, .. })));
+        let errno = Profile { default_action: Action::Errno(5000), rules: vec![] };
+        assert!(matches!(errno.validate(), Err(SeccompError::InvalidErrno { errno: 5000, .. })));
+    }
+}
