@@ -1,1 +1,326 @@
-//! Test support (placeholder).
+//! Support for crabcan's privileged integration tests: finding the `crabcan` binary and a test
+//! rootfs, running containers, and checking that the host is left as it was (no new mount, no
+//! cgroup, no temp folder, no process of the container).
+//!
+//! These tests need root. When they cannot run (not root, no binary, no rootfs) they fail with
+//! the reason; they never pass silently.
+
+use std::collections::BTreeSet;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+/// Panics with the reason unless the tests run as root.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "crabcan's integration tests must run as root (euid is {euid}): run `sudo cargo xtask test`");
+}
+
+/// The `crabcan` binary: $CRABCAN_BIN, or target/debug/crabcan of this workspace.
+pub fn crabcan_bin() -> PathBuf {
+    let path = std::env::var_os("CRABCAN_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/crabcan")
+    });
+    assert!(
+        path.is_file(),
+        "the crabcan binary is missing at {}: build it with `cargo build -p crabcan-cli` or set CRABCAN_BIN (cargo xtask test does both)",
+        path.display()
+    );
+    path
+}
+
+/// A busybox rootfs owned for crabcan's default id map: $CRABCAN_TEST_ROOTFS, or built once at
+/// target/test-rootfs.
+pub fn rootfs() -> PathBuf {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS
+        .get_or_init(|| {
+            require_root();
+            if let Some(path) = std::env::var_os("CRABCAN_TEST_ROOTFS") {
+                let path = PathBuf::from(path);
+                assert!(path.join("bin/sh").exists(), "CRABCAN_TEST_ROOTFS={} has no bin/sh", path.display());
+                return path;
+            }
+            let out = xtask::paths::test_rootfs();
+            let _lock = FileLock::acquire(&out.with_extension("lock"));
+            if let Err(error) = xtask::ensure_rootfs(&out, &xtask::RootfsOptions::offline()) {
+                panic!("cannot build the test rootfs at {}: {error}", out.display());
+            }
+            out
+        })
+        .clone()
+}
+
+/// An exclusive flock, so several test binaries do not build the rootfs at once.
+struct FileLock(#[allow(dead_code)] std::fs::File);
+
+impl FileLock {
+    fn acquire(path: &Path) -> FileLock {
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)
+            .unwrap_or_else(|error| panic!("cannot open the lock file {}: {error}", path.display()));
+        // SAFETY: flock on a descriptor we own.
+        let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "flock {} failed", path.display());
+        FileLock(file)
+    }
+}
+
+/// A hostname no other test uses, so a test can find its own cgroup and processes.
+pub fn unique_hostname(tag: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut name = format!("t-{tag}-{}-{n}", std::process::id());
+    name.truncate(60);
+    name
+}
+
+/// The result of one crabcan run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from_output(output: Output) -> Run {
+        Run {
+            code: output.status.code(),
+            signal: output.status.signal(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with everything crabcan printed unless it exited with `code`.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(self.code, Some(code), "unexpected exit status; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn expect_success(&self) -> &Run {
+        self.expect_code(0)
+    }
+
+    /// The stdout line starting with `key=`, without the key.
+    pub fn value(&self, key: &str) -> Option<String> {
+        self.stdout.lines().find_map(|line| line.strip_prefix(&format!("{key}=")).map(str::to_owned))
+    }
+}
+
+/// A crabcan command line for one container, with its own hostname.
+pub struct Crabcan {
+    pub hostname: String,
+    args: Vec<String>,
+    rootfs: PathBuf,
+}
+
+impl Crabcan {
+    pub fn new(tag: &str) -> Crabcan {
+        require_root();
+        Crabcan { hostname: unique_hostname(tag), args: Vec::new(), rootfs: rootfs() }
+    }
+
+    /// Adds crabcan flags (before `--`).
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Crabcan {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn rootfs(mut self, rootfs: impl Into<PathBuf>) -> Crabcan {
+        self.rootfs = rootfs.into();
+        self
+    }
+
+    /// The full command for running `command` (given after `--`).
+    pub fn command(&self, command: &[&str]) -> Command {
+        let mut cmd = Command::new(crabcan_bin());
+        cmd.arg("--mount").arg(&self.rootfs).arg("--hostname").arg(&self.hostname).arg("--no-tty");
+        cmd.args(&self.args);
+        if !command.is_empty() {
+            cmd.arg("--").args(command);
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `command` to the end and checks the host is clean afterwards.
+    pub fn run(&self, command: &[&str]) -> Run {
+        let before = HostSnapshot::take();
+        let output = self.command(command).output().expect("cannot start crabcan");
+        let run = Run::from_output(output);
+        before.assert_clean_after(&self.hostname);
+        run
+    }
+
+    /// Runs `sh -c script` in the container.
+    pub fn sh(&self, script: &str) -> Run {
+        self.run(&["/bin/sh", "-c", script])
+    }
+}
+
+/// What the host looks like, for comparison after a container ran.
+#[derive(Debug)]
+pub struct HostSnapshot {
+    mount_points: BTreeSet<String>,
+    temp_entries: BTreeSet<String>,
+}
+
+impl HostSnapshot {
+    pub fn take() -> HostSnapshot {
+        HostSnapshot { mount_points: host_mount_points(), temp_entries: crabcan_temp_entries() }
+    }
+
+    /// Panics if the container `hostname` left a mount, a cgroup, a temp folder or a process.
+    #[track_caller]
+    pub fn assert_clean_after(&self, hostname: &str) {
+        let mounts_now = host_mount_points();
+        let new_mounts: Vec<_> = mounts_now.difference(&self.mount_points).collect();
+        assert!(new_mounts.is_empty(), "crabcan left mounts on the host: {new_mounts:?}");
+        let temps_now = crabcan_temp_entries();
+        let new_temps: Vec<_> = temps_now.difference(&self.temp_entries).collect();
+        assert!(new_temps.is_empty(), "crabcan left temp folders on the host: {new_temps:?}");
+        let cgroups = container_cgroup_dirs(hostname);
+        assert!(cgroups.is_empty(), "the container's cgroup survived it: {cgroups:?}");
+        let processes = processes_in_container_cgroup(hostname);
+        assert!(processes.is_empty(), "processes of the container survived it: {processes:?}");
+    }
+}
+
+fn host_mount_points() -> BTreeSet<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("cannot read /proc/self/mountinfo")
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4).map(str::to_owned))
+        .collect()
+}
+
+fn crabcan_temp_entries() -> BTreeSet<String> {
+    let mut entries = BTreeSet::new();
+    for dir in ["/tmp", "/var/tmp", "/run"] {
+        if let Ok(listing) = std::fs::read_dir(dir) {
+            for entry in listing.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("crabcan") && name != "crabcan-probe" {
+                    entries.insert(format!("{dir}/{name}"));
+                }
+            }
+        }
+    }
+    entries
+}
+
+/// Every cgroup mount point of the host (v1 hierarchies and cgroup2).
+pub fn cgroup_mounts() -> Vec<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("cannot read /proc/self/mountinfo")
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let dash = fields.iter().position(|f| *f == "-")?;
+            let fstype = fields.get(dash + 1)?;
+            (*fstype == "cgroup" || *fstype == "cgroup2").then(|| PathBuf::from(fields[4]))
+        })
+        .collect()
+}
+
+/// The cgroup directories of the container `hostname` (`crabcan/<hostname>.<pid>`), in every
+/// hierarchy.
+pub fn container_cgroup_dirs(hostname: &str) -> Vec<PathBuf> {
+    let prefix = format!("{hostname}.");
+    let mut dirs = Vec::new();
+    for mount in cgroup_mounts() {
+        if let Ok(listing) = std::fs::read_dir(mount.join("crabcan")) {
+            for entry in listing.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    dirs.push(entry.path());
+                }
+            }
+        }
+    }
+    dirs
+}
+
+/// Host pids of processes whose cgroup path names the container `hostname`.
+pub fn processes_in_container_cgroup(hostname: &str) -> Vec<i32> {
+    let needle = format!("/crabcan/{hostname}.");
+    let mut pids = Vec::new();
+    if let Ok(listing) = std::fs::read_dir("/proc") {
+        for entry in listing.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            if let Ok(cgroups) = std::fs::read_to_string(entry.path().join("cgroup")) {
+                if cgroups.contains(&needle) {
+                    pids.push(pid);
+                }
+            }
+        }
+    }
+    pids
+}
+
+/// Waits up to `seconds` for `condition`, polling every 20 ms.
+pub fn wait_until(seconds: u64, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    condition()
+}
+
+/// A temporary host directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("cctest-{tag}-{}-{}", std::process::id(), unique_hostname("d")));
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The static probe program (tests/probe/probe.c), embedded in the test binary so it also
+/// travels into the test VM.
+const PROBE: &[u8] = include_bytes!(env!("CRABCAN_PROBE_BUILT"));
+
+/// A temp dir holding `crabcan-probe`, for tests to bind into the container at /probe.
+pub fn probe_dir() -> TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("probe");
+    let path = dir.path().join("crabcan-probe");
+    std::fs::write(&path, PROBE).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod the probe");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod the probe dir");
+    dir
+}
+
+/// Parses a capability mask line such as `CapEff:\t00000000a80425fb` from /proc/<pid>/status.
+pub fn cap_mask(status: &str, key: &str) -> u64 {
+    let line = status
+        .lines()
+        .find(|line| line.starts_with(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("{key} missing from:\n{status}"));
+    let hex = line.split_whitespace().nth(1).expect("a mask value");
+    u64::from_str_radix(hex, 16).expect("a hexadecimal mask")
+}

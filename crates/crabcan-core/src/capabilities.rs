@@ -38,17 +38,18 @@ impl Default for CapabilitySet {
 }
 
 impl CapabilitySet {
-    /// The default set with `--cap-add` names added, then `--cap-drop` names removed. `ALL` is
-    /// accepted in both lists.
+    /// The default set with `--cap-drop` names removed, then `--cap-add` names added (so
+    /// `--cap-drop ALL --cap-add NET_BIND_SERVICE` keeps just that one). `ALL` is accepted in
+    /// both lists.
     pub fn adjusted(add: &[String], drop: &[String]) -> Result<CapabilitySet, ConfigError> {
         let mut set = CapabilitySet::default().0;
-        for name in add {
-            set.extend(parse_capabilities(name)?);
-        }
         for name in drop {
             for capability in parse_capabilities(name)? {
                 set.remove(&capability);
             }
+        }
+        for name in add {
+            set.extend(parse_capabilities(name)?);
         }
         Ok(CapabilitySet(set))
     }
@@ -137,6 +138,8 @@ mod tests {
     #[test]
     fn add_and_drop_adjust_the_set() {
         let set = CapabilitySet::adjusted(&["net_admin".into()], &["CAP_CHOWN".into(), "KILL".into()]).unwrap();
+        let only = CapabilitySet::adjusted(&["NET_BIND_SERVICE".into()], &["ALL".into()]).unwrap();
+        assert_eq!(only.names(), vec!["CAP_NET_BIND_SERVICE".to_owned()]);
         assert!(set.contains(Capability::CAP_NET_ADMIN));
         assert!(!set.contains(Capability::CAP_CHOWN));
         assert!(!set.contains(Capability::CAP_KILL));

@@ -1,0 +1,348 @@
+//! A container really runs and is really isolated: hostname, pid namespace, id maps,
+//! capabilities, no_new_privs, the filesystem (no host path, masks, --add), env, workdir,
+//! rlimits, exit statuses and signals. Every run checks the host is clean afterwards.
+
+use crabcan_tests::*;
+
+#[test]
+fn hostname_is_the_containers() {
+    let c = Crabcan::new("host");
+    let run = c.run(&["/bin/hostname"]);
+    run.expect_success();
+    assert_eq!(run.stdout.trim(), c.hostname);
+}
+
+#[test]
+fn generated_hostname_looks_like_adjective_noun_number() {
+    // No --hostname: run the binary directly.
+    let before = HostSnapshot::take();
+    let output = std::process::Command::new(crabcan_bin())
+        .args(["--no-tty", "--mount"])
+        .arg(rootfs())
+        .args(["--", "/bin/hostname"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let name = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let parts: Vec<&str> = name.split('-').collect();
+    assert_eq!(parts.len(), 3, "{name}");
+    assert!(parts[2].parse::<u32>().is_ok(), "{name}");
+    before.assert_clean_after(&name);
+}
+
+#[test]
+fn command_is_pid_1_and_sees_only_its_processes() {
+    let run = Crabcan::new("pid").sh("echo pid=$$; ls /proc | grep '^[0-9]'");
+    run.expect_success();
+    assert_eq!(run.value("pid").as_deref(), Some("1"));
+    // sh itself, the pipeline (ls, grep) and nothing of the host's hundreds of processes.
+    let pids: Vec<u32> = run.stdout.lines().skip(1).map(|l| l.parse().unwrap()).collect();
+    assert!(pids.contains(&1) && pids.len() <= 3, "the container sees {pids:?}");
+    assert!(pids.iter().all(|pid| *pid < 10), "the container sees {pids:?}");
+}
+
+#[test]
+fn uid_and_gid_maps_are_the_default_range() {
+    let run = Crabcan::new("map").sh("cat /proc/self/uid_map /proc/self/gid_map; id -u");
+    run.expect_success();
+    let lines: Vec<Vec<&str>> = run.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["0", "100000", "65536"]);
+    assert_eq!(lines[1], ["0", "100000", "65536"]);
+    assert_eq!(lines[2], ["0"]);
+}
+
+#[test]
+fn uid_map_is_configurable() {
+    let run = Crabcan::new("map2").args(["--uid-map", "0:200000:1000", "--gid-map", "0:300000:1000"]).sh("cat /proc/self/uid_map /proc/self/gid_map");
+    run.expect_success();
+    let lines: Vec<Vec<&str>> = run.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["0", "200000", "1000"]);
+    assert_eq!(lines[1], ["0", "300000", "1000"]);
+}
+
+#[test]
+fn container_processes_run_as_the_mapped_host_uid() {
+    let c = Crabcan::new("hostuid");
+    let mut child = c.command(&["/bin/sleep", "30"]).spawn().unwrap();
+    assert!(wait_until(10, || !processes_in_container_cgroup(&c.hostname).is_empty()), "the container never started");
+    let pid = processes_in_container_cgroup(&c.hostname)[0];
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(uid_line.split_whitespace().skip(1).all(|id| id == "100000"), "{uid_line}");
+    // SAFETY: plain kill(2) of crabcan, which we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    // pid 1 ignores SIGTERM without a handler; crabcan's cleanup must still not leave it.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+const DANGEROUS_CAPS: [(u32, &str); 14] = [
+    (21, "SYS_ADMIN"),
+    (16, "SYS_MODULE"),
+    (17, "SYS_RAWIO"),
+    (19, "SYS_PTRACE"),
+    (22, "SYS_BOOT"),
+    (2, "DAC_READ_SEARCH"),
+    (32, "MAC_OVERRIDE"),
+    (33, "MAC_ADMIN"),
+    (25, "SYS_TIME"),
+    (12, "NET_ADMIN"),
+    (39, "BPF"),
+    (38, "PERFMON"),
+    (40, "CHECKPOINT_RESTORE"),
+    (9, "LINUX_IMMUTABLE"),
+];
+
+#[test]
+fn capabilities_are_really_dropped() {
+    let run = Crabcan::new("caps").run(&["/bin/cat", "/proc/self/status"]);
+    run.expect_success();
+    for key in ["CapBnd", "CapEff", "CapPrm"] {
+        let mask = cap_mask(&run.stdout, key);
+        for (bit, name) in DANGEROUS_CAPS {
+            assert_eq!(mask & (1 << bit), 0, "{key} still has CAP_{name}: {mask:x}");
+        }
+        assert_eq!(mask.count_ones(), 14, "{key} should hold exactly Docker's 14: {mask:x}");
+    }
+    assert_eq!(cap_mask(&run.stdout, "CapInh"), 0);
+    assert_eq!(cap_mask(&run.stdout, "CapAmb"), 0);
+}
+
+#[test]
+fn cap_add_and_cap_drop_adjust_the_set() {
+    let run = Crabcan::new("capadj").args(["--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE"]).run(&["/bin/cat", "/proc/self/status"]);
+    run.expect_success();
+    assert_eq!(cap_mask(&run.stdout, "CapBnd"), 1 << 10);
+    assert_eq!(cap_mask(&run.stdout, "CapEff"), 1 << 10);
+}
+
+#[test]
+fn non_root_user_has_no_effective_capabilities() {
+    let run = Crabcan::new("uid").args(["--uid", "1000"]).sh("id -u; id -g; cat /proc/self/status");
+    run.expect_success();
+    let mut lines = run.stdout.lines();
+    assert_eq!(lines.next(), Some("1000"));
+    assert_eq!(lines.next(), Some("1000"));
+    assert_eq!(cap_mask(&run.stdout, "CapEff"), 0);
+    assert_eq!(cap_mask(&run.stdout, "CapPrm"), 0);
+}
+
+#[test]
+fn no_new_privs_is_set() {
+    let run = Crabcan::new("nnp").run(&["/bin/cat", "/proc/self/status"]);
+    run.expect_success();
+    assert!(run.stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["NoNewPrivs:", "1"]), "{}", run.stdout);
+    assert!(run.stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Seccomp:", "2"]), "{}", run.stdout);
+}
+
+#[test]
+fn no_host_path_is_visible() {
+    let marker = TempDir::new("marker");
+    std::fs::write(marker.path().join("host-secret"), "secret").unwrap();
+    let run = Crabcan::new("fs").sh(&format!(
+        "test -e {} && echo visible=yes; echo mounts; cut -d' ' -f5 /proc/self/mountinfo",
+        marker.path().join("host-secret").display()
+    ));
+    run.expect_success();
+    assert!(!run.stdout.contains("visible=yes"), "a host path is visible: {}", run.stdout);
+    let allowed = ["/", "/proc", "/dev", "/sys", "/tmp"];
+    for mount_point in run.stdout.lines().skip_while(|l| *l != "mounts").skip(1) {
+        assert!(
+            allowed.iter().any(|prefix| mount_point == *prefix || mount_point.starts_with(&format!("{prefix}/"))),
+            "unexpected mount point {mount_point} in the container"
+        );
+    }
+}
+
+#[test]
+fn kernel_files_are_masked_and_proc_sys_is_read_only() {
+    let run = Crabcan::new("mask").sh(
+        "echo sys=$(echo 1 > /proc/sys/kernel/ns_last_pid 2>&1 && echo writable || echo refused); \
+         echo firmware=$(ls -A /sys/firmware | wc -l); echo keys=$(wc -c < /proc/keys); \
+         echo sysfs=$(touch /sys/crabcan 2>/dev/null && echo writable || echo refused)",
+    );
+    run.expect_success();
+    assert_eq!(run.value("sys").as_deref(), Some("refused"), "{}", run.stdout);
+    assert_eq!(run.value("firmware").as_deref(), Some("0"));
+    assert_eq!(run.value("keys").as_deref(), Some("0"));
+    assert_eq!(run.value("sysfs").as_deref(), Some("refused"));
+}
+
+#[test]
+fn root_can_write_in_its_rootfs_and_tmp() {
+    let run = Crabcan::new("write").sh("echo hi > /root/.crabcan-write-test && rm /root/.crabcan-write-test && echo ok=1; echo x > /tmp/y && echo tmp=1");
+    run.expect_success();
+    assert_eq!(run.value("ok").as_deref(), Some("1"), "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.value("tmp").as_deref(), Some("1"));
+}
+
+#[test]
+fn bind_mounts_work_and_read_only_refuses_writes() {
+    let rw = TempDir::new("rw");
+    // The container's root is host uid 100000: a writable bind needs ownership that fits the map.
+    std::os::unix::fs::chown(rw.path(), Some(100_000), Some(100_000)).unwrap();
+    let ro = TempDir::new("ro");
+    std::fs::write(ro.path().join("file"), "from-host").unwrap();
+    let run = Crabcan::new("add")
+        .args(["--add", &format!("{}:/data/rw", rw.path().display())])
+        .args(["--add", &format!("{}:/data/ro:ro", ro.path().display())])
+        .sh("cat /data/ro/file; echo; echo new > /data/ro/new 2>/dev/null && echo ro=writable || echo ro=refused; \
+             echo written > /data/rw/out && echo rw=ok");
+    run.expect_success();
+    assert!(run.stdout.starts_with("from-host"), "{}", run.stdout);
+    assert_eq!(run.value("ro").as_deref(), Some("refused"));
+    assert_eq!(run.value("rw").as_deref(), Some("ok"));
+    assert_eq!(std::fs::read_to_string(rw.path().join("out")).unwrap(), "written\n");
+    assert!(!ro.path().join("new").exists());
+}
+
+#[test]
+fn env_and_workdir() {
+    let run = Crabcan::new("env").args(["--env", "GREETING=hello world", "--workdir", "/tmp/work"]).sh("echo greet=$GREETING; echo pwd=$(pwd); echo home=$HOME; echo path=$PATH; echo host=$HOSTNAME");
+    run.expect_success();
+    assert_eq!(run.value("greet").as_deref(), Some("hello world"));
+    assert_eq!(run.value("pwd").as_deref(), Some("/tmp/work"));
+    assert_eq!(run.value("home").as_deref(), Some("/root"));
+    assert!(run.value("path").unwrap().contains("/bin"));
+    assert!(run.value("host").unwrap().starts_with("t-env-"));
+}
+
+#[test]
+fn command_given_as_one_string_is_split_like_a_shell() {
+    let c = Crabcan::new("string");
+    let before = HostSnapshot::take();
+    let output = std::process::Command::new(crabcan_bin())
+        .args(["--no-tty", "--hostname", &c.hostname, "--mount"])
+        .arg(rootfs())
+        .args(["--command", "/bin/sh -c 'echo \"a  b\"; exit 3'"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "a  b\n");
+    before.assert_clean_after(&c.hostname);
+}
+
+#[test]
+fn open_files_limit_is_set_and_cannot_be_raised() {
+    let run = Crabcan::new("rlimit").args(["--nofile", "50"]).sh("echo soft=$(ulimit -n); echo hard=$(ulimit -Hn); ulimit -n 100 2>/dev/null && echo raised=yes || echo raised=no");
+    run.expect_success();
+    assert_eq!(run.value("soft").as_deref(), Some("50"));
+    assert_eq!(run.value("hard").as_deref(), Some("50"));
+    assert_eq!(run.value("raised").as_deref(), Some("no"));
+}
+
+#[test]
+fn only_stdio_descriptors_reach_the_command() {
+    let run = Crabcan::new("fds").sh("ls /proc/self/fd | tr '\\n' ' '");
+    run.expect_success();
+    // 0 1 2, plus the descriptor `ls` itself has open on the directory.
+    let fds: Vec<u32> = run.stdout.split_whitespace().map(|f| f.parse().unwrap()).collect();
+    assert!(fds.iter().filter(|fd| **fd > 2).count() <= 1, "leaked descriptors: {fds:?}");
+}
+
+#[test]
+fn crabcan_binary_is_not_reachable_from_inside() {
+    let run = Crabcan::new("exe").sh("for p in /proc/[0-9]*; do readlink $p/exe; done");
+    run.expect_success();
+    assert!(!run.stdout.contains("crabcan"), "the container can see crabcan's binary: {}", run.stdout);
+}
+
+#[test]
+fn loopback_is_up() {
+    let run = Crabcan::new("lo").sh("cat /sys/class/net/lo/operstate; ip link 2>/dev/null | grep -c lo || true");
+    run.expect_success();
+    assert!(run.stdout.starts_with("unknown") || run.stdout.starts_with("up"), "{}", run.stdout);
+}
+
+#[test]
+fn exit_status_is_the_commands() {
+    Crabcan::new("exit0").run(&["/bin/true"]).expect_code(0);
+    Crabcan::new("exit1").run(&["/bin/false"]).expect_code(1);
+    Crabcan::new("exit42").sh("exit 42").expect_code(42);
+}
+
+#[test]
+fn missing_command_is_127_and_non_executable_is_126() {
+    let run = Crabcan::new("e127").run(&["/no/such/program"]);
+    run.expect_code(127);
+    assert!(run.stderr.contains("not found"), "{}", run.stderr);
+    let run = Crabcan::new("e127b").run(&["no-such-program-in-path"]);
+    run.expect_code(127);
+    let run = Crabcan::new("e126").run(&["/etc/passwd"]);
+    run.expect_code(126);
+    assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
+}
+
+#[test]
+fn sigterm_is_forwarded_to_the_container() {
+    let c = Crabcan::new("sigterm");
+    let before = HostSnapshot::take();
+    let mut child = c
+        .command(&["/bin/sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.05; done"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    assert_eq!(&first, b"ready\n");
+    // SAFETY: kill(2) of the crabcan process we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(42), "output: {rest}");
+    assert!(rest.contains("got-term"));
+    before.assert_clean_after(&c.hostname);
+}
+
+#[test]
+fn command_killed_by_a_signal_gives_128_plus_n_and_leaves_nothing() {
+    let c = Crabcan::new("kill9");
+    let before = HostSnapshot::take();
+    let mut child = c.command(&["/bin/sleep", "60"]).spawn().unwrap();
+    assert!(wait_until(10, || !processes_in_container_cgroup(&c.hostname).is_empty()), "the container never started");
+    for pid in processes_in_container_cgroup(&c.hostname) {
+        // SAFETY: kill(2) of the container's process, found through its cgroup.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(137));
+    before.assert_clean_after(&c.hostname);
+}
+
+#[test]
+fn container_dies_when_crabcan_is_killed() {
+    let c = Crabcan::new("pdeath");
+    let mut child = c.command(&["/bin/sleep", "60"]).spawn().unwrap();
+    assert!(wait_until(10, || !processes_in_container_cgroup(&c.hostname).is_empty()), "the container never started");
+    // SAFETY: kill(2) of the crabcan process we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    assert!(wait_until(10, || processes_in_container_cgroup(&c.hostname).is_empty()), "the container outlived crabcan");
+    // The stale cgroup is removed by the next crabcan run.
+    Crabcan::new("after-pdeath").run(&["/bin/true"]).expect_success();
+    assert!(container_cgroup_dirs(&c.hostname).is_empty(), "the stale cgroup was not cleaned: {:?}", container_cgroup_dirs(&c.hostname));
+}
+
+#[test]
+fn interactive_pty_gives_the_container_its_own_terminal() {
+    // `script` gives crabcan a terminal as stdin, so crabcan allocates a pty for the container.
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        panic!("this test needs `script` (util-linux/bsdutils) to provide a terminal");
+    }
+    let c = Crabcan::new("pty");
+    let before = HostSnapshot::take();
+    let inner = format!(
+        "{} --mount {} --hostname {} --tty -- /bin/sh -c 'tty; test -t 0 && echo stdin-is-tty'",
+        crabcan_bin().display(),
+        rootfs().display(),
+        c.hostname
+    );
+    let output = std::process::Command::new("script").args(["-qec", &inner, "/dev/null"]).stdin(std::process::Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("/dev/pts/0"), "the container's tty is not its own: {stdout}");
+    assert!(stdout.contains("stdin-is-tty"), "{stdout}");
+    before.assert_clean_after(&c.hostname);
+}
