@@ -1,0 +1,198 @@
+//! Bad input gets one clear line naming the problem, the documented exit status (125 for
+//! crabcan's own failures, 127/126 for the command), and leaves nothing on the host.
+
+use std::os::unix::fs::symlink;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use crabcan_tests::*;
+
+/// Runs crabcan with exactly `args` (plus a unique hostname) and checks the host afterwards.
+fn crabcan(args: &[&str]) -> Run {
+    let hostname = unique_hostname("bad");
+    crabcan_as(args, &hostname, None)
+}
+
+fn crabcan_as(args: &[&str], hostname: &str, uid: Option<u32>) -> Run {
+    require_root();
+    let before = HostSnapshot::take();
+    let mut command = Command::new(crabcan_bin());
+    command.args(["--no-tty", "--hostname", hostname]).args(args).stdin(Stdio::null());
+    if let Some(uid) = uid {
+        command.uid(uid).gid(uid);
+    }
+    let output = command.output().expect("cannot start crabcan");
+    before.assert_clean_after(hostname);
+    let run = Run {
+        code: output.status.code(),
+        signal: None,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    run
+}
+
+/// One line, starting `crabcan: error:`, mentioning every `needles`, no Debug dump, no panic.
+#[track_caller]
+fn assert_one_clear_line(run: &Run, code: i32, needles: &[&str]) {
+    assert_eq!(run.code, Some(code), "stderr: {}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {}", run.stderr);
+    assert!(lines[0].starts_with("crabcan: error: "), "{}", lines[0]);
+    for needle in needles {
+        assert!(lines[0].contains(needle), "{:?} does not mention {needle:?}", lines[0]);
+    }
+    for forbidden in ["panicked", "Error {", "(\"", "Some(", "Errno("] {
+        assert!(!lines[0].contains(forbidden), "{:?} looks like a Debug dump or a panic", lines[0]);
+    }
+}
+
+#[test]
+fn missing_rootfs() {
+    let run = crabcan(&["--mount", "/nonexistent/rootfs", "--", "/bin/true"]);
+    assert_one_clear_line(&run, 125, &["/nonexistent/rootfs", "does not exist", "cargo xtask rootfs"]);
+}
+
+#[test]
+fn rootfs_is_a_file() {
+    let run = crabcan(&["--mount", "/etc/hostname", "--", "/bin/true"]);
+    assert_one_clear_line(&run, 125, &["/etc/hostname", "not a directory"]);
+}
+
+#[test]
+fn rootfs_is_the_host_root() {
+    let run = crabcan(&["--mount", "/", "--", "/bin/true"]);
+    assert_one_clear_line(&run, 125, &["'/'"]);
+}
+
+#[test]
+fn empty_command() {
+    let rootfs = rootfs();
+    let run = crabcan(&["--mount", rootfs.to_str().unwrap(), "--command", ""]);
+    assert_one_clear_line(&run, 125, &["empty"]);
+    let run = crabcan(&["--mount", rootfs.to_str().unwrap(), "--command", "   "]);
+    assert_one_clear_line(&run, 125, &["empty"]);
+}
+
+#[test]
+fn unbalanced_quotes_in_command() {
+    let rootfs = rootfs();
+    let run = crabcan(&["--mount", rootfs.to_str().unwrap(), "--command", "echo 'oops"]);
+    assert_one_clear_line(&run, 125, &["quote"]);
+}
+
+#[test]
+fn command_not_in_rootfs() {
+    let rootfs = rootfs();
+    let run = crabcan(&["--mount", rootfs.to_str().unwrap(), "--", "/usr/bin/no-such-tool"]);
+    assert_one_clear_line(&run, 127, &["/usr/bin/no-such-tool", "not found"]);
+}
+
+#[test]
+fn bad_add_specs() {
+    let rootfs = rootfs();
+    let rootfs = rootfs.to_str().unwrap();
+    for (spec, needle) in [
+        ("/tmp", "HOST:CONTAINER"),
+        ("relative:/data", "absolute"),
+        ("/tmp:relative", "absolute"),
+        ("/tmp:/data:rx", "'ro' or 'rw'"),
+        ("/tmp/../etc:/data", ".."),
+    ] {
+        let run = crabcan(&["--mount", rootfs, "--add", spec, "--", "/bin/true"]);
+        assert_one_clear_line(&run, 125, &[spec, needle]);
+    }
+    let run = crabcan(&["--mount", rootfs, "--add", "/nonexistent/src:/data", "--", "/bin/true"]);
+    assert_one_clear_line(&run, 125, &["/nonexistent/src", "does not exist"]);
+}
+
+#[test]
+fn relative_workdir() {
+    let rootfs = rootfs();
+    let run = crabcan(&["--mount", rootfs.to_str().unwrap(), "--workdir", "tmp", "--", "/bin/true"]);
+    assert_one_clear_line(&run, 125, &["tmp", "absolute"]);
+}
+
+#[test]
+fn symlink_in_rootfs_pointing_out() {
+    // A hostile rootfs: its /tmp is a link to the host's /etc.
+    let dir = TempDir::new("hostile");
+    let hostile = dir.path().join("rootfs");
+    std::fs::create_dir_all(hostile.join("bin")).unwrap();
+    std::fs::copy(rootfs().join("bin/busybox"), hostile.join("bin/busybox")).unwrap();
+    symlink("/etc", hostile.join("tmp")).unwrap();
+    let etc_before = std::fs::read_dir("/etc").unwrap().count();
+    let run = crabcan(&["--mount", hostile.to_str().unwrap(), "--", "/bin/busybox", "true"]);
+    assert_one_clear_line(&run, 125, &["tmp", "symlink", "/etc"]);
+    assert_eq!(std::fs::read_dir("/etc").unwrap().count(), etc_before);
+}
+
+#[test]
+fn add_target_through_a_symlink_stays_in_the_rootfs() {
+    // rootfs/data -> /etc: a bind on /data/x must land in the rootfs's etc, never the host's.
+    let dir = TempDir::new("linktarget");
+    let rootfs_copy = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs_copy.join("bin")).unwrap();
+    std::fs::create_dir_all(rootfs_copy.join("etc")).unwrap();
+    std::fs::copy(rootfs().join("bin/busybox"), rootfs_copy.join("bin/busybox")).unwrap();
+    symlink("/etc", rootfs_copy.join("data")).unwrap();
+    for path in [rootfs_copy.clone(), rootfs_copy.join("etc"), rootfs_copy.join("bin")] {
+        std::os::unix::fs::chown(&path, Some(100_000), Some(100_000)).unwrap();
+    }
+    let source = TempDir::new("linksource");
+    let hostname = unique_hostname("link");
+    let run = crabcan_as(
+        &[
+            "--mount",
+            rootfs_copy.to_str().unwrap(),
+            "--add",
+            &format!("{}:/data/crabcan-bind", source.path().display()),
+            "--",
+            "/bin/busybox",
+            "true",
+        ],
+        &hostname,
+        None,
+    );
+    run.expect_success();
+    assert!(!std::path::Path::new("/etc/crabcan-bind").exists(), "crabcan created a mount point in the host's /etc");
+    assert!(rootfs_copy.join("etc/crabcan-bind").is_dir());
+}
+
+#[test]
+fn hostname_too_long() {
+    let rootfs = rootfs();
+    let long = "h".repeat(65);
+    require_root();
+    let before = HostSnapshot::take();
+    let output = Command::new(crabcan_bin())
+        .args(["--no-tty", "--mount", rootfs.to_str().unwrap(), "--hostname", &long, "--", "/bin/true"])
+        .output()
+        .unwrap();
+    before.assert_clean_after(&long);
+    let run = Run { code: output.status.code(), signal: None, stdout: String::new(), stderr: String::from_utf8_lossy(&output.stderr).into_owned() };
+    assert_one_clear_line(&run, 125, &["hostname", "64"]);
+}
+
+#[test]
+fn bad_sizes_and_numbers() {
+    let rootfs = rootfs();
+    let rootfs = rootfs.to_str().unwrap();
+    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--memory", "12X", "--", "/bin/true"]), 125, &["--memory", "12X"]);
+    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--pids=-3", "--", "/bin/true"]), 125, &["--pids"]);
+    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--uid", "70000", "--", "/bin/true"]), 125, &["70000", "uid map"]);
+    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--uid-map", "0:1", "--", "/bin/true"]), 125, &["0:1"]);
+    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--cap-add", "NOT_A_CAP", "--", "/bin/true"]), 125, &["NOT_A_CAP"]);
+    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--seccomp", "nope", "--", "/bin/true"]), 125, &["nope"]);
+    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--nofile", "0", "--", "/bin/true"]), 125, &["open-files"]);
+    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--env", "=x", "--", "/bin/true"]), 125, &["=x"]);
+    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--bogus-flag"]), 125, &["--bogus-flag"]);
+}
+
+#[test]
+fn not_root() {
+    let rootfs = rootfs();
+    let hostname = unique_hostname("nonroot");
+    let run = crabcan_as(&["--mount", rootfs.to_str().unwrap(), "--", "/bin/true"], &hostname, Some(65534));
+    assert_one_clear_line(&run, 125, &["root", "sudo"]);
+}
