@@ -1,0 +1,97 @@
+//! Cgroup limits through the real CLI: the cgroup exists while the container runs and carries
+//! the limits, an OOM kill is reported with 137, a fork bomb stops at --pids, and the cgroup is
+//! gone afterwards on every path (normal exit, setup failure, kill -9 of the command or of
+//! crabcan itself). Runs on whatever layout the host has: hybrid here, pure v2 in the test VM.
+
+use crabcan_tests::*;
+
+fn read_trimmed(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display())).trim().to_owned()
+}
+
+/// The limit file among the container's cgroup dirs, whichever hierarchy has it.
+fn limit_file(dirs: &[std::path::PathBuf], names: &[&str]) -> Option<String> {
+    dirs.iter().flat_map(|dir| names.iter().map(move |name| dir.join(name))).find(|p| p.exists()).map(|p| read_trimmed(&p))
+}
+
+#[test]
+fn cgroup_exists_while_running_carries_limits_and_is_removed() {
+    let c = Crabcan::new("cg-life").args(["--memory", "96M", "--pids", "20", "--cpus", "0.5"]);
+    let before = HostSnapshot::take();
+    let mut child = c.command(&["/bin/sleep", "30"]).spawn().unwrap();
+    assert!(wait_until(10, || !processes_in_container_cgroup(&c.hostname).is_empty()), "the container never started");
+    let dirs = container_cgroup_dirs(&c.hostname);
+    assert!(!dirs.is_empty(), "no cgroup for the running container");
+    assert_eq!(limit_file(&dirs, &["memory.max", "memory.limit_in_bytes"]).as_deref(), Some("100663296"));
+    assert_eq!(limit_file(&dirs, &["pids.max"]).as_deref(), Some("20"));
+    let cpu = limit_file(&dirs, &["cpu.max", "cpu.cfs_quota_us"]).unwrap();
+    assert!(cpu == "50000 100000" || cpu == "50000", "cpu limit {cpu}");
+    // The container's own view: its cgroup namespace root is its cgroup.
+    let pid = processes_in_container_cgroup(&c.hostname)[0];
+    assert!(std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap().contains(&format!("/crabcan/{}.", c.hostname)));
+    for pid in processes_in_container_cgroup(&c.hostname) {
+        // SAFETY: kill(2) of the container's process, found through its cgroup.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(137));
+    before.assert_clean_after(&c.hostname);
+}
+
+#[test]
+fn container_sees_its_cgroup_as_root() {
+    let run = Crabcan::new("cg-ns").run(&["/bin/cat", "/proc/self/cgroup"]);
+    run.expect_success();
+    for line in run.stdout.lines() {
+        let path = line.rsplit(':').next().unwrap();
+        assert_eq!(path, "/", "the container sees a host cgroup path: {line}");
+    }
+}
+
+#[test]
+fn memory_hog_is_oom_killed_and_reported() {
+    let run = Crabcan::new("cg-oom").args(["--memory", "64M"]).run(&["/usr/bin/tail", "/dev/zero"]);
+    run.expect_code(137);
+    assert!(run.stderr.contains("container killed: out of memory (limit 64 MiB)"), "{}", run.stderr);
+}
+
+#[test]
+fn fork_loop_stops_at_the_pids_limit() {
+    // The container tries to start 100 sleepers; the host counts what really runs.
+    let c = Crabcan::new("cg-pids").args(["--pids", "32"]);
+    let before = HostSnapshot::take();
+    let mut child = c
+        .command(&["/bin/sh", "-c", "( i=0; while [ $i -lt 100 ]; do sleep 2 & i=$((i+1)); done ) 2>/dev/null; sleep 2"])
+        .spawn()
+        .unwrap();
+    let mut most = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    while std::time::Instant::now() < deadline {
+        most = most.max(processes_in_container_cgroup(&c.hostname).len());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(most <= 32, "{most} processes ran with --pids 32");
+    assert!(most >= 20, "only {most} processes: the loop did not really run");
+    before.assert_clean_after(&c.hostname);
+}
+
+#[test]
+fn cgroup_is_removed_after_a_setup_failure() {
+    let c = Crabcan::new("cg-setupfail");
+    let run = c.run(&["/no/such/command"]);
+    run.expect_code(127);
+    // `run` already checked the host; check again explicitly for the cgroup.
+    assert!(container_cgroup_dirs(&c.hostname).is_empty());
+}
+
+#[test]
+fn no_cgroup_flag_runs_without_one() {
+    let c = Crabcan::new("cg-none").args(["--no-cgroup"]);
+    let mut child = c.command(&["/bin/sleep", "5"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(container_cgroup_dirs(&c.hostname).is_empty());
+    // SAFETY: kill(2) of the crabcan process we started; its child dies with it.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+}
