@@ -2,6 +2,7 @@
 //! exits with its status. Every error is one line, `crabcan: error: ...`; nothing else here.
 
 mod args;
+mod seccomp;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -11,7 +12,6 @@ use crabcan_cgroups::{parse_size, Limits, MissingController};
 use crabcan_core::{
     spec, BindMount, CapabilitySet, ContainerConfig, ExitReport, IdRange, Terminal, EXIT_SETUP_FAILED,
 };
-use crabcan_seccomp::Profile;
 
 use args::Args;
 
@@ -130,25 +130,7 @@ fn terminal(args: &Args) -> Terminal {
 }
 
 fn seccomp_filter(args: &Args) -> Result<Option<crabcan_seccomp::CompiledFilter>, Failure> {
-    let profile = if let Some(path) = &args.seccomp_profile {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| Failure::setup(format!("cannot read the seccomp profile {}: {error}", path.display())))?;
-        Profile::from_oci_json(&text)
-            .map_err(|error| Failure::setup(format!("the seccomp profile {}: {error}", path.display())))?
-    } else if args.seccomp == "unconfined" {
-        log::warn!("seccomp filtering is off (--seccomp unconfined): the container may make any syscall");
-        return Ok(None);
-    } else {
-        Profile::by_name(&args.seccomp).ok_or_else(|| {
-            Failure::setup(format!("unknown seccomp profile {:?}; use default, tutorial or unconfined, or --seccomp-profile FILE", args.seccomp))
-        })?
-    };
-    if log::log_enabled!(log::Level::Debug) {
-        for rule in &profile.rules {
-            log::debug!("seccomp rule: {rule}");
-        }
-    }
-    Ok(Some(profile.compile().map_err(Failure::setup)?))
+    seccomp::filter_for(&args.seccomp, args.seccomp_profile.as_deref()).map_err(Failure::setup)
 }
 
 fn exit_code_of(report: &ExitReport) -> i32 {
