@@ -61,6 +61,9 @@ pub fn run(config: &ContainerConfig, channel: Channel) -> ! {
 fn set_up_and_exec(config: &ContainerConfig, channel: &Channel) -> Result<Infallible, Failure> {
     identity::die_with_parent().step("handshake", "prctl(PR_SET_PDEATHSIG)")?;
     identity::hide_from_proc().step("handshake", "prctl(PR_SET_DUMPABLE, 0)")?;
+    // Nothing crabcan's caller had open may reach the container, not even during setup (a
+    // directory fd and `--workdir /proc/self/fd/N` would be an escape, CVE-2024-21626).
+    exec::close_inherited_fds(channel.as_raw_fd()).step("file descriptors", "closing inherited descriptors")?;
     wait_for(channel, Message::Go)?;
 
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).step("namespaces", "unshare(CLONE_NEWCGROUP)")?;
@@ -72,6 +75,7 @@ fn set_up_and_exec(config: &ContainerConfig, channel: &Channel) -> Result<Infall
     mounter
         .run(&mounts::plan(config))
         .map_err(|e| Failure::new("mounts", e.errno, format!("{}: {}", e.detail, e.errno)))?;
+    drop(mounter); // its descriptor of the rootfs is not needed after pivot_root
 
     rlimits::apply(config.nofile).map_err(|error| {
         let errno = Errno::from_raw(error.raw_os_error().unwrap_or(libc::EINVAL));

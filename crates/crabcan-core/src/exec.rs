@@ -44,6 +44,39 @@ pub fn candidate_paths(program: &str, path: &str) -> Vec<String> {
         .collect()
 }
 
+/// Closes every descriptor from 3 up except `keep` (the handshake socket).
+pub fn close_inherited_fds(keep: std::os::fd::RawFd) -> Result<(), Errno> {
+    let keep = keep as u32;
+    let ranges = [(3u32, keep.saturating_sub(1)), (keep.saturating_add(1), u32::MAX)];
+    for (first, last) in ranges {
+        if first > last || (first == 3 && keep < 3) {
+            continue;
+        }
+        // SAFETY: close_range only closes descriptors; none of those in the range is owned by
+        // Rust code that will use it again in this process.
+        let result = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+        if result != 0 {
+            return close_each_from_proc(first, last);
+        }
+    }
+    Ok(())
+}
+
+/// Fallback for kernels before 5.9: close what /proc/self/fd lists in [first, last].
+fn close_each_from_proc(first: u32, last: u32) -> Result<(), Errno> {
+    let entries = std::fs::read_dir("/proc/self/fd").map_err(|_| Errno::last())?;
+    let fds: Vec<u32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| (first..=last).contains(fd))
+        .collect();
+    for fd in fds {
+        // SAFETY: closing a descriptor number; a stale one (the directory listing's own) fails
+        // harmlessly with EBADF.
+        unsafe { libc::close(fd as i32) };
+    }
+    Ok(())
+}
+
 /// Marks every descriptor from 3 up close-on-exec, so only stdin, stdout and stderr reach the
 /// command (the handshake socket is already close-on-exec and closes at execve, telling the
 /// parent the command started).

@@ -1,0 +1,114 @@
+//! The classic container escapes, tried from inside a crabcan container. Each must fail.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+
+use crabcan_tests::*;
+
+/// CVE-2022-0492: mount a cgroup v1 hierarchy and write its release_agent. Needs mount (seccomp
+/// and no CAP_SYS_ADMIN refuse it) or a new user namespace (refused too).
+#[test]
+fn cgroup_release_agent_cannot_be_reached() {
+    let run = Crabcan::new("esc-cgroup").sh(
+        "mkdir -p /tmp/cg; mount -t cgroup -o memory cgroup /tmp/cg 2>/dev/null && echo mounted=yes || echo mounted=no; \
+         unshare -Urm true 2>/dev/null && echo userns=yes || echo userns=no; \
+         ls /sys/fs/cgroup 2>/dev/null | grep -c . | sed 's/^/cgroupfs=/'",
+    );
+    run.expect_success();
+    assert_eq!(run.value("mounted").as_deref(), Some("no"), "{}", run.stdout);
+    assert_eq!(run.value("userns").as_deref(), Some("no"), "{}", run.stdout);
+    assert_eq!(run.value("cgroupfs").as_deref(), Some("0"), "a cgroupfs is visible: {}", run.stdout);
+}
+
+/// CVE-2024-21626: a descriptor inherited from crabcan's caller must not reach the container,
+/// neither as an fd nor as a working directory through /proc/self/fd.
+#[test]
+fn inherited_directory_descriptors_do_not_leak() {
+    let host_dir = std::fs::File::open("/etc").unwrap();
+    let fd = host_dir.as_raw_fd();
+    let c = Crabcan::new("esc-fd");
+    let before = HostSnapshot::take();
+    let mut command = c.command(&["/bin/sh", "-c", "ls /proc/self/fd | tr '\\n' ' '"]);
+    // SAFETY: clearing FD_CLOEXEC in the forked child before exec; no allocation happens.
+    unsafe {
+        command.pre_exec(move || {
+            libc::fcntl(fd, libc::F_SETFD, 0);
+            Ok(())
+        });
+    }
+    let output = command.output().unwrap();
+    before.assert_clean_after(&c.hostname);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let fds: Vec<u32> = String::from_utf8_lossy(&output.stdout).split_whitespace().map(|f| f.parse().unwrap()).collect();
+    // 0, 1, 2 and the one `ls` opens on /proc/self/fd itself.
+    assert!(fds.iter().filter(|f| **f > 2).count() <= 1, "fd {fd} leaked: {fds:?}");
+
+    let c = Crabcan::new("esc-cwd").args(["--workdir", &format!("/proc/self/fd/{fd}")]);
+    let before = HostSnapshot::take();
+    let mut command = c.command(&["/bin/sh", "-c", "pwd; ls"]);
+    // SAFETY: as above.
+    unsafe {
+        command.pre_exec(move || {
+            libc::fcntl(fd, libc::F_SETFD, 0);
+            Ok(())
+        });
+    }
+    let output = command.output().unwrap();
+    before.assert_clean_after(&c.hostname);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("passwd"), "the container reached the host's /etc: {stdout}");
+    assert_eq!(output.status.code(), Some(125), "a working directory through a leaked fd must be refused");
+}
+
+/// CVE-2019-5736: the container must not find crabcan's binary through /proc.
+#[test]
+fn crabcan_binary_cannot_be_overwritten_through_proc() {
+    let run = Crabcan::new("esc-exe").sh(
+        "for p in /proc/[0-9]*; do readlink $p/exe; done | tr '\\n' ' '; echo; \
+         echo x >> /proc/1/exe 2>/dev/null && echo wrote=yes || echo wrote=no",
+    );
+    run.expect_success();
+    assert!(!run.stdout.contains("crabcan"), "{}", run.stdout);
+    assert_eq!(run.value("wrote").as_deref(), Some("no"));
+}
+
+/// TIOCSTI: even on a real terminal, the container cannot push input into it.
+#[test]
+fn tiocsti_cannot_inject_into_the_callers_terminal() {
+    let probe = probe_dir();
+    let c = Crabcan::new("esc-tiocsti");
+    let inner = format!(
+        "{} --mount {} --hostname {} --no-tty --add {}:/probe:ro -- /probe/crabcan-probe tiocsti tiocgwinsz",
+        crabcan_bin().display(),
+        rootfs().display(),
+        c.hostname,
+        probe.path().display()
+    );
+    let output = std::process::Command::new("script").args(["-qec", &inner, "/dev/null"]).stdin(std::process::Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("tiocsti=EPERM"), "{stdout}");
+    // The terminal itself still works for ordinary ioctls.
+    assert!(stdout.contains("tiocgwinsz=OK"), "{stdout}");
+}
+
+/// keyctl and open_by_handle_at: the host keyring and file handles stay out of reach.
+#[test]
+fn keyring_and_file_handles_are_refused() {
+    let probe = probe_dir();
+    let run = Crabcan::new("esc-keys")
+        .args(["--add", &format!("{}:/probe:ro", probe.path().display())])
+        .run(&["/probe/crabcan-probe", "keyctl", "add_key", "open_by_handle_at"]);
+    run.expect_success();
+    assert_eq!(run.value("keyctl").as_deref(), Some("EPERM"));
+    assert_eq!(run.value("add_key").as_deref(), Some("EPERM"));
+    assert_eq!(run.value("open_by_handle_at").as_deref(), Some("EPERM"));
+}
+
+/// A device node made inside the container cannot be used (no CAP_MKNOD over real devices in a
+/// user namespace, and the rootfs' mounts are nodev where it matters).
+#[test]
+fn host_block_devices_cannot_be_created() {
+    let run = Crabcan::new("esc-mknod").sh("mknod /tmp/sda b 8 0 2>/dev/null && echo made=yes || echo made=no; head -c1 /tmp/sda 2>/dev/null && echo read=yes || echo read=no");
+    run.expect_success();
+    assert_eq!(run.value("read").as_deref(), Some("no"), "{}", run.stdout);
+}
