@@ -79,6 +79,7 @@ fn build_config(args: Args) -> Result<ContainerConfig, Failure> {
         config.missing_controllers = MissingController::Warn;
     }
     config.terminal = terminal(&args);
+    config.collect_stats = log::log_enabled!(log::Level::Debug);
     config.seccomp = seccomp_filter(&args)?;
     Ok(config)
 }

@@ -57,6 +57,9 @@ pub struct ContainerConfig {
     /// The compiled seccomp filter; `None` means unconfined.
     pub seccomp: Option<CompiledFilter>,
     pub terminal: Terminal,
+    /// Read resource use from the cgroup at exit (for `--debug`); off by default, it costs a
+    /// dozen file reads.
+    pub collect_stats: bool,
 }
 
 impl ContainerConfig {
@@ -79,6 +82,7 @@ impl ContainerConfig {
             capabilities: CapabilitySet::default(),
             seccomp: None,
             terminal: Terminal::Inherit,
+            collect_stats: false,
         }
     }
 

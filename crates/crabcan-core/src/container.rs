@@ -17,7 +17,7 @@ use nix::unistd::Pid;
 use crate::config::ContainerConfig;
 use crate::error::{ConfigError, Error, Result};
 use crate::handshake::{Channel, Message, Received};
-use crate::namespaces::{clone_flags, clone_into_namespaces, write_id_maps, CloneResult};
+use crate::namespaces::{clone_flags, clone_into_namespaces, clone_into_namespaces_and_cgroup, write_id_maps, CloneResult};
 use crate::signals::{self, BlockedSignals};
 use crate::{child, terminal};
 
@@ -36,7 +36,8 @@ pub struct ExitReport {
     pub oom_killed: bool,
     /// The memory limit that was in force, in bytes.
     pub memory_limit: Option<u64>,
-    /// Resource use read from the cgroup just before it was removed.
+    /// Resource use read from the cgroup just before it was removed (when
+    /// `ContainerConfig::collect_stats` asked for it).
     pub stats: Option<Stats>,
 }
 
@@ -59,6 +60,7 @@ pub struct Container {
     channel: Channel,
     cgroup: Option<ContainerCgroup>,
     memory_limit: Option<u64>,
+    collect_stats: bool,
     pty_master: Option<OwnedFd>,
     // Declared last: the signal mask comes back only after the child is reaped.
     _blocked: BlockedSignals,
@@ -81,7 +83,8 @@ impl Container {
         let (parent_end, child_end) = Channel::pair().map_err(|errno| Error::sys("socketpair(AF_UNIX, SOCK_SEQPACKET)", errno))?;
         let blocked = BlockedSignals::block().map_err(|errno| Error::sys("sigprocmask", errno))?;
         log::debug!("cloning into new namespaces (hostname {})", config.hostname);
-        let child = match clone_into_namespaces(clone_flags()) {
+        let (cloned, born_in_cgroup) = clone_child(cgroup.as_ref());
+        let child = match cloned {
             Ok(CloneResult::Child) => {
                 drop(parent_end);
                 child::run(&config, child_end)
@@ -95,11 +98,12 @@ impl Container {
             child: Some(child),
             channel: parent_end,
             memory_limit: config.limits.as_ref().and_then(|limits| limits.memory),
+            collect_stats: config.collect_stats,
             cgroup,
             pty_master: None,
             _blocked: blocked,
         };
-        container.set_up_child(&config, child)?;
+        container.set_up_child(&config, child, born_in_cgroup)?;
         Ok(container)
     }
 
@@ -117,9 +121,9 @@ impl Container {
         self.cgroup.as_ref()
     }
 
-    fn set_up_child(&mut self, config: &ContainerConfig, child: Pid) -> Result<()> {
+    fn set_up_child(&mut self, config: &ContainerConfig, child: Pid, born_in_cgroup: bool) -> Result<()> {
         write_id_maps(child, &config.uid_map, &config.gid_map).map_err(|(what, errno)| Error::sys(what, errno))?;
-        if let Some(cgroup) = &self.cgroup {
+        if let (Some(cgroup), false) = (&self.cgroup, born_in_cgroup) {
             cgroup.add_task(child.as_raw())?;
         }
         self.channel.send(&Message::Go).map_err(|errno| Error::sys("sending Go to the container", errno))?;
@@ -164,7 +168,7 @@ impl Container {
     pub fn wait(mut self) -> Result<ExitReport> {
         let status = self.event_loop()?;
         let oom_killed = self.cgroup.as_ref().is_some_and(ContainerCgroup::oom_killed);
-        let stats = self.cgroup.as_ref().map(ContainerCgroup::stats);
+        let stats = if self.collect_stats { self.cgroup.as_ref().map(ContainerCgroup::stats) } else { None };
         if let Some(cgroup) = self.cgroup.take() {
             cgroup.remove()?;
         }
@@ -273,6 +277,22 @@ fn handle_signals(signal_fd: &SignalFd, child: Pid, pty_master: Option<&OwnedFd>
             }
         }
     }
+}
+
+/// Clones the container's process: straight into its cgroup where the host has cgroup v2 and
+/// the kernel has clone3 (returns true), otherwise with clone(2), to be moved into the cgroup
+/// afterwards.
+fn clone_child(cgroup: Option<&ContainerCgroup>) -> (std::result::Result<CloneResult, Errno>, bool) {
+    let v2_dir = cgroup.and_then(ContainerCgroup::v2_path).and_then(|path| {
+        nix::fcntl::open(path, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).ok()
+    });
+    if let Some(dir) = &v2_dir {
+        match clone_into_namespaces_and_cgroup(clone_flags(), dir.as_fd()) {
+            Err(Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL) => log::debug!("clone3(CLONE_INTO_CGROUP) unavailable; using clone"),
+            result => return (result, true),
+        }
+    }
+    (clone_into_namespaces(clone_flags()), false)
 }
 
 fn check_privileges() -> Result<(), ConfigError> {
