@@ -1,0 +1,213 @@
+//! Host state before and after the bench, to catch leaks: crabcan cgroup
+//! dirs (`<cgroup mount>/**/crabcan/*`), cgroup dirs named after our
+//! container ids (crun/runc), new mounts in /proc/self/mountinfo, leftover
+//! processes that mention our rootfs, bundles or ids, `/tmp/crabcan*`
+//! dirs, and crun/runc state dirs (`/run/crun/<id>`, `/run/runc/<id>`).
+//!
+//! crun/runc leftovers (state dirs, cgroups named after our ids) are
+//! removed and reported as notes; anything else is a leak and fails the
+//! bench.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Where the runtimes keep container state.
+const STATE_DIRS: [&str; 2] = ["/run/crun", "/run/runc"];
+/// How deep to look under each cgroup mount.
+const CGROUP_DEPTH: usize = 4;
+
+/// What the host looked like at one moment.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    crabcan_cgroups: BTreeSet<PathBuf>,
+    mounts: BTreeSet<String>,
+    tmp_dirs: BTreeSet<PathBuf>,
+    processes: BTreeSet<String>,
+}
+
+/// The outcome of comparing two snapshots.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Leaks: the bench fails if there is any.
+    pub leaks: Vec<String>,
+    /// crun/runc leftovers that were removed.
+    pub cleaned: Vec<String>,
+}
+
+/// What identifies our own containers and files.
+#[derive(Debug, Clone)]
+pub struct Marks {
+    pub id_prefix: String,
+    /// Paths whose mention in a command line marks one of our processes.
+    pub paths: Vec<String>,
+}
+
+impl Snapshot {
+    pub fn take(marks: &Marks) -> Snapshot {
+        Snapshot {
+            crabcan_cgroups: cgroup_dirs(|path| in_crabcan_dir(path)),
+            mounts: mounts(),
+            tmp_dirs: tmp_crabcan_dirs(),
+            processes: our_processes(marks),
+        }
+    }
+
+    /// Leaks since `before`; removes crun/runc leftovers on the way.
+    pub fn compare(before: &Snapshot, marks: &Marks) -> Report {
+        let after = Snapshot::take(marks);
+        let mut report = Report::default();
+        for dir in after.crabcan_cgroups.difference(&before.crabcan_cgroups) {
+            report
+                .leaks
+                .push(format!("crabcan cgroup left behind: {}", dir.display()));
+        }
+        for mount in after.mounts.difference(&before.mounts) {
+            report.leaks.push(format!("new mount: {mount}"));
+        }
+        for dir in after.tmp_dirs.difference(&before.tmp_dirs) {
+            report
+                .leaks
+                .push(format!("temp dir left behind: {}", dir.display()));
+        }
+        for process in after.processes.difference(&before.processes) {
+            report
+                .leaks
+                .push(format!("process left running: {process}"));
+        }
+        clean_runtime_leftovers(marks, &mut report);
+        report
+    }
+}
+
+fn clean_runtime_leftovers(marks: &Marks, report: &mut Report) {
+    let ours = |path: &Path| file_name(path).starts_with(&marks.id_prefix);
+    for state in STATE_DIRS {
+        for dir in children(Path::new(state)).into_iter().filter(|p| ours(p)) {
+            let outcome = fs::remove_dir_all(&dir)
+                .map_or_else(|e| format!(" (removing failed: {e})"), |()| String::new());
+            report
+                .cleaned
+                .push(format!("runtime state dir {}{outcome}", dir.display()));
+        }
+    }
+    // Deepest first, so nested dirs go before their parents.
+    for dir in cgroup_dirs(|path| ours(path)).into_iter().rev() {
+        let outcome = fs::remove_dir(&dir)
+            .map_or_else(|e| format!(" (removing failed: {e})"), |()| String::new());
+        report
+            .cleaned
+            .push(format!("runtime cgroup {}{outcome}", dir.display()));
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn children(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// A dir whose parent is named `crabcan` (a container's cgroup).
+fn in_crabcan_dir(path: &Path) -> bool {
+    path.parent()
+        .map(|p| file_name(p) == "crabcan")
+        .unwrap_or(false)
+}
+
+/// Directories under every cgroup mount (to [`CGROUP_DEPTH`]) that `want`.
+fn cgroup_dirs(want: impl Fn(&Path) -> bool) -> BTreeSet<PathBuf> {
+    let mut found = BTreeSet::new();
+    for root in cgroup_mounts() {
+        walk(&root, CGROUP_DEPTH, &want, &mut found);
+    }
+    found
+}
+
+fn walk(dir: &Path, depth: usize, want: &impl Fn(&Path) -> bool, found: &mut BTreeSet<PathBuf>) {
+    if depth == 0 {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if !is_dir {
+            continue;
+        }
+        let path = entry.path();
+        if want(&path) {
+            found.insert(path.clone());
+        }
+        walk(&path, depth - 1, want, found);
+    }
+}
+
+fn cgroup_mounts() -> Vec<PathBuf> {
+    mountinfo_entries()
+        .into_iter()
+        .filter(|(_, fstype, _)| fstype == "cgroup" || fstype == "cgroup2")
+        .map(|(mount_point, _, _)| PathBuf::from(mount_point))
+        .collect()
+}
+
+/// (mount point, fstype, source) of each line of /proc/self/mountinfo.
+fn mountinfo_entries() -> Vec<(String, String, String)> {
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mount_point = left.split(' ').nth(4)?.to_string();
+            let mut right = right.split(' ');
+            let fstype = right.next()?.to_string();
+            let source = right.next().unwrap_or("").to_string();
+            Some((mount_point, fstype, source))
+        })
+        .collect()
+}
+
+fn mounts() -> BTreeSet<String> {
+    mountinfo_entries()
+        .into_iter()
+        .map(|(mount_point, fstype, source)| format!("{mount_point} ({fstype} from {source})"))
+        .collect()
+}
+
+fn tmp_crabcan_dirs() -> BTreeSet<PathBuf> {
+    children(Path::new("/tmp"))
+        .into_iter()
+        .filter(|p| file_name(p).starts_with("crabcan"))
+        .collect()
+}
+
+/// "pid: cmdline" of processes (not us) that mention our paths or ids, or
+/// that are our children.
+fn our_processes(marks: &Marks) -> BTreeSet<String> {
+    let me = std::process::id().to_string();
+    let mut found = BTreeSet::new();
+    for dir in children(Path::new("/proc")) {
+        let pid = file_name(&dir);
+        if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let cmdline = fs::read(dir.join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let stat = fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        let is_child = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split(' ').nth(2))
+            == Some(me.as_str());
+        let mentions = cmdline.contains(&marks.id_prefix)
+            || marks.paths.iter().any(|p| cmdline.contains(p.as_str()));
+        if is_child || mentions {
+            found.insert(format!("{pid}: {}", cmdline.trim()));
+        }
+    }
+    found
+}

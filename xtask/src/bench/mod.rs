@@ -1,0 +1,477 @@
+//! `cargo xtask bench`: crabcan against crun, runc, bubblewrap and an
+//! `unshare ... chroot` floor on one busybox rootfs.
+//!
+//! Phases: start-to-exit of `/bin/true` (interleaved runs after a warm-up,
+//! with peak RSS), how crabcan's cost grows with bind mounts and seccomp
+//! profiles, throughput (back to back and K at a time), where crabcan's
+//! time goes (strace, debug timeline), a leak check of the host, and the
+//! report (`BENCHMARKS.md` + an SVG chart). Never part of `cargo test`.
+//!
+//! Modules: `runtimes` (command lines), `oci` (bundles), `hybrid` (cgroup
+//! layout, crun's namespace workaround), `measure` (timing + rusage),
+//! `scaling`, `throughput`, `breakdown`, `leaks`, `machine`, `report`.
+
+mod breakdown;
+mod hybrid;
+pub mod leaks;
+mod machine;
+mod measure;
+pub mod oci;
+mod report;
+pub mod runtimes;
+pub mod scaling;
+mod spawner;
+mod throughput;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use self::hybrid::{Layout, NsWorker};
+use self::measure::{ErrLog, Harness, Sample, Stats};
+use self::runtimes::{Env, Runtime, ALL};
+use self::throughput::Throughput;
+use crate::rootfs::{ensure_rootfs, RootfsOptions};
+use crate::util::process::run_checked;
+use crate::util::tempdir::TempDir;
+
+pub use self::breakdown::parse_strace_summary;
+pub use self::hybrid::Layout as CgroupLayout;
+
+/// What to run and where to write.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub quick: bool,
+    /// Measured runs per runtime (after the warm-up).
+    pub runs: usize,
+    pub warmup: usize,
+    /// Containers per throughput measurement.
+    pub throughput_total: usize,
+    pub parallel: usize,
+    pub scaling_runs: usize,
+    pub install: bool,
+    pub out: PathBuf,
+    pub svg: PathBuf,
+    pub rootfs: PathBuf,
+    pub crabcan: PathBuf,
+}
+
+impl Options {
+    /// Defaults for a full or a `--quick` run.
+    pub fn new(
+        quick: bool,
+        rootfs: PathBuf,
+        crabcan: PathBuf,
+        out: PathBuf,
+        svg: PathBuf,
+    ) -> Options {
+        Options {
+            quick,
+            runs: if quick { 5 } else { 100 },
+            warmup: if quick { 1 } else { 5 },
+            throughput_total: if quick { 20 } else { 200 },
+            parallel: 8,
+            scaling_runs: if quick { 3 } else { 40 },
+            install: false,
+            out,
+            svg,
+            rootfs,
+            crabcan,
+        }
+    }
+}
+
+/// A measurement that happened, was skipped, or failed.
+#[derive(Debug, Clone)]
+pub enum Outcome<T> {
+    Done(T),
+    Skipped(String),
+    Failed(String),
+}
+
+impl<T> Outcome<T> {
+    pub fn done(&self) -> Option<&T> {
+        match self {
+            Outcome::Done(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// Everything the report shows.
+#[derive(Debug)]
+pub struct Results {
+    pub options: Options,
+    pub machine: machine::Machine,
+    pub latency: Vec<(Runtime, Outcome<Stats>)>,
+    /// The same runs, each runtime's back to back (A A A ... B B B ...).
+    pub back_to_back: Vec<(Runtime, Outcome<Stats>)>,
+    pub scaling: Vec<(String, Outcome<Stats>)>,
+    pub throughput: Vec<(Runtime, Outcome<(Throughput, Throughput)>)>,
+    pub strace: Outcome<Vec<breakdown::SyscallRow>>,
+    pub timeline: Outcome<Vec<breakdown::Event>>,
+    pub leaks: leaks::Report,
+    pub layout: Layout,
+    /// True if runs went through the small C helper (accurate RSS).
+    pub helper: bool,
+}
+
+/// Runs the whole bench; returns the exit code (non-zero if crabcan failed
+/// or something leaked).
+pub fn run(opts: &Options) -> Result<i32, String> {
+    let available = check_programs(opts)?;
+    ensure_rootfs(&opts.rootfs, &RootfsOptions::offline()).map_err(|e| e.to_string())?;
+    let scratch = TempDir::new("xtask-bench").map_err(|e| format!("creating a temp dir: {e}"))?;
+    let env = prepare(opts, scratch.path())?;
+    let layout = Layout::detect();
+    let marks = leaks::Marks {
+        id_prefix: env.id_prefix.clone(),
+        paths: vec![
+            opts.rootfs.display().to_string(),
+            scratch.path().display().to_string(),
+        ],
+    };
+    let before = leaks::Snapshot::take(&marks);
+    let harness = harness(scratch.path());
+    let worker = if available.contains(&"crun") {
+        Some(NsWorker::spawn(&layout, &harness, scratch.path())?)
+    } else {
+        None
+    };
+    let ctx = Ctx {
+        opts,
+        env: &env,
+        layout: &layout,
+        worker: worker.as_ref(),
+        scratch: scratch.path(),
+        harness: &harness,
+    };
+
+    let latency = ctx.latency(&available)?;
+    let back_to_back = ctx.back_to_back(&available)?;
+    let scaling = ctx.scaling()?;
+    let throughput = ctx.throughput(&available);
+    let (strace, timeline) = ctx.breakdown();
+    drop(worker);
+    let leaks = leaks::Snapshot::compare(&before, &marks);
+
+    let programs = ALL
+        .iter()
+        .filter(|r| available.contains(&r.program()))
+        .map(|r| {
+            let path = if *r == Runtime::Crabcan {
+                opts.crabcan.clone()
+            } else {
+                runtimes::find_on_path(r.program()).unwrap_or_default()
+            };
+            (r.program().to_string(), path)
+        });
+    let mut programs: Vec<_> = programs.collect();
+    programs.dedup_by(|a, b| a.0 == b.0);
+    let results = Results {
+        options: opts.clone(),
+        machine: machine::describe(&layout, &programs),
+        latency,
+        back_to_back,
+        scaling,
+        throughput,
+        strace,
+        timeline,
+        leaks,
+        layout,
+        helper: harness.helper.is_some(),
+    };
+    report::write(&results)?;
+    report::print_summary(&results);
+    Ok(exit_code(&results))
+}
+
+/// Which programs are here; installs or fails for missing ones as asked.
+fn check_programs(opts: &Options) -> Result<Vec<&'static str>, String> {
+    if !opts.crabcan.is_file() {
+        return Err(format!(
+            "no crabcan binary at {} (cargo build --release -p crabcan-cli)",
+            opts.crabcan.display()
+        ));
+    }
+    let wanted: Vec<Runtime> = ALL.into_iter().filter(|r| *r != Runtime::Crabcan).collect();
+    let missing = |rs: &[Runtime]| -> Vec<Runtime> {
+        rs.iter()
+            .copied()
+            .filter(|r| runtimes::find_on_path(r.program()).is_none())
+            .collect()
+    };
+    let mut absent = missing(&wanted);
+    let strace_absent = runtimes::find_on_path("strace").is_none();
+    if opts.install && (!absent.is_empty() || strace_absent) {
+        let mut packages: Vec<&str> = absent.iter().map(|r| r.package()).collect();
+        if strace_absent {
+            packages.push("strace");
+        }
+        packages.dedup();
+        eprintln!("bench: installing {}", packages.join(" "));
+        run_checked(
+            Command::new("apt-get")
+                .args(["install", "-y"])
+                .args(&packages),
+        )?;
+        absent = missing(&wanted);
+    }
+    if !absent.is_empty() && !opts.quick {
+        let r = absent[0];
+        return Err(format!(
+            "{} is not installed: apt-get install -y {} (or rerun with --install; --quick skips it)",
+            r.program(),
+            r.package()
+        ));
+    }
+    let mut available = vec!["crabcan"];
+    available.extend(
+        wanted
+            .iter()
+            .filter(|r| !absent.contains(r))
+            .map(|r| r.program()),
+    );
+    available.dedup();
+    Ok(available)
+}
+
+/// Bundles, the bind source, the big seccomp profile.
+fn prepare(opts: &Options, scratch: &Path) -> Result<Env, String> {
+    let rootfs =
+        std::path::absolute(&opts.rootfs).map_err(|e| format!("{}: {e}", opts.rootfs.display()))?;
+    let (bundle_default, bundle_full) = oci::write_bundles(&scratch.join("bundles"), &rootfs)?;
+    let bind_source = scratch.join("bind-source");
+    std::fs::create_dir_all(&bind_source)
+        .map_err(|e| format!("creating {}: {e}", bind_source.display()))?;
+    scaling::write_big_profile(&scratch.join("seccomp-300.json"))?;
+    Ok(Env {
+        crabcan: opts.crabcan.clone(),
+        rootfs,
+        bundle_default,
+        bundle_full,
+        id_prefix: format!("xtask-bench-{}", std::process::id()),
+    })
+}
+
+/// The C helper if it builds, else direct spawning (RSS then includes the
+/// bench's own, which the report says).
+fn harness(scratch: &Path) -> Harness {
+    match spawner::build(scratch) {
+        Ok(helper) => Harness {
+            helper: Some(helper),
+        },
+        Err(e) => {
+            eprintln!("bench: {e}; spawning directly (peak RSS will include the bench's own)");
+            Harness { helper: None }
+        }
+    }
+}
+
+fn exit_code(results: &Results) -> i32 {
+    let crabcan_failed = results
+        .latency
+        .iter()
+        .any(|(r, o)| *r == Runtime::Crabcan && matches!(o, Outcome::Failed(_)))
+        || results
+            .scaling
+            .iter()
+            .any(|(_, o)| matches!(o, Outcome::Failed(_)))
+        || results
+            .throughput
+            .iter()
+            .any(|(r, o)| *r == Runtime::Crabcan && matches!(o, Outcome::Failed(_)));
+    i32::from(crabcan_failed || !results.leaks.leaks.is_empty())
+}
+
+/// One command to measure repeatedly.
+struct Job {
+    label: String,
+    make: Box<dyn Fn() -> Command>,
+    in_namespace: bool,
+    samples: Vec<Sample>,
+    failure: Option<String>,
+}
+
+/// What the phases share.
+struct Ctx<'a> {
+    opts: &'a Options,
+    env: &'a Env,
+    layout: &'a Layout,
+    worker: Option<&'a NsWorker>,
+    scratch: &'a Path,
+    harness: &'a Harness,
+}
+
+impl Ctx<'_> {
+    fn latency(&self, available: &[&str]) -> Result<Vec<(Runtime, Outcome<Stats>)>, String> {
+        let present: Vec<Runtime> = ALL
+            .into_iter()
+            .filter(|r| available.contains(&r.program()))
+            .collect();
+        let jobs = present
+            .iter()
+            .map(|&r| {
+                let env = self.env.clone();
+                job(r.label(), r.needs_v1_only_namespace(), move || {
+                    r.command(&env)
+                })
+            })
+            .collect();
+        eprintln!(
+            "bench: start-to-exit, {} runtimes x {} runs (+{} warm-up), interleaved",
+            present.len(),
+            self.opts.runs,
+            self.opts.warmup
+        );
+        let done = self.interleave(jobs, self.opts.runs)?;
+        let mut out: Vec<(Runtime, Outcome<Stats>)> = present.into_iter().zip(done).collect();
+        for r in ALL
+            .into_iter()
+            .filter(|r| !available.contains(&r.program()))
+        {
+            out.push((
+                r,
+                Outcome::Skipped(format!(
+                    "{} not installed (apt-get install -y {})",
+                    r.program(),
+                    r.package()
+                )),
+            ));
+        }
+        out.sort_by_key(|(r, _)| ALL.iter().position(|x| x == r));
+        Ok(out)
+    }
+
+    /// Each runtime alone, warm-up then runs, one after the other: no
+    /// runtime pays for the previous one's asynchronous teardown.
+    fn back_to_back(&self, available: &[&str]) -> Result<Vec<(Runtime, Outcome<Stats>)>, String> {
+        eprintln!("bench: start-to-exit again, each runtime back to back");
+        let mut out = Vec::new();
+        for r in ALL.into_iter().filter(|r| available.contains(&r.program())) {
+            let env = self.env.clone();
+            let one = vec![job(r.label(), r.needs_v1_only_namespace(), move || r.command(&env))];
+            let mut done = self.interleave(one, self.opts.runs)?;
+            out.push((r, done.pop().unwrap_or(Outcome::Skipped("no runs".to_string()))));
+        }
+        Ok(out)
+    }
+
+    fn scaling(&self) -> Result<Vec<(String, Outcome<Stats>)>, String> {
+        let bind_source = self.scratch.join("bind-source");
+        let _targets = scaling::BindTargets::create(&self.env.rootfs, 100)?;
+        let variants: Vec<scaling::Variant> = scaling::bind_variants(&bind_source)
+            .into_iter()
+            .chain(scaling::seccomp_variants(
+                &self.scratch.join("seccomp-300.json"),
+            ))
+            .collect();
+        let labels: Vec<String> = variants.iter().map(|v| v.label.clone()).collect();
+        let jobs = variants
+            .into_iter()
+            .map(|v| {
+                let env = self.env.clone();
+                job(&v.label, false, move || runtimes::crabcan(&env, &v.args))
+            })
+            .collect();
+        eprintln!(
+            "bench: crabcan cost growth, {} configurations x {} runs",
+            labels.len(),
+            self.opts.scaling_runs
+        );
+        let done = self.interleave(jobs, self.opts.scaling_runs)?;
+        Ok(labels.into_iter().zip(done).collect())
+    }
+
+    /// Runs the jobs round-robin, `warmup` + `runs` rounds; a job that
+    /// fails once is dropped from later rounds.
+    fn interleave(&self, mut jobs: Vec<Job>, runs: usize) -> Result<Vec<Outcome<Stats>>, String> {
+        let mut log = ErrLog::new_in(self.scratch)?;
+        for round in 0..self.opts.warmup + runs {
+            for job in jobs.iter_mut().filter(|j| j.failure.is_none()) {
+                match self.measure_one(job, &mut log) {
+                    Ok(sample) if round >= self.opts.warmup => job.samples.push(sample),
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!("bench: {}: {e}", job.label);
+                        job.failure = Some(e);
+                    }
+                }
+            }
+        }
+        Ok(jobs.into_iter().map(finish).collect())
+    }
+
+    fn measure_one(&self, job: &Job, log: &mut ErrLog) -> Result<Sample, String> {
+        let cmd = (job.make)();
+        match (job.in_namespace, self.worker) {
+            (true, Some(worker)) => worker.run(cmd),
+            (true, None) => Err("the v1-only namespace thread is not running".to_string()),
+            (false, _) => self.harness.run(cmd, log),
+        }
+    }
+
+    fn throughput(&self, available: &[&str]) -> Vec<(Runtime, Outcome<(Throughput, Throughput)>)> {
+        let (total, parallel) = (self.opts.throughput_total, self.opts.parallel);
+        eprintln!("bench: throughput, {total} containers back to back and {parallel} at a time");
+        ALL.into_iter()
+            .map(|r| {
+                if !available.contains(&r.program()) {
+                    return (
+                        r,
+                        Outcome::Skipped(format!("{} not installed", r.program())),
+                    );
+                }
+                let measure =
+                    |k| throughput::measure(r, self.env, self.layout, self.scratch, total, k);
+                let outcome = match measure(1).and_then(|seq| Ok((seq, measure(parallel)?))) {
+                    Ok(pair) => Outcome::Done(pair),
+                    Err(e) => {
+                        eprintln!("bench: throughput {}: {e}", r.label());
+                        Outcome::Failed(e)
+                    }
+                };
+                (r, outcome)
+            })
+            .collect()
+    }
+
+    fn breakdown(
+        &self,
+    ) -> (
+        Outcome<Vec<breakdown::SyscallRow>>,
+        Outcome<Vec<breakdown::Event>>,
+    ) {
+        eprintln!("bench: where crabcan's time goes (strace -c -f, --debug timeline)");
+        let strace = if runtimes::find_on_path("strace").is_none() {
+            Outcome::Skipped("strace not installed (apt-get install -y strace)".to_string())
+        } else {
+            outcome(breakdown::strace_top(self.env, self.scratch))
+        };
+        (strace, outcome(breakdown::debug_timeline(self.env)))
+    }
+}
+
+fn job(label: &str, in_namespace: bool, make: impl Fn() -> Command + 'static) -> Job {
+    Job {
+        label: label.to_string(),
+        make: Box::new(make),
+        in_namespace,
+        samples: Vec::new(),
+        failure: None,
+    }
+}
+
+fn finish(job: Job) -> Outcome<Stats> {
+    match (job.failure, Stats::of(&job.samples)) {
+        (Some(e), _) => Outcome::Failed(e),
+        (None, Some(stats)) => Outcome::Done(stats),
+        (None, None) => Outcome::Skipped("no runs".to_string()),
+    }
+}
+
+fn outcome<T>(result: Result<T, String>) -> Outcome<T> {
+    match result {
+        Ok(t) => Outcome::Done(t),
+        Err(e) => Outcome::Failed(e),
+    }
+}

@@ -1,0 +1,171 @@
+//! The contenders and their command lines: crabcan (default isolation),
+//! crun and runc (OCI "default spec" and "full" bundles), bubblewrap, and
+//! `unshare ... chroot` as the floor. Also finding them on PATH, their
+//! versions and the apt package that provides each.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::util::process::output_checked;
+
+/// Which OCI bundle a crun/runc run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spec {
+    /// `crun spec`'s default: pid, net, ipc, uts, mount namespaces only.
+    Default,
+    /// Comparable to crabcan's default isolation (see `oci.rs`).
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    Crabcan,
+    Crun(Spec),
+    Runc(Spec),
+    Bwrap,
+    Unshare,
+}
+
+/// The order of the interleaved runs and of the tables.
+pub const ALL: [Runtime; 7] = [
+    Runtime::Crabcan,
+    Runtime::Crun(Spec::Default),
+    Runtime::Crun(Spec::Full),
+    Runtime::Runc(Spec::Default),
+    Runtime::Runc(Spec::Full),
+    Runtime::Bwrap,
+    Runtime::Unshare,
+];
+
+/// Everything a command line needs.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub crabcan: PathBuf,
+    pub rootfs: PathBuf,
+    pub bundle_default: PathBuf,
+    pub bundle_full: PathBuf,
+    /// Container ids are `<prefix>-<n>`, unique per run.
+    pub id_prefix: String,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+impl Runtime {
+    pub fn label(self) -> &'static str {
+        match self {
+            Runtime::Crabcan => "crabcan",
+            Runtime::Crun(Spec::Default) => "crun (default spec)",
+            Runtime::Crun(Spec::Full) => "crun (full)",
+            Runtime::Runc(Spec::Default) => "runc (default spec)",
+            Runtime::Runc(Spec::Full) => "runc (full)",
+            Runtime::Bwrap => "bwrap",
+            Runtime::Unshare => "unshare+chroot (floor)",
+        }
+    }
+
+    /// The executable looked up on PATH (crabcan is the built binary).
+    pub fn program(self) -> &'static str {
+        match self {
+            Runtime::Crabcan => "crabcan",
+            Runtime::Crun(_) => "crun",
+            Runtime::Runc(_) => "runc",
+            Runtime::Bwrap => "bwrap",
+            Runtime::Unshare => "unshare",
+        }
+    }
+
+    /// The Debian package that provides [`Runtime::program`].
+    pub fn package(self) -> &'static str {
+        match self {
+            Runtime::Crabcan => "(built from this workspace)",
+            Runtime::Crun(_) => "crun",
+            Runtime::Runc(_) => "runc",
+            Runtime::Bwrap => "bubblewrap",
+            Runtime::Unshare => "util-linux",
+        }
+    }
+
+    /// crun 1.8 must run in the v1-only mount namespace on hybrid hosts.
+    pub fn needs_v1_only_namespace(self) -> bool {
+        matches!(self, Runtime::Crun(_))
+    }
+
+    /// The command that runs `/bin/true` in a fresh container.
+    pub fn command(self, env: &Env) -> Command {
+        match self {
+            Runtime::Crabcan => crabcan(env, &[]),
+            Runtime::Crun(spec) | Runtime::Runc(spec) => {
+                let bundle = match spec {
+                    Spec::Default => &env.bundle_default,
+                    Spec::Full => &env.bundle_full,
+                };
+                let id = format!(
+                    "{}-{}",
+                    env.id_prefix,
+                    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+                );
+                let mut cmd = Command::new(self.program());
+                cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
+                cmd
+            }
+            Runtime::Bwrap => {
+                let mut cmd = Command::new("bwrap");
+                cmd.args(["--unshare-all", "--bind"])
+                    .arg(&env.rootfs)
+                    .args(["/", "--proc", "/proc", "--dev", "/dev", "/bin/true"]);
+                cmd
+            }
+            Runtime::Unshare => {
+                let mut cmd = Command::new("unshare");
+                cmd.args([
+                    "--user",
+                    "--map-root-user",
+                    "--mount",
+                    "--pid",
+                    "--fork",
+                    "--uts",
+                    "--ipc",
+                    "--net",
+                    "--cgroup",
+                    "chroot",
+                ])
+                .arg(&env.rootfs)
+                .arg("/bin/true");
+                cmd
+            }
+        }
+    }
+}
+
+/// `crabcan --no-tty --mount ROOTFS EXTRA... -- /bin/true`.
+pub fn crabcan(env: &Env, extra: &[OsString]) -> Command {
+    let mut cmd = Command::new(&env.crabcan);
+    cmd.arg("--no-tty").arg("--mount").arg(&env.rootfs);
+    cmd.args(extra).args(["--", "/bin/true"]);
+    cmd
+}
+
+/// `program`'s full path if it is on PATH.
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// The first line of `program --version`.
+pub fn version(program: &Path) -> String {
+    match output_checked(Command::new(program).arg("--version")) {
+        Ok(out) => out.lines().next().unwrap_or("").trim().to_string(),
+        Err(e) => format!("unknown ({e})"),
+    }
+}

@@ -1,0 +1,45 @@
+//! The measuring harness for the start-to-exit runs: `spawner.c`, compiled
+//! with the system C compiler (`cc`, which Rust's linking needs anyway)
+//! into the scratch dir, statically if possible. It forks and execs the
+//! runtime, `wait4`s for it and prints the elapsed time and `ru_maxrss`.
+//!
+//! Why not fork from the bench itself: Linux keeps the high-water RSS
+//! across fork and exec (the forked child starts with the parent's
+//! resident pages, and exec records the old mm's peak), so every runtime
+//! spawned by the Rust bench reported at least the bench's own ~7 MiB. The
+//! static helper is ~0.1 MiB, so `ru_maxrss` is the runtime's own peak.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::process::output_checked;
+
+const SOURCE: &str = include_str!("spawner.c");
+
+/// Builds the helper in `dir`; static if the C library allows.
+pub fn build(dir: &Path) -> Result<PathBuf, String> {
+    let source = dir.join("spawner.c");
+    let binary = dir.join("spawner");
+    std::fs::write(&source, SOURCE).map_err(|e| format!("writing {}: {e}", source.display()))?;
+    let compile = |static_link: bool| {
+        let mut cmd = Command::new("cc");
+        cmd.args(["-O2", "-o"]).arg(&binary).arg(&source);
+        if static_link {
+            cmd.arg("-static");
+        }
+        output_checked(&mut cmd)
+    };
+    compile(true).or_else(|_| compile(false)).map_err(|e| {
+        format!("building the measuring helper (needs a C compiler, apt-get install gcc): {e}")
+    })?;
+    Ok(binary)
+}
+
+/// The helper's report: elapsed ns, ru_maxrss KiB, wait status.
+pub fn parse_report(text: &str) -> Option<(u64, u64, i32)> {
+    let mut fields = text.split_whitespace();
+    let ns = fields.next()?.parse().ok()?;
+    let rss = fields.next()?.parse().ok()?;
+    let status = fields.next()?.parse().ok()?;
+    Some((ns, rss, status))
+}

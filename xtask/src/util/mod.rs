@@ -1,0 +1,5 @@
+//! Small helpers shared by the commands: ELF inspection, subprocesses, temp dirs.
+
+pub mod elf;
+pub mod process;
+pub mod tempdir;

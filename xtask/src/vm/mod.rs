@@ -1,0 +1,166 @@
+//! `cargo xtask test-vm`: the privileged integration tests in a qemu VM
+//! (pure cgroup v2, a kernel that is not the host's). Owns the
+//! orchestration: payload -> rootfs -> kernel -> initramfs -> qemu -> result.
+
+pub mod cpio;
+pub mod init;
+pub mod initramfs;
+pub mod kernel;
+pub mod payload;
+pub mod qemu;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use qemu::{Accel, Summary, VmOutcome};
+
+use crate::paths;
+use crate::rootfs::{self, RootfsOptions};
+
+/// Everything that can go wrong in a VM run; one line each.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("kernel: {0}")]
+    Kernel(String),
+    #[error("build: {0}")]
+    Build(String),
+    #[error("rootfs: {0}")]
+    Rootfs(#[from] rootfs::RootfsError),
+    #[error("{0}")]
+    Vm(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl VmError {
+    pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> VmError {
+        VmError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// What to run in the VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// crabcan and the crabcan-tests integration tests.
+    Crabcan,
+    /// xtask's own `vm_placeholder` test, no crabcan: proves the machinery.
+    Placeholder,
+}
+
+/// Options of `cargo xtask test-vm`.
+#[derive(Debug, Clone)]
+pub struct TestVmOptions {
+    pub kernel: Option<PathBuf>,
+    pub accel: Accel,
+    pub timeout: Duration,
+    pub payload: Payload,
+    /// `KEY=VALUE` put in the guest's environment (via the kernel command line).
+    pub guest_env: Vec<String>,
+    pub memory_mb: u32,
+    pub cpus: u32,
+}
+
+/// Builds everything, boots the VM, returns what the guest reported.
+pub fn run_test_vm(opts: &TestVmOptions) -> Result<VmOutcome, VmError> {
+    let started = Instant::now();
+    let target = paths::target_dir();
+    let work = target.join("test-vm");
+    std::fs::create_dir_all(&work).map_err(|e| VmError::io("creating", &work, e))?;
+
+    // The quick checks first: fail before a long build.
+    let kernel = kernel::find_kernel(opts.kernel.as_deref(), &paths::cache_dir())?;
+    eprintln!("xtask: kernel: {}", kernel.origin);
+    let busybox = rootfs::find_static_busybox()?;
+
+    let build_start = Instant::now();
+    let (crabcan, tests, helpers) = build_payload(&opts.payload)?;
+    let build_secs = build_start.elapsed().as_secs_f64();
+
+    let rootfs_dir = work.join("rootfs");
+    rootfs::ensure_rootfs(&rootfs_dir, &RootfsOptions::offline())?;
+
+    let initrd = work.join("initramfs.cpio.gz");
+    let contents = initramfs::Contents {
+        busybox,
+        rootfs: rootfs_dir,
+        crabcan,
+        tests,
+        helpers,
+        test_timeout_secs: opts.timeout.as_secs().max(60),
+    };
+    initramfs::build_initramfs(&initrd, &contents)?;
+    let size = std::fs::metadata(&initrd).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "xtask: initramfs {} ({:.1} MiB); prepared in {:.0} s (build {:.0} s)",
+        initrd.display(),
+        size as f64 / 1048576.0,
+        started.elapsed().as_secs_f64(),
+        build_secs
+    );
+
+    let remaining = opts
+        .timeout
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_secs(30));
+    let config = qemu::VmConfig {
+        kernel: kernel.image,
+        initrd,
+        accel: opts.accel,
+        memory_mb: opts.memory_mb,
+        cpus: opts.cpus,
+        timeout: remaining,
+        kvm_life_timeout: Duration::from_secs(20),
+        extra_append: opts.guest_env.clone(),
+        log: qemu::default_log(&target),
+    };
+    let outcome = qemu::run_vm(&config)?;
+    eprintln!(
+        "xtask: VM ({:?}) booted in {:.1} s; build {:.0} s; total {:.0} s",
+        outcome.accel_used,
+        outcome.boot_secs,
+        build_secs,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(outcome)
+}
+
+/// Static helper programs the tests need, found in build-script output
+/// dirs; each goes to /crabcan/bin/ and its env var points there.
+const HELPERS: &[(&str, &str)] = &[("crabcan-probe", "CRABCAN_PROBE")];
+
+type Built = (Option<PathBuf>, Vec<PathBuf>, Vec<initramfs::Helper>);
+
+fn build_payload(payload: &Payload) -> Result<Built, VmError> {
+    let (crabcan, tests) = match payload {
+        Payload::Crabcan => (
+            Some(payload::build_static_crabcan()?),
+            payload::build_static_tests("crabcan-tests", None)?,
+        ),
+        Payload::Placeholder => (
+            None,
+            payload::build_static_tests("xtask", Some("vm_placeholder"))?,
+        ),
+    };
+    let mut helpers = Vec::new();
+    for (name, env) in HELPERS {
+        if let Some(path) = tests.helper(name) {
+            payload::ensure_static(&path)?;
+            helpers.push(initramfs::Helper {
+                path,
+                name: name.to_string(),
+                env: env.to_string(),
+            });
+        }
+    }
+    Ok((crabcan, tests.executables, helpers))
+}
