@@ -267,6 +267,35 @@ pub fn processes_in_container_cgroup(hostname: &str) -> Vec<i32> {
     pids
 }
 
+/// The host pid of the container's process running `comm` (after its execve), waiting up to
+/// 20 s for it: killing a process still in setup tests something else.
+pub fn wait_for_command(hostname: &str, comm: &str) -> i32 {
+    let mut found = None;
+    let started = wait_until(20, || {
+        found = processes_in_container_cgroup(hostname)
+            .into_iter()
+            .find(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm));
+        found.is_some()
+    });
+    assert!(started, "the container {hostname} never ran {comm}");
+    found.unwrap_or_default()
+}
+
+/// Whether a test that needs the host tool `tool` can run. On a normal host a missing tool is a
+/// failure with the reason; inside the test VM (busybox only) the test is reported as skipped,
+/// with the reason, through the VM runner's `crabcan-skip:` convention.
+pub fn tool_available_or_skip_in_vm(tool: &str, why: &str) -> bool {
+    let available = Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    if available {
+        return true;
+    }
+    if std::env::var_os("CRABCAN_IN_VM").is_some() {
+        println!("crabcan-skip: `{tool}` is not in the VM's busybox initramfs ({why}); this test runs on the host");
+        return false;
+    }
+    panic!("this test needs `{tool}` ({why}): install it (Debian: bsdutils/util-linux)");
+}
+
 /// Waits up to `seconds` for `condition`, polling every 20 ms.
 pub fn wait_until(seconds: u64, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);

@@ -19,7 +19,7 @@ fn cgroup_exists_while_running_carries_limits_and_is_removed() {
     let c = Crabcan::new("cg-life").args(["--memory", "96M", "--pids", "20", "--cpus", "0.5"]);
     let before = HostSnapshot::take();
     let mut child = c.command(&["/bin/sleep", "30"]).spawn().unwrap();
-    assert!(wait_until(10, || !processes_in_container_cgroup(&c.hostname).is_empty()), "the container never started");
+    wait_for_command(&c.hostname, "sleep");
     let dirs = container_cgroup_dirs(&c.hostname);
     assert!(!dirs.is_empty(), "no cgroup for the running container");
     assert_eq!(limit_file(&dirs, &["memory.max", "memory.limit_in_bytes"]).as_deref(), Some("100663296"));

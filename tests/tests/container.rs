@@ -64,8 +64,7 @@ fn uid_map_is_configurable() {
 fn container_processes_run_as_the_mapped_host_uid() {
     let c = Crabcan::new("hostuid");
     let mut child = c.command(&["/bin/sleep", "30"]).spawn().unwrap();
-    assert!(wait_until(10, || !processes_in_container_cgroup(&c.hostname).is_empty()), "the container never started");
-    let pid = processes_in_container_cgroup(&c.hostname)[0];
+    let pid = wait_for_command(&c.hostname, "sleep");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(uid_line.split_whitespace().skip(1).all(|id| id == "100000"), "{uid_line}");
@@ -299,11 +298,9 @@ fn command_killed_by_a_signal_gives_128_plus_n_and_leaves_nothing() {
     let c = Crabcan::new("kill9");
     let before = HostSnapshot::take();
     let mut child = c.command(&["/bin/sleep", "60"]).spawn().unwrap();
-    assert!(wait_until(10, || !processes_in_container_cgroup(&c.hostname).is_empty()), "the container never started");
-    for pid in processes_in_container_cgroup(&c.hostname) {
-        // SAFETY: kill(2) of the container's process, found through its cgroup.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
+    let pid = wait_for_command(&c.hostname, "sleep");
+    // SAFETY: kill(2) of the container's process, found through its cgroup.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(137));
     before.assert_clean_after(&c.hostname);
@@ -313,7 +310,7 @@ fn command_killed_by_a_signal_gives_128_plus_n_and_leaves_nothing() {
 fn container_dies_when_crabcan_is_killed() {
     let c = Crabcan::new("pdeath");
     let mut child = c.command(&["/bin/sleep", "60"]).spawn().unwrap();
-    assert!(wait_until(10, || !processes_in_container_cgroup(&c.hostname).is_empty()), "the container never started");
+    wait_for_command(&c.hostname, "sleep");
     // SAFETY: kill(2) of the crabcan process we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
@@ -326,8 +323,8 @@ fn container_dies_when_crabcan_is_killed() {
 #[test]
 fn interactive_pty_gives_the_container_its_own_terminal() {
     // `script` gives crabcan a terminal as stdin, so crabcan allocates a pty for the container.
-    if std::process::Command::new("script").arg("--version").output().is_err() {
-        panic!("this test needs `script` (util-linux/bsdutils) to provide a terminal");
+    if !tool_available_or_skip_in_vm("script", "it gives crabcan a terminal") {
+        return;
     }
     let c = Crabcan::new("pty");
     let before = HostSnapshot::take();

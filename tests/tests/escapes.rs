@@ -75,6 +75,9 @@ fn crabcan_binary_cannot_be_overwritten_through_proc() {
 /// TIOCSTI: even on a real terminal, the container cannot push input into it.
 #[test]
 fn tiocsti_cannot_inject_into_the_callers_terminal() {
+    if !tool_available_or_skip_in_vm("script", "it gives crabcan a terminal") {
+        return;
+    }
     let probe = probe_dir();
     let c = Crabcan::new("esc-tiocsti");
     let inner = format!(
