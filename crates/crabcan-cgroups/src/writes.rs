@@ -119,6 +119,16 @@ impl LimitWrite {
         self.if_absent = IfAbsent::Skip;
         self
     }
+
+    /// A write the user asked for explicitly must happen; an implied one (a default) is
+    /// skipped where the host lacks the file.
+    fn required_if(self, explicit: bool) -> Self {
+        if explicit {
+            self
+        } else {
+            self.skip_if_absent()
+        }
+    }
 }
 
 /// The file writes that apply `limits`, in order. Expects validated limits
@@ -128,6 +138,13 @@ pub(crate) fn limit_writes(limits: &Limits, version: Version) -> Vec<LimitWrite>
         Version::V1 => v1_writes(limits),
         Version::V2 => v2_writes(limits),
     }
+}
+
+/// pids.max: the same file on v1 and v2.
+fn pids_write(limits: &Limits) -> Option<LimitWrite> {
+    limits
+        .pids
+        .map(|pids| LimitWrite::new(Controller::Pids, "pids.max", pids, "--pids", "pids limits"))
 }
 
 fn cpu_quota_us(cpus: f64) -> u64 {
@@ -160,21 +177,9 @@ fn v1_writes(limits: &Limits) -> Vec<LimitWrite> {
             "--memory-swap",
             "swap accounting",
         );
-        writes.push(if limits.memory_swap.is_some() {
-            swap
-        } else {
-            swap.skip_if_absent()
-        });
+        writes.push(swap.required_if(limits.memory_swap.is_some()));
     }
-    if let Some(pids) = limits.pids {
-        writes.push(LimitWrite::new(
-            Pids,
-            "pids.max",
-            pids,
-            "--pids",
-            "pids limits",
-        ));
-    }
+    writes.extend(pids_write(limits));
     if let Some(weight) = limits.cpu_weight {
         let shares = cpu_weight_to_shares(clamp_cpu_weight(weight));
         writes.push(LimitWrite::new(
@@ -241,21 +246,9 @@ fn v2_writes(limits: &Limits) -> Vec<LimitWrite> {
             "--memory-swap",
             "swap limits",
         );
-        writes.push(if limits.memory_swap.is_some() {
-            swap
-        } else {
-            swap.skip_if_absent()
-        });
+        writes.push(swap.required_if(limits.memory_swap.is_some()));
     }
-    if let Some(pids) = limits.pids {
-        writes.push(LimitWrite::new(
-            Pids,
-            "pids.max",
-            pids,
-            "--pids",
-            "pids limits",
-        ));
-    }
+    writes.extend(pids_write(limits));
     if let Some(weight) = limits.cpu_weight {
         writes.push(LimitWrite::new(
             Cpu,

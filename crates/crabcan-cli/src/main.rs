@@ -96,27 +96,29 @@ fn limits(args: &Args) -> Result<Option<Limits>, Failure> {
             .map(Some)
             .map_err(|error| Failure::setup(format!("{flag} {value:?}: {error}")))
     };
-    let mut limits = Limits::default();
-    limits.memory = size("--memory", &args.memory)?;
-    if let Some(swap) = &args.memory_swap {
-        limits.memory_swap = size("--memory-swap", swap)?;
-    }
-    limits.pids = match args.pids.as_str() {
+    let pids = match args.pids.as_str() {
         "max" => None,
         text => Some(text.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
             Failure::setup(format!("--pids {text:?} is not a positive whole number; give e.g. --pids 64, or max"))
         })?),
     };
-    if let Some(weight) = args.cpu_weight {
-        limits.cpu_weight = Some(weight);
-    }
     if let Some(cpus) = args.cpus {
         if !(cpus.is_finite() && cpus >= 0.01) {
             return Err(Failure::setup(format!("--cpus {cpus} is out of range; give a number of CPUs such as 0.5 or 2")));
         }
-        limits.cpu_quota = Some(cpus);
     }
-    limits.io_weight = Some(args.io_weight);
+    let defaults = Limits::default();
+    let limits = Limits {
+        memory: size("--memory", &args.memory)?,
+        memory_swap: match &args.memory_swap {
+            Some(swap) => size("--memory-swap", swap)?,
+            None => defaults.memory_swap,
+        },
+        pids,
+        cpu_weight: args.cpu_weight.or(defaults.cpu_weight),
+        cpu_quota: args.cpus,
+        io_weight: Some(args.io_weight),
+    };
     limits.validate().map_err(Failure::setup)?;
     Ok(Some(limits))
 }
