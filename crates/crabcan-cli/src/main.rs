@@ -150,10 +150,22 @@ fn exit_code_of(report: &ExitReport) -> i32 {
     report.exit_code()
 }
 
+/// `crabcan: warn: ...` lines; debug and trace lines carry the milliseconds since start, so
+/// `--debug` shows where a container's start-up time goes (the container process logs too,
+/// with its pid).
 fn init_logging(debug: bool) {
+    let started = std::time::Instant::now();
     let default_level = if debug { "debug" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
-        .format(|buffer, record| writeln!(buffer, "crabcan: {}: {}", record.level().as_str().to_ascii_lowercase(), record.args()))
+        .format(move |buffer, record| {
+            let level = record.level().as_str().to_ascii_lowercase();
+            if record.level() >= log::Level::Debug {
+                let millis = started.elapsed().as_secs_f64() * 1000.0;
+                writeln!(buffer, "crabcan: {level}: [{millis:8.3} ms pid {}] {}", std::process::id(), record.args())
+            } else {
+                writeln!(buffer, "crabcan: {level}: {}", record.args())
+            }
+        })
         .init();
 }
 

@@ -1,8 +1,8 @@
 //! Everything the container's first process does between clone and execve, in order:
-//! wait for the parent (id maps, cgroup) → cgroup namespace → root of the user namespace →
-//! hostname → loopback → mounts and pivot_root → rlimits → session/pty → capabilities and
-//! identity → no_new_privs → working directory → signals → held until Start → close fds →
-//! seccomp → execve. Any failure is reported to the parent as one `Failed` message naming the
+//! close inherited fds → wait for the id maps → root of the user namespace → hostname →
+//! loopback → mounts and pivot_root → rlimits → session/pty → wait until it is in its cgroup →
+//! cgroup namespace → capabilities and identity → no_new_privs → working directory → signals →
+//! held until Start → close fds → seccomp → execve. Any failure is reported to the parent as one `Failed` message naming the
 //! step, and the process exits; it never returns into the parent's code.
 
 use std::convert::Infallible;
@@ -66,7 +66,6 @@ fn set_up_and_exec(config: &ContainerConfig, channel: &Channel) -> Result<Infall
     exec::close_inherited_fds(channel.as_raw_fd()).step("file descriptors", "closing inherited descriptors")?;
     wait_for(channel, Message::Go)?;
 
-    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).step("namespaces", "unshare(CLONE_NEWCGROUP)")?;
     identity::become_namespace_root().step("user namespace", "becoming root of the user namespace (setresuid/setresgid 0)")?;
     nix::unistd::sethostname(&config.hostname).step("hostname", &format!("sethostname({:?})", config.hostname))?;
     network::bring_up_loopback().step("network", "bringing up the loopback device")?;
@@ -76,6 +75,7 @@ fn set_up_and_exec(config: &ContainerConfig, channel: &Channel) -> Result<Infall
         .run(&mounts::plan(config))
         .map_err(|e| Failure::new("mounts", e.errno, format!("{}: {}", e.detail, e.errno)))?;
     drop(mounter); // its descriptor of the rootfs is not needed after pivot_root
+    log::debug!("filesystem ready, pivoted into {}", config.rootfs.display());
 
     rlimits::apply(config.nofile).map_err(|error| {
         let errno = Errno::from_raw(error.raw_os_error().unwrap_or(libc::EINVAL));
@@ -91,6 +91,10 @@ fn set_up_and_exec(config: &ContainerConfig, channel: &Channel) -> Result<Infall
             .step("handshake", "sending the pty to crabcan")?;
     }
 
+    // From here on the process must be in its cgroup; its cgroup namespace is rooted there.
+    wait_for(channel, Message::Joined)?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).step("namespaces", "unshare(CLONE_NEWCGROUP)")?;
+
     capabilities::restrict_bounding_set(&config.capabilities)
         .map_err(|error| Failure::new("capabilities", Errno::EPERM, format!("dropping from the bounding set: {error}")))?;
     identity::switch_to(config.uid, config.gid)
@@ -104,6 +108,7 @@ fn set_up_and_exec(config: &ContainerConfig, channel: &Channel) -> Result<Infall
     let prepared = exec::prepare(&config.argv, &config.environment()).map_err(|why| Failure::new("exec", Errno::EINVAL, why))?;
     signals::reset_for_exec().step("signals", "resetting signal dispositions")?;
 
+    log::debug!("identity, capabilities and limits applied");
     channel.send(&Message::Ready).step("handshake", "telling crabcan the container is ready")?;
     wait_for(channel, Message::Start)?;
 

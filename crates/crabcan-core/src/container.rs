@@ -6,7 +6,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use crabcan_cgroups::{ContainerCgroup, Stats};
+use crabcan_cgroups::{ContainerCgroup, Layout, Stats};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
@@ -79,7 +79,13 @@ impl Container {
     pub fn create(config: ContainerConfig) -> Result<Container> {
         let config = config.validate()?;
         check_privileges()?;
-        let cgroup = create_cgroup(&config)?;
+        log::debug!("configuration checked");
+        // On cgroup v2 the cgroup exists before the clone, which puts the child straight into
+        // it. Elsewhere it is made while the child sets up its filesystem.
+        let cgroup = match &config.limits {
+            Some(_) if crabcan_cgroups::detect_layout()? == Layout::V2 => create_cgroup(&config)?,
+            _ => None,
+        };
         let (parent_end, child_end) = Channel::pair().map_err(|errno| Error::sys("socketpair(AF_UNIX, SOCK_SEQPACKET)", errno))?;
         let blocked = BlockedSignals::block().map_err(|errno| Error::sys("sigprocmask", errno))?;
         log::debug!("cloning into new namespaces (hostname {})", config.hostname);
@@ -123,14 +129,23 @@ impl Container {
 
     fn set_up_child(&mut self, config: &ContainerConfig, child: Pid, born_in_cgroup: bool) -> Result<()> {
         write_id_maps(child, &config.uid_map, &config.gid_map).map_err(|(what, errno)| Error::sys(what, errno))?;
+        log::debug!("id maps written for pid {child}");
+        self.channel.send(&Message::Go).map_err(|errno| Error::sys("sending Go to the container", errno))?;
+        if self.cgroup.is_none() {
+            self.cgroup = create_cgroup(config)?;
+        }
         if let (Some(cgroup), false) = (&self.cgroup, born_in_cgroup) {
             cgroup.add_task(child.as_raw())?;
+            log::debug!("pid {child} moved into its cgroup");
         }
-        self.channel.send(&Message::Go).map_err(|errno| Error::sys("sending Go to the container", errno))?;
+        self.channel.send(&Message::Joined).map_err(|errno| Error::sys("sending Joined to the container", errno))?;
         loop {
             match self.receive()? {
                 Received::Message(Message::PtyMaster, Some(fd)) => self.pty_master = Some(fd),
-                Received::Message(Message::Ready, _) => return Ok(()),
+                Received::Message(Message::Ready, _) => {
+                    log::debug!("container set up, held before execve");
+                    return Ok(());
+                }
                 Received::Message(Message::Failed { step, errno, detail }, _) => return Err(Error::Setup { step, detail, errno }),
                 Received::Message(other, _) => return Err(Error::Protocol { detail: format!("{other:?} before Ready") }),
                 Received::Closed => return Err(self.child_died()),
@@ -150,7 +165,10 @@ impl Container {
         }
         self.channel.send(&Message::Start).map_err(|errno| Error::sys("sending Start to the container", errno))?;
         match self.receive()? {
-            Received::Closed => Ok(()),
+            Received::Closed => {
+                log::debug!("command started");
+                Ok(())
+            }
             Received::Message(Message::Failed { step, errno, detail }, _) if step == "exec" => {
                 let errno = Errno::from_raw(errno);
                 Err(match errno {
@@ -167,10 +185,12 @@ impl Container {
     /// removes the cgroup and reports.
     pub fn wait(mut self) -> Result<ExitReport> {
         let status = self.event_loop()?;
+        log::debug!("command ended: {status:?}");
         let oom_killed = self.cgroup.as_ref().is_some_and(ContainerCgroup::oom_killed);
         let stats = if self.collect_stats { self.cgroup.as_ref().map(ContainerCgroup::stats) } else { None };
         if let Some(cgroup) = self.cgroup.take() {
             cgroup.remove()?;
+            log::debug!("cgroup removed");
         }
         Ok(ExitReport { status, oom_killed, memory_limit: self.memory_limit, stats })
     }

@@ -3,8 +3,9 @@
 //! ```text
 //! parent                              child (in the new namespaces)
 //!   clone ───────────────────────────▶ waits
-//!   writes uid_map/gid_map, adds the
-//!   child to its cgroup, sends Go ───▶ sets itself up (mounts, caps, rlimits...)
+//!   writes uid_map/gid_map, sends Go ▶ sets itself up (hostname, mounts, rlimits...)
+//!   adds the child to its cgroup,
+//!   sends Joined ────────────────────▶ cgroup namespace, caps, identity...
 //!   (tty mode) receives the pty ◀───── PtyMaster + fd
 //!   receives Ready ◀────────────────── Ready: held before execve
 //!   sends Start ─────────────────────▶ loads seccomp, execve
@@ -24,8 +25,11 @@ use nix::sys::socket::{self, ControlMessage, ControlMessageOwned, MsgFlags};
 /// One message of the handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    /// Parent → child: id maps written and cgroup joined; go on with the setup.
+    /// Parent → child: id maps written; go on with the setup.
     Go,
+    /// Parent → child: the child is in its cgroup (sent while the child sets up its filesystem,
+    /// so the two overlap); the child waits for it before its cgroup namespace and user code.
+    Joined,
     /// Child → parent: the pseudo-terminal master follows as an `SCM_RIGHTS` fd.
     PtyMaster,
     /// Child → parent: set up completely, waiting for `Start` before execve.
@@ -42,6 +46,7 @@ impl Message {
     fn encode(&self) -> Vec<u8> {
         match self {
             Message::Go => vec![b'G'],
+            Message::Joined => vec![b'J'],
             Message::PtyMaster => vec![b'P'],
             Message::Ready => vec![b'R'],
             Message::Start => vec![b'S'],
@@ -61,6 +66,7 @@ impl Message {
     fn decode(bytes: &[u8]) -> Result<Message, String> {
         match bytes {
             [b'G'] => Ok(Message::Go),
+            [b'J'] => Ok(Message::Joined),
             [b'P'] => Ok(Message::PtyMaster),
             [b'R'] => Ok(Message::Ready),
             [b'S'] => Ok(Message::Start),
@@ -169,6 +175,7 @@ mod tests {
     fn messages_round_trip() {
         for message in [
             Message::Go,
+            Message::Joined,
             Message::PtyMaster,
             Message::Ready,
             Message::Start,
