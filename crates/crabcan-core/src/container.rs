@@ -76,9 +76,13 @@ pub fn run(config: ContainerConfig) -> Result<ExitReport> {
 impl Container {
     /// Validates `config`, creates the cgroup, clones the process into its namespaces and takes
     /// it through its whole setup. On return the process is held just before execve.
+    ///
+    /// Must be called from a single-threaded process (checked): the container process is a
+    /// fork-like clone of the caller.
     pub fn create(config: ContainerConfig) -> Result<Container> {
         let config = config.validate()?;
         check_privileges()?;
+        check_single_threaded()?;
         log::debug!("configuration checked");
         // On cgroup v2 the cgroup exists before the clone, which puts the child straight into
         // it. Elsewhere it is made while the child sets up its filesystem.
@@ -324,6 +328,16 @@ fn check_privileges() -> Result<(), ConfigError> {
     }
 }
 
+/// The container process is cloned with fork semantics and allocates before execve: another
+/// thread holding a lock (malloc's, stderr's) at that moment would deadlock it.
+fn check_single_threaded() -> Result<(), ConfigError> {
+    let threads = std::fs::read_dir("/proc/self/task").map(|tasks| tasks.count()).unwrap_or(1);
+    if threads > 1 {
+        return Err(ConfigError::MultiThreaded { threads });
+    }
+    Ok(())
+}
+
 fn create_cgroup(config: &ContainerConfig) -> Result<Option<ContainerCgroup>> {
     let Some(limits) = &config.limits else {
         return Ok(None);
@@ -423,6 +437,22 @@ mod tests {
 
     fn report(status: ExitStatus, oom_killed: bool) -> ExitReport {
         ExitReport { status, oom_killed, memory_limit: None, stats: None }
+    }
+
+    #[test]
+    fn refuses_to_clone_from_a_multi_threaded_process() {
+        // libtest runs tests on threads of its own, so this process has several.
+        let _keep_a_thread = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_secs(2)));
+        let rootfs = std::env::temp_dir().join(format!("crabcan-mt-test-{}", std::process::id()));
+        std::fs::create_dir_all(&rootfs).unwrap();
+        let result = Container::create(ContainerConfig::new(&rootfs, vec!["/bin/true".into()]));
+        std::fs::remove_dir_all(&rootfs).unwrap();
+        match result {
+            Err(Error::Config(ConfigError::MultiThreaded { threads })) => assert!(threads > 1),
+            Err(Error::Config(ConfigError::NotPrivileged)) => assert!(!nix::unistd::geteuid().is_root()),
+            Err(other) => panic!("unexpected error: {other}"),
+            Ok(_) => panic!("a container was created from a multi-threaded process"),
+        }
     }
 
     #[test]

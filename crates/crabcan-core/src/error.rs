@@ -56,6 +56,8 @@ pub enum ConfigError {
     BadFileLimit { value: u64, max: u64 },
     #[error("crabcan must run as root (it needs CAP_SYS_ADMIN to create namespaces and mounts); run it with sudo")]
     NotPrivileged,
+    #[error("Container::create was called from a process with {threads} threads; the container process is forked, so call it before starting other threads (or from a single-threaded helper process)")]
+    MultiThreaded { threads: usize },
 }
 
 /// Anything that stops a container from being created, started or waited for.
