@@ -29,6 +29,11 @@ impl Layout {
     /// Reads /proc/self/mountinfo.
     pub fn detect() -> Layout {
         let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        Layout::from_mountinfo(&text)
+    }
+
+    /// The layout described by a mountinfo text.
+    pub fn from_mountinfo(text: &str) -> Layout {
         let mut v1 = false;
         let mut v2 = Vec::new();
         for line in text.lines() {
@@ -157,5 +162,28 @@ impl NsWorker {
         self.results
             .recv()
             .map_err(|_| "the namespace thread is gone".to_string())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn layouts_are_told_apart() {
+        assert_eq!(
+            Layout::from_mountinfo(HYBRID),
+            Layout::Hybrid(vec!["/sys/fs/cgroup/unified".to_string()])
+        );
+        assert_eq!(
+            Layout::from_mountinfo("1 0 0:1 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"),
+            Layout::V2
+        );
+        assert_eq!(Layout::from_mountinfo("garbage\n"), Layout::None);
     }
 }

@@ -4,9 +4,11 @@
 //! processes that mention our rootfs, bundles or ids, `/tmp/crabcan*`
 //! dirs, and crun/runc state dirs (`/run/crun/<id>`, `/run/runc/<id>`).
 //!
-//! crun/runc leftovers (state dirs, cgroups named after our ids) are
-//! removed and reported as notes; anything else is a leak and fails the
-//! bench.
+//! crabcan runs with `--hostname <id prefix>`, so its cgroups
+//! (`crabcan/<hostname>.<pid>`) are told from those of a concurrent crabcan
+//! (reported, not a failure). crun/runc leftovers (state dirs, cgroups
+//! named after our ids) are removed and reported as notes; anything else is
+//! a leak and fails the bench.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -33,6 +35,8 @@ pub struct Report {
     pub leaks: Vec<String>,
     /// crun/runc leftovers that were removed.
     pub cleaned: Vec<String>,
+    /// New crabcan cgroups from someone else's crabcan (not ours).
+    pub foreign: Vec<String>,
 }
 
 /// What identifies our own containers and files.
@@ -46,7 +50,7 @@ pub struct Marks {
 impl Snapshot {
     pub fn take(marks: &Marks) -> Snapshot {
         Snapshot {
-            crabcan_cgroups: cgroup_dirs(|path| in_crabcan_dir(path)),
+            crabcan_cgroups: cgroup_dirs(in_crabcan_dir),
             mounts: mounts(),
             tmp_dirs: tmp_crabcan_dirs(),
             processes: our_processes(marks),
@@ -58,17 +62,26 @@ impl Snapshot {
         let after = Snapshot::take(marks);
         let mut report = Report::default();
         for dir in after.crabcan_cgroups.difference(&before.crabcan_cgroups) {
-            report
-                .leaks
-                .push(format!("crabcan cgroup left behind: {}", dir.display()));
+            if file_name(dir).starts_with(&marks.id_prefix) {
+                report
+                    .leaks
+                    .push(format!("crabcan cgroup left behind: {}", dir.display()));
+            } else {
+                report.foreign.push(format!(
+                    "crabcan cgroup {} (not from the bench's runs: its hostname is not {}; a concurrent crabcan?)",
+                    dir.display(),
+                    marks.id_prefix
+                ));
+            }
         }
         for mount in after.mounts.difference(&before.mounts) {
             report.leaks.push(format!("new mount: {mount}"));
         }
         for dir in after.tmp_dirs.difference(&before.tmp_dirs) {
-            report
-                .leaks
-                .push(format!("temp dir left behind: {}", dir.display()));
+            report.leaks.push(format!(
+                "temp dir left behind: {} (crabcan's tests also use /tmp/crabcan-*: was a test running?)",
+                dir.display()
+            ));
         }
         for process in after.processes.difference(&before.processes) {
             report
@@ -92,7 +105,8 @@ fn clean_runtime_leftovers(marks: &Marks, report: &mut Report) {
         }
     }
     // Deepest first, so nested dirs go before their parents.
-    for dir in cgroup_dirs(|path| ours(path)).into_iter().rev() {
+    let runtime_cgroup = |path: &Path| ours(path) && !in_crabcan_dir(path);
+    for dir in cgroup_dirs(runtime_cgroup).into_iter().rev() {
         let outcome = fs::remove_dir(&dir)
             .map_or_else(|e| format!(" (removing failed: {e})"), |()| String::new());
         report

@@ -107,7 +107,7 @@ pub struct Results {
     pub back_to_back: Vec<(Runtime, Outcome<Stats>)>,
     pub scaling: Vec<(String, Outcome<Stats>)>,
     pub throughput: Vec<(Runtime, Outcome<(Throughput, Throughput)>)>,
-    pub strace: Outcome<Vec<breakdown::SyscallRow>>,
+    pub strace: Outcome<breakdown::StraceFindings>,
     pub timeline: Outcome<Vec<breakdown::Event>>,
     pub leaks: leaks::Report,
     pub layout: Layout,
@@ -195,10 +195,7 @@ fn check_programs(opts: &Options) -> Result<Vec<&'static str>, String> {
     }
     let wanted: Vec<Runtime> = ALL.into_iter().filter(|r| *r != Runtime::Crabcan).collect();
     let missing = |rs: &[Runtime]| -> Vec<Runtime> {
-        rs.iter()
-            .copied()
-            .filter(|r| runtimes::find_on_path(r.program()).is_none())
-            .collect()
+        rs.iter().copied().filter(|r| !r.installed()).collect()
     };
     let mut absent = missing(&wanted);
     let strace_absent = runtimes::find_on_path("strace").is_none();
@@ -349,9 +346,15 @@ impl Ctx<'_> {
         let mut out = Vec::new();
         for r in ALL.into_iter().filter(|r| available.contains(&r.program())) {
             let env = self.env.clone();
-            let one = vec![job(r.label(), r.needs_v1_only_namespace(), move || r.command(&env))];
+            let one = vec![job(r.label(), r.needs_v1_only_namespace(), move || {
+                r.command(&env)
+            })];
             let mut done = self.interleave(one, self.opts.runs)?;
-            out.push((r, done.pop().unwrap_or(Outcome::Skipped("no runs".to_string()))));
+            out.push((
+                r,
+                done.pop()
+                    .unwrap_or(Outcome::Skipped("no runs".to_string())),
+            ));
         }
         Ok(out)
     }
@@ -438,14 +441,14 @@ impl Ctx<'_> {
     fn breakdown(
         &self,
     ) -> (
-        Outcome<Vec<breakdown::SyscallRow>>,
+        Outcome<breakdown::StraceFindings>,
         Outcome<Vec<breakdown::Event>>,
     ) {
         eprintln!("bench: where crabcan's time goes (strace -c -f, --debug timeline)");
         let strace = if runtimes::find_on_path("strace").is_none() {
             Outcome::Skipped("strace not installed (apt-get install -y strace)".to_string())
         } else {
-            outcome(breakdown::strace_top(self.env, self.scratch))
+            outcome(breakdown::strace(self.env, self.scratch))
         };
         (strace, outcome(breakdown::debug_timeline(self.env)))
     }

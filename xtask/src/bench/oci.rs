@@ -133,3 +133,25 @@ fn default_seccomp() -> Result<Value, String> {
     serde_json::from_str(&text)
         .map_err(|e| format!("crabcan's default seccomp profile as OCI JSON: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_adds_user_namespace_limits_and_seccomp() {
+        let default = config(Path::new("/r"), Spec::Default).expect("default");
+        let full = config(Path::new("/r"), Spec::Full).expect("full");
+        assert!(default["linux"].get("seccomp").is_none());
+        assert_eq!(
+            full["linux"]["namespaces"].as_array().map(Vec::len),
+            Some(7)
+        );
+        assert_eq!(full["linux"]["uidMappings"][0]["hostID"], 100_000);
+        assert_eq!(full["linux"]["resources"]["pids"]["limit"], 64);
+        assert!(full["linux"]["seccomp"]["syscalls"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty()));
+        assert_eq!(full["root"]["path"], "/r");
+    }
+}

@@ -83,8 +83,14 @@ impl Runtime {
             Runtime::Crun(_) => "crun",
             Runtime::Runc(_) => "runc",
             Runtime::Bwrap => "bubblewrap",
-            Runtime::Unshare => "util-linux",
+            Runtime::Unshare => "util-linux coreutils",
         }
+    }
+
+    /// True if its programs are on PATH (the floor also needs `chroot`).
+    pub fn installed(self) -> bool {
+        let chroot_ok = self != Runtime::Unshare || find_on_path("chroot").is_some();
+        chroot_ok && find_on_path(self.program()).is_some()
     }
 
     /// crun 1.8 must run in the v1-only mount namespace on hybrid hosts.
@@ -139,10 +145,12 @@ impl Runtime {
     }
 }
 
-/// `crabcan --no-tty --mount ROOTFS EXTRA... -- /bin/true`.
+/// `crabcan --no-tty --mount ROOTFS --hostname ID-PREFIX EXTRA... -- /bin/true`.
 pub fn crabcan(env: &Env, extra: &[OsString]) -> Command {
     let mut cmd = Command::new(&env.crabcan);
     cmd.arg("--no-tty").arg("--mount").arg(&env.rootfs);
+    // Names the container's cgroup, so the leak check knows it is ours.
+    cmd.arg("--hostname").arg(&env.id_prefix);
     cmd.args(extra).args(["--", "/bin/true"]);
     cmd
 }

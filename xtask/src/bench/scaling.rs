@@ -1,7 +1,7 @@
 //! How crabcan's start-to-exit grows with its configuration: 0, 10 and 100
 //! `--add` bind mounts (one read-only host dir bound to distinct targets),
-//! and the seccomp profiles `unconfined`, `tutorial`, `default` and a
-//! generated 300-rule Docker/OCI JSON profile.
+//! the seccomp profiles `unconfined`, `tutorial`, `default` and a
+//! generated 300-rule Docker/OCI JSON profile, and without a cgroup.
 //!
 //! The bind targets are created in the rootfs beforehand (owned by the
 //! container's root) and removed afterwards, so the runs measure mounting,
@@ -115,6 +115,10 @@ pub fn seccomp_variants(big_profile: &Path) -> Vec<Variant> {
         args: vec![OsString::from("--seccomp"), OsString::from(name)],
     };
     vec![
+        Variant {
+            label: "`--no-cgroup` (no limits)".to_string(),
+            args: vec![OsString::from("--no-cgroup")],
+        },
         named("unconfined"),
         named("tutorial"),
         named("default"),
@@ -191,4 +195,26 @@ fn big_profile() -> Result<Value, String> {
         "architectures": ["SCMP_ARCH_X86_64"],
         "syscalls": rules
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_profile_has_300_rules_crabcan_accepts() {
+        let json = big_profile().expect("profile");
+        let text = json.to_string();
+        let profile = crabcan_seccomp::Profile::from_oci_json(&text).expect("crabcan accepts it");
+        assert_eq!(profile.rules.len(), BIG_PROFILE_RULES);
+    }
+
+    #[test]
+    fn bind_variants_add_distinct_targets() {
+        let variants = bind_variants(Path::new("/src"));
+        assert_eq!(
+            variants.iter().map(|v| v.args.len()).collect::<Vec<_>>(),
+            [0, 20, 200]
+        );
+    }
 }

@@ -43,3 +43,15 @@ pub fn parse_report(text: &str) -> Option<(u64, u64, i32)> {
     let status = fields.next()?.parse().ok()?;
     Some((ns, rss, status))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_are_parsed_and_garbage_is_refused() {
+        assert_eq!(parse_report("1234 2048 0\n"), Some((1234, 2048, 0)));
+        assert_eq!(parse_report("1234 x 0"), None);
+        assert_eq!(parse_report(""), None);
+    }
+}
