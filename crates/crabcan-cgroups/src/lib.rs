@@ -21,6 +21,7 @@ mod error;
 mod fsutil;
 mod layout;
 mod limits;
+mod self_join;
 mod stale;
 mod stats;
 mod tree;
@@ -38,6 +39,7 @@ pub use limits::{
     cpu_shares_to_weight, cpu_weight_to_shares, io_weight_to_blkio_weight, parse_size, Limits,
     DEFAULT_CPU_SHARES,
 };
+pub use self_join::SelfJoin;
 pub use stale::remove_stale;
 pub use stats::Stats;
 

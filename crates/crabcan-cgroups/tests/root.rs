@@ -390,3 +390,34 @@ fn existing_cgroup_is_not_adopted_and_bad_names_are_rejected() {
         .unwrap_err();
     assert!(matches!(err, CgroupError::InvalidName { .. }), "{err}");
 }
+
+/// A process moves itself into a v1 cgroup through descriptors opened by its parent.
+#[test]
+fn a_process_joins_by_itself_through_open_tasks_files() {
+    let layout = require_root();
+    if layout == Layout::V2 {
+        println!("crabcan-skip: cgroup v2 host: processes are cloned into their cgroup instead");
+        return;
+    }
+    let cgroup = ContainerCgroup::create(&name("selfjoin"), &Limits::default(), MissingController::Warn).unwrap();
+    let join = cgroup.open_self_join().unwrap().expect("v1 hosts offer a self join");
+    // SAFETY: the child only writes to inherited descriptors and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let code = if join.join_calling_thread().is_ok() { 0 } else { 1 };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // SAFETY: ends the forked child without running the test harness's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    for dir in cgroup.paths() {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        assert!(procs.lines().any(|line| line == pid.to_string()), "{pid} not in {}", dir.display());
+    }
+    let mut status = 0;
+    // SAFETY: reaping the child forked above.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(libc::WEXITSTATUS(status), 0);
+    cgroup.remove().unwrap();
+}

@@ -11,6 +11,8 @@ use std::os::fd::AsRawFd;
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 
+use crabcan_cgroups::SelfJoin;
+
 use crate::config::{ContainerConfig, Terminal};
 use crate::error::EXIT_SETUP_FAILED;
 use crate::handshake::{Channel, Message, Received};
@@ -87,12 +89,19 @@ fn set_up_and_exec(config: &ContainerConfig, channel: &Channel) -> Result<Infall
         let (master, slave) = terminal::open_container_pty().step("terminal", "opening a pty in /dev/pts")?;
         terminal::attach_stdio(slave).step("terminal", "making the pty the controlling terminal")?;
         channel
-            .send_with_fd(&Message::PtyMaster, Some(master.as_raw_fd()))
+            .send_with_fds(&Message::PtyMaster, &[master.as_raw_fd()])
             .step("handshake", "sending the pty to crabcan")?;
     }
 
     // From here on the process must be in its cgroup; its cgroup namespace is rooted there.
-    wait_for(channel, Message::Joined)?;
+    // On v1 the parent hands over the cgroup's `tasks` files and the process moves itself in.
+    let tasks_files = wait_for(channel, Message::Joined)?;
+    if !tasks_files.is_empty() {
+        SelfJoin::from_fds(tasks_files).join_calling_thread().map_err(|error| {
+            let errno = Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO));
+            Failure::new("cgroup", errno, format!("moving into the container's cgroup (writing 0 to its tasks files): {error}"))
+        })?;
+    }
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).step("namespaces", "unshare(CLONE_NEWCGROUP)")?;
 
     capabilities::restrict_bounding_set(&config.capabilities)
@@ -133,9 +142,10 @@ fn enter_working_directory(config: &ContainerConfig) -> Result<(), Failure> {
     Ok(())
 }
 
-fn wait_for(channel: &Channel, expected: Message) -> Result<(), Failure> {
+/// Waits for `expected` and returns the descriptors that came with it.
+fn wait_for(channel: &Channel, expected: Message) -> Result<Vec<std::os::fd::OwnedFd>, Failure> {
     match channel.receive() {
-        Ok(Received::Message(message, _)) if message == expected => Ok(()),
+        Ok(Received::Message(message, fds)) if message == expected => Ok(fds),
         Ok(Received::Message(other, _)) => Err(Failure::new("handshake", Errno::EPROTO, format!("expected {expected:?}, got {other:?}"))),
         // crabcan is gone: nothing to report to.
         // SAFETY: see `run`.

@@ -138,14 +138,21 @@ impl Container {
         if self.cgroup.is_none() {
             self.cgroup = create_cgroup(config)?;
         }
+        let mut tasks_files = None;
         if let (Some(cgroup), false) = (&self.cgroup, born_in_cgroup) {
-            cgroup.add_task(child.as_raw())?;
-            log::debug!("pid {child} moved into its cgroup");
+            tasks_files = cgroup.open_self_join()?;
+            if tasks_files.is_none() {
+                cgroup.add_task(child.as_raw())?;
+                log::debug!("pid {child} moved into its cgroup");
+            }
         }
-        self.channel.send(&Message::Joined).map_err(|errno| Error::sys("sending Joined to the container", errno))?;
+        let fds = tasks_files.as_ref().map(|join| join.raw_fds()).unwrap_or_default();
+        self.channel
+            .send_with_fds(&Message::Joined, &fds)
+            .map_err(|errno| Error::sys("sending Joined to the container", errno))?;
         loop {
             match self.receive()? {
-                Received::Message(Message::PtyMaster, Some(fd)) => self.pty_master = Some(fd),
+                Received::Message(Message::PtyMaster, fds) if fds.len() == 1 => self.pty_master = fds.into_iter().next(),
                 Received::Message(Message::Ready, _) => {
                     log::debug!("container set up, held before execve");
                     return Ok(());

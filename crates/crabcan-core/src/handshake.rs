@@ -41,6 +41,8 @@ pub enum Message {
 }
 
 const MAX_MESSAGE: usize = 4096;
+/// Most descriptors one message carries (a pty master, or a `tasks` file per v1 hierarchy).
+pub const MAX_FDS: usize = 16;
 
 impl Message {
     fn encode(&self) -> Vec<u8> {
@@ -89,10 +91,11 @@ pub struct Channel {
     fd: OwnedFd,
 }
 
-/// What `Channel::receive` got: a message (and a passed fd), or the end of the conversation.
+/// What `Channel::receive` got: a message (and the fds passed with it), or the end of the
+/// conversation.
 #[derive(Debug)]
 pub enum Received {
-    Message(Message, Option<OwnedFd>),
+    Message(Message, Vec<OwnedFd>),
     /// The peer closed its end: it exited, or (seen from the parent after `Start`) it execed.
     Closed,
 }
@@ -110,15 +113,17 @@ impl Channel {
     }
 
     pub fn send(&self, message: &Message) -> nix::Result<()> {
-        self.send_with_fd(message, None)
+        self.send_with_fds(message, &[])
     }
 
-    /// Sends a message, with `fd` attached as `SCM_RIGHTS` if given.
-    pub fn send_with_fd(&self, message: &Message, fd: Option<RawFd>) -> nix::Result<()> {
+    /// Sends a message, with `fds` attached as `SCM_RIGHTS` (at most [`MAX_FDS`]).
+    pub fn send_with_fds(&self, message: &Message, fds: &[RawFd]) -> nix::Result<()> {
+        if fds.len() > MAX_FDS {
+            return Err(Errno::E2BIG);
+        }
         let bytes = message.encode();
         let iov = [IoSlice::new(&bytes)];
-        let fds: Vec<RawFd> = fd.into_iter().collect();
-        let control: Vec<ControlMessage> = if fds.is_empty() { vec![] } else { vec![ControlMessage::ScmRights(&fds)] };
+        let control: Vec<ControlMessage> = if fds.is_empty() { vec![] } else { vec![ControlMessage::ScmRights(fds)] };
         loop {
             match socket::sendmsg::<()>(self.fd.as_raw_fd(), &iov, &control, MsgFlags::MSG_NOSIGNAL, None) {
                 Err(Errno::EINTR) => continue,
@@ -131,23 +136,20 @@ impl Channel {
     /// Waits for the next message. Errors only on a broken socket or an undecodable message.
     pub fn receive(&self) -> Result<Received, String> {
         let mut buffer = [0u8; MAX_MESSAGE];
-        let mut control = nix::cmsg_space!([RawFd; 1]);
+        let mut control = nix::cmsg_space!([RawFd; MAX_FDS]);
         let mut iov = [IoSliceMut::new(&mut buffer)];
         let (length, passed_fd) = loop {
             match socket::recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut control), MsgFlags::MSG_CMSG_CLOEXEC) {
                 Err(Errno::EINTR) => continue,
                 Err(errno) => return Err(format!("reading the handshake socket failed: {errno}")),
                 Ok(received) => {
-                    let mut passed = None;
+                    let mut passed = Vec::new();
                     if let Ok(messages) = received.cmsgs() {
                         for control_message in messages {
                             if let ControlMessageOwned::ScmRights(fds) = control_message {
-                                for fd in fds {
-                                    // SAFETY: the kernel just installed this fd for us; nothing
-                                    // else owns it.
-                                    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-                                    passed.get_or_insert(owned);
-                                }
+                                // SAFETY: the kernel just installed these fds for us; nothing
+                                // else owns them.
+                                passed.extend(fds.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
                             }
                         }
                     }
@@ -193,9 +195,12 @@ mod tests {
         let (parent, child) = Channel::pair().unwrap();
         child.send(&Message::Ready).unwrap();
         let file = std::fs::File::open("/dev/null").unwrap();
-        child.send_with_fd(&Message::PtyMaster, Some(file.as_raw_fd())).unwrap();
-        assert!(matches!(parent.receive().unwrap(), Received::Message(Message::Ready, None)));
-        assert!(matches!(parent.receive().unwrap(), Received::Message(Message::PtyMaster, Some(_))));
+        child.send_with_fds(&Message::PtyMaster, &[file.as_raw_fd()]).unwrap();
+        child.send_with_fds(&Message::Joined, &[file.as_raw_fd(), file.as_raw_fd(), file.as_raw_fd()]).unwrap();
+        assert!(matches!(parent.receive().unwrap(), Received::Message(Message::Ready, fds) if fds.is_empty()));
+        assert!(matches!(parent.receive().unwrap(), Received::Message(Message::PtyMaster, fds) if fds.len() == 1));
+        assert!(matches!(parent.receive().unwrap(), Received::Message(Message::Joined, fds) if fds.len() == 3));
+        assert_eq!(child.send_with_fds(&Message::Joined, &[0; MAX_FDS + 1]), Err(Errno::E2BIG));
         drop(child);
         assert!(matches!(parent.receive().unwrap(), Received::Closed));
     }
