@@ -3,12 +3,10 @@
 //! docs/bench.svg (see `crate::bench`).
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use super::CmdError;
 use crate::bench::{self, Options};
 use crate::paths;
-use crate::util::process::run_checked;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -53,13 +51,10 @@ pub fn run(args: &BenchArgs) -> Result<i32, CmdError> {
     Ok(bench::run(&opts)?)
 }
 
+/// The crabcan that is measured: the static release build (no dynamic loader, no libseccomp.so
+/// to relocate at each start), the same binary the VM tests run.
 fn build_crabcan() -> Result<PathBuf, CmdError> {
-    let mut build = Command::new(paths::cargo());
-    build
-        .args(["build", "--release", "-p", "crabcan-cli"])
-        .current_dir(paths::workspace_root());
-    run_checked(&mut build)?;
-    Ok(paths::target_dir().join("release").join("crabcan"))
+    Ok(crate::vm::payload::build_static_crabcan()?)
 }
 
 /// Where the report and the chart go (quick runs stay out of the tree).
