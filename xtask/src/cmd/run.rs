@@ -22,6 +22,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> Result<i32, CmdError> {
+    crate::util::packages::ensure(&["busybox-static", "libseccomp-dev"])?;
     let mut build = Command::new(paths::cargo());
     build
         .args(["build", "--release", "-p", "crabcan-cli"])

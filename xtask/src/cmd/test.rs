@@ -62,7 +62,15 @@ pub fn run(args: &TestArgs) -> Result<i32, CmdError> {
     })
 }
 
+/// What the tests need besides the Rust toolchain: busybox for the rootfs, gcc and libc.a for
+/// the static seccomp probe, `script` for the pty tests, qemu for the VM.
+const TEST_PACKAGES: [&str; 5] = ["busybox-static", "libseccomp-dev", "gcc", "libc6-dev", "bsdutils"];
+
 fn phases(args: &TestArgs, tally: &mut Tally) -> Result<(), CmdError> {
+    crate::util::packages::ensure(&TEST_PACKAGES)?;
+    if !args.no_vm {
+        crate::util::packages::ensure(&["qemu-system-x86"])?;
+    }
     let root = paths::workspace_root();
     eprintln!("xtask test: [1/3] cargo build -p crabcan-cli");
     run_checked(
