@@ -190,6 +190,14 @@ fn bad_sizes_and_numbers() {
 }
 
 #[test]
+fn bad_start_fifo() {
+    let rootfs = rootfs();
+    let rootfs = rootfs.to_str().unwrap();
+    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--start-fifo", "/nonexistent/fifo", "--", "/bin/true"]), 125, &["/nonexistent/fifo", "mkfifo"]);
+    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--start-fifo", "/etc/hostname", "--", "/bin/true"]), 125, &["/etc/hostname", "not a FIFO"]);
+}
+
+#[test]
 fn not_root() {
     let rootfs = rootfs();
     let hostname = unique_hostname("nonroot");

@@ -341,3 +341,66 @@ fn interactive_pty_gives_the_container_its_own_terminal() {
     assert!(stdout.contains("stdin-is-tty"), "{stdout}");
     before.assert_clean_after(&c.hostname);
 }
+
+fn make_fifo(dir: &TempDir) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let fifo = dir.path().join("start");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o622) }, 0);
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o622)).unwrap();
+    fifo
+}
+
+#[test]
+fn container_is_held_until_another_process_opens_the_start_fifo() {
+    let gate = TempDir::new("fifo");
+    let fifo = make_fifo(&gate);
+    let out = TempDir::new("fifo-out");
+    std::os::unix::fs::chown(out.path(), Some(100_000), Some(100_000)).unwrap();
+    let c = Crabcan::new("fifo")
+        .args(["--start-fifo", fifo.to_str().unwrap()])
+        .args(["--add", &format!("{}:/out", out.path().display())]);
+    let before = HostSnapshot::take();
+    let mut child = c.command(&["/bin/sh", "-c", "echo started > /out/marker"]).spawn().unwrap();
+    // Set up and held: the process is in its cgroup, but the command has not run.
+    assert!(wait_until(20, || !processes_in_container_cgroup(&c.hostname).is_empty()), "the container was never set up");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!out.path().join("marker").exists(), "the command ran before the FIFO was opened");
+    assert!(child.try_wait().unwrap().is_none(), "crabcan gave up while the container was held");
+    // Another process (this test) releases it.
+    let released = std::fs::read(&fifo).unwrap();
+    assert_eq!(released, b"0");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(std::fs::read_to_string(out.path().join("marker")).unwrap(), "started\n");
+    before.assert_clean_after(&c.hostname);
+}
+
+#[test]
+fn fifo_released_container_reports_a_missing_command() {
+    let gate = TempDir::new("fifo127");
+    let fifo = make_fifo(&gate);
+    let c = Crabcan::new("fifo127").args(["--start-fifo", fifo.to_str().unwrap()]);
+    let before = HostSnapshot::take();
+    let child = c.command(&["/no/such/program"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let _ = std::fs::read(&fifo).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(127), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not found"));
+    before.assert_clean_after(&c.hostname);
+}
+
+#[test]
+fn held_container_dies_with_a_signal_to_crabcan() {
+    let gate = TempDir::new("fifosig");
+    let fifo = make_fifo(&gate);
+    let c = Crabcan::new("fifosig").args(["--start-fifo", fifo.to_str().unwrap()]);
+    let before = HostSnapshot::take();
+    let mut child = c.command(&["/bin/true"]).spawn().unwrap();
+    assert!(wait_until(20, || !processes_in_container_cgroup(&c.hostname).is_empty()), "the container was never set up");
+    // SAFETY: kill(2) of the crabcan process we started. The held process (init of its pid
+    // namespace, no handler) would ignore SIGTERM, so crabcan kills it.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(137));
+    before.assert_clean_after(&c.hostname);
+}

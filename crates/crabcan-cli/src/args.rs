@@ -12,6 +12,8 @@ Examples:
   crabcan --mount ./rootfs -- ls -l /              one command, given as arguments
   crabcan --mount ./rootfs --add /srv/data:/data:ro --memory 256M --pids 32 -- sh
   crabcan --mount ./rootfs --uid 1000 --env LANG=C.UTF-8 --workdir /tmp -- id
+  mkfifo -m 0622 /run/go; crabcan --mount ./rootfs --start-fifo /run/go -- date &
+  cat /run/go                                      set up now, start later from another process
 
 Exit status: the command's own; 128+N if it was killed by signal N (137 after an out-of-memory
 kill); 125 if crabcan failed before the command ran; 126 if the command cannot be executed;
@@ -130,6 +132,11 @@ pub struct Args {
     /// Never give the container a pseudo-terminal
     #[arg(long)]
     pub no_tty: bool,
+
+    /// Hold the container before its command runs until another process opens this FIFO for
+    /// reading (`cat PATH`); make it with `mkfifo -m 0622 PATH`
+    #[arg(long, value_name = "PATH")]
+    pub start_fifo: Option<PathBuf>,
 
     /// Log each setup step (also RUST_LOG=debug)
     #[arg(short, long)]

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use crabcan_cgroups::{parse_size, Limits, MissingController};
 use crabcan_core::{
-    spec, BindMount, CapabilitySet, ContainerConfig, ExitReport, IdRange, Terminal, EXIT_SETUP_FAILED,
+    spec, BindMount, CapabilitySet, ContainerConfig, ExitReport, IdRange, StartGate, Terminal, EXIT_SETUP_FAILED,
 };
 
 use args::Args;
@@ -79,6 +79,9 @@ fn build_config(args: Args) -> Result<ContainerConfig, Failure> {
         config.missing_controllers = MissingController::Warn;
     }
     config.terminal = terminal(&args);
+    if let Some(fifo) = &args.start_fifo {
+        config.start_gate = StartGate::Fifo(fifo.clone());
+    }
     config.collect_stats = log::log_enabled!(log::Level::Debug);
     config.seccomp = seccomp_filter(&args)?;
     Ok(config)

@@ -13,7 +13,10 @@ use nix::sched::CloneFlags;
 
 use crabcan_cgroups::SelfJoin;
 
-use crate::config::{ContainerConfig, Terminal};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use crate::config::{ContainerConfig, StartGate, Terminal};
 use crate::error::EXIT_SETUP_FAILED;
 use crate::handshake::{Channel, Message, Received};
 use crate::{capabilities, exec, identity, mounts, network, rlimits, signals, terminal};
@@ -66,6 +69,14 @@ fn set_up_and_exec(config: &ContainerConfig, channel: &Channel) -> Result<Infall
     // Nothing crabcan's caller had open may reach the container, not even during setup (a
     // directory fd and `--workdir /proc/self/fd/N` would be an escape, CVE-2024-21626).
     exec::close_inherited_fds(channel.as_raw_fd()).step("file descriptors", "closing inherited descriptors")?;
+    // A start FIFO lives on the host: take hold of it before the host's root goes away.
+    let start_fifo = match &config.start_gate {
+        StartGate::Parent => None,
+        StartGate::Fifo(path) => Some(
+            nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+                .step("start gate", &format!("opening the start FIFO {}", path.display()))?,
+        ),
+    };
     wait_for(channel, Message::Go)?;
 
     identity::become_namespace_root().step("user namespace", "becoming root of the user namespace (setresuid/setresgid 0)")?;
@@ -119,7 +130,10 @@ fn set_up_and_exec(config: &ContainerConfig, channel: &Channel) -> Result<Infall
 
     log::debug!("identity, capabilities and limits applied");
     channel.send(&Message::Ready).step("handshake", "telling crabcan the container is ready")?;
-    wait_for(channel, Message::Start)?;
+    match start_fifo {
+        None => drop(wait_for(channel, Message::Start)?),
+        Some(fifo) => wait_for_fifo_reader(fifo)?,
+    }
 
     exec::mark_inherited_fds_cloexec().step("file descriptors", "close_range(3, ~0, CLOSE_RANGE_CLOEXEC)")?;
     if let Some(filter) = &config.seccomp {
@@ -129,6 +143,21 @@ fn set_up_and_exec(config: &ContainerConfig, channel: &Channel) -> Result<Infall
     }
     let errno = exec::exec(&prepared);
     Err(Failure::new("exec", errno, prepared.program.clone()))
+}
+
+/// Blocks until some process opens the start FIFO for reading, then tells it the container is
+/// running by writing one byte. The FIFO is reopened through /proc/self/fd, which the
+/// container's own /proc resolves to the descriptor taken before pivot_root.
+fn wait_for_fifo_reader(fifo: std::os::fd::OwnedFd) -> Result<(), Failure> {
+    let path = crate::safe_path::fd_path(&fifo);
+    let writer = loop {
+        match nix::fcntl::open(path.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()) {
+            Err(Errno::EINTR) => continue,
+            other => break other.step("start gate", "opening the start FIFO for writing")?,
+        }
+    };
+    nix::unistd::write(&writer, b"0").step("start gate", "writing to the start FIFO")?;
+    Ok(())
 }
 
 fn enter_working_directory(config: &ContainerConfig) -> Result<(), Failure> {

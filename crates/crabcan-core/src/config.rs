@@ -31,6 +31,17 @@ pub enum Terminal {
     Inherit,
 }
 
+/// Who releases a container held before execve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartGate {
+    /// crabcan itself, with [`crate::Container::start`].
+    Parent,
+    /// Whichever process opens this FIFO for reading (`cat PATH`): another crabcan, a script,
+    /// an OCI `start`. The FIFO must exist and be writable by the container's user (e.g.
+    /// `mkfifo -m 0622 PATH`).
+    Fifo(PathBuf),
+}
+
 /// Everything crabcan needs to create one container.
 #[derive(Debug, Clone)]
 pub struct ContainerConfig {
@@ -57,6 +68,7 @@ pub struct ContainerConfig {
     /// The compiled seccomp filter; `None` means unconfined.
     pub seccomp: Option<CompiledFilter>,
     pub terminal: Terminal,
+    pub start_gate: StartGate,
     /// Read resource use from the cgroup at exit (for `--debug`); off by default, it costs a
     /// dozen file reads.
     pub collect_stats: bool,
@@ -82,6 +94,7 @@ impl ContainerConfig {
             capabilities: CapabilitySet::default(),
             seccomp: None,
             terminal: Terminal::Inherit,
+            start_gate: StartGate::Parent,
             collect_stats: false,
         }
     }
@@ -107,6 +120,9 @@ impl ContainerConfig {
             return Err(ConfigError::WorkdirNotAbsolute { path: self.workdir.clone() });
         }
         validate_nofile(self.nofile)?;
+        if let StartGate::Fifo(path) = &self.start_gate {
+            validate_start_fifo(path)?;
+        }
         Ok(self)
     }
 
@@ -167,6 +183,22 @@ fn validate_bind_mount(mount: &BindMount) -> Result<(), ConfigError> {
     }
     if mount.target.components().all(|c| matches!(c, std::path::Component::RootDir | std::path::Component::CurDir)) {
         return Err(ConfigError::BindTargetIsRoot { path: mount.target.clone() });
+    }
+    Ok(())
+}
+
+fn validate_start_fifo(path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let bad = |why: &'static str| ConfigError::BadStartFifo { path: path.to_owned(), why };
+    if !path.is_absolute() {
+        return Err(bad("it must be an absolute path"));
+    }
+    let metadata = std::fs::metadata(path).map_err(|_| bad("it does not exist; create it with `mkfifo -m 0622 PATH`"))?;
+    if !metadata.file_type().is_fifo() {
+        return Err(bad("it is not a FIFO; create one with `mkfifo -m 0622 PATH`"));
+    }
+    if metadata.permissions().mode() & 0o002 == 0 {
+        return Err(bad("the container's user cannot write it; create it with `mkfifo -m 0622 PATH` or chmod o+w it"));
     }
     Ok(())
 }
@@ -241,6 +273,26 @@ mod tests {
         let mut bad = config(&rootfs);
         bad.nofile = 0;
         assert!(matches!(bad.validate(), Err(ConfigError::BadFileLimit { .. })));
+        std::fs::remove_dir_all(rootfs).unwrap();
+    }
+
+    #[test]
+    fn start_fifo_must_be_a_writable_fifo() {
+        let rootfs = temp_rootfs("fifo");
+        let fifo = rootfs.join("gate");
+        let mut with_gate = |path: &Path| {
+            let mut cfg = config(&rootfs);
+            cfg.start_gate = StartGate::Fifo(path.to_owned());
+            cfg.validate()
+        };
+        assert!(matches!(with_gate(Path::new("relative")), Err(ConfigError::BadStartFifo { .. })));
+        assert!(matches!(with_gate(&fifo), Err(ConfigError::BadStartFifo { .. })), "missing");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        assert!(matches!(with_gate(&fifo), Err(ConfigError::BadStartFifo { .. })), "not writable");
+        std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622)).unwrap();
+        assert!(with_gate(&fifo).is_ok());
+        assert!(matches!(with_gate(&rootfs.join("bin")), Err(ConfigError::BadStartFifo { .. })), "a directory");
         std::fs::remove_dir_all(rootfs).unwrap();
     }
 

@@ -14,7 +14,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::config::ContainerConfig;
+use crate::config::{ContainerConfig, StartGate};
 use crate::error::{ConfigError, Error, Result};
 use crate::handshake::{Channel, Message, Received};
 use crate::namespaces::{clone_flags, clone_into_namespaces, clone_into_namespaces_and_cgroup, write_id_maps, CloneResult};
@@ -61,6 +61,11 @@ pub struct Container {
     cgroup: Option<ContainerCgroup>,
     memory_limit: Option<u64>,
     collect_stats: bool,
+    /// Released through a FIFO by another process rather than by `start`.
+    fifo_gate: bool,
+    /// Released, but execve's outcome not yet read from the handshake socket.
+    awaiting_exec: bool,
+    exec_error: Option<Error>,
     pty_master: Option<OwnedFd>,
     // Declared last: the signal mask comes back only after the child is reaped.
     _blocked: BlockedSignals,
@@ -109,6 +114,9 @@ impl Container {
             channel: parent_end,
             memory_limit: config.limits.as_ref().and_then(|limits| limits.memory),
             collect_stats: config.collect_stats,
+            fifo_gate: matches!(config.start_gate, StartGate::Fifo(_)),
+            awaiting_exec: false,
+            exec_error: None,
             cgroup,
             pty_master: None,
             _blocked: blocked,
@@ -166,7 +174,14 @@ impl Container {
 
     /// Releases the process held before execve. Returns once the command runs (the handshake
     /// socket closes at execve), or with the reason it could not be executed.
+    ///
+    /// With a [`StartGate::Fifo`], crabcan does not release the process itself: whoever opens
+    /// the FIFO does, and [`Container::wait`] reports an exec failure then.
     pub fn start(&mut self) -> Result<()> {
+        if self.fifo_gate {
+            self.awaiting_exec = true;
+            return Ok(());
+        }
         if let Some(master) = &self.pty_master {
             if terminal::is_terminal(0) {
                 // SAFETY: fd 0 stays open for the life of crabcan.
@@ -175,21 +190,8 @@ impl Container {
             }
         }
         self.channel.send(&Message::Start).map_err(|errno| Error::sys("sending Start to the container", errno))?;
-        match self.receive()? {
-            Received::Closed => {
-                log::debug!("command started");
-                Ok(())
-            }
-            Received::Message(Message::Failed { step, errno, detail }, _) if step == "exec" => {
-                let errno = Errno::from_raw(errno);
-                Err(match errno {
-                    Errno::ENOENT | Errno::ENOTDIR => Error::CommandNotFound { command: detail },
-                    _ => Error::CommandNotExecutable { command: detail, errno },
-                })
-            }
-            Received::Message(Message::Failed { step, errno, detail }, _) => Err(Error::Setup { step, detail, errno }),
-            Received::Message(other, _) => Err(Error::Protocol { detail: format!("{other:?} after Start") }),
-        }
+        let received = self.receive()?;
+        exec_outcome(received)
     }
 
     /// Waits for the command to end, forwarding signals and relaying the pty meanwhile, then
@@ -197,6 +199,9 @@ impl Container {
     pub fn wait(mut self) -> Result<ExitReport> {
         let status = self.event_loop()?;
         log::debug!("command ended: {status:?}");
+        if let Some(error) = self.exec_error.take() {
+            return Err(error);
+        }
         let oom_killed = self.cgroup.as_ref().is_some_and(ContainerCgroup::oom_killed);
         let stats = if self.collect_stats { self.cgroup.as_ref().map(ContainerCgroup::stats) } else { None };
         if let Some(cgroup) = self.cgroup.take() {
@@ -219,9 +224,16 @@ impl Container {
                 if let Some(relay) = relay.as_mut() {
                     relay.drain();
                 }
+                if self.awaiting_exec {
+                    // The peer is gone, so this read cannot block: it is the exec failure, or EOF.
+                    self.note_exec_outcome();
+                }
                 return Ok(status);
             }
             let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
+            if self.awaiting_exec {
+                fds.push(PollFd::new(self.channel.as_fd(), PollFlags::POLLIN));
+            }
             if let Some(relay) = relay.as_ref() {
                 relay.add_poll_fds(&mut fds);
             }
@@ -232,10 +244,17 @@ impl Container {
             let ready: Vec<bool> = fds.iter().map(|fd| fd.revents().is_some_and(|r| !r.is_empty())).collect();
             drop(fds);
             if ready[0] {
-                handle_signals(&signal_fd, child, master.as_ref());
+                handle_signals(&signal_fd, child, master.as_ref(), self.awaiting_exec);
+            }
+            let mut next = 1;
+            if self.awaiting_exec {
+                if ready[1] {
+                    self.note_exec_outcome();
+                }
+                next = 2;
             }
             if let Some(relay) = relay.as_mut() {
-                relay.pump(&ready[1..]);
+                relay.pump(&ready[next..]);
             }
         }
     }
@@ -256,6 +275,15 @@ impl Container {
         };
         self.child = None;
         Ok(Some(exit))
+    }
+
+    /// A FIFO-gated container was released (or failed to exec) while crabcan waited.
+    fn note_exec_outcome(&mut self) {
+        self.awaiting_exec = false;
+        match self.receive().and_then(exec_outcome) {
+            Ok(()) => {}
+            Err(error) => self.exec_error = Some(error),
+        }
     }
 
     fn receive(&self) -> Result<Received> {
@@ -289,8 +317,29 @@ impl Drop for Container {
     }
 }
 
-/// Forwards what arrived on the signalfd; SIGWINCH resizes the pty, SIGCHLD just wakes us.
-fn handle_signals(signal_fd: &SignalFd, child: Pid, pty_master: Option<&OwnedFd>) {
+/// What the handshake socket says after the release: closed at execve, or why exec failed.
+fn exec_outcome(received: Received) -> Result<()> {
+    match received {
+        Received::Closed => {
+            log::debug!("command started");
+            Ok(())
+        }
+        Received::Message(Message::Failed { step, errno, detail }, _) if step == "exec" => {
+            let errno = Errno::from_raw(errno);
+            Err(match errno {
+                Errno::ENOENT | Errno::ENOTDIR => Error::CommandNotFound { command: detail },
+                _ => Error::CommandNotExecutable { command: detail, errno },
+            })
+        }
+        Received::Message(Message::Failed { step, errno, detail }, _) => Err(Error::Setup { step, detail, errno }),
+        Received::Message(other, _) => Err(Error::Protocol { detail: format!("{other:?} after Start") }),
+    }
+}
+
+/// Forwards what arrived on the signalfd; SIGWINCH resizes the pty, SIGCHLD just wakes us. A
+/// container still held before execve is killed instead: as the init of its pid namespace it
+/// would ignore the signal, and it has run nothing of the user's that could handle it.
+fn handle_signals(signal_fd: &SignalFd, child: Pid, pty_master: Option<&OwnedFd>, held: bool) {
     while let Ok(Some(info)) = signal_fd.read_signal() {
         let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else { continue };
         match signal {
@@ -301,6 +350,10 @@ fn handle_signals(signal_fd: &SignalFd, child: Pid, pty_master: Option<&OwnedFd>
                     let stdin = unsafe { BorrowedFd::borrow_raw(0) };
                     terminal::copy_window_size(stdin, master.as_fd());
                 }
+            }
+            forwarded if held => {
+                log::debug!("{forwarded} while the container is held before execve: killing it");
+                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             }
             forwarded => {
                 log::debug!("forwarding {forwarded} to the container");

@@ -54,6 +54,8 @@ pub enum ConfigError {
     UnknownCapability { name: String },
     #[error("the open-files limit {value} is out of range; give a value from 1 to {max}")]
     BadFileLimit { value: u64, max: u64 },
+    #[error("the start FIFO {path}: {why}")]
+    BadStartFifo { path: PathBuf, why: &'static str },
     #[error("crabcan must run as root (it needs CAP_SYS_ADMIN to create namespaces and mounts); run it with sudo")]
     NotPrivileged,
     #[error("Container::create was called from a process with {threads} threads; the container process is forked, so call it before starting other threads (or from a single-threaded helper process)")]

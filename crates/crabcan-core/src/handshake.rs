@@ -9,6 +9,7 @@
 //!   (tty mode) receives the pty ◀───── PtyMaster + fd
 //!   receives Ready ◀────────────────── Ready: held before execve
 //!   sends Start ─────────────────────▶ loads seccomp, execve
+//!   (or: another process opens the start FIFO, see `StartGate::Fifo`)
 //!   EOF (close-on-exec) ◀───────────── the command runs
 //! ```
 //!
@@ -166,6 +167,10 @@ impl Channel {
 
     pub fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
     }
 }
 

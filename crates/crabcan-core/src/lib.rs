@@ -29,7 +29,7 @@ pub mod spec;
 pub mod terminal;
 
 pub use capabilities::CapabilitySet;
-pub use config::{ContainerConfig, Terminal};
+pub use config::{ContainerConfig, StartGate, Terminal};
 pub use container::{run, Container, ExitReport, ExitStatus};
 pub use error::{ConfigError, Error, SpecError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED};
 pub use spec::{BindMount, IdRange};
