@@ -344,7 +344,7 @@ pub fn probe_dir() -> TempDir {
     dir
 }
 
-/// Parses a capability mask line such as `CapEff:\t00000000a80425fb` from /proc/<pid>/status.
+/// Parses a capability mask line such as `CapEff:\t00000000a80425fb` from `/proc/<pid>/status`.
 pub fn cap_mask(status: &str, key: &str) -> u64 {
     let line = status
         .lines()

@@ -8,7 +8,7 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
-/// Cargo's target dir: `$CARGO_TARGET_DIR` if set, else `<workspace>/target`.
+/// Cargo's target dir: `$CARGO_TARGET_DIR` if set, else `target`.
 pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => {
@@ -23,7 +23,7 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// xtask's download cache: `<target>/xtask-cache`.
+/// xtask's download cache: `target/xtask-cache`.
 pub fn cache_dir() -> PathBuf {
     target_dir().join("xtask-cache")
 }

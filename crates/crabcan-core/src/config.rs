@@ -280,7 +280,7 @@ mod tests {
     fn start_fifo_must_be_a_writable_fifo() {
         let rootfs = temp_rootfs("fifo");
         let fifo = rootfs.join("gate");
-        let mut with_gate = |path: &Path| {
+        let with_gate = |path: &Path| {
             let mut cfg = config(&rootfs);
             cfg.start_gate = StartGate::Fifo(path.to_owned());
             cfg.validate()

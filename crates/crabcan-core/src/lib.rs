@@ -2,7 +2,7 @@
 //!
 //! The modules follow the steps a container goes through:
 //! [`config`] (what to build, checked first) → [`namespaces`] (clone, id maps) →
-//! [`handshake`] (parent/child protocol) → [`child`] steps: [`identity`], [`network`],
+//! [`handshake`] (parent/child protocol) → the child's steps (`child.rs`): [`identity`], [`network`],
 //! [`mounts`] (with [`safe_path`]), [`rlimits`], [`terminal`], [`capabilities`], then seccomp
 //! (from `crabcan-seccomp`) → [`exec`]. [`container`] is the parent's side: create, start, wait,
 //! clean up, with [`signals`] forwarded. Limits come from `crabcan-cgroups`.

@@ -10,22 +10,22 @@ use crate::paths;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// A few runs only (CI smoke test; skips missing runtimes); writes to <target>/bench-quick/ unless --out is given
+    /// A few runs only (CI smoke test; skips missing runtimes); writes to target/bench-quick/ unless --out is given
     #[arg(long)]
     pub quick: bool,
     /// Measured runs per runtime [default: 100, quick 5]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub runs: Option<u32>,
-    /// Markdown report [default: <workspace>/BENCHMARKS.md]
+    /// Markdown report [default: BENCHMARKS.md]
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// SVG chart [default: <workspace>/docs/bench.svg, or next to --out]
+    /// SVG chart [default: docs/bench.svg, or next to --out]
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
     /// apt-get install missing runtimes (crun runc bubblewrap strace)
     #[arg(long)]
     pub install: bool,
-    /// Rootfs to use (a busybox one is built if missing) [default: <target>/bench-rootfs]
+    /// Rootfs to use (a busybox one is built if missing) [default: target/bench-rootfs]
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
     /// Use this crabcan binary instead of building it

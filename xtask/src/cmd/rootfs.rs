@@ -11,7 +11,7 @@ use crate::rootfs::{
 
 #[derive(Debug, clap::Args)]
 pub struct RootfsArgs {
-    /// Where to put the rootfs [default: <target>/rootfs]
+    /// Where to put the rootfs [default: target/rootfs]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Use this local Alpine minirootfs tarball instead of downloading

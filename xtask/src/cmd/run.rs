@@ -13,7 +13,7 @@ use crate::util::process::run_checked;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Rootfs to run in (built if missing) [default: <target>/rootfs]
+    /// Rootfs to run in (built if missing) [default: target/rootfs]
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
     /// Command to run in the container [default: /bin/sh]

@@ -1,5 +1,5 @@
 //! The Alpine minirootfs: URLs on a mirror, the download cache under
-//! `<target>/xtask-cache/alpine`, the SHA-256 check against the published
+//! `target/xtask-cache/alpine`, the SHA-256 check against the published
 //! `.sha256` file, then the safe unpack.
 
 use std::io::Read;

@@ -79,7 +79,7 @@ impl RootfsError {
         }
     }
 
-    /// The cause alone, for "alpine download failed (<cause>)".
+    /// The cause alone, for `alpine download failed (<cause>)`.
     pub fn short(&self) -> String {
         match self {
             RootfsError::Download { msg, .. } => msg.clone(),
@@ -122,7 +122,7 @@ pub struct RootfsOptions {
     pub id_offset: u32,
     /// Static busybox to use; `None` = [`find_static_busybox`].
     pub busybox: Option<PathBuf>,
-    /// Download cache (default `<target>/xtask-cache`).
+    /// Download cache (default `target/xtask-cache`).
     pub cache_dir: PathBuf,
 }
 

@@ -30,7 +30,7 @@ pub struct Contents {
     pub rootfs: PathBuf,
     pub crabcan: Option<PathBuf>,
     pub tests: Vec<PathBuf>,
-    /// Helper programs for the tests, at /crabcan/bin/<name>.
+    /// Helper programs for the tests, at `/crabcan/bin/<name>`.
     pub helpers: Vec<Helper>,
     /// Per test binary, in the guest.
     pub test_timeout_secs: u64,
