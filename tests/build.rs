@@ -16,7 +16,9 @@ fn main() {
         .status();
     match status {
         Ok(status) if status.success() => {}
-        Ok(status) => panic!("building {source} with `{compiler} -static` failed ({status}); install gcc and libc6-dev"),
+        Ok(status) => {
+            panic!("building {source} with `{compiler} -static` failed ({status}); install gcc and libc6-dev")
+        }
         Err(error) => panic!("cannot run `{compiler}` to build {source}: {error}; install gcc and libc6-dev"),
     }
     println!("cargo:rustc-env=CRABCAN_PROBE_BUILT={}", out.display());

@@ -10,7 +10,9 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     for name in ["default", "tutorial"] {
         let profile = crabcan_seccomp::Profile::by_name(name).unwrap_or_else(|| panic!("no shipped profile {name}"));
-        let filter = profile.compile().unwrap_or_else(|e| panic!("cannot compile the {name} seccomp profile: {e}"));
+        let filter = profile
+            .compile()
+            .unwrap_or_else(|e| panic!("cannot compile the {name} seccomp profile: {e}"));
         let path = out.join(format!("{name}.bpf"));
         std::fs::write(&path, filter.to_bytes()).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     }

@@ -16,14 +16,17 @@ use std::sync::OnceLock;
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "crabcan's integration tests must run as root (euid is {euid}): run `sudo cargo xtask test`");
+    assert_eq!(
+        euid, 0,
+        "crabcan's integration tests must run as root (euid is {euid}): run `sudo cargo xtask test`"
+    );
 }
 
 /// The `crabcan` binary: $CRABCAN_BIN, or target/debug/crabcan of this workspace.
 pub fn crabcan_bin() -> PathBuf {
-    let path = std::env::var_os("CRABCAN_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/crabcan")
-    });
+    let path = std::env::var_os("CRABCAN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/crabcan"));
     assert!(
         path.is_file(),
         "the crabcan binary is missing at {}: build it with `cargo build -p crabcan-cli` or set CRABCAN_BIN (cargo xtask test does both)",
@@ -41,7 +44,11 @@ pub fn rootfs() -> PathBuf {
             require_root();
             if let Some(path) = std::env::var_os("CRABCAN_TEST_ROOTFS") {
                 let path = PathBuf::from(path);
-                assert!(path.join("bin/sh").exists(), "CRABCAN_TEST_ROOTFS={} has no bin/sh", path.display());
+                assert!(
+                    path.join("bin/sh").exists(),
+                    "CRABCAN_TEST_ROOTFS={} has no bin/sh",
+                    path.display()
+                );
                 return path;
             }
             let out = xtask::paths::test_rootfs();
@@ -62,7 +69,11 @@ impl FileLock {
         if let Some(parent) = path.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
             .unwrap_or_else(|error| panic!("cannot open the lock file {}: {error}", path.display()));
         // SAFETY: flock on a descriptor we own.
         let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
@@ -102,7 +113,13 @@ impl Run {
     /// Panics with everything crabcan printed unless it exited with `code`.
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, Some(code), "unexpected exit status; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(code),
+            "unexpected exit status; stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
@@ -113,7 +130,9 @@ impl Run {
 
     /// The stdout line starting with `key=`, without the key.
     pub fn value(&self, key: &str) -> Option<String> {
-        self.stdout.lines().find_map(|line| line.strip_prefix(&format!("{key}=")).map(str::to_owned))
+        self.stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{key}=")).map(str::to_owned))
     }
 }
 
@@ -127,7 +146,11 @@ pub struct Crabcan {
 impl Crabcan {
     pub fn new(tag: &str) -> Crabcan {
         require_root();
-        Crabcan { hostname: unique_hostname(tag), args: Vec::new(), rootfs: rootfs() }
+        Crabcan {
+            hostname: unique_hostname(tag),
+            args: Vec::new(),
+            rootfs: rootfs(),
+        }
     }
 
     /// Adds crabcan flags (before `--`).
@@ -144,7 +167,11 @@ impl Crabcan {
     /// The full command for running `command` (given after `--`).
     pub fn command(&self, command: &[&str]) -> Command {
         let mut cmd = Command::new(crabcan_bin());
-        cmd.arg("--mount").arg(&self.rootfs).arg("--hostname").arg(&self.hostname).arg("--no-tty");
+        cmd.arg("--mount")
+            .arg(&self.rootfs)
+            .arg("--hostname")
+            .arg(&self.hostname)
+            .arg("--no-tty");
         cmd.args(&self.args);
         if !command.is_empty() {
             cmd.arg("--").args(command);
@@ -177,7 +204,10 @@ pub struct HostSnapshot {
 
 impl HostSnapshot {
     pub fn take() -> HostSnapshot {
-        HostSnapshot { mount_points: host_mount_points(), temp_entries: crabcan_temp_entries() }
+        HostSnapshot {
+            mount_points: host_mount_points(),
+            temp_entries: crabcan_temp_entries(),
+        }
     }
 
     /// Panics if the container `hostname` left a mount, a cgroup, a temp folder or a process.
@@ -188,11 +218,17 @@ impl HostSnapshot {
         assert!(new_mounts.is_empty(), "crabcan left mounts on the host: {new_mounts:?}");
         let temps_now = crabcan_temp_entries();
         let new_temps: Vec<_> = temps_now.difference(&self.temp_entries).collect();
-        assert!(new_temps.is_empty(), "crabcan left temp folders on the host: {new_temps:?}");
+        assert!(
+            new_temps.is_empty(),
+            "crabcan left temp folders on the host: {new_temps:?}"
+        );
         let cgroups = container_cgroup_dirs(hostname);
         assert!(cgroups.is_empty(), "the container's cgroup survived it: {cgroups:?}");
         let processes = processes_in_container_cgroup(hostname);
-        assert!(processes.is_empty(), "processes of the container survived it: {processes:?}");
+        assert!(
+            processes.is_empty(),
+            "processes of the container survived it: {processes:?}"
+        );
     }
 }
 
@@ -256,7 +292,9 @@ pub fn processes_in_container_cgroup(hostname: &str) -> Vec<i32> {
     let mut pids = Vec::new();
     if let Ok(listing) = std::fs::read_dir("/proc") {
         for entry in listing.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
             if let Ok(cgroups) = std::fs::read_to_string(entry.path().join("cgroup")) {
                 if cgroups.contains(&needle) {
                     pids.push(pid);
@@ -285,7 +323,12 @@ pub fn wait_for_command(hostname: &str, comm: &str) -> i32 {
 /// failure with the reason; inside the test VM (busybox only) the test is reported as skipped,
 /// with the reason, through the VM runner's `crabcan-skip:` convention.
 pub fn tool_available_or_skip_in_vm(tool: &str, why: &str) -> bool {
-    let available = Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    let available = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
     if available {
         return true;
     }

@@ -17,7 +17,10 @@ fn crabcan_as(args: &[&str], hostname: &str, uid: Option<u32>) -> Run {
     require_root();
     let before = HostSnapshot::take();
     let mut command = Command::new(crabcan_bin());
-    command.args(["--no-tty", "--hostname", hostname]).args(args).stdin(Stdio::null());
+    command
+        .args(["--no-tty", "--hostname", hostname])
+        .args(args)
+        .stdin(Stdio::null());
     if let Some(uid) = uid {
         command.uid(uid).gid(uid);
     }
@@ -43,14 +46,22 @@ fn assert_one_clear_line(run: &Run, code: i32, needles: &[&str]) {
         assert!(lines[0].contains(needle), "{:?} does not mention {needle:?}", lines[0]);
     }
     for forbidden in ["panicked", "Error {", "(\"", "Some(", "Errno("] {
-        assert!(!lines[0].contains(forbidden), "{:?} looks like a Debug dump or a panic", lines[0]);
+        assert!(
+            !lines[0].contains(forbidden),
+            "{:?} looks like a Debug dump or a panic",
+            lines[0]
+        );
     }
 }
 
 #[test]
 fn missing_rootfs() {
     let run = crabcan(&["--mount", "/nonexistent/rootfs", "--", "/bin/true"]);
-    assert_one_clear_line(&run, 125, &["/nonexistent/rootfs", "does not exist", "cargo xtask rootfs"]);
+    assert_one_clear_line(
+        &run,
+        125,
+        &["/nonexistent/rootfs", "does not exist", "cargo xtask rootfs"],
+    );
 }
 
 #[test]
@@ -109,7 +120,14 @@ fn bad_add_specs() {
 #[test]
 fn relative_workdir() {
     let rootfs = rootfs();
-    let run = crabcan(&["--mount", rootfs.to_str().unwrap(), "--workdir", "tmp", "--", "/bin/true"]);
+    let run = crabcan(&[
+        "--mount",
+        rootfs.to_str().unwrap(),
+        "--workdir",
+        "tmp",
+        "--",
+        "/bin/true",
+    ]);
     assert_one_clear_line(&run, 125, &["tmp", "absolute"]);
 }
 
@@ -155,7 +173,10 @@ fn add_target_through_a_symlink_stays_in_the_rootfs() {
         None,
     );
     run.expect_success();
-    assert!(!std::path::Path::new("/etc/crabcan-bind").exists(), "crabcan created a mount point in the host's /etc");
+    assert!(
+        !std::path::Path::new("/etc/crabcan-bind").exists(),
+        "crabcan created a mount point in the host's /etc"
+    );
     assert!(rootfs_copy.join("etc/crabcan-bind").is_dir());
 }
 
@@ -166,11 +187,24 @@ fn hostname_too_long() {
     require_root();
     let before = HostSnapshot::take();
     let output = Command::new(crabcan_bin())
-        .args(["--no-tty", "--mount", rootfs.to_str().unwrap(), "--hostname", &long, "--", "/bin/true"])
+        .args([
+            "--no-tty",
+            "--mount",
+            rootfs.to_str().unwrap(),
+            "--hostname",
+            &long,
+            "--",
+            "/bin/true",
+        ])
         .output()
         .unwrap();
     before.assert_clean_after(&long);
-    let run = Run { code: output.status.code(), signal: None, stdout: String::new(), stderr: String::from_utf8_lossy(&output.stderr).into_owned() };
+    let run = Run {
+        code: output.status.code(),
+        signal: None,
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
     assert_one_clear_line(&run, 125, &["hostname", "64"]);
 }
 
@@ -178,14 +212,46 @@ fn hostname_too_long() {
 fn bad_sizes_and_numbers() {
     let rootfs = rootfs();
     let rootfs = rootfs.to_str().unwrap();
-    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--memory", "12X", "--", "/bin/true"]), 125, &["--memory", "12X"]);
-    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--pids=-3", "--", "/bin/true"]), 125, &["--pids"]);
-    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--uid", "70000", "--", "/bin/true"]), 125, &["70000", "uid map"]);
-    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--uid-map", "0:1", "--", "/bin/true"]), 125, &["0:1"]);
-    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--cap-add", "NOT_A_CAP", "--", "/bin/true"]), 125, &["NOT_A_CAP"]);
-    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--seccomp", "nope", "--", "/bin/true"]), 125, &["nope"]);
-    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--nofile", "0", "--", "/bin/true"]), 125, &["open-files"]);
-    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--env", "=x", "--", "/bin/true"]), 125, &["=x"]);
+    assert_one_clear_line(
+        &crabcan(&["--mount", rootfs, "--memory", "12X", "--", "/bin/true"]),
+        125,
+        &["--memory", "12X"],
+    );
+    assert_one_clear_line(
+        &crabcan(&["--mount", rootfs, "--pids=-3", "--", "/bin/true"]),
+        125,
+        &["--pids"],
+    );
+    assert_one_clear_line(
+        &crabcan(&["--mount", rootfs, "--uid", "70000", "--", "/bin/true"]),
+        125,
+        &["70000", "uid map"],
+    );
+    assert_one_clear_line(
+        &crabcan(&["--mount", rootfs, "--uid-map", "0:1", "--", "/bin/true"]),
+        125,
+        &["0:1"],
+    );
+    assert_one_clear_line(
+        &crabcan(&["--mount", rootfs, "--cap-add", "NOT_A_CAP", "--", "/bin/true"]),
+        125,
+        &["NOT_A_CAP"],
+    );
+    assert_one_clear_line(
+        &crabcan(&["--mount", rootfs, "--seccomp", "nope", "--", "/bin/true"]),
+        125,
+        &["nope"],
+    );
+    assert_one_clear_line(
+        &crabcan(&["--mount", rootfs, "--nofile", "0", "--", "/bin/true"]),
+        125,
+        &["open-files"],
+    );
+    assert_one_clear_line(
+        &crabcan(&["--mount", rootfs, "--env", "=x", "--", "/bin/true"]),
+        125,
+        &["=x"],
+    );
     assert_one_clear_line(&crabcan(&["--mount", rootfs, "--bogus-flag"]), 125, &["--bogus-flag"]);
 }
 
@@ -193,14 +259,33 @@ fn bad_sizes_and_numbers() {
 fn bad_start_fifo() {
     let rootfs = rootfs();
     let rootfs = rootfs.to_str().unwrap();
-    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--start-fifo", "/nonexistent/fifo", "--", "/bin/true"]), 125, &["/nonexistent/fifo", "mkfifo"]);
-    assert_one_clear_line(&crabcan(&["--mount", rootfs, "--start-fifo", "/etc/hostname", "--", "/bin/true"]), 125, &["/etc/hostname", "not a FIFO"]);
+    assert_one_clear_line(
+        &crabcan(&[
+            "--mount",
+            rootfs,
+            "--start-fifo",
+            "/nonexistent/fifo",
+            "--",
+            "/bin/true",
+        ]),
+        125,
+        &["/nonexistent/fifo", "mkfifo"],
+    );
+    assert_one_clear_line(
+        &crabcan(&["--mount", rootfs, "--start-fifo", "/etc/hostname", "--", "/bin/true"]),
+        125,
+        &["/etc/hostname", "not a FIFO"],
+    );
 }
 
 #[test]
 fn not_root() {
     let rootfs = rootfs();
     let hostname = unique_hostname("nonroot");
-    let run = crabcan_as(&["--mount", rootfs.to_str().unwrap(), "--", "/bin/true"], &hostname, Some(65534));
+    let run = crabcan_as(
+        &["--mount", rootfs.to_str().unwrap(), "--", "/bin/true"],
+        &hostname,
+        Some(65534),
+    );
     assert_one_clear_line(&run, 125, &["root", "sudo"]);
 }

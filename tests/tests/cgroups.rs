@@ -6,12 +6,18 @@
 use crabcan_tests::*;
 
 fn read_trimmed(path: &std::path::Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display())).trim().to_owned()
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+        .trim()
+        .to_owned()
 }
 
 /// The limit file among the container's cgroup dirs, whichever hierarchy has it.
 fn limit_file(dirs: &[std::path::PathBuf], names: &[&str]) -> Option<String> {
-    dirs.iter().flat_map(|dir| names.iter().map(move |name| dir.join(name))).find(|p| p.exists()).map(|p| read_trimmed(&p))
+    dirs.iter()
+        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .find(|p| p.exists())
+        .map(|p| read_trimmed(&p))
 }
 
 #[test]
@@ -22,13 +28,18 @@ fn cgroup_exists_while_running_carries_limits_and_is_removed() {
     wait_for_command(&c.hostname, "sleep");
     let dirs = container_cgroup_dirs(&c.hostname);
     assert!(!dirs.is_empty(), "no cgroup for the running container");
-    assert_eq!(limit_file(&dirs, &["memory.max", "memory.limit_in_bytes"]).as_deref(), Some("100663296"));
+    assert_eq!(
+        limit_file(&dirs, &["memory.max", "memory.limit_in_bytes"]).as_deref(),
+        Some("100663296")
+    );
     assert_eq!(limit_file(&dirs, &["pids.max"]).as_deref(), Some("20"));
     let cpu = limit_file(&dirs, &["cpu.max", "cpu.cfs_quota_us"]).unwrap();
     assert!(cpu == "50000 100000" || cpu == "50000", "cpu limit {cpu}");
     // The container's own view: its cgroup namespace root is its cgroup.
     let pid = processes_in_container_cgroup(&c.hostname)[0];
-    assert!(std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap().contains(&format!("/crabcan/{}.", c.hostname)));
+    assert!(std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .contains(&format!("/crabcan/{}.", c.hostname)));
     for pid in processes_in_container_cgroup(&c.hostname) {
         // SAFETY: kill(2) of the container's process, found through its cgroup.
         unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -49,9 +60,15 @@ fn container_sees_its_cgroup_as_root() {
 
 #[test]
 fn memory_hog_is_oom_killed_and_reported() {
-    let run = Crabcan::new("cg-oom").args(["--memory", "64M"]).run(&["/usr/bin/tail", "/dev/zero"]);
+    let run = Crabcan::new("cg-oom")
+        .args(["--memory", "64M"])
+        .run(&["/usr/bin/tail", "/dev/zero"]);
     run.expect_code(137);
-    assert!(run.stderr.contains("container killed: out of memory (limit 64 MiB)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("container killed: out of memory (limit 64 MiB)"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -60,7 +77,11 @@ fn fork_loop_stops_at_the_pids_limit() {
     let c = Crabcan::new("cg-pids").args(["--pids", "32"]);
     let before = HostSnapshot::take();
     let mut child = c
-        .command(&["/bin/sh", "-c", "( i=0; while [ $i -lt 100 ]; do sleep 2 & i=$((i+1)); done ) 2>/dev/null; sleep 2"])
+        .command(&[
+            "/bin/sh",
+            "-c",
+            "( i=0; while [ $i -lt 100 ]; do sleep 2 & i=$((i+1)); done ) 2>/dev/null; sleep 2",
+        ])
         .spawn()
         .unwrap();
     let mut most = 0;

@@ -53,7 +53,9 @@ fn uid_and_gid_maps_are_the_default_range() {
 
 #[test]
 fn uid_map_is_configurable() {
-    let run = Crabcan::new("map2").args(["--uid-map", "0:200000:1000", "--gid-map", "0:300000:1000"]).sh("cat /proc/self/uid_map /proc/self/gid_map");
+    let run = Crabcan::new("map2")
+        .args(["--uid-map", "0:200000:1000", "--gid-map", "0:300000:1000"])
+        .sh("cat /proc/self/uid_map /proc/self/gid_map");
     run.expect_success();
     let lines: Vec<Vec<&str>> = run.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(lines[0], ["0", "200000", "1000"]);
@@ -67,7 +69,10 @@ fn container_processes_run_as_the_mapped_host_uid() {
     let pid = wait_for_command(&c.hostname, "sleep");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert!(uid_line.split_whitespace().skip(1).all(|id| id == "100000"), "{uid_line}");
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|id| id == "100000"),
+        "{uid_line}"
+    );
     // SAFETY: kill(2) of the container's process, found through its cgroup.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     assert_eq!(child.wait().unwrap().code(), Some(137));
@@ -107,7 +112,9 @@ fn capabilities_are_really_dropped() {
 
 #[test]
 fn cap_add_and_cap_drop_adjust_the_set() {
-    let run = Crabcan::new("capadj").args(["--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE"]).run(&["/bin/cat", "/proc/self/status"]);
+    let run = Crabcan::new("capadj")
+        .args(["--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE"])
+        .run(&["/bin/cat", "/proc/self/status"]);
     run.expect_success();
     assert_eq!(cap_mask(&run.stdout, "CapBnd"), 1 << 10);
     assert_eq!(cap_mask(&run.stdout, "CapEff"), 1 << 10);
@@ -115,7 +122,9 @@ fn cap_add_and_cap_drop_adjust_the_set() {
 
 #[test]
 fn non_root_user_has_no_effective_capabilities() {
-    let run = Crabcan::new("uid").args(["--uid", "1000"]).sh("id -u; id -g; cat /proc/self/status");
+    let run = Crabcan::new("uid")
+        .args(["--uid", "1000"])
+        .sh("id -u; id -g; cat /proc/self/status");
     run.expect_success();
     let mut lines = run.stdout.lines();
     assert_eq!(lines.next(), Some("1000"));
@@ -128,8 +137,20 @@ fn non_root_user_has_no_effective_capabilities() {
 fn no_new_privs_is_set() {
     let run = Crabcan::new("nnp").run(&["/bin/cat", "/proc/self/status"]);
     run.expect_success();
-    assert!(run.stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["NoNewPrivs:", "1"]), "{}", run.stdout);
-    assert!(run.stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Seccomp:", "2"]), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["NoNewPrivs:", "1"]),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Seccomp:", "2"]),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -141,11 +162,17 @@ fn no_host_path_is_visible() {
         marker.path().join("host-secret").display()
     ));
     run.expect_success();
-    assert!(!run.stdout.contains("visible=yes"), "a host path is visible: {}", run.stdout);
+    assert!(
+        !run.stdout.contains("visible=yes"),
+        "a host path is visible: {}",
+        run.stdout
+    );
     let allowed = ["/", "/proc", "/dev", "/sys", "/tmp"];
     for mount_point in run.stdout.lines().skip_while(|l| *l != "mounts").skip(1) {
         assert!(
-            allowed.iter().any(|prefix| mount_point == *prefix || mount_point.starts_with(&format!("{prefix}/"))),
+            allowed
+                .iter()
+                .any(|prefix| mount_point == *prefix || mount_point.starts_with(&format!("{prefix}/"))),
             "unexpected mount point {mount_point} in the container"
         );
     }
@@ -183,8 +210,10 @@ fn bind_mounts_work_and_read_only_refuses_writes() {
     let run = Crabcan::new("add")
         .args(["--add", &format!("{}:/data/rw", rw.path().display())])
         .args(["--add", &format!("{}:/data/ro:ro", ro.path().display())])
-        .sh("cat /data/ro/file; echo; echo new > /data/ro/new 2>/dev/null && echo ro=writable || echo ro=refused; \
-             echo written > /data/rw/out && echo rw=ok");
+        .sh(
+            "cat /data/ro/file; echo; echo new > /data/ro/new 2>/dev/null && echo ro=writable || echo ro=refused; \
+             echo written > /data/rw/out && echo rw=ok",
+        );
     run.expect_success();
     assert!(run.stdout.starts_with("from-host"), "{}", run.stdout);
     assert_eq!(run.value("ro").as_deref(), Some("refused"));
@@ -195,7 +224,9 @@ fn bind_mounts_work_and_read_only_refuses_writes() {
 
 #[test]
 fn env_and_workdir() {
-    let run = Crabcan::new("env").args(["--env", "GREETING=hello world", "--workdir", "/tmp/work"]).sh("echo greet=$GREETING; echo pwd=$(pwd); echo home=$HOME; echo path=$PATH; echo host=$HOSTNAME");
+    let run = Crabcan::new("env")
+        .args(["--env", "GREETING=hello world", "--workdir", "/tmp/work"])
+        .sh("echo greet=$GREETING; echo pwd=$(pwd); echo home=$HOME; echo path=$PATH; echo host=$HOSTNAME");
     run.expect_success();
     assert_eq!(run.value("greet").as_deref(), Some("hello world"));
     assert_eq!(run.value("pwd").as_deref(), Some("/tmp/work"));
@@ -234,21 +265,32 @@ fn only_stdio_descriptors_reach_the_command() {
     run.expect_success();
     // 0 1 2, plus the descriptor `ls` itself has open on the directory.
     let fds: Vec<u32> = run.stdout.split_whitespace().map(|f| f.parse().unwrap()).collect();
-    assert!(fds.iter().filter(|fd| **fd > 2).count() <= 1, "leaked descriptors: {fds:?}");
+    assert!(
+        fds.iter().filter(|fd| **fd > 2).count() <= 1,
+        "leaked descriptors: {fds:?}"
+    );
 }
 
 #[test]
 fn crabcan_binary_is_not_reachable_from_inside() {
     let run = Crabcan::new("exe").sh("for p in /proc/[0-9]*; do readlink $p/exe; done");
     run.expect_success();
-    assert!(!run.stdout.contains("crabcan"), "the container can see crabcan's binary: {}", run.stdout);
+    assert!(
+        !run.stdout.contains("crabcan"),
+        "the container can see crabcan's binary: {}",
+        run.stdout
+    );
 }
 
 #[test]
 fn loopback_is_up() {
     let run = Crabcan::new("lo").sh("cat /sys/class/net/lo/operstate; ip link 2>/dev/null | grep -c lo || true");
     run.expect_success();
-    assert!(run.stdout.starts_with("unknown") || run.stdout.starts_with("up"), "{}", run.stdout);
+    assert!(
+        run.stdout.starts_with("unknown") || run.stdout.starts_with("up"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -275,7 +317,11 @@ fn sigterm_is_forwarded_to_the_container() {
     let c = Crabcan::new("sigterm");
     let before = HostSnapshot::take();
     let mut child = c
-        .command(&["/bin/sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.05; done"])
+        .command(&[
+            "/bin/sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.05; done",
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -314,10 +360,17 @@ fn container_dies_when_crabcan_is_killed() {
     // SAFETY: kill(2) of the crabcan process we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
-    assert!(wait_until(10, || processes_in_container_cgroup(&c.hostname).is_empty()), "the container outlived crabcan");
+    assert!(
+        wait_until(10, || processes_in_container_cgroup(&c.hostname).is_empty()),
+        "the container outlived crabcan"
+    );
     // The stale cgroup is removed by the next crabcan run.
     Crabcan::new("after-pdeath").run(&["/bin/true"]).expect_success();
-    assert!(container_cgroup_dirs(&c.hostname).is_empty(), "the stale cgroup was not cleaned: {:?}", container_cgroup_dirs(&c.hostname));
+    assert!(
+        container_cgroup_dirs(&c.hostname).is_empty(),
+        "the stale cgroup was not cleaned: {:?}",
+        container_cgroup_dirs(&c.hostname)
+    );
 }
 
 #[test]
@@ -334,10 +387,21 @@ fn interactive_pty_gives_the_container_its_own_terminal() {
         rootfs().display(),
         c.hostname
     );
-    let output = std::process::Command::new("script").args(["-qec", &inner, "/dev/null"]).stdin(std::process::Stdio::null()).output().unwrap();
+    let output = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("/dev/pts/0"), "the container's tty is not its own: {stdout}");
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("/dev/pts/0"),
+        "the container's tty is not its own: {stdout}"
+    );
     assert!(stdout.contains("stdin-is-tty"), "{stdout}");
     before.assert_clean_after(&c.hostname);
 }
@@ -362,12 +426,24 @@ fn container_is_held_until_another_process_opens_the_start_fifo() {
         .args(["--start-fifo", fifo.to_str().unwrap()])
         .args(["--add", &format!("{}:/out", out.path().display())]);
     let before = HostSnapshot::take();
-    let mut child = c.command(&["/bin/sh", "-c", "echo started > /out/marker"]).spawn().unwrap();
+    let mut child = c
+        .command(&["/bin/sh", "-c", "echo started > /out/marker"])
+        .spawn()
+        .unwrap();
     // Set up and held: the process is in its cgroup, but the command has not run.
-    assert!(wait_until(20, || !processes_in_container_cgroup(&c.hostname).is_empty()), "the container was never set up");
+    assert!(
+        wait_until(20, || !processes_in_container_cgroup(&c.hostname).is_empty()),
+        "the container was never set up"
+    );
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(!out.path().join("marker").exists(), "the command ran before the FIFO was opened");
-    assert!(child.try_wait().unwrap().is_none(), "crabcan gave up while the container was held");
+    assert!(
+        !out.path().join("marker").exists(),
+        "the command ran before the FIFO was opened"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "crabcan gave up while the container was held"
+    );
     // Another process (this test) releases it.
     let released = std::fs::read(&fifo).unwrap();
     assert_eq!(released, b"0");
@@ -382,10 +458,19 @@ fn fifo_released_container_reports_a_missing_command() {
     let fifo = make_fifo(&gate);
     let c = Crabcan::new("fifo127").args(["--start-fifo", fifo.to_str().unwrap()]);
     let before = HostSnapshot::take();
-    let child = c.command(&["/no/such/program"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = c
+        .command(&["/no/such/program"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let _ = std::fs::read(&fifo).unwrap();
     let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(127), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stderr).contains("not found"));
     before.assert_clean_after(&c.hostname);
 }
@@ -397,7 +482,10 @@ fn held_container_dies_with_a_signal_to_crabcan() {
     let c = Crabcan::new("fifosig").args(["--start-fifo", fifo.to_str().unwrap()]);
     let before = HostSnapshot::take();
     let mut child = c.command(&["/bin/true"]).spawn().unwrap();
-    assert!(wait_until(20, || !processes_in_container_cgroup(&c.hostname).is_empty()), "the container was never set up");
+    assert!(
+        wait_until(20, || !processes_in_container_cgroup(&c.hostname).is_empty()),
+        "the container was never set up"
+    );
     // SAFETY: kill(2) of the crabcan process we started. The held process (init of its pid
     // namespace, no handler) would ignore SIGTERM, so crabcan kills it.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

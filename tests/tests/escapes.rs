@@ -17,7 +17,12 @@ fn cgroup_release_agent_cannot_be_reached() {
     run.expect_success();
     assert_eq!(run.value("mounted").as_deref(), Some("no"), "{}", run.stdout);
     assert_eq!(run.value("userns").as_deref(), Some("no"), "{}", run.stdout);
-    assert_eq!(run.value("cgroupfs").as_deref(), Some("0"), "a cgroupfs is visible: {}", run.stdout);
+    assert_eq!(
+        run.value("cgroupfs").as_deref(),
+        Some("0"),
+        "a cgroupfs is visible: {}",
+        run.stdout
+    );
 }
 
 /// CVE-2024-21626: a descriptor inherited from crabcan's caller must not reach the container,
@@ -39,7 +44,10 @@ fn inherited_directory_descriptors_do_not_leak() {
     let output = command.output().unwrap();
     before.assert_clean_after(&c.hostname);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let fds: Vec<u32> = String::from_utf8_lossy(&output.stdout).split_whitespace().map(|f| f.parse().unwrap()).collect();
+    let fds: Vec<u32> = String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
     // 0, 1, 2 and the one `ls` opens on /proc/self/fd itself.
     assert!(fds.iter().filter(|f| **f > 2).count() <= 1, "fd {fd} leaked: {fds:?}");
 
@@ -56,17 +64,22 @@ fn inherited_directory_descriptors_do_not_leak() {
     let output = command.output().unwrap();
     before.assert_clean_after(&c.hostname);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!stdout.contains("passwd"), "the container reached the host's /etc: {stdout}");
-    assert_eq!(output.status.code(), Some(125), "a working directory through a leaked fd must be refused");
+    assert!(
+        !stdout.contains("passwd"),
+        "the container reached the host's /etc: {stdout}"
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(125),
+        "a working directory through a leaked fd must be refused"
+    );
 }
 
 /// CVE-2019-5736: the container must not find crabcan's binary through /proc.
 #[test]
 fn crabcan_binary_cannot_be_overwritten_through_proc() {
-    let run = Crabcan::new("esc-exe").sh(
-        "for p in /proc/[0-9]*; do readlink $p/exe; done | tr '\\n' ' '; echo; \
-         echo x >> /proc/1/exe 2>/dev/null && echo wrote=yes || echo wrote=no",
-    );
+    let run = Crabcan::new("esc-exe").sh("for p in /proc/[0-9]*; do readlink $p/exe; done | tr '\\n' ' '; echo; \
+         echo x >> /proc/1/exe 2>/dev/null && echo wrote=yes || echo wrote=no");
     run.expect_success();
     assert!(!run.stdout.contains("crabcan"), "{}", run.stdout);
     assert_eq!(run.value("wrote").as_deref(), Some("no"));
@@ -87,7 +100,11 @@ fn tiocsti_cannot_inject_into_the_callers_terminal() {
         c.hostname,
         probe.path().display()
     );
-    let output = std::process::Command::new("script").args(["-qec", &inner, "/dev/null"]).stdin(std::process::Stdio::null()).output().unwrap();
+    let output = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("tiocsti=EPERM"), "{stdout}");
     // The terminal itself still works for ordinary ioctls.

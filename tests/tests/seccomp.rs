@@ -24,7 +24,11 @@ fn probe(tag: &str, flags: &[&str], checks: &[&str]) -> std::collections::BTreeM
 #[track_caller]
 fn assert_results(results: &std::collections::BTreeMap<String, String>, expected: &[(&str, &str)]) {
     for (check, want) in expected {
-        assert_eq!(results.get(*check).map(String::as_str), Some(*want), "{check}: all results {results:?}");
+        assert_eq!(
+            results.get(*check).map(String::as_str),
+            Some(*want),
+            "{check}: all results {results:?}"
+        );
     }
 }
 
@@ -57,7 +61,16 @@ const DENIED_EPERM: [&str; 22] = [
 fn default_profile_denies_and_allows() {
     let mut checks: Vec<&str> = DENIED_EPERM.to_vec();
     checks.extend(["kexec_load", "init_module", "reboot", "syslog", "open_tree", "fsopen"]);
-    checks.extend(["clone3", "unknown_syscall", "chmod_plain", "fork", "thread", "tiocgwinsz", "fionread", "getpid"]);
+    checks.extend([
+        "clone3",
+        "unknown_syscall",
+        "chmod_plain",
+        "fork",
+        "thread",
+        "tiocgwinsz",
+        "fionread",
+        "getpid",
+    ]);
     let results = probe("sc-default", &[], &checks);
     let mut expected: Vec<(&str, &str)> = DENIED_EPERM.iter().map(|c| (*c, "EPERM")).collect();
     expected.extend([
@@ -85,7 +98,18 @@ fn tutorial_profile_has_the_seed_rules() {
     let results = probe(
         "sc-tutorial",
         &["--seccomp", "tutorial"],
-        &["keyctl", "chmod_suid", "chmod_sgid", "chmod_plain", "unshare_user", "tiocsti", "tiocgwinsz", "mbind", "clone3", "getpid"],
+        &[
+            "keyctl",
+            "chmod_suid",
+            "chmod_sgid",
+            "chmod_plain",
+            "unshare_user",
+            "tiocsti",
+            "tiocgwinsz",
+            "mbind",
+            "clone3",
+            "getpid",
+        ],
     );
     assert_results(
         &results,
@@ -119,16 +143,34 @@ fn json_profile_is_loaded() {
         }"#,
     )
     .unwrap();
-    let results = probe("sc-json", &["--seccomp-profile", profile.to_str().unwrap()], &["getpid", "keyctl", "bpf", "fork"]);
-    assert_results(&results, &[("getpid", "EOTHER"), ("keyctl", "EPERM"), ("bpf", "EPERM"), ("fork", "OK")]);
+    let results = probe(
+        "sc-json",
+        &["--seccomp-profile", profile.to_str().unwrap()],
+        &["getpid", "keyctl", "bpf", "fork"],
+    );
+    assert_results(
+        &results,
+        &[
+            ("getpid", "EOTHER"),
+            ("keyctl", "EPERM"),
+            ("bpf", "EPERM"),
+            ("fork", "OK"),
+        ],
+    );
 }
 
 #[test]
 fn bad_json_profile_is_a_clear_error() {
     let dir = TempDir::new("sc-badjson");
     let profile = dir.path().join("profile.json");
-    std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["no_such_call"], "action": "SCMP_ACT_ERRNO"}]}"#).unwrap();
-    let run = Crabcan::new("sc-badjson").args(["--seccomp-profile", profile.to_str().unwrap()]).run(&["/bin/true"]);
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["no_such_call"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let run = Crabcan::new("sc-badjson")
+        .args(["--seccomp-profile", profile.to_str().unwrap()])
+        .run(&["/bin/true"]);
     run.expect_code(125);
     assert!(run.stderr.contains("no_such_call"), "{}", run.stderr);
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
@@ -136,7 +178,11 @@ fn bad_json_profile_is_a_clear_error() {
 
 #[test]
 fn unconfined_turns_filtering_off() {
-    let results = probe("sc-unconfined", &["--seccomp", "unconfined"], &["keyctl", "clone3", "chmod_suid"]);
+    let results = probe(
+        "sc-unconfined",
+        &["--seccomp", "unconfined"],
+        &["keyctl", "clone3", "chmod_suid"],
+    );
     // keyctl now reaches the kernel; clone3 works; setuid bits can be set by the file's owner.
     assert_ne!(results["keyctl"], "EPERM", "{results:?}");
     assert_eq!(results["clone3"], "OK", "{results:?}");

@@ -13,6 +13,5 @@ pub mod util;
 pub mod vm;
 
 pub use rootfs::{
-    build_busybox_rootfs, ensure_rootfs, find_static_busybox, RootfsError, RootfsKind,
-    RootfsOptions, RootfsSource,
+    build_busybox_rootfs, ensure_rootfs, find_static_busybox, RootfsError, RootfsKind, RootfsOptions, RootfsSource,
 };

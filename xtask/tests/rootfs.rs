@@ -15,8 +15,7 @@ use sha2::{Digest, Sha256};
 use xtask::rootfs::{alpine_urls, stamp_path};
 use xtask::util::tempdir::TempDir;
 use xtask::{
-    build_busybox_rootfs, ensure_rootfs, find_static_busybox, RootfsError, RootfsKind,
-    RootfsOptions, RootfsSource,
+    build_busybox_rootfs, ensure_rootfs, find_static_busybox, RootfsError, RootfsKind, RootfsOptions, RootfsSource,
 };
 
 const VERSION: &str = "3.20.3";
@@ -79,8 +78,7 @@ fn busybox_rootfs_has_alpine_layout_and_shifted_owners() {
     build_busybox_rootfs(&out, &busybox, offset()).unwrap();
 
     for dir in [
-        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "root", "tmp", "proc", "dev", "sys", "run",
-        "var", "home",
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "root", "tmp", "proc", "dev", "sys", "run", "var", "home",
     ] {
         assert!(out.join(dir).is_dir(), "missing /{dir}");
     }
@@ -114,11 +112,7 @@ fn busybox_rootfs_has_alpine_layout_and_shifted_owners() {
         let meta = path.symlink_metadata().unwrap();
         assert_eq!((meta.uid(), meta.gid()), (want, want), "{}", path.display());
     }
-    assert_eq!(
-        sh.symlink_metadata().unwrap().uid(),
-        want,
-        "symlink itself (lchown)"
-    );
+    assert_eq!(sh.symlink_metadata().unwrap().uid(), want, "symlink itself (lchown)");
 
     let status = std::process::Command::new(out.join("bin/busybox"))
         .arg("true")
@@ -141,10 +135,7 @@ fn ensure_builds_once_and_refuses_foreign_dirs() {
     assert_eq!(ensure_rootfs(&out, &o).unwrap(), RootfsKind::Busybox);
     std::fs::write(out.join("marker"), "kept").unwrap();
     ensure_rootfs(&out, &o).unwrap();
-    assert!(
-        out.join("marker").exists(),
-        "an up-to-date rootfs is left alone"
-    );
+    assert!(out.join("marker").exists(), "an up-to-date rootfs is left alone");
     let forced = RootfsOptions {
         force: true,
         ..o.clone()
@@ -228,10 +219,7 @@ fn good_tarball() -> Vec<u8> {
 }
 
 fn sha256_line(data: &[u8]) -> String {
-    let hex: String = Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex: String = Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect();
     format!("{hex}  alpine-minirootfs-{VERSION}-x86_64.tar.gz\n")
 }
 
@@ -303,9 +291,7 @@ fn serve(stream: TcpStream, files: &HashMap<String, Vec<u8>>) {
     let mut out = &stream;
     let _ = match files.get(path) {
         Some(body) => out
-            .write_all(
-                format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
-            )
+            .write_all(format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes())
             .and_then(|_| out.write_all(body)),
         None => out.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
     };
@@ -349,10 +335,7 @@ fn download_with_good_checksum_unpacks_and_caches() {
         let meta = path.symlink_metadata().unwrap();
         assert_eq!((meta.uid(), meta.gid()), (want, want), "{}", path.display());
     }
-    assert_eq!(
-        names_in(tmp.path()),
-        vec!["cache", "rootfs", "rootfs.stamp"]
-    );
+    assert_eq!(names_in(tmp.path()), vec!["cache", "rootfs", "rootfs.stamp"]);
 
     // Cached: a rebuild works with the mirror gone.
     drop(server);
@@ -384,10 +367,7 @@ fn refused(entries: &[Entry], bad_entry: &str) {
     std::fs::write(&tarball_path, tarball(entries)).unwrap();
     let out = tmp.path().join("sub").join("rootfs");
     std::fs::create_dir(tmp.path().join("sub")).unwrap();
-    let o = opts(
-        RootfsSource::Tarball(tarball_path),
-        &tmp.path().join("cache"),
-    );
+    let o = opts(RootfsSource::Tarball(tarball_path), &tmp.path().join("cache"));
     let err = ensure_rootfs(&out, &o).unwrap_err();
     match &err {
         RootfsError::UnsafeEntry { entry, .. } => assert_eq!(entry, bad_entry, "{err}"),
@@ -403,10 +383,7 @@ fn refused(entries: &[Entry], bad_entry: &str) {
 
 #[test]
 fn parent_dir_entry_is_refused() {
-    refused(
-        &[Entry::Dir("./bin/"), Entry::File("../evil", "x")],
-        "../evil",
-    );
+    refused(&[Entry::Dir("./bin/"), Entry::File("../evil", "x")], "../evil");
     refused(&[Entry::File("bin/../../evil", "x")], "bin/../../evil");
 }
 
@@ -420,17 +397,11 @@ fn entry_under_a_symlinked_dir_is_refused() {
     let tmp = temp();
     let target = tmp.path().to_string_lossy().into_owned();
     refused(
-        &[
-            Entry::Symlink("./lib", &target),
-            Entry::File("./lib/evil", "x"),
-        ],
+        &[Entry::Symlink("./lib", &target), Entry::File("./lib/evil", "x")],
         "./lib/evil",
     );
     // Relative symlink too, and a symlink to a dir inside the rootfs.
-    refused(
-        &[Entry::Symlink("up", ".."), Entry::File("up/evil", "x")],
-        "up/evil",
-    );
+    refused(&[Entry::Symlink("up", ".."), Entry::File("up/evil", "x")], "up/evil");
     refused(
         &[
             Entry::Dir("usr/"),
@@ -444,10 +415,7 @@ fn entry_under_a_symlinked_dir_is_refused() {
 
 #[test]
 fn escaping_hardlink_is_refused() {
-    refused(
-        &[Entry::Hardlink("passwd", "../../../etc/passwd")],
-        "passwd",
-    );
+    refused(&[Entry::Hardlink("passwd", "../../../etc/passwd")], "passwd");
     refused(&[Entry::Hardlink("shadow", "/etc/shadow")], "shadow");
 }
 
@@ -484,9 +452,7 @@ fn dead_mirror_falls_back_to_busybox_or_fails_clearly() {
 fn local_tarball_is_checked_against_its_sha256_file() {
     let tmp = temp();
     let data = good_tarball();
-    let path: PathBuf = tmp
-        .path()
-        .join(format!("alpine-minirootfs-{VERSION}-x86_64.tar.gz"));
+    let path: PathBuf = tmp.path().join(format!("alpine-minirootfs-{VERSION}-x86_64.tar.gz"));
     std::fs::write(&path, &data).unwrap();
     std::fs::write(
         tmp.path()
@@ -495,10 +461,7 @@ fn local_tarball_is_checked_against_its_sha256_file() {
     )
     .unwrap();
     let out = tmp.path().join("rootfs");
-    let o = opts(
-        RootfsSource::Tarball(path.clone()),
-        &tmp.path().join("cache"),
-    );
+    let o = opts(RootfsSource::Tarball(path.clone()), &tmp.path().join("cache"));
     let err = ensure_rootfs(&out, &o).unwrap_err();
     assert!(matches!(err, RootfsError::ChecksumMismatch { .. }), "{err}");
     assert!(!out.exists());

@@ -44,10 +44,7 @@ fn rootfs_is_shifted_and_runs() {
     let rootfs = std::env::var("CRABCAN_TEST_ROOTFS").expect("CRABCAN_TEST_ROOTFS");
     let busybox = Path::new(&rootfs).join("bin/busybox");
     assert_eq!(busybox.metadata().unwrap().uid(), 100_000);
-    let status = std::process::Command::new(&busybox)
-        .arg("true")
-        .status()
-        .unwrap();
+    let status = std::process::Command::new(&busybox).arg("true").status().unwrap();
     assert!(status.success());
 }
 

@@ -64,13 +64,11 @@ pub(crate) fn apply_writes(
             let absent = err.raw_os_error() == Some(libc::ENOENT);
             match (absent, write.if_absent) {
                 (true, IfAbsent::Skip) => log::debug!("{err}; skipped"),
-                (true, IfAbsent::Required { what }) => {
-                    missing.handle(CgroupError::MissingFeature {
-                        what,
-                        path: dir.join(write.file),
-                        option: write.option,
-                    })?
-                }
+                (true, IfAbsent::Required { what }) => missing.handle(CgroupError::MissingFeature {
+                    what,
+                    path: dir.join(write.file),
+                    option: write.option,
+                })?,
                 (false, _) => return Err(err),
             }
         }
@@ -143,8 +141,7 @@ mod tests {
     }
 
     fn fake(test: &str, files: &[&str]) -> FakeDir {
-        let dir =
-            std::env::temp_dir().join(format!("crabcan-cgroups-{test}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("crabcan-cgroups-{test}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         for f in files {
@@ -161,12 +158,7 @@ mod tests {
     fn writes_values_uses_fallback_and_skips_implied_swap() {
         let dir = fake(
             "fallback",
-            &[
-                "memory.limit_in_bytes",
-                "pids.max",
-                "cpu.shares",
-                "blkio.bfq.weight",
-            ],
+            &["memory.limit_in_bytes", "pids.max", "cpu.shares", "blkio.bfq.weight"],
         );
         let writes = limit_writes(&Limits::default(), Version::V1);
         apply_writes(&dir, &writes, MissingController::Error).unwrap();

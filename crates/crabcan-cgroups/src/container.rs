@@ -40,10 +40,7 @@ pub fn validate_name(name: &str) -> Result<(), CgroupError> {
     if name.len() > MAX_NAME_LEN {
         return invalid("it is longer than 64 bytes");
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-    {
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
         return invalid("only letters, digits, '_', '.' and '-' are allowed");
     }
     if name == "." || name.contains("..") {
@@ -66,11 +63,7 @@ impl ContainerCgroup {
     /// Creates `crabcan/<name>.<crabcan pid>` and applies `limits`. Limits
     /// the host cannot apply fail unless `missing` is [`MissingController::Warn`].
     /// On any error, everything created is removed again.
-    pub fn create(
-        name: &str,
-        limits: &Limits,
-        missing: MissingController,
-    ) -> Result<ContainerCgroup, CgroupError> {
+    pub fn create(name: &str, limits: &Limits, missing: MissingController) -> Result<ContainerCgroup, CgroupError> {
         Self::create_for_owner(name, limits, missing, std::process::id())
     }
 
@@ -212,11 +205,7 @@ impl CgroupBackend for Removed {
     }
     fn add_task(&self, pid: i32) -> Result<(), CgroupError> {
         let cause = std::io::Error::from_raw_os_error(libc::ENOENT);
-        Err(CgroupError::io(
-            format!("add {pid} to"),
-            "a removed cgroup",
-            cause,
-        ))
+        Err(CgroupError::io(format!("add {pid} to"), "a removed cgroup", cause))
     }
     fn kill_all(&self) -> Result<(), CgroupError> {
         Ok(())
@@ -242,15 +231,7 @@ mod tests {
 
     #[test]
     fn valid_names() {
-        for name in [
-            "web",
-            "a",
-            "my-app_1.2",
-            "A.B-c_d",
-            &"x".repeat(64),
-            "-x",
-            ".hidden",
-        ] {
+        for name in ["web", "a", "my-app_1.2", "A.B-c_d", &"x".repeat(64), "-x", ".hidden"] {
             assert!(validate_name(name).is_ok(), "{name}");
         }
     }

@@ -24,10 +24,7 @@ pub enum CgroupError {
 
     /// A limit needs a controller the host does not have (or cannot delegate).
     #[error("the host has no '{controller}' cgroup controller; run without {option} or allow missing controllers")]
-    MissingController {
-        controller: String,
-        option: &'static str,
-    },
+    MissingController { controller: String, option: &'static str },
 
     /// The controller exists but the interface file for a limit does not
     /// (no swap accounting, no CFQ/BFQ I/O scheduler, ...).

@@ -57,9 +57,7 @@ pub(crate) fn read_pids(dir: &Path) -> Result<Vec<i32>, CgroupError> {
 /// `mkdir` that accepts an existing directory (for shared parents).
 pub(crate) fn ensure_dir(path: &Path) -> Result<(), CgroupError> {
     match fs::create_dir(path) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-            Err(CgroupError::io("create directory", path, e))
-        }
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(CgroupError::io("create directory", path, e)),
         _ => Ok(()),
     }
 }
@@ -91,10 +89,7 @@ pub(crate) fn remove_dir_retrying(path: &Path, limit: Duration) -> Result<(), Cg
 pub(crate) fn remove_parent_if_empty(path: &Path) {
     if let Err(e) = fs::remove_dir(path) {
         let expected = [libc::EBUSY, libc::ENOTEMPTY, libc::ENOENT, libc::EEXIST];
-        if !e
-            .raw_os_error()
-            .is_some_and(|code| expected.contains(&code))
-        {
+        if !e.raw_os_error().is_some_and(|code| expected.contains(&code)) {
             log::debug!("cannot remove {}: {e}", path.display());
         }
     }

@@ -71,11 +71,8 @@ pub(crate) struct Mounts {
 impl Mounts {
     /// Reads `/proc/self/mountinfo`.
     pub fn detect() -> Result<Mounts, CgroupError> {
-        let text = std::fs::read_to_string(MOUNTINFO)
-            .map_err(|e| CgroupError::io("read", MOUNTINFO, e))?;
-        Mounts::from_mountinfo(&text).ok_or_else(|| CgroupError::NotMounted {
-            path: MOUNTINFO.into(),
-        })
+        let text = std::fs::read_to_string(MOUNTINFO).map_err(|e| CgroupError::io("read", MOUNTINFO, e))?;
+        Mounts::from_mountinfo(&text).ok_or_else(|| CgroupError::NotMounted { path: MOUNTINFO.into() })
     }
 
     /// Decides the layout from mountinfo text; `None` when no cgroup2 mount
@@ -94,9 +91,7 @@ impl Mounts {
                     }
                 }
                 // Prefer the canonical mount point if several exist.
-                Some(CgroupMount::V2 { mount_point })
-                    if v2.is_none() || mount_point == Path::new("/sys/fs/cgroup") =>
-                {
+                Some(CgroupMount::V2 { mount_point }) if v2.is_none() || mount_point == Path::new("/sys/fs/cgroup") => {
                     v2 = Some(mount_point);
                 }
                 Some(CgroupMount::V2 { .. }) | None => {}
@@ -171,9 +166,7 @@ fn unescape_octal(field: &str) -> String {
             .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
         match octal {
             Some(d) => {
-                let value = (u32::from(d[0] - b'0') << 6)
-                    | (u32::from(d[1] - b'0') << 3)
-                    | u32::from(d[2] - b'0');
+                let value = (u32::from(d[0] - b'0') << 6) | (u32::from(d[1] - b'0') << 3) | u32::from(d[2] - b'0');
                 out.push(value as u8);
                 i += 4;
             }
@@ -205,8 +198,7 @@ pub struct ProcCgroup {
 
 /// The cgroups the calling process belongs to (`/proc/self/cgroup`).
 pub fn current_cgroups() -> Result<Vec<ProcCgroup>, CgroupError> {
-    let text = std::fs::read_to_string(PROC_CGROUP)
-        .map_err(|e| CgroupError::io("read", PROC_CGROUP, e))?;
+    let text = std::fs::read_to_string(PROC_CGROUP).map_err(|e| CgroupError::io("read", PROC_CGROUP, e))?;
     Ok(parse_proc_cgroup(&text))
 }
 
@@ -291,14 +283,8 @@ mod tests {
         assert_eq!(m.layout, Layout::Hybrid);
         assert_eq!(m.layout.version(), Version::V1);
         assert_eq!(m.v1_mount("cpu"), Some(Path::new("/sys/fs/cgroup/cpu")));
-        assert_eq!(
-            m.v1_mount("cpuacct"),
-            Some(Path::new("/sys/fs/cgroup/cpuacct"))
-        );
-        assert_eq!(
-            m.v1_mount("memory"),
-            Some(Path::new("/sys/fs/cgroup/memory"))
-        );
+        assert_eq!(m.v1_mount("cpuacct"), Some(Path::new("/sys/fs/cgroup/cpuacct")));
+        assert_eq!(m.v1_mount("memory"), Some(Path::new("/sys/fs/cgroup/memory")));
         assert_eq!(m.v1_mount("blkio"), Some(Path::new("/sys/fs/cgroup/blkio")));
         assert_eq!(m.v1_mount("systemd"), None);
         assert_eq!(m.v2.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
@@ -308,14 +294,8 @@ mod tests {
     fn v1_with_comounted_cpu_cpuacct() {
         let m = Mounts::from_mountinfo(V1_COMOUNTED).unwrap();
         assert_eq!(m.layout, Layout::V1);
-        assert_eq!(
-            m.v1_mount("cpu"),
-            Some(Path::new("/sys/fs/cgroup/cpu,cpuacct"))
-        );
-        assert_eq!(
-            m.v1_mount("cpuacct"),
-            Some(Path::new("/sys/fs/cgroup/cpu,cpuacct"))
-        );
+        assert_eq!(m.v1_mount("cpu"), Some(Path::new("/sys/fs/cgroup/cpu,cpuacct")));
+        assert_eq!(m.v1_mount("cpuacct"), Some(Path::new("/sys/fs/cgroup/cpu,cpuacct")));
         assert_eq!(
             m.v1_mount("net_prio"),
             Some(Path::new("/sys/fs/cgroup/net_cls,net_prio"))
@@ -328,10 +308,7 @@ mod tests {
     fn hybrid_with_comounted_cpu_cpuacct() {
         let m = Mounts::from_mountinfo(HYBRID_COMOUNTED).unwrap();
         assert_eq!(m.layout, Layout::Hybrid);
-        assert_eq!(
-            m.v1_mount("cpuacct"),
-            Some(Path::new("/sys/fs/cgroup/cpu,cpuacct"))
-        );
+        assert_eq!(m.v1_mount("cpuacct"), Some(Path::new("/sys/fs/cgroup/cpu,cpuacct")));
         assert_eq!(m.v1_mount("pids"), None);
     }
 
@@ -342,23 +319,14 @@ mod tests {
         assert_eq!(m.layout.version(), Version::V2);
         assert_eq!(m.v2.as_deref(), Some(Path::new("/sys/fs/cgroup")));
         assert!(m.v1.is_empty());
-        assert_eq!(
-            Mounts::from_mountinfo(V2_WITH_NAMED_V1).unwrap().layout,
-            Layout::V2
-        );
+        assert_eq!(Mounts::from_mountinfo(V2_WITH_NAMED_V1).unwrap().layout, Layout::V2);
     }
 
     #[test]
     fn no_cgroups_and_garbage() {
         assert_eq!(Mounts::from_mountinfo(""), None);
-        assert_eq!(
-            Mounts::from_mountinfo("24 1 259:2 / / rw - ext4 /dev/sda rw\n"),
-            None
-        );
-        assert_eq!(
-            Mounts::from_mountinfo("garbage\n - \n-\n1 2 3\n - cgroup2"),
-            None
-        );
+        assert_eq!(Mounts::from_mountinfo("24 1 259:2 / / rw - ext4 /dev/sda rw\n"), None);
+        assert_eq!(Mounts::from_mountinfo("garbage\n - \n-\n1 2 3\n - cgroup2"), None);
     }
 
     #[test]
@@ -371,8 +339,7 @@ mod tests {
 
     #[test]
     fn proc_cgroup_hybrid_and_v2() {
-        let hybrid =
-            "9:name=systemd:/\n4:memory:/process_api/0d36\n2:cpuacct:/\n1:cpu,cpuacct:/a:b\n0::/\n";
+        let hybrid = "9:name=systemd:/\n4:memory:/process_api/0d36\n2:cpuacct:/\n1:cpu,cpuacct:/a:b\n0::/\n";
         let parsed = parse_proc_cgroup(hybrid);
         assert_eq!(parsed.len(), 5);
         assert_eq!(
@@ -383,10 +350,7 @@ mod tests {
                 path: "/process_api/0d36".into()
             }
         );
-        assert_eq!(
-            parsed[3].controllers,
-            vec!["cpu".to_string(), "cpuacct".to_string()]
-        );
+        assert_eq!(parsed[3].controllers, vec!["cpu".to_string(), "cpuacct".to_string()]);
         assert_eq!(parsed[3].path, "/a:b");
         assert_eq!(
             parsed[4],

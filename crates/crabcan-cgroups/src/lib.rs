@@ -36,8 +36,7 @@ pub use container::{validate_name, ContainerCgroup, MAX_NAME_LEN};
 pub use error::{CgroupError, ParseSizeError};
 pub use layout::{current_cgroups, detect_layout, Layout, ProcCgroup};
 pub use limits::{
-    cpu_shares_to_weight, cpu_weight_to_shares, io_weight_to_blkio_weight, parse_size, Limits,
-    DEFAULT_CPU_SHARES,
+    cpu_shares_to_weight, cpu_weight_to_shares, io_weight_to_blkio_weight, parse_size, Limits, DEFAULT_CPU_SHARES,
 };
 pub use self_join::SelfJoin;
 pub use stale::remove_stale;

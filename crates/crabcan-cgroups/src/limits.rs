@@ -59,13 +59,9 @@ impl Limits {
     pub fn validate(&self) -> Result<(), CgroupError> {
         let invalid = |msg: String| Err(CgroupError::InvalidLimits(msg));
         match (self.memory, self.memory_swap) {
-            (None, Some(_)) => {
-                return invalid("a memory+swap limit needs a memory limit too".into())
-            }
+            (None, Some(_)) => return invalid("a memory+swap limit needs a memory limit too".into()),
             (Some(mem), Some(swap)) if swap < mem => {
-                return invalid(format!(
-                    "memory+swap limit {swap} is below the memory limit {mem}"
-                ))
+                return invalid(format!("memory+swap limit {swap} is below the memory limit {mem}"))
             }
             _ => {}
         }
@@ -128,13 +124,11 @@ pub fn parse_size(s: &str) -> Result<u64, ParseSizeError> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(input.len());
     let (number, unit) = input.split_at(split);
-    let (whole, fraction) =
-        split_number(number).ok_or_else(|| ParseSizeError::InvalidNumber(input.to_string()))?;
-    let multiplier =
-        unit_multiplier(unit.trim_start()).ok_or_else(|| ParseSizeError::UnknownUnit {
-            input: input.to_string(),
-            unit: unit.trim_start().to_string(),
-        })?;
+    let (whole, fraction) = split_number(number).ok_or_else(|| ParseSizeError::InvalidNumber(input.to_string()))?;
+    let multiplier = unit_multiplier(unit.trim_start()).ok_or_else(|| ParseSizeError::UnknownUnit {
+        input: input.to_string(),
+        unit: unit.trim_start().to_string(),
+    })?;
     let overflow = || ParseSizeError::Overflow(input.to_string());
     let whole: u128 = if whole.is_empty() {
         0
@@ -213,50 +207,20 @@ mod tests {
     fn rejects_bad_sizes_with_clear_errors() {
         assert_eq!(parse_size(""), Err(ParseSizeError::Empty));
         assert_eq!(parse_size("   "), Err(ParseSizeError::Empty));
-        assert!(matches!(
-            parse_size("abc"),
-            Err(ParseSizeError::InvalidNumber(_))
-        ));
-        assert!(matches!(
-            parse_size("M"),
-            Err(ParseSizeError::InvalidNumber(_))
-        ));
-        assert!(matches!(
-            parse_size("."),
-            Err(ParseSizeError::InvalidNumber(_))
-        ));
-        assert!(matches!(
-            parse_size("1.2.3M"),
-            Err(ParseSizeError::InvalidNumber(_))
-        ));
-        assert!(matches!(
-            parse_size("-1M"),
-            Err(ParseSizeError::InvalidNumber(_))
-        ));
-        assert!(matches!(
-            parse_size("12X"),
-            Err(ParseSizeError::UnknownUnit { .. })
-        ));
-        assert!(matches!(
-            parse_size("12 M B"),
-            Err(ParseSizeError::UnknownUnit { .. })
-        ));
-        assert!(matches!(
-            parse_size("1.5"),
-            Err(ParseSizeError::FractionalBytes(_))
-        ));
+        assert!(matches!(parse_size("abc"), Err(ParseSizeError::InvalidNumber(_))));
+        assert!(matches!(parse_size("M"), Err(ParseSizeError::InvalidNumber(_))));
+        assert!(matches!(parse_size("."), Err(ParseSizeError::InvalidNumber(_))));
+        assert!(matches!(parse_size("1.2.3M"), Err(ParseSizeError::InvalidNumber(_))));
+        assert!(matches!(parse_size("-1M"), Err(ParseSizeError::InvalidNumber(_))));
+        assert!(matches!(parse_size("12X"), Err(ParseSizeError::UnknownUnit { .. })));
+        assert!(matches!(parse_size("12 M B"), Err(ParseSizeError::UnknownUnit { .. })));
+        assert!(matches!(parse_size("1.5"), Err(ParseSizeError::FractionalBytes(_))));
         assert!(matches!(
             parse_size("18446744073709551616"),
             Err(ParseSizeError::Overflow(_))
         ));
-        assert!(matches!(
-            parse_size("16384P"),
-            Err(ParseSizeError::Overflow(_))
-        ));
-        assert!(matches!(
-            parse_size("17179869184G"),
-            Err(ParseSizeError::Overflow(_))
-        ));
+        assert!(matches!(parse_size("16384P"), Err(ParseSizeError::Overflow(_))));
+        assert!(matches!(parse_size("17179869184G"), Err(ParseSizeError::Overflow(_))));
         assert_eq!(parse_size("18446744073709551615"), Ok(u64::MAX));
         let msg = parse_size("12X").unwrap_err().to_string();
         assert!(msg.contains("'12X'") && msg.contains("'X'"), "{msg}");
@@ -275,11 +239,7 @@ mod tests {
         assert_eq!(cpu_weight_to_shares(0), 2);
         assert_eq!(cpu_weight_to_shares(u64::MAX), 262_144);
         for w in 1..=10_000 {
-            assert_eq!(
-                cpu_shares_to_weight(cpu_weight_to_shares(w)),
-                w,
-                "weight {w}"
-            );
+            assert_eq!(cpu_shares_to_weight(cpu_weight_to_shares(w)), w, "weight {w}");
         }
     }
 

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::{write_pid, CgroupBackend, MissingController};
 use crate::error::CgroupError;
-use crate::fsutil::{
-    create_dir, ensure_dir, read_keyed, read_string, read_u64, sigkill, wait_until, write_file,
-};
+use crate::fsutil::{create_dir, ensure_dir, read_keyed, read_string, read_u64, sigkill, wait_until, write_file};
 use crate::layout::Mounts;
 use crate::stats::Stats;
 use crate::tree::{remove_subtree, subtree_pids};
@@ -85,9 +83,7 @@ impl V1Cgroup {
         if let Some(dir) = freezer {
             freeze(dir);
         }
-        let result = self
-            .all_pids()
-            .map(|pids| pids.into_iter().for_each(sigkill));
+        let result = self.all_pids().map(|pids| pids.into_iter().for_each(sigkill));
         if let Some(dir) = freezer {
             // Killed tasks only die once thawed.
             if let Err(e) = write_file(&dir.join("freezer.state"), "THAWED") {

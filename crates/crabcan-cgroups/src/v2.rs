@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::{write_pid, CgroupBackend, MissingController};
 use crate::error::CgroupError;
-use crate::fsutil::{
-    create_dir, ensure_dir, read_keyed, read_string, read_u64, sigkill, wait_until, write_file,
-};
+use crate::fsutil::{create_dir, ensure_dir, read_keyed, read_string, read_u64, sigkill, wait_until, write_file};
 use crate::layout::Mounts;
 use crate::stats::Stats;
 use crate::tree::subtree_pids;
@@ -185,9 +183,7 @@ impl CgroupBackend for V2Cgroup {
     }
 
     fn dir_for(&self, write: &LimitWrite) -> Option<&Path> {
-        self.enabled
-            .contains(&write.controller)
-            .then_some(self.dir.as_path())
+        self.enabled.contains(&write.controller).then_some(self.dir.as_path())
     }
 
     fn v2_path(&self) -> Option<&Path> {
@@ -229,8 +225,7 @@ impl CgroupBackend for V2Cgroup {
             oom_kills: read_keyed(&self.file("memory.events"), "oom_kill").unwrap_or(0),
             pids_current: read_u64(&self.file("pids.current")),
             pids_peak: read_u64(&self.file("pids.peak")),
-            cpu_usage_ns: read_keyed(&self.file("cpu.stat"), "usage_usec")
-                .map(|us| us.saturating_mul(1000)),
+            cpu_usage_ns: read_keyed(&self.file("cpu.stat"), "usage_usec").map(|us| us.saturating_mul(1000)),
         }
     }
 

@@ -4,9 +4,7 @@
 //! Documentation/admin-guide/cgroup-v2.rst and cgroup-v1/*.rst.
 
 use crate::layout::Version;
-use crate::limits::{
-    cpu_weight_to_shares, io_weight_to_blkio_weight, Limits, CPU_WEIGHT_MAX, CPU_WEIGHT_MIN,
-};
+use crate::limits::{cpu_weight_to_shares, io_weight_to_blkio_weight, Limits, CPU_WEIGHT_MAX, CPU_WEIGHT_MIN};
 
 /// CFS period used for `cpu.max` / `cpu.cfs_period_us`, in microseconds.
 pub(crate) const CPU_PERIOD_US: u64 = 100_000;
@@ -182,13 +180,7 @@ fn v1_writes(limits: &Limits) -> Vec<LimitWrite> {
     writes.extend(pids_write(limits));
     if let Some(weight) = limits.cpu_weight {
         let shares = cpu_weight_to_shares(clamp_cpu_weight(weight));
-        writes.push(LimitWrite::new(
-            Cpu,
-            "cpu.shares",
-            shares,
-            "--cpu-weight",
-            "CPU shares",
-        ));
+        writes.push(LimitWrite::new(Cpu, "cpu.shares", shares, "--cpu-weight", "CPU shares"));
     }
     if let Some(cpus) = limits.cpu_quota {
         writes.push(LimitWrite::new(
@@ -236,16 +228,8 @@ fn v2_writes(limits: &Limits) -> Vec<LimitWrite> {
             "--memory",
             "memory limits",
         ));
-        let swap_only = limits
-            .memory_swap
-            .map_or(0, |total| total.saturating_sub(memory));
-        let swap = LimitWrite::new(
-            Memory,
-            "memory.swap.max",
-            swap_only,
-            "--memory-swap",
-            "swap limits",
-        );
+        let swap_only = limits.memory_swap.map_or(0, |total| total.saturating_sub(memory));
+        let swap = LimitWrite::new(Memory, "memory.swap.max", swap_only, "--memory-swap", "swap limits");
         writes.push(swap.required_if(limits.memory_swap.is_some()));
     }
     writes.extend(pids_write(limits));
@@ -260,13 +244,7 @@ fn v2_writes(limits: &Limits) -> Vec<LimitWrite> {
     }
     if let Some(cpus) = limits.cpu_quota {
         let value = format!("{} {}", cpu_quota_us(cpus), CPU_PERIOD_US);
-        writes.push(LimitWrite::new(
-            Cpu,
-            "cpu.max",
-            value,
-            "--cpus",
-            "CPU bandwidth limits",
-        ));
+        writes.push(LimitWrite::new(Cpu, "cpu.max", value, "--cpus", "CPU bandwidth limits"));
     }
     if let Some(weight) = limits.io_weight {
         let weight = weight.clamp(1, 10_000);
@@ -311,11 +289,7 @@ mod tests {
     fn v1_mapping() {
         let expected = vec![
             ("memory", "memory.limit_in_bytes", "67108864".to_string()),
-            (
-                "memory",
-                "memory.memsw.limit_in_bytes",
-                "100663296".to_string(),
-            ),
+            ("memory", "memory.memsw.limit_in_bytes", "100663296".to_string()),
             ("pids", "pids.max", "32".to_string()),
             ("cpu", "cpu.shares", "2598".to_string()),
             ("cpu", "cpu.cfs_period_us", "100000".to_string()),
@@ -324,10 +298,7 @@ mod tests {
         ];
         assert_eq!(triples(&all_limits(), Version::V1), expected);
         let blkio = limit_writes(&all_limits(), Version::V1).pop().unwrap();
-        assert_eq!(
-            blkio.fallback,
-            Some(("blkio.bfq.weight", "500".to_string()))
-        );
+        assert_eq!(blkio.fallback, Some(("blkio.bfq.weight", "500".to_string())));
         assert!(matches!(blkio.if_absent, IfAbsent::Required { .. }));
     }
 
@@ -349,17 +320,10 @@ mod tests {
     #[test]
     fn defaults() {
         let v1 = triples(&Limits::default(), Version::V1);
-        assert_eq!(
-            v1[0],
-            ("memory", "memory.limit_in_bytes", "1073741824".to_string())
-        );
+        assert_eq!(v1[0], ("memory", "memory.limit_in_bytes", "1073741824".to_string()));
         assert_eq!(
             v1[1],
-            (
-                "memory",
-                "memory.memsw.limit_in_bytes",
-                "1073741824".to_string()
-            )
+            ("memory", "memory.memsw.limit_in_bytes", "1073741824".to_string())
         );
         assert_eq!(v1[2], ("pids", "pids.max", "64".to_string()));
         assert_eq!(v1[3], ("cpu", "cpu.shares", "238".to_string()));

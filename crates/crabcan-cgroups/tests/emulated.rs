@@ -38,10 +38,7 @@ fn v1_mounts() -> Vec<String> {
 /// Runs the ignored test `inner` in a new mount namespace after unmounting `unmount`.
 fn run_in_namespace(inner: &str, unmount: &[String]) {
     let exe = std::env::current_exe().expect("current exe");
-    let umounts: String = unmount
-        .iter()
-        .map(|m| format!("umount '{m}' && "))
-        .collect();
+    let umounts: String = unmount.iter().map(|m| format!("umount '{m}' && ")).collect();
     let script = format!("{umounts}exec \"$0\" --exact --ignored --test-threads=1 {inner}");
     let out = Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", &script])
@@ -108,8 +105,7 @@ fn inner_v2_lifecycle() {
             "the host has no 'memory' cgroup controller; run without --memory or allow missing controllers"
         );
     }
-    let cg = ContainerCgroup::create("v2-life", &limits, MissingController::Warn)
-        .expect("create with Warn");
+    let cg = ContainerCgroup::create("v2-life", &limits, MissingController::Warn).expect("create with Warn");
     let dir = cg.v2_path().expect("v2 path").to_path_buf();
     assert_eq!(cg.paths(), vec![dir.clone()]);
     assert!(
@@ -118,22 +114,13 @@ fn inner_v2_lifecycle() {
         dir.display()
     );
     if has_memory {
-        assert_eq!(
-            fs::read_to_string(dir.join("memory.max")).unwrap().trim(),
-            "1073741824"
-        );
+        assert_eq!(fs::read_to_string(dir.join("memory.max")).unwrap().trim(), "1073741824");
     }
 
-    let mut child = Command::new("sleep")
-        .arg("100")
-        .spawn()
-        .expect("spawn sleep");
+    let mut child = Command::new("sleep").arg("100").spawn().expect("spawn sleep");
     cg.add_task(child.id() as i32).expect("add_task");
     let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap();
-    assert!(
-        procs.lines().any(|l| l == child.id().to_string()),
-        "{procs}"
-    );
+    assert!(procs.lines().any(|l| l == child.id().to_string()), "{procs}");
     assert!(
         cg.stats().cpu_usage_ns.is_some(),
         "cpu.stat usage_usec: {:?}",
@@ -144,20 +131,14 @@ fn inner_v2_lifecycle() {
     assert_eq!(wait_gone(&mut child), Some(libc::SIGKILL));
     cg.remove().expect("remove");
     assert!(!dir.exists());
-    assert!(
-        !dir.parent().unwrap().exists(),
-        "empty crabcan/ parent left behind"
-    );
+    assert!(!dir.parent().unwrap().exists(), "empty crabcan/ parent left behind");
 }
 
 #[test]
 fn v1_without_pids_controller() {
     match require_root() {
         Layout::V1 | Layout::Hybrid => {
-            let pids: Vec<String> = v1_mounts()
-                .into_iter()
-                .filter(|m| m.ends_with("/pids"))
-                .collect();
+            let pids: Vec<String> = v1_mounts().into_iter().filter(|m| m.ends_with("/pids")).collect();
             assert_eq!(pids.len(), 1, "expected one pids mount");
             run_in_namespace("inner_v1_without_pids", &pids);
         }
@@ -185,21 +166,15 @@ fn inner_v1_without_pids() {
         .join(&leaf)
         .exists());
 
-    let cg = ContainerCgroup::create("nopids", &limits, MissingController::Warn)
-        .expect("create with Warn");
-    assert!(cg
-        .paths()
-        .iter()
-        .all(|p| !p.starts_with("/sys/fs/cgroup/pids")));
+    let cg = ContainerCgroup::create("nopids", &limits, MissingController::Warn).expect("create with Warn");
+    assert!(cg.paths().iter().all(|p| !p.starts_with("/sys/fs/cgroup/pids")));
     let memory = cg
         .paths()
         .into_iter()
         .find(|p| p.starts_with("/sys/fs/cgroup/memory"))
         .expect("memory dir");
     assert_eq!(
-        fs::read_to_string(memory.join("memory.limit_in_bytes"))
-            .unwrap()
-            .trim(),
+        fs::read_to_string(memory.join("memory.limit_in_bytes")).unwrap().trim(),
         "67108864"
     );
     cg.remove().expect("remove");

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crabcan_cgroups::{
-    detect_layout, remove_stale, CgroupError, ContainerCgroup, Layout, Limits, MissingController,
-};
+use crabcan_cgroups::{detect_layout, remove_stale, CgroupError, ContainerCgroup, Layout, Limits, MissingController};
 
 /// Panics with the reason unless we are root on a host with cgroups.
 fn require_root() -> Layout {
@@ -112,8 +110,7 @@ fn test_limits() -> Limits {
 #[test]
 fn create_limits_task_kill_remove() {
     let layout = require_root();
-    let cg = ContainerCgroup::create(&name("lifecycle"), &test_limits(), MissingController::Error)
-        .expect("create");
+    let cg = ContainerCgroup::create(&name("lifecycle"), &test_limits(), MissingController::Error).expect("create");
     let paths = cg.paths();
     assert!(!paths.is_empty());
     for p in &paths {
@@ -153,8 +150,7 @@ fn create_limits_task_kill_remove() {
             assert!(!cg
                 .paths()
                 .iter()
-                .any(|d| fs::read_to_string(d.join("notify_on_release"))
-                    .is_ok_and(|s| s.trim() != "0")));
+                .any(|d| fs::read_to_string(d.join("notify_on_release")).is_ok_and(|s| s.trim() != "0")));
         }
         Layout::V2 => {
             let dir = cg.v2_path().expect("v2 path").to_path_buf();
@@ -184,10 +180,7 @@ fn create_limits_task_kill_remove() {
     assert!(stats.cpu_usage_ns.is_some(), "{stats:?}");
     assert!(!cg.oom_killed());
     cg.kill_all().expect("kill_all");
-    assert_eq!(
-        child.wait_signal(Duration::from_secs(5)),
-        Some(libc::SIGKILL)
-    );
+    assert_eq!(child.wait_signal(Duration::from_secs(5)), Some(libc::SIGKILL));
     for p in &paths {
         assert!(procs(p).is_empty());
     }
@@ -200,16 +193,12 @@ fn create_limits_task_kill_remove() {
 #[test]
 fn drop_kills_and_removes() {
     require_root();
-    let cg = ContainerCgroup::create(&name("drop"), &Limits::default(), MissingController::Error)
-        .expect("create");
+    let cg = ContainerCgroup::create(&name("drop"), &Limits::default(), MissingController::Error).expect("create");
     let paths = cg.paths();
     let mut child = ChildGuard::spawn(Command::new("sleep").arg("100"));
     cg.add_task(child.pid()).expect("add_task");
     drop(cg);
-    assert_eq!(
-        child.wait_signal(Duration::from_secs(5)),
-        Some(libc::SIGKILL)
-    );
+    assert_eq!(child.wait_signal(Duration::from_secs(5)), Some(libc::SIGKILL));
     for p in &paths {
         assert!(!p.exists(), "{} still exists after drop", p.display());
     }
@@ -222,10 +211,8 @@ fn pids_limit_holds() {
         pids: Some(8),
         ..Limits::unlimited()
     };
-    let cg =
-        ContainerCgroup::create(&name("pids"), &limits, MissingController::Error).expect("create");
-    let mut child =
-        ChildGuard::gated_shell("i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); done; wait");
+    let cg = ContainerCgroup::create(&name("pids"), &limits, MissingController::Error).expect("create");
+    let mut child = ChildGuard::gated_shell("i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); done; wait");
     cg.add_task(child.pid()).expect("add_task");
     child.start();
     let start = Instant::now();
@@ -255,10 +242,7 @@ fn pids_limit_holds() {
     // dash exits by itself when a fork fails; its background sleeps stay until kill_all.
     child.wait_signal(Duration::from_secs(5));
     let paths = cg.paths();
-    assert!(
-        paths.iter().all(|p| procs(p).is_empty()),
-        "tasks left after kill_all"
-    );
+    assert!(paths.iter().all(|p| procs(p).is_empty()), "tasks left after kill_all");
     cg.remove().expect("remove");
     assert!(paths.iter().all(|p| !p.exists()));
 }
@@ -270,8 +254,7 @@ fn memory_hog_is_oom_killed() {
         memory: Some(32 << 20),
         ..Limits::unlimited()
     };
-    let cg =
-        ContainerCgroup::create(&name("oom"), &limits, MissingController::Error).expect("create");
+    let cg = ContainerCgroup::create(&name("oom"), &limits, MissingController::Error).expect("create");
     let mut child = ChildGuard::gated_shell("exec tail /dev/zero");
     cg.add_task(child.pid()).expect("add_task");
     child.start();
@@ -280,11 +263,7 @@ fn memory_hog_is_oom_killed() {
         Some(libc::SIGKILL),
         "hog not killed"
     );
-    assert!(
-        cg.oom_killed(),
-        "oom_killed() is false; stats: {}",
-        cg.stats()
-    );
+    assert!(cg.oom_killed(), "oom_killed() is false; stats: {}", cg.stats());
     let stats = cg.stats();
     assert!(stats.oom_kills >= 1, "{stats:?}");
     assert!(
@@ -303,21 +282,17 @@ fn remove_stale_removes_dead_owners_only() {
     let dead_pid = dead.pid() as u32;
     dead.0.wait().expect("reap");
 
-    let stale = ContainerCgroup::create_for_owner(
-        &name("stale"),
-        &Limits::default(),
-        MissingController::Error,
-        dead_pid,
-    )
-    .expect("create stale");
+    let stale =
+        ContainerCgroup::create_for_owner(&name("stale"), &Limits::default(), MissingController::Error, dead_pid)
+            .expect("create stale");
     let stale_paths = stale.paths();
     let stale_name = stale.name().to_string();
     let mut inside = ChildGuard::spawn(Command::new("sleep").arg("100"));
     stale.add_task(inside.pid()).expect("add_task");
     std::mem::forget(stale); // as if crabcan had crashed
 
-    let live = ContainerCgroup::create(&name("live"), &Limits::default(), MissingController::Error)
-        .expect("create live");
+    let live =
+        ContainerCgroup::create(&name("live"), &Limits::default(), MissingController::Error).expect("create live");
     let removed = remove_stale().expect("remove_stale");
     let leftovers: Vec<_> = stale_paths.iter().filter(|p| p.exists()).collect();
     // Clean up before asserting, so a failure leaves nothing behind.
@@ -333,14 +308,8 @@ fn remove_stale_removes_dead_owners_only() {
     );
     assert!(!removed.contains(&live.name().to_string()));
     assert!(leftovers.is_empty(), "stale dirs left: {leftovers:?}");
-    assert_eq!(
-        inside.wait_signal(Duration::from_secs(5)),
-        Some(libc::SIGKILL)
-    );
-    assert!(
-        live.paths().iter().all(|p| p.is_dir()),
-        "live cgroup was touched"
-    );
+    assert_eq!(inside.wait_signal(Duration::from_secs(5)), Some(libc::SIGKILL));
+    assert!(live.paths().iter().all(|p| p.is_dir()), "live cgroup was touched");
     live.remove().expect("remove live");
 }
 
@@ -352,8 +321,7 @@ fn failed_create_removes_what_it_made() {
         pids: Some(u64::MAX),
         ..Limits::unlimited()
     };
-    let err =
-        ContainerCgroup::create(&name("rollback"), &limits, MissingController::Error).unwrap_err();
+    let err = ContainerCgroup::create(&name("rollback"), &limits, MissingController::Error).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("pids.max") && msg.starts_with("cannot write 18446744073709551615 to"),
@@ -361,13 +329,8 @@ fn failed_create_removes_what_it_made() {
     );
     assert!(!msg.contains('\n'));
     let leaf = format!("{}.{}", name("rollback"), std::process::id());
-    for mount in [
-        "memory", "pids", "cpu", "cpuacct", "blkio", "freezer", "unified", "",
-    ] {
-        let p = Path::new("/sys/fs/cgroup")
-            .join(mount)
-            .join("crabcan")
-            .join(&leaf);
+    for mount in ["memory", "pids", "cpu", "cpuacct", "blkio", "freezer", "unified", ""] {
+        let p = Path::new("/sys/fs/cgroup").join(mount).join("crabcan").join(&leaf);
         assert!(!p.exists(), "{} left behind", p.display());
     }
 }
@@ -375,19 +338,15 @@ fn failed_create_removes_what_it_made() {
 #[test]
 fn existing_cgroup_is_not_adopted_and_bad_names_are_rejected() {
     require_root();
-    let first =
-        ContainerCgroup::create(&name("dup"), &Limits::unlimited(), MissingController::Error)
-            .expect("create");
-    let err = ContainerCgroup::create(&name("dup"), &Limits::unlimited(), MissingController::Error)
-        .unwrap_err();
+    let first = ContainerCgroup::create(&name("dup"), &Limits::unlimited(), MissingController::Error).expect("create");
+    let err = ContainerCgroup::create(&name("dup"), &Limits::unlimited(), MissingController::Error).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EEXIST), "{err}");
     assert!(
         first.paths().iter().all(|p| p.is_dir()),
         "failed duplicate removed the original"
     );
     first.remove().expect("remove");
-    let err = ContainerCgroup::create("../escape", &Limits::unlimited(), MissingController::Error)
-        .unwrap_err();
+    let err = ContainerCgroup::create("../escape", &Limits::unlimited(), MissingController::Error).unwrap_err();
     assert!(matches!(err, CgroupError::InvalidName { .. }), "{err}");
 }
 
@@ -413,7 +372,11 @@ fn a_process_joins_by_itself_through_open_tasks_files() {
     std::thread::sleep(std::time::Duration::from_millis(100));
     for dir in cgroup.paths() {
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
-        assert!(procs.lines().any(|line| line == pid.to_string()), "{pid} not in {}", dir.display());
+        assert!(
+            procs.lines().any(|line| line == pid.to_string()),
+            "{pid} not in {}",
+            dir.display()
+        );
     }
     let mut status = 0;
     // SAFETY: reaping the child forked above.

@@ -118,7 +118,12 @@ pub struct Args {
     pub cap_drop: Vec<String>,
 
     /// Seccomp profile: default, tutorial, or unconfined (no filter)
-    #[arg(long, default_value = "default", value_name = "PROFILE", conflicts_with = "seccomp_profile")]
+    #[arg(
+        long,
+        default_value = "default",
+        value_name = "PROFILE",
+        conflicts_with = "seccomp_profile"
+    )]
     pub seccomp: String,
 
     /// Seccomp profile in Docker/OCI JSON format

@@ -39,19 +39,30 @@ struct Failure {
 
 impl Failure {
     fn setup(message: impl ToString) -> Failure {
-        Failure { message: message.to_string(), code: EXIT_SETUP_FAILED }
+        Failure {
+            message: message.to_string(),
+            code: EXIT_SETUP_FAILED,
+        }
     }
 }
 
 impl From<crabcan_core::Error> for Failure {
     fn from(error: crabcan_core::Error) -> Failure {
-        Failure { code: error.exit_code(), message: error.to_string() }
+        Failure {
+            code: error.exit_code(),
+            message: error.to_string(),
+        }
     }
 }
 
 fn run(args: Args) -> Result<ExitReport, Failure> {
     let config = build_config(args)?;
-    log::debug!("rootfs {}, command {:?}, hostname {}", config.rootfs.display(), config.argv, config.hostname);
+    log::debug!(
+        "rootfs {}, command {:?}, hostname {}",
+        config.rootfs.display(),
+        config.argv,
+        config.hostname
+    );
     Ok(crabcan_core::run(config)?)
 }
 
@@ -69,8 +80,18 @@ fn build_config(args: Args) -> Result<ContainerConfig, Failure> {
     config.gid = args.gid.unwrap_or(args.uid);
     config.uid_map = IdRange::parse(&args.uid_map).map_err(Failure::setup)?;
     config.gid_map = IdRange::parse(&args.gid_map).map_err(Failure::setup)?;
-    config.mounts = args.add.iter().map(|spec| BindMount::parse(spec)).collect::<Result<_, _>>().map_err(Failure::setup)?;
-    config.env = args.env.iter().map(|spec| spec::parse_env(spec)).collect::<Result<_, _>>().map_err(Failure::setup)?;
+    config.mounts = args
+        .add
+        .iter()
+        .map(|spec| BindMount::parse(spec))
+        .collect::<Result<_, _>>()
+        .map_err(Failure::setup)?;
+    config.env = args
+        .env
+        .iter()
+        .map(|spec| spec::parse_env(spec))
+        .collect::<Result<_, _>>()
+        .map_err(Failure::setup)?;
     config.workdir = args.workdir.clone();
     config.nofile = args.nofile;
     config.capabilities = CapabilitySet::adjusted(&args.cap_add, &args.cap_drop).map_err(Failure::setup)?;
@@ -102,12 +123,16 @@ fn limits(args: &Args) -> Result<Option<Limits>, Failure> {
     let pids = match args.pids.as_str() {
         "max" => None,
         text => Some(text.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            Failure::setup(format!("--pids {text:?} is not a positive whole number; give e.g. --pids 64, or max"))
+            Failure::setup(format!(
+                "--pids {text:?} is not a positive whole number; give e.g. --pids 64, or max"
+            ))
         })?),
     };
     if let Some(cpus) = args.cpus {
         if !(cpus.is_finite() && cpus >= 0.01) {
-            return Err(Failure::setup(format!("--cpus {cpus} is out of range; give a number of CPUs such as 0.5 or 2")));
+            return Err(Failure::setup(format!(
+                "--cpus {cpus} is out of range; give a number of CPUs such as 0.5 or 2"
+            )));
         }
     }
     let defaults = Limits::default();
@@ -164,7 +189,12 @@ fn init_logging(debug: bool) {
             let level = record.level().as_str().to_ascii_lowercase();
             if record.level() >= log::Level::Debug {
                 let millis = started.elapsed().as_secs_f64() * 1000.0;
-                writeln!(buffer, "crabcan: {level}: [{millis:8.3} ms pid {}] {}", std::process::id(), record.args())
+                writeln!(
+                    buffer,
+                    "crabcan: {level}: [{millis:8.3} ms pid {}] {}",
+                    std::process::id(),
+                    record.args()
+                )
             } else {
                 writeln!(buffer, "crabcan: {level}: {}", record.args())
             }

@@ -20,20 +20,27 @@ pub fn filter_for(name: &str, profile_file: Option<&std::path::Path>) -> Result<
     if let Some(path) = profile_file {
         let text = std::fs::read_to_string(path)
             .map_err(|error| format!("cannot read the seccomp profile {}: {error}", path.display()))?;
-        let profile = Profile::from_oci_json(&text).map_err(|error| format!("the seccomp profile {}: {error}", path.display()))?;
+        let profile = Profile::from_oci_json(&text)
+            .map_err(|error| format!("the seccomp profile {}: {error}", path.display()))?;
         log_rules(&profile);
-        return profile.compile().map(Some).map_err(|error| format!("the seccomp profile {}: {error}", path.display()));
+        return profile
+            .compile()
+            .map(Some)
+            .map_err(|error| format!("the seccomp profile {}: {error}", path.display()));
     }
     if name == "unconfined" {
         log::warn!("seccomp filtering is off (--seccomp unconfined): the container may make any syscall");
         return Ok(None);
     }
-    let unknown = || format!("unknown seccomp profile {name:?}; use default, tutorial or unconfined, or --seccomp-profile FILE");
+    let unknown =
+        || format!("unknown seccomp profile {name:?}; use default, tutorial or unconfined, or --seccomp-profile FILE");
     let bytes = precompiled(name).ok_or_else(unknown)?;
     if log::log_enabled!(log::Level::Debug) {
         log_rules(&Profile::by_name(name).ok_or_else(unknown)?);
     }
-    CompiledFilter::from_bytes(bytes).map(Some).map_err(|error| format!("the built-in {name} seccomp filter: {error}"))
+    CompiledFilter::from_bytes(bytes)
+        .map(Some)
+        .map_err(|error| format!("the built-in {name} seccomp filter: {error}"))
 }
 
 fn log_rules(profile: &Profile) {
@@ -51,7 +58,11 @@ mod tests {
     fn precompiled_filters_match_the_rule_tables() {
         for name in ["default", "tutorial"] {
             let fresh = Profile::by_name(name).unwrap().compile().unwrap();
-            assert_eq!(precompiled(name).unwrap(), fresh.to_bytes().as_slice(), "{name} drifted: rebuild");
+            assert_eq!(
+                precompiled(name).unwrap(),
+                fresh.to_bytes().as_slice(),
+                "{name} drifted: rebuild"
+            );
         }
     }
 

@@ -76,7 +76,11 @@ pub fn parse_capabilities(name: &str) -> Result<Vec<Capability>, ConfigError> {
     if upper == "ALL" {
         return Ok(caps::all().into_iter().collect());
     }
-    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
     Capability::from_str(&full)
         .map(|capability| vec![capability])
         .map_err(|_| ConfigError::UnknownCapability { name: name.to_owned() })
@@ -98,7 +102,11 @@ pub fn restrict_bounding_set(keep: &CapabilitySet) -> Result<(), caps::errors::C
 /// inheritable and ambient sets are always empty, so nothing leaks through execve to a program
 /// with file capabilities.
 pub fn apply_process_sets(keep: &CapabilitySet, as_root: bool) -> Result<(), caps::errors::CapsError> {
-    let kept = if as_root { keep.as_hash_set() } else { CapsHashSet::new() };
+    let kept = if as_root {
+        keep.as_hash_set()
+    } else {
+        CapsHashSet::new()
+    };
     caps::clear(None, CapSet::Ambient)?;
     caps::clear(None, CapSet::Inheritable)?;
     caps::set(None, CapSet::Effective, &kept)?;

@@ -2,56 +2,37 @@
 //! close inherited fds → wait for the id maps → root of the user namespace → hostname →
 //! loopback → mounts and pivot_root → rlimits → session/pty → wait until it is in its cgroup →
 //! cgroup namespace → capabilities and identity → no_new_privs → working directory → signals →
-//! held until Start → close fds → seccomp → execve. Any failure is reported to the parent as one `Failed` message naming the
-//! step, and the process exits; it never returns into the parent's code.
+//! held until released → close fds → seccomp → execve.
+//!
+//! The sequence is written once, against [`SetupOps`] and [`ParentLink`], so its order is
+//! unit-tested without root. Any failure is reported to the parent as one `Failed` message
+//! naming the step, and the process exits; it never returns into the parent's code.
 
 use std::convert::Infallible;
 use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
-use nix::sched::CloneFlags;
-
-use crabcan_cgroups::SelfJoin;
-
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
 
 use crate::config::{ContainerConfig, StartGate, Terminal};
 use crate::error::EXIT_SETUP_FAILED;
-use crate::handshake::{Channel, Message, Received};
-use crate::{capabilities, exec, identity, mounts, network, rlimits, signals, terminal};
-
-/// A failed setup step, as sent to the parent.
-struct Failure {
-    step: &'static str,
-    errno: Errno,
-    detail: String,
-}
-
-impl Failure {
-    fn new(step: &'static str, errno: Errno, detail: impl Into<String>) -> Failure {
-        Failure { step, errno, detail: detail.into() }
-    }
-}
-
-/// Attaches a step name and a detail to a syscall result.
-trait Step<T> {
-    fn step(self, step: &'static str, detail: &str) -> Result<T, Failure>;
-}
-
-impl<T> Step<T> for Result<T, Errno> {
-    fn step(self, step: &'static str, detail: &str) -> Result<T, Failure> {
-        self.map_err(|errno| Failure::new(step, errno, format!("{detail}: {errno}")))
-    }
-}
+use crate::handshake::{Channel, Message};
+use crate::setup_ops::{Failure, LinuxOps, ParentLink, SetupOps};
+use crate::{exec, mounts};
 
 /// Runs in the cloned child. Never returns.
-pub fn run(config: &ContainerConfig, channel: Channel) -> ! {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| set_up_and_exec(config, &channel)));
+pub fn run(config: &ContainerConfig, mut channel: Channel) -> ! {
+    let mut ops = LinuxOps::new(&channel);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        set_up_and_exec(config, &mut channel, &mut ops)
+    }));
     let failure = match outcome {
         Ok(Err(failure)) => failure,
         Ok(Ok(never)) => match never {},
-        Err(_) => Failure::new("setup", Errno::EIO, "crabcan's setup code panicked (a bug: please report it)"),
+        Err(_) => Failure::new(
+            "setup",
+            Errno::EIO,
+            "crabcan's setup code panicked (a bug: please report it)",
+        ),
     };
     let _ = channel.send(&Message::Failed {
         step: failure.step.to_owned(),
@@ -63,122 +44,337 @@ pub fn run(config: &ContainerConfig, channel: Channel) -> ! {
     unsafe { libc::_exit(EXIT_SETUP_FAILED) }
 }
 
-fn set_up_and_exec(config: &ContainerConfig, channel: &Channel) -> Result<Infallible, Failure> {
-    identity::die_with_parent().step("handshake", "prctl(PR_SET_PDEATHSIG)")?;
-    identity::hide_from_proc().step("handshake", "prctl(PR_SET_DUMPABLE, 0)")?;
+/// The setup sequence. Returns only on failure (success ends in execve).
+fn set_up_and_exec(
+    config: &ContainerConfig,
+    parent: &mut dyn ParentLink,
+    ops: &mut dyn SetupOps,
+) -> Result<Infallible, Failure> {
+    ops.die_with_parent()?;
+    ops.hide_from_proc()?;
     // Nothing crabcan's caller had open may reach the container, not even during setup (a
     // directory fd and `--workdir /proc/self/fd/N` would be an escape, CVE-2024-21626).
-    exec::close_inherited_fds(channel.as_raw_fd()).step("file descriptors", "closing inherited descriptors")?;
-    // A start FIFO lives on the host: take hold of it before the host's root goes away.
-    let start_fifo = match &config.start_gate {
-        StartGate::Parent => None,
-        StartGate::Fifo(path) => Some(
-            nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-                .step("start gate", &format!("opening the start FIFO {}", path.display()))?,
-        ),
-    };
-    wait_for(channel, Message::Go)?;
+    ops.close_inherited_fds()?;
+    if let StartGate::Fifo(path) = &config.start_gate {
+        ops.hold_start_fifo(path)?;
+    }
+    parent.wait_for(Message::Go)?;
 
-    identity::become_namespace_root().step("user namespace", "becoming root of the user namespace (setresuid/setresgid 0)")?;
-    nix::unistd::sethostname(&config.hostname).step("hostname", &format!("sethostname({:?})", config.hostname))?;
-    network::bring_up_loopback().step("network", "bringing up the loopback device")?;
-
-    let mut mounter = mounts::Mounter::new(&config.rootfs).map_err(|e| Failure::new("mounts", e.errno, format!("{}: {}", e.detail, e.errno)))?;
-    mounter
-        .run(&mounts::plan(config))
-        .map_err(|e| Failure::new("mounts", e.errno, format!("{}: {}", e.detail, e.errno)))?;
-    drop(mounter); // its descriptor of the rootfs is not needed after pivot_root
+    ops.become_namespace_root()?;
+    ops.set_hostname(&config.hostname)?;
+    ops.bring_up_loopback()?;
+    ops.build_filesystem(&config.rootfs, &mounts::plan(config))?;
     log::debug!("filesystem ready, pivoted into {}", config.rootfs.display());
-
-    rlimits::apply(config.nofile).map_err(|error| {
-        let errno = Errno::from_raw(error.raw_os_error().unwrap_or(libc::EINVAL));
-        Failure::new("rlimits", errno, format!("setrlimit(RLIMIT_NOFILE, {}): {error}", config.nofile))
-    })?;
-
-    terminal::new_session().step("terminal", "setsid")?;
+    ops.limit_open_files(config.nofile)?;
+    ops.new_session()?;
     if config.terminal == Terminal::Pty {
-        let (master, slave) = terminal::open_container_pty().step("terminal", "opening a pty in /dev/pts")?;
-        terminal::attach_stdio(slave).step("terminal", "making the pty the controlling terminal")?;
-        channel
-            .send_with_fds(&Message::PtyMaster, &[master.as_raw_fd()])
-            .step("handshake", "sending the pty to crabcan")?;
+        let master = ops.open_pty()?;
+        parent.send(&Message::PtyMaster, &[master.as_raw_fd()])?;
     }
 
     // From here on the process must be in its cgroup; its cgroup namespace is rooted there.
     // On v1 the parent hands over the cgroup's `tasks` files and the process moves itself in.
-    let tasks_files = wait_for(channel, Message::Joined)?;
+    let tasks_files = parent.wait_for(Message::Joined)?;
     if !tasks_files.is_empty() {
-        SelfJoin::from_fds(tasks_files).join_calling_thread().map_err(|error| {
-            let errno = Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO));
-            Failure::new("cgroup", errno, format!("moving into the container's cgroup (writing 0 to its tasks files): {error}"))
-        })?;
+        ops.join_cgroup(tasks_files)?;
     }
-    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).step("namespaces", "unshare(CLONE_NEWCGROUP)")?;
+    ops.enter_cgroup_namespace()?;
 
-    capabilities::restrict_bounding_set(&config.capabilities)
-        .map_err(|error| Failure::new("capabilities", Errno::EPERM, format!("dropping from the bounding set: {error}")))?;
-    identity::switch_to(config.uid, config.gid)
-        .step("identity", &format!("switching to uid {} gid {}", config.uid, config.gid))?;
-    capabilities::apply_process_sets(&config.capabilities, config.uid == 0)
-        .map_err(|error| Failure::new("capabilities", Errno::EPERM, format!("setting the capability sets: {error}")))?;
-    identity::die_with_parent().step("identity", "prctl(PR_SET_PDEATHSIG)")?;
-    identity::set_no_new_privs().step("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)")?;
+    // The bounding set needs CAP_SETPCAP, so it shrinks before the identity changes; the
+    // parent-death signal is reset by the kernel on every credential change.
+    ops.restrict_bounding_set(&config.capabilities)?;
+    ops.switch_identity(config.uid, config.gid)?;
+    ops.apply_capability_sets(&config.capabilities, config.uid == 0)?;
+    ops.die_with_parent()?;
+    ops.set_no_new_privs()?;
 
-    enter_working_directory(config)?;
-    let prepared = exec::prepare(&config.argv, &config.environment()).map_err(|why| Failure::new("exec", Errno::EINVAL, why))?;
-    signals::reset_for_exec().step("signals", "resetting signal dispositions")?;
+    ops.enter_working_directory(&config.workdir)?;
+    let prepared =
+        exec::prepare(&config.argv, &config.environment()).map_err(|why| Failure::new("exec", Errno::EINVAL, why))?;
+    ops.reset_signals()?;
 
     log::debug!("identity, capabilities and limits applied");
-    channel.send(&Message::Ready).step("handshake", "telling crabcan the container is ready")?;
-    match start_fifo {
-        None => drop(wait_for(channel, Message::Start)?),
-        Some(fifo) => wait_for_fifo_reader(fifo)?,
+    parent.send(&Message::Ready, &[])?;
+    match config.start_gate {
+        StartGate::Parent => drop(parent.wait_for(Message::Start)?),
+        StartGate::Fifo(_) => ops.wait_for_fifo_reader()?,
     }
 
-    exec::mark_inherited_fds_cloexec().step("file descriptors", "close_range(3, ~0, CLOSE_RANGE_CLOEXEC)")?;
+    // Last, in this order: nothing but stdio crosses execve, and the filter (which needs
+    // no_new_privs) is the very last thing before it.
+    ops.close_fds_on_exec()?;
     if let Some(filter) = &config.seccomp {
-        filter
-            .install()
-            .map_err(|error| Failure::new("seccomp", Errno::EINVAL, format!("loading the seccomp filter: {error}")))?;
+        ops.load_seccomp(filter)?;
     }
-    let errno = exec::exec(&prepared);
+    let errno = ops.exec(&prepared);
     Err(Failure::new("exec", errno, prepared.program.clone()))
 }
 
-/// Blocks until some process opens the start FIFO for reading, then tells it the container is
-/// running by writing one byte. The FIFO is reopened through /proc/self/fd, which the
-/// container's own /proc resolves to the descriptor taken before pivot_root.
-fn wait_for_fifo_reader(fifo: std::os::fd::OwnedFd) -> Result<(), Failure> {
-    let path = crate::safe_path::fd_path(&fifo);
-    let writer = loop {
-        match nix::fcntl::open(path.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()) {
-            Err(Errno::EINTR) => continue,
-            other => break other.step("start gate", "opening the start FIFO for writing")?,
-        }
-    };
-    nix::unistd::write(&writer, b"0").step("start gate", "writing to the start FIFO")?;
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::os::fd::{OwnedFd, RawFd};
+    use std::path::Path;
+    use std::rc::Rc;
 
-fn enter_working_directory(config: &ContainerConfig) -> Result<(), Failure> {
-    let workdir = config.workdir.display().to_string();
-    nix::unistd::chdir(&config.workdir).step("workdir", &format!("chdir({workdir})"))?;
-    // After pivot_root a directory outside the new root shows up as "(unreachable)" or fails.
-    let cwd = nix::unistd::getcwd().step("workdir", "getcwd")?;
-    if !cwd.is_absolute() {
-        return Err(Failure::new("workdir", Errno::EPERM, format!("the working directory {workdir} is outside the container")));
+    use crabcan_seccomp::{CompiledFilter, Profile};
+
+    use super::*;
+    use crate::capabilities::CapabilitySet;
+    use crate::exec::PreparedExec;
+    use crate::mounts::MountStep;
+
+    type Log = Rc<RefCell<Vec<String>>>;
+
+    /// Records every step; fails the one named `fail_at`.
+    struct Recorder {
+        log: Log,
+        fail_at: Option<&'static str>,
+        tasks_files: usize,
     }
-    Ok(())
-}
 
-/// Waits for `expected` and returns the descriptors that came with it.
-fn wait_for(channel: &Channel, expected: Message) -> Result<Vec<std::os::fd::OwnedFd>, Failure> {
-    match channel.receive() {
-        Ok(Received::Message(message, fds)) if message == expected => Ok(fds),
-        Ok(Received::Message(other, _)) => Err(Failure::new("handshake", Errno::EPROTO, format!("expected {expected:?}, got {other:?}"))),
-        // crabcan is gone: nothing to report to.
-        // SAFETY: see `run`.
-        Ok(Received::Closed) => unsafe { libc::_exit(EXIT_SETUP_FAILED) },
-        Err(why) => Err(Failure::new("handshake", Errno::EIO, why)),
+    impl Recorder {
+        fn note(&mut self, step: &'static str) -> Result<(), Failure> {
+            self.log.borrow_mut().push(step.to_owned());
+            match self.fail_at {
+                Some(failing) if failing == step => Err(Failure::new("test", Errno::EPERM, step)),
+                _ => Ok(()),
+            }
+        }
+
+        fn dev_null() -> OwnedFd {
+            std::fs::File::open("/dev/null").unwrap().into()
+        }
+    }
+
+    impl ParentLink for Recorder {
+        fn wait_for(&mut self, expected: Message) -> Result<Vec<OwnedFd>, Failure> {
+            self.log.borrow_mut().push(format!("wait {expected:?}"));
+            let fds = if expected == Message::Joined {
+                (0..self.tasks_files).map(|_| Self::dev_null()).collect()
+            } else {
+                vec![]
+            };
+            Ok(fds)
+        }
+
+        fn send(&mut self, message: &Message, fds: &[RawFd]) -> Result<(), Failure> {
+            self.log
+                .borrow_mut()
+                .push(format!("send {message:?} with {} fds", fds.len()));
+            Ok(())
+        }
+    }
+
+    impl SetupOps for Recorder {
+        fn die_with_parent(&mut self) -> Result<(), Failure> {
+            self.note("die_with_parent")
+        }
+        fn hide_from_proc(&mut self) -> Result<(), Failure> {
+            self.note("hide_from_proc")
+        }
+        fn close_inherited_fds(&mut self) -> Result<(), Failure> {
+            self.note("close_inherited_fds")
+        }
+        fn hold_start_fifo(&mut self, _: &Path) -> Result<(), Failure> {
+            self.note("hold_start_fifo")
+        }
+        fn become_namespace_root(&mut self) -> Result<(), Failure> {
+            self.note("become_namespace_root")
+        }
+        fn set_hostname(&mut self, _: &str) -> Result<(), Failure> {
+            self.note("set_hostname")
+        }
+        fn bring_up_loopback(&mut self) -> Result<(), Failure> {
+            self.note("bring_up_loopback")
+        }
+        fn build_filesystem(&mut self, _: &Path, plan: &[MountStep]) -> Result<(), Failure> {
+            assert_eq!(plan.last(), Some(&MountStep::PivotRoot));
+            self.note("build_filesystem")
+        }
+        fn limit_open_files(&mut self, _: u64) -> Result<(), Failure> {
+            self.note("limit_open_files")
+        }
+        fn new_session(&mut self) -> Result<(), Failure> {
+            self.note("new_session")
+        }
+        fn open_pty(&mut self) -> Result<OwnedFd, Failure> {
+            self.note("open_pty")?;
+            Ok(Self::dev_null())
+        }
+        fn join_cgroup(&mut self, files: Vec<OwnedFd>) -> Result<(), Failure> {
+            assert_eq!(files.len(), self.tasks_files);
+            self.note("join_cgroup")
+        }
+        fn enter_cgroup_namespace(&mut self) -> Result<(), Failure> {
+            self.note("enter_cgroup_namespace")
+        }
+        fn restrict_bounding_set(&mut self, _: &CapabilitySet) -> Result<(), Failure> {
+            self.note("restrict_bounding_set")
+        }
+        fn switch_identity(&mut self, _: u32, _: u32) -> Result<(), Failure> {
+            self.note("switch_identity")
+        }
+        fn apply_capability_sets(&mut self, _: &CapabilitySet, as_root: bool) -> Result<(), Failure> {
+            self.note(if as_root {
+                "apply_capability_sets(root)"
+            } else {
+                "apply_capability_sets(none)"
+            })
+        }
+        fn set_no_new_privs(&mut self) -> Result<(), Failure> {
+            self.note("set_no_new_privs")
+        }
+        fn enter_working_directory(&mut self, _: &Path) -> Result<(), Failure> {
+            self.note("enter_working_directory")
+        }
+        fn reset_signals(&mut self) -> Result<(), Failure> {
+            self.note("reset_signals")
+        }
+        fn wait_for_fifo_reader(&mut self) -> Result<(), Failure> {
+            self.note("wait_for_fifo_reader")
+        }
+        fn close_fds_on_exec(&mut self) -> Result<(), Failure> {
+            self.note("close_fds_on_exec")
+        }
+        fn load_seccomp(&mut self, _: &CompiledFilter) -> Result<(), Failure> {
+            self.note("load_seccomp")
+        }
+        fn exec(&mut self, _: &PreparedExec) -> Errno {
+            let _ = self.note("exec");
+            Errno::ENOENT
+        }
+    }
+
+    /// Runs the sequence against a recorder; returns the steps and the failure.
+    fn record(config: &ContainerConfig, fail_at: Option<&'static str>, tasks_files: usize) -> (Vec<String>, Failure) {
+        let log: Log = Rc::default();
+        let mut parent = Recorder {
+            log: log.clone(),
+            fail_at: None,
+            tasks_files,
+        };
+        let mut ops = Recorder {
+            log: log.clone(),
+            fail_at,
+            tasks_files,
+        };
+        let failure = match set_up_and_exec(config, &mut parent, &mut ops) {
+            Err(failure) => failure,
+            Ok(never) => match never {},
+        };
+        let steps = log.borrow().clone();
+        (steps, failure)
+    }
+
+    fn config() -> ContainerConfig {
+        let mut config = ContainerConfig::new("/srv/rootfs", vec!["/bin/true".into()]);
+        config.seccomp = Some(Profile::tutorial().compile().unwrap());
+        config
+    }
+
+    fn at(steps: &[String], step: &str) -> usize {
+        steps
+            .iter()
+            .position(|s| s == step)
+            .unwrap_or_else(|| panic!("{step} missing from {steps:?}"))
+    }
+
+    #[test]
+    fn the_steps_run_in_the_safe_order() {
+        let (steps, failure) = record(&config(), None, 0);
+        assert_eq!(failure.step, "exec", "the fake exec fails with ENOENT");
+        let order = [
+            "close_inherited_fds",
+            "wait Go",
+            "become_namespace_root",
+            "set_hostname",
+            "build_filesystem",
+            "limit_open_files",
+            "new_session",
+            "wait Joined",
+            "enter_cgroup_namespace",
+            "restrict_bounding_set",
+            "switch_identity",
+            "apply_capability_sets(root)",
+            "set_no_new_privs",
+            "enter_working_directory",
+            "reset_signals",
+            "send Ready with 0 fds",
+            "wait Start",
+            "close_fds_on_exec",
+            "load_seccomp",
+            "exec",
+        ];
+        for pair in order.windows(2) {
+            assert!(
+                at(&steps, pair[0]) < at(&steps, pair[1]),
+                "{} must come before {}: {steps:?}",
+                pair[0],
+                pair[1]
+            );
+        }
+        // Seccomp is the very last thing before execve.
+        assert_eq!(at(&steps, "load_seccomp") + 1, at(&steps, "exec"));
+        // The parent-death signal is set again after the identity change resets it.
+        assert!(steps.iter().rposition(|s| s == "die_with_parent").unwrap() > at(&steps, "switch_identity"));
+        assert!(
+            !steps.iter().any(|s| s == "join_cgroup"),
+            "no tasks files: nothing to join"
+        );
+    }
+
+    #[test]
+    fn a_non_root_user_keeps_no_capabilities() {
+        let mut config = config();
+        config.uid = 1000;
+        let (steps, _) = record(&config, None, 0);
+        assert!(steps.contains(&"apply_capability_sets(none)".to_owned()), "{steps:?}");
+    }
+
+    #[test]
+    fn v1_tasks_files_are_joined_before_the_cgroup_namespace() {
+        let (steps, _) = record(&config(), None, 3);
+        assert!(at(&steps, "wait Joined") < at(&steps, "join_cgroup"));
+        assert!(at(&steps, "join_cgroup") < at(&steps, "enter_cgroup_namespace"));
+    }
+
+    #[test]
+    fn a_pty_is_handed_over_before_ready() {
+        let mut config = config();
+        config.terminal = Terminal::Pty;
+        let (steps, _) = record(&config, None, 0);
+        assert!(at(&steps, "new_session") < at(&steps, "open_pty"));
+        assert!(at(&steps, "send PtyMaster with 1 fds") < at(&steps, "send Ready with 0 fds"));
+    }
+
+    #[test]
+    fn a_fifo_gate_is_held_from_the_start_and_waited_on_instead_of_start() {
+        let mut config = config();
+        config.start_gate = StartGate::Fifo("/run/start".into());
+        let (steps, _) = record(&config, None, 0);
+        assert!(at(&steps, "close_inherited_fds") < at(&steps, "hold_start_fifo"));
+        assert!(
+            at(&steps, "hold_start_fifo") < at(&steps, "build_filesystem"),
+            "the FIFO is a host path"
+        );
+        assert!(at(&steps, "send Ready with 0 fds") < at(&steps, "wait_for_fifo_reader"));
+        assert!(!steps.contains(&"wait Start".to_owned()));
+    }
+
+    #[test]
+    fn unconfined_loads_no_filter() {
+        let mut config = config();
+        config.seccomp = None;
+        let (steps, _) = record(&config, None, 0);
+        assert!(!steps.contains(&"load_seccomp".to_owned()));
+    }
+
+    #[test]
+    fn a_failing_step_stops_the_sequence() {
+        let (steps, failure) = record(&config(), Some("build_filesystem"), 0);
+        assert_eq!(failure.detail, "build_filesystem");
+        assert_eq!(steps.last().map(String::as_str), Some("build_filesystem"));
+        assert!(!steps.iter().any(|s| s == "exec" || s.starts_with("send Ready")));
     }
 }

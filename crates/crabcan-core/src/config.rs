@@ -111,13 +111,21 @@ impl ContainerConfig {
             validate_bind_mount(mount)?;
         }
         if !self.uid_map.contains_inside(self.uid) {
-            return Err(ConfigError::UidNotMapped { uid: self.uid, map: self.uid_map.to_string() });
+            return Err(ConfigError::UidNotMapped {
+                uid: self.uid,
+                map: self.uid_map.to_string(),
+            });
         }
         if !self.gid_map.contains_inside(self.gid) {
-            return Err(ConfigError::GidNotMapped { gid: self.gid, map: self.gid_map.to_string() });
+            return Err(ConfigError::GidNotMapped {
+                gid: self.gid,
+                map: self.gid_map.to_string(),
+            });
         }
         if !self.workdir.is_absolute() {
-            return Err(ConfigError::WorkdirNotAbsolute { path: self.workdir.clone() });
+            return Err(ConfigError::WorkdirNotAbsolute {
+                path: self.workdir.clone(),
+            });
         }
         validate_nofile(self.nofile)?;
         if let StartGate::Fifo(path) = &self.start_gate {
@@ -145,15 +153,21 @@ impl ContainerConfig {
 }
 
 fn validate_rootfs(rootfs: &Path) -> Result<PathBuf, ConfigError> {
-    let metadata = std::fs::metadata(rootfs).map_err(|_| ConfigError::RootfsMissing { path: rootfs.to_owned() })?;
+    let metadata = std::fs::metadata(rootfs).map_err(|_| ConfigError::RootfsMissing {
+        path: rootfs.to_owned(),
+    })?;
     if !metadata.is_dir() {
-        return Err(ConfigError::RootfsNotDirectory { path: rootfs.to_owned() });
+        return Err(ConfigError::RootfsNotDirectory {
+            path: rootfs.to_owned(),
+        });
     }
-    let canonical = rootfs
-        .canonicalize()
-        .map_err(|_| ConfigError::RootfsMissing { path: rootfs.to_owned() })?;
+    let canonical = rootfs.canonicalize().map_err(|_| ConfigError::RootfsMissing {
+        path: rootfs.to_owned(),
+    })?;
     if canonical == Path::new("/") {
-        return Err(ConfigError::RootfsIsHostRoot { path: rootfs.to_owned() });
+        return Err(ConfigError::RootfsIsHostRoot {
+            path: rootfs.to_owned(),
+        });
     }
     for name in SYSTEM_MOUNT_POINTS {
         validate_mount_point(&canonical.join(name))?;
@@ -169,7 +183,10 @@ fn validate_mount_point(path: &Path) -> Result<(), ConfigError> {
     };
     if metadata.file_type().is_symlink() {
         let target = std::fs::read_link(path).unwrap_or_default();
-        return Err(ConfigError::MountPointIsSymlink { path: path.to_owned(), target });
+        return Err(ConfigError::MountPointIsSymlink {
+            path: path.to_owned(),
+            target,
+        });
     }
     if !metadata.is_dir() {
         return Err(ConfigError::MountPointNotDirectory { path: path.to_owned() });
@@ -179,32 +196,49 @@ fn validate_mount_point(path: &Path) -> Result<(), ConfigError> {
 
 fn validate_bind_mount(mount: &BindMount) -> Result<(), ConfigError> {
     if std::fs::metadata(&mount.source).is_err() {
-        return Err(ConfigError::BindSourceMissing { path: mount.source.clone() });
+        return Err(ConfigError::BindSourceMissing {
+            path: mount.source.clone(),
+        });
     }
-    if mount.target.components().all(|c| matches!(c, std::path::Component::RootDir | std::path::Component::CurDir)) {
-        return Err(ConfigError::BindTargetIsRoot { path: mount.target.clone() });
+    if mount
+        .target
+        .components()
+        .all(|c| matches!(c, std::path::Component::RootDir | std::path::Component::CurDir))
+    {
+        return Err(ConfigError::BindTargetIsRoot {
+            path: mount.target.clone(),
+        });
     }
     Ok(())
 }
 
 fn validate_start_fifo(path: &Path) -> Result<(), ConfigError> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    let bad = |why: &'static str| ConfigError::BadStartFifo { path: path.to_owned(), why };
+    let bad = |why: &'static str| ConfigError::BadStartFifo {
+        path: path.to_owned(),
+        why,
+    };
     if !path.is_absolute() {
         return Err(bad("it must be an absolute path"));
     }
-    let metadata = std::fs::metadata(path).map_err(|_| bad("it does not exist; create it with `mkfifo -m 0622 PATH`"))?;
+    let metadata =
+        std::fs::metadata(path).map_err(|_| bad("it does not exist; create it with `mkfifo -m 0622 PATH`"))?;
     if !metadata.file_type().is_fifo() {
         return Err(bad("it is not a FIFO; create one with `mkfifo -m 0622 PATH`"));
     }
     if metadata.permissions().mode() & 0o002 == 0 {
-        return Err(bad("the container's user cannot write it; create it with `mkfifo -m 0622 PATH` or chmod o+w it"));
+        return Err(bad(
+            "the container's user cannot write it; create it with `mkfifo -m 0622 PATH` or chmod o+w it",
+        ));
     }
     Ok(())
 }
 
 fn validate_nofile(value: u64) -> Result<(), ConfigError> {
-    let max = rlimit::Resource::NOFILE.get().map(|(_, hard)| hard).unwrap_or(1024 * 1024);
+    let max = rlimit::Resource::NOFILE
+        .get()
+        .map(|(_, hard)| hard)
+        .unwrap_or(1024 * 1024);
     if value == 0 || value > max {
         return Err(ConfigError::BadFileLimit { value, max });
     }
@@ -237,9 +271,18 @@ mod tests {
 
     #[test]
     fn refuses_missing_file_and_host_root() {
-        assert!(matches!(config(Path::new("/nonexistent/rootfs")).validate(), Err(ConfigError::RootfsMissing { .. })));
-        assert!(matches!(config(Path::new("/etc/hostname")).validate(), Err(ConfigError::RootfsNotDirectory { .. })));
-        assert!(matches!(config(Path::new("/")).validate(), Err(ConfigError::RootfsIsHostRoot { .. })));
+        assert!(matches!(
+            config(Path::new("/nonexistent/rootfs")).validate(),
+            Err(ConfigError::RootfsMissing { .. })
+        ));
+        assert!(matches!(
+            config(Path::new("/etc/hostname")).validate(),
+            Err(ConfigError::RootfsNotDirectory { .. })
+        ));
+        assert!(matches!(
+            config(Path::new("/")).validate(),
+            Err(ConfigError::RootfsIsHostRoot { .. })
+        ));
     }
 
     #[test]
@@ -285,14 +328,26 @@ mod tests {
             cfg.start_gate = StartGate::Fifo(path.to_owned());
             cfg.validate()
         };
-        assert!(matches!(with_gate(Path::new("relative")), Err(ConfigError::BadStartFifo { .. })));
-        assert!(matches!(with_gate(&fifo), Err(ConfigError::BadStartFifo { .. })), "missing");
+        assert!(matches!(
+            with_gate(Path::new("relative")),
+            Err(ConfigError::BadStartFifo { .. })
+        ));
+        assert!(
+            matches!(with_gate(&fifo), Err(ConfigError::BadStartFifo { .. })),
+            "missing"
+        );
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-        assert!(matches!(with_gate(&fifo), Err(ConfigError::BadStartFifo { .. })), "not writable");
+        assert!(
+            matches!(with_gate(&fifo), Err(ConfigError::BadStartFifo { .. })),
+            "not writable"
+        );
         std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622)).unwrap();
         assert!(with_gate(&fifo).is_ok());
-        assert!(matches!(with_gate(&rootfs.join("bin")), Err(ConfigError::BadStartFifo { .. })), "a directory");
+        assert!(
+            matches!(with_gate(&rootfs.join("bin")), Err(ConfigError::BadStartFifo { .. })),
+            "a directory"
+        );
         std::fs::remove_dir_all(rootfs).unwrap();
     }
 

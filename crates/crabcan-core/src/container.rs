@@ -17,7 +17,9 @@ use nix::unistd::Pid;
 use crate::config::{ContainerConfig, StartGate};
 use crate::error::{ConfigError, Error, Result};
 use crate::handshake::{Channel, Message, Received};
-use crate::namespaces::{clone_flags, clone_into_namespaces, clone_into_namespaces_and_cgroup, write_id_maps, CloneResult};
+use crate::namespaces::{
+    clone_flags, clone_into_namespaces, clone_into_namespaces_and_cgroup, write_id_maps, CloneResult,
+};
 use crate::signals::{self, BlockedSignals};
 use crate::{child, terminal};
 
@@ -95,7 +97,8 @@ impl Container {
             Some(_) if crabcan_cgroups::detect_layout()? == Layout::V2 => create_cgroup(&config)?,
             _ => None,
         };
-        let (parent_end, child_end) = Channel::pair().map_err(|errno| Error::sys("socketpair(AF_UNIX, SOCK_SEQPACKET)", errno))?;
+        let (parent_end, child_end) =
+            Channel::pair().map_err(|errno| Error::sys("socketpair(AF_UNIX, SOCK_SEQPACKET)", errno))?;
         let blocked = BlockedSignals::block().map_err(|errno| Error::sys("sigprocmask", errno))?;
         log::debug!("cloning into new namespaces (hostname {})", config.hostname);
         let (cloned, born_in_cgroup) = clone_child(cgroup.as_ref());
@@ -105,7 +108,12 @@ impl Container {
                 child::run(&config, child_end)
             }
             Ok(CloneResult::Parent { child }) => child,
-            Err(errno) => return Err(Error::sys("clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET)", errno)),
+            Err(errno) => {
+                return Err(Error::sys(
+                    "clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET)",
+                    errno,
+                ))
+            }
         };
         drop(child_end);
         let mut container = Container {
@@ -142,7 +150,9 @@ impl Container {
     fn set_up_child(&mut self, config: &ContainerConfig, child: Pid, born_in_cgroup: bool) -> Result<()> {
         write_id_maps(child, &config.uid_map, &config.gid_map).map_err(|(what, errno)| Error::sys(what, errno))?;
         log::debug!("id maps written for pid {child}");
-        self.channel.send(&Message::Go).map_err(|errno| Error::sys("sending Go to the container", errno))?;
+        self.channel
+            .send(&Message::Go)
+            .map_err(|errno| Error::sys("sending Go to the container", errno))?;
         if self.cgroup.is_none() {
             self.cgroup = create_cgroup(config)?;
         }
@@ -160,13 +170,21 @@ impl Container {
             .map_err(|errno| Error::sys("sending Joined to the container", errno))?;
         loop {
             match self.receive()? {
-                Received::Message(Message::PtyMaster, fds) if fds.len() == 1 => self.pty_master = fds.into_iter().next(),
+                Received::Message(Message::PtyMaster, fds) if fds.len() == 1 => {
+                    self.pty_master = fds.into_iter().next()
+                }
                 Received::Message(Message::Ready, _) => {
                     log::debug!("container set up, held before execve");
                     return Ok(());
                 }
-                Received::Message(Message::Failed { step, errno, detail }, _) => return Err(Error::Setup { step, detail, errno }),
-                Received::Message(other, _) => return Err(Error::Protocol { detail: format!("{other:?} before Ready") }),
+                Received::Message(Message::Failed { step, errno, detail }, _) => {
+                    return Err(Error::Setup { step, detail, errno })
+                }
+                Received::Message(other, _) => {
+                    return Err(Error::Protocol {
+                        detail: format!("{other:?} before Ready"),
+                    })
+                }
                 Received::Closed => return Err(self.child_died()),
             }
         }
@@ -189,7 +207,9 @@ impl Container {
                 terminal::copy_window_size(stdin, master.as_fd());
             }
         }
-        self.channel.send(&Message::Start).map_err(|errno| Error::sys("sending Start to the container", errno))?;
+        self.channel
+            .send(&Message::Start)
+            .map_err(|errno| Error::sys("sending Start to the container", errno))?;
         let received = self.receive()?;
         exec_outcome(received)
     }
@@ -203,17 +223,28 @@ impl Container {
             return Err(error);
         }
         let oom_killed = self.cgroup.as_ref().is_some_and(ContainerCgroup::oom_killed);
-        let stats = if self.collect_stats { self.cgroup.as_ref().map(ContainerCgroup::stats) } else { None };
+        let stats = if self.collect_stats {
+            self.cgroup.as_ref().map(ContainerCgroup::stats)
+        } else {
+            None
+        };
         if let Some(cgroup) = self.cgroup.take() {
             cgroup.remove()?;
             log::debug!("cgroup removed");
         }
-        Ok(ExitReport { status, oom_killed, memory_limit: self.memory_limit, stats })
+        Ok(ExitReport {
+            status,
+            oom_killed,
+            memory_limit: self.memory_limit,
+            stats,
+        })
     }
 
     fn event_loop(&mut self) -> Result<ExitStatus> {
         let Some(child) = self.child else {
-            return Err(Error::Protocol { detail: "the container has no process to wait for".into() });
+            return Err(Error::Protocol {
+                detail: "the container has no process to wait for".into(),
+            });
         };
         let signal_fd = SignalFd::with_flags(&signals::handled(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .map_err(|errno| Error::sys("signalfd", errno))?;
@@ -241,7 +272,10 @@ impl Container {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(errno) => return Err(Error::sys("poll", errno)),
             }
-            let ready: Vec<bool> = fds.iter().map(|fd| fd.revents().is_some_and(|r| !r.is_empty())).collect();
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
             drop(fds);
             if ready[0] {
                 handle_signals(&signal_fd, child, master.as_ref(), self.awaiting_exec);
@@ -295,7 +329,10 @@ impl Container {
         let how = match self.child.map(|child| self.reap(child, WaitPidFlag::empty())) {
             Some(Ok(Some(ExitStatus::Exited(code)))) => format!("it exited with status {code}"),
             Some(Ok(Some(ExitStatus::Signaled(signal)))) => {
-                format!("it was killed by {}", Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("a signal"))
+                format!(
+                    "it was killed by {}",
+                    Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("a signal")
+                )
             }
             _ => "its status is unknown".to_owned(),
         };
@@ -332,7 +369,9 @@ fn exec_outcome(received: Received) -> Result<()> {
             })
         }
         Received::Message(Message::Failed { step, errno, detail }, _) => Err(Error::Setup { step, detail, errno }),
-        Received::Message(other, _) => Err(Error::Protocol { detail: format!("{other:?} after Start") }),
+        Received::Message(other, _) => Err(Error::Protocol {
+            detail: format!("{other:?} after Start"),
+        }),
     }
 }
 
@@ -341,7 +380,9 @@ fn exec_outcome(received: Received) -> Result<()> {
 /// would ignore the signal, and it has run nothing of the user's that could handle it.
 fn handle_signals(signal_fd: &SignalFd, child: Pid, pty_master: Option<&OwnedFd>, held: bool) {
     while let Ok(Some(info)) = signal_fd.read_signal() {
-        let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else { continue };
+        let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
+            continue;
+        };
         match signal {
             Signal::SIGCHLD => {}
             Signal::SIGWINCH => {
@@ -368,11 +409,18 @@ fn handle_signals(signal_fd: &SignalFd, child: Pid, pty_master: Option<&OwnedFd>
 /// afterwards.
 fn clone_child(cgroup: Option<&ContainerCgroup>) -> (std::result::Result<CloneResult, Errno>, bool) {
     let v2_dir = cgroup.and_then(ContainerCgroup::v2_path).and_then(|path| {
-        nix::fcntl::open(path, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).ok()
+        nix::fcntl::open(
+            path,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()
     });
     if let Some(dir) = &v2_dir {
         match clone_into_namespaces_and_cgroup(clone_flags(), dir.as_fd()) {
-            Err(Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL) => log::debug!("clone3(CLONE_INTO_CGROUP) unavailable; using clone"),
+            Err(Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL) => {
+                log::debug!("clone3(CLONE_INTO_CGROUP) unavailable; using clone")
+            }
             result => return (result, true),
         }
     }
@@ -391,7 +439,9 @@ fn check_privileges() -> Result<(), ConfigError> {
 /// The container process is cloned with fork semantics and allocates before execve: another
 /// thread holding a lock (malloc's, stderr's) at that moment would deadlock it.
 fn check_single_threaded() -> Result<(), ConfigError> {
-    let threads = std::fs::read_dir("/proc/self/task").map(|tasks| tasks.count()).unwrap_or(1);
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(|tasks| tasks.count())
+        .unwrap_or(1);
     if threads > 1 {
         return Err(ConfigError::MultiThreaded { threads });
     }
@@ -410,7 +460,11 @@ fn create_cgroup(config: &ContainerConfig) -> Result<Option<ContainerCgroup>> {
         }
         Err(error) => log::warn!("could not look for stale cgroups: {error}"),
     }
-    Ok(Some(ContainerCgroup::create(&config.hostname, limits, config.missing_controllers)?))
+    Ok(Some(ContainerCgroup::create(
+        &config.hostname,
+        limits,
+        config.missing_controllers,
+    )?))
 }
 
 /// Relays bytes between crabcan's stdin/stdout and the container's pty master, with crabcan's
@@ -426,8 +480,17 @@ impl<'a> PtyRelay<'a> {
     fn new(master: BorrowedFd<'a>) -> PtyRelay<'a> {
         // SAFETY: fd 0 stays open for the life of crabcan.
         let stdin = unsafe { BorrowedFd::borrow_raw(0) };
-        let raw = if terminal::is_terminal(0) { terminal::RawMode::enable(stdin).ok() } else { None };
-        PtyRelay { master, stdin_open: true, master_open: true, _raw: raw }
+        let raw = if terminal::is_terminal(0) {
+            terminal::RawMode::enable(stdin).ok()
+        } else {
+            None
+        };
+        PtyRelay {
+            master,
+            stdin_open: true,
+            master_open: true,
+            _raw: raw,
+        }
     }
 
     /// Adds, in order, the master and stdin to the poll set (only those still open).
@@ -496,7 +559,12 @@ mod tests {
     use super::*;
 
     fn report(status: ExitStatus, oom_killed: bool) -> ExitReport {
-        ExitReport { status, oom_killed, memory_limit: None, stats: None }
+        ExitReport {
+            status,
+            oom_killed,
+            memory_limit: None,
+            stats: None,
+        }
     }
 
     #[test]

@@ -26,7 +26,9 @@ pub enum SpecError {
 /// system is touched.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("the rootfs {path} does not exist; build one with `cargo xtask rootfs --out {path}` or pass another --mount")]
+    #[error(
+        "the rootfs {path} does not exist; build one with `cargo xtask rootfs --out {path}` or pass another --mount"
+    )]
     RootfsMissing { path: PathBuf },
     #[error("the rootfs {path} is not a directory; --mount takes a directory holding a root filesystem")]
     RootfsNotDirectory { path: PathBuf },

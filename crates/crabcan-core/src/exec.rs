@@ -25,12 +25,22 @@ pub fn prepare(argv: &[String], env: &[(String, String)]) -> Result<PreparedExec
         .iter()
         .map(|(key, value)| to_c(&format!("{key}={value}")))
         .collect::<Result<Vec<_>, _>>()?;
-    let path = env.iter().rev().find(|(key, _)| key == "PATH").map(|(_, value)| value.as_str()).unwrap_or("");
+    let path = env
+        .iter()
+        .rev()
+        .find(|(key, _)| key == "PATH")
+        .map(|(_, value)| value.as_str())
+        .unwrap_or("");
     let candidates = candidate_paths(&program, path)
         .iter()
         .map(|candidate| to_c(candidate))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(PreparedExec { program, argv: argv_c, envp, candidates })
+    Ok(PreparedExec {
+        program,
+        argv: argv_c,
+        envp,
+        candidates,
+    })
 }
 
 /// Where to look for `program`: itself if it has a '/', else each PATH entry (empty = ".").
@@ -126,7 +136,10 @@ mod tests {
     fn searches_path_only_for_bare_names() {
         assert_eq!(candidate_paths("/bin/sh", "/usr/bin:/bin"), vec!["/bin/sh"]);
         assert_eq!(candidate_paths("./run", "/bin"), vec!["./run"]);
-        assert_eq!(candidate_paths("ls", "/usr/bin:/bin/:"), vec!["/usr/bin/ls", "/bin/ls", "./ls"]);
+        assert_eq!(
+            candidate_paths("ls", "/usr/bin:/bin/:"),
+            vec!["/usr/bin/ls", "/bin/ls", "./ls"]
+        );
     }
 
     #[test]

@@ -124,7 +124,11 @@ impl Channel {
         }
         let bytes = message.encode();
         let iov = [IoSlice::new(&bytes)];
-        let control: Vec<ControlMessage> = if fds.is_empty() { vec![] } else { vec![ControlMessage::ScmRights(fds)] };
+        let control: Vec<ControlMessage> = if fds.is_empty() {
+            vec![]
+        } else {
+            vec![ControlMessage::ScmRights(fds)]
+        };
         loop {
             match socket::sendmsg::<()>(self.fd.as_raw_fd(), &iov, &control, MsgFlags::MSG_NOSIGNAL, None) {
                 Err(Errno::EINTR) => continue,
@@ -140,7 +144,12 @@ impl Channel {
         let mut control = nix::cmsg_space!([RawFd; MAX_FDS]);
         let mut iov = [IoSliceMut::new(&mut buffer)];
         let (length, passed_fd) = loop {
-            match socket::recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut control), MsgFlags::MSG_CMSG_CLOEXEC) {
+            match socket::recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut control),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
                 Err(Errno::EINTR) => continue,
                 Err(errno) => return Err(format!("reading the handshake socket failed: {errno}")),
                 Ok(received) => {
@@ -186,7 +195,11 @@ mod tests {
             Message::PtyMaster,
             Message::Ready,
             Message::Start,
-            Message::Failed { step: "mounts".into(), errno: 1, detail: "cannot mount proc on /proc".into() },
+            Message::Failed {
+                step: "mounts".into(),
+                errno: 1,
+                detail: "cannot mount proc on /proc".into(),
+            },
         ] {
             assert_eq!(Message::decode(&message.encode()).unwrap(), message);
         }
@@ -201,11 +214,19 @@ mod tests {
         child.send(&Message::Ready).unwrap();
         let file = std::fs::File::open("/dev/null").unwrap();
         child.send_with_fds(&Message::PtyMaster, &[file.as_raw_fd()]).unwrap();
-        child.send_with_fds(&Message::Joined, &[file.as_raw_fd(), file.as_raw_fd(), file.as_raw_fd()]).unwrap();
+        child
+            .send_with_fds(
+                &Message::Joined,
+                &[file.as_raw_fd(), file.as_raw_fd(), file.as_raw_fd()],
+            )
+            .unwrap();
         assert!(matches!(parent.receive().unwrap(), Received::Message(Message::Ready, fds) if fds.is_empty()));
         assert!(matches!(parent.receive().unwrap(), Received::Message(Message::PtyMaster, fds) if fds.len() == 1));
         assert!(matches!(parent.receive().unwrap(), Received::Message(Message::Joined, fds) if fds.len() == 3));
-        assert_eq!(child.send_with_fds(&Message::Joined, &[0; MAX_FDS + 1]), Err(Errno::E2BIG));
+        assert_eq!(
+            child.send_with_fds(&Message::Joined, &[0; MAX_FDS + 1]),
+            Err(Errno::E2BIG)
+        );
         drop(child);
         assert!(matches!(parent.receive().unwrap(), Received::Closed));
     }

@@ -4,14 +4,14 @@
 use crate::error::ConfigError;
 
 const ADJECTIVES: &[&str] = &[
-    "soft", "brave", "calm", "quick", "quiet", "bright", "bold", "clever", "eager", "gentle",
-    "happy", "jolly", "keen", "lucky", "merry", "proud", "shy", "swift", "tidy", "witty",
-    "amber", "azure", "coral", "misty", "sunny", "snowy", "rusty", "silver", "golden", "lunar",
+    "soft", "brave", "calm", "quick", "quiet", "bright", "bold", "clever", "eager", "gentle", "happy", "jolly", "keen",
+    "lucky", "merry", "proud", "shy", "swift", "tidy", "witty", "amber", "azure", "coral", "misty", "sunny", "snowy",
+    "rusty", "silver", "golden", "lunar",
 ];
 const NOUNS: &[&str] = &[
-    "world", "crab", "reef", "shell", "wave", "tide", "shore", "pearl", "coast", "harbor",
-    "island", "lagoon", "kelp", "sand", "dune", "cliff", "river", "delta", "bay", "cove",
-    "comet", "star", "moon", "orbit", "cloud", "storm", "field", "forest", "meadow", "stone",
+    "world", "crab", "reef", "shell", "wave", "tide", "shore", "pearl", "coast", "harbor", "island", "lagoon", "kelp",
+    "sand", "dune", "cliff", "river", "delta", "bay", "cove", "comet", "star", "moon", "orbit", "cloud", "storm",
+    "field", "forest", "meadow", "stone",
 ];
 
 /// Longest hostname the kernel accepts (`HOST_NAME_MAX`).
@@ -30,11 +30,19 @@ pub fn validate_hostname(name: &str) -> Result<(), ConfigError> {
     if name.len() > MAX_HOSTNAME_LEN {
         return Err(bad("it is longer than 64 bytes"));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
         return Err(bad("use only letters, digits, '-' and '.'"));
     }
-    if name.split('.').any(|label| label.is_empty() || label.starts_with('-') || label.ends_with('-')) {
-        return Err(bad("each dot-separated label must be non-empty and not start or end with '-'"));
+    if name
+        .split('.')
+        .any(|label| label.is_empty() || label.starts_with('-') || label.ends_with('-'))
+    {
+        return Err(bad(
+            "each dot-separated label must be non-empty and not start or end with '-'",
+        ));
     }
     Ok(())
 }

@@ -37,6 +37,14 @@ pub fn set_no_new_privs() -> Result<(), Errno> {
 
 fn prctl(option: libc::c_int, value: libc::c_ulong) -> Result<(), Errno> {
     // SAFETY: prctl with an integer argument and zeroed unused arguments; no memory is passed.
-    let result = unsafe { libc::prctl(option, value, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    let result = unsafe {
+        libc::prctl(
+            option,
+            value,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
     Errno::result(result).map(drop)
 }

@@ -5,7 +5,8 @@
 //! [`handshake`] (parent/child protocol) → the child's steps (`child.rs`): [`identity`], [`network`],
 //! [`mounts`] (with [`safe_path`]), [`rlimits`], [`terminal`], [`capabilities`], then seccomp
 //! (from `crabcan-seccomp`) → [`exec`]. [`container`] is the parent's side: create, start, wait,
-//! clean up, with [`signals`] forwarded. Limits come from `crabcan-cgroups`.
+//! clean up, with [`signals`] forwarded. [`setup_ops`] puts the child's syscalls behind a
+//! trait so the order of its steps is unit-tested without root. Limits come from `crabcan-cgroups`.
 //!
 //! A container can be created and held before execve ([`Container::create`]) and released later
 //! ([`Container::start`]): the shape an OCI `create`/`start` pair needs.
@@ -24,6 +25,7 @@ pub mod namespaces;
 pub mod network;
 pub mod rlimits;
 pub mod safe_path;
+pub mod setup_ops;
 pub mod signals;
 pub mod spec;
 pub mod terminal;

@@ -21,8 +21,14 @@ use crate::spec::BindMount;
 pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Files of /proc hidden behind /dev/null.
-pub const MASKED_FILES: [&str; 6] =
-    ["proc/kcore", "proc/keys", "proc/timer_list", "proc/sysrq-trigger", "proc/latency_stats", "proc/sched_debug"];
+pub const MASKED_FILES: [&str; 6] = [
+    "proc/kcore",
+    "proc/keys",
+    "proc/timer_list",
+    "proc/sysrq-trigger",
+    "proc/latency_stats",
+    "proc/sched_debug",
+];
 /// Directories hidden behind an empty read-only tmpfs.
 pub const MASKED_DIRECTORIES: [&str; 3] = ["sys/firmware", "proc/acpi", "proc/scsi"];
 /// Directories of /proc made read-only.
@@ -36,20 +42,38 @@ pub enum MountStep {
     /// Bind the rootfs onto itself so it is a mount point `pivot_root` accepts.
     BindRootfs,
     /// Mount a fresh filesystem on a directory that must not be a symlink.
-    Filesystem { target: &'static str, fstype: &'static str, flags: MsFlags, data: String },
+    Filesystem {
+        target: &'static str,
+        fstype: &'static str,
+        flags: MsFlags,
+        data: String,
+    },
     /// Create a directory inside a filesystem crabcan just mounted.
-    Directory { path: &'static str },
+    Directory {
+        path: &'static str,
+    },
     /// Bind a host device node onto `dev/<name>`.
-    HostDevice { name: &'static str },
-    Symlink { path: &'static str, target: &'static str },
+    HostDevice {
+        name: &'static str,
+    },
+    Symlink {
+        path: &'static str,
+        target: &'static str,
+    },
     /// A `--add` bind mount.
     UserBind(BindMount),
     /// Hide a file behind /dev/null (skipped where the file does not exist).
-    MaskFile { path: &'static str },
+    MaskFile {
+        path: &'static str,
+    },
     /// Hide a directory behind an empty read-only tmpfs (skipped where it does not exist).
-    MaskDirectory { path: &'static str },
+    MaskDirectory {
+        path: &'static str,
+    },
     /// Bind a directory onto itself and make it read-only, recursively.
-    ReadOnly { path: &'static str },
+    ReadOnly {
+        path: &'static str,
+    },
     /// Create the working directory (while still root) so the command can start there.
     WorkingDirectory(PathBuf),
     /// Make the rootfs `/` and detach the host's root.
@@ -67,7 +91,12 @@ pub fn plan(config: &ContainerConfig) -> Vec<MountStep> {
     let mut steps = vec![
         MountStep::MakeEverythingPrivate,
         MountStep::BindRootfs,
-        MountStep::Filesystem { target: "proc", fstype: "proc", flags: nosuid_nodev_noexec, data: String::new() },
+        MountStep::Filesystem {
+            target: "proc",
+            fstype: "proc",
+            flags: nosuid_nodev_noexec,
+            data: String::new(),
+        },
         MountStep::Filesystem {
             target: "dev",
             fstype: "tmpfs",
@@ -84,15 +113,45 @@ pub fn plan(config: &ContainerConfig) -> Vec<MountStep> {
             flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
             data: pts_options.into(),
         },
-        MountStep::Symlink { path: "dev/ptmx", target: "pts/ptmx" },
+        MountStep::Symlink {
+            path: "dev/ptmx",
+            target: "pts/ptmx",
+        },
         MountStep::Directory { path: "dev/shm" },
-        MountStep::Filesystem { target: "dev/shm", fstype: "tmpfs", flags: nosuid_nodev_noexec, data: "mode=1777,size=65536k".into() },
-        MountStep::Symlink { path: "dev/fd", target: "/proc/self/fd" },
-        MountStep::Symlink { path: "dev/stdin", target: "/proc/self/fd/0" },
-        MountStep::Symlink { path: "dev/stdout", target: "/proc/self/fd/1" },
-        MountStep::Symlink { path: "dev/stderr", target: "/proc/self/fd/2" },
-        MountStep::Filesystem { target: "sys", fstype: "sysfs", flags: nosuid_nodev_noexec | MsFlags::MS_RDONLY, data: String::new() },
-        MountStep::Filesystem { target: "tmp", fstype: "tmpfs", flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV, data: "mode=1777".into() },
+        MountStep::Filesystem {
+            target: "dev/shm",
+            fstype: "tmpfs",
+            flags: nosuid_nodev_noexec,
+            data: "mode=1777,size=65536k".into(),
+        },
+        MountStep::Symlink {
+            path: "dev/fd",
+            target: "/proc/self/fd",
+        },
+        MountStep::Symlink {
+            path: "dev/stdin",
+            target: "/proc/self/fd/0",
+        },
+        MountStep::Symlink {
+            path: "dev/stdout",
+            target: "/proc/self/fd/1",
+        },
+        MountStep::Symlink {
+            path: "dev/stderr",
+            target: "/proc/self/fd/2",
+        },
+        MountStep::Filesystem {
+            target: "sys",
+            fstype: "sysfs",
+            flags: nosuid_nodev_noexec | MsFlags::MS_RDONLY,
+            data: String::new(),
+        },
+        MountStep::Filesystem {
+            target: "tmp",
+            fstype: "tmpfs",
+            flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            data: "mode=1777".into(),
+        },
     ]);
     steps.extend(config.mounts.iter().cloned().map(MountStep::UserBind));
     steps.extend(MASKED_FILES.iter().map(|path| MountStep::MaskFile { path }));
@@ -122,7 +181,10 @@ impl Mounter {
             detail: format!("cannot open the rootfs {}", rootfs.display()),
             errno,
         })?;
-        Ok(Mounter { rootfs: rootfs.to_owned(), root })
+        Ok(Mounter {
+            rootfs: rootfs.to_owned(),
+            root,
+        })
     }
 
     pub fn run(&mut self, steps: &[MountStep]) -> Result<(), MountError> {
@@ -135,36 +197,65 @@ impl Mounter {
 
     fn apply(&mut self, step: &MountStep) -> Result<(), MountError> {
         match step {
-            MountStep::MakeEverythingPrivate => mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-                .map_err(|errno| MountError { detail: "cannot make / private (mount MS_REC|MS_PRIVATE)".into(), errno }),
+            MountStep::MakeEverythingPrivate => mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .map_err(|errno| MountError {
+                detail: "cannot make / private (mount MS_REC|MS_PRIVATE)".into(),
+                errno,
+            }),
             MountStep::BindRootfs => self.bind_rootfs(),
-            MountStep::Filesystem { target, fstype, flags, data } => self.mount_filesystem(target, fstype, *flags, data),
-            MountStep::Directory { path } => self.with_path(path, |root| ensure_dir_in_root(root, Path::new(path), Symlinks::Refuse).map(drop)),
+            MountStep::Filesystem {
+                target,
+                fstype,
+                flags,
+                data,
+            } => self.mount_filesystem(target, fstype, *flags, data),
+            MountStep::Directory { path } => self.with_path(path, |root| {
+                ensure_dir_in_root(root, Path::new(path), Symlinks::Refuse).map(drop)
+            }),
             MountStep::HostDevice { name } => self.bind_host_device(name),
             MountStep::Symlink { path, target } => self.symlink(path, target),
             MountStep::UserBind(bind) => self.user_bind(bind),
             MountStep::MaskFile { path } => self.mask_file(path),
             MountStep::MaskDirectory { path } => self.mask_directory(path),
             MountStep::ReadOnly { path } => self.read_only(path),
-            MountStep::WorkingDirectory(path) => {
-                self.with_path(&path.display().to_string(), |root| ensure_dir_in_root(root, path, Symlinks::StayInRoot).map(drop))
-            }
+            MountStep::WorkingDirectory(path) => self.with_path(&path.display().to_string(), |root| {
+                ensure_dir_in_root(root, path, Symlinks::StayInRoot).map(drop)
+            }),
             MountStep::PivotRoot => self.pivot_root(),
         }
     }
 
     fn error(&self, what: &str, path: &str, errno: Errno) -> MountError {
-        MountError { detail: format!("{what} {}/{}", self.rootfs.display(), path.trim_start_matches('/')), errno }
+        MountError {
+            detail: format!("{what} {}/{}", self.rootfs.display(), path.trim_start_matches('/')),
+            errno,
+        }
     }
 
-    fn with_path(&self, path: &str, action: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> Result<(), Errno>) -> Result<(), MountError> {
+    fn with_path(
+        &self,
+        path: &str,
+        action: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> Result<(), Errno>,
+    ) -> Result<(), MountError> {
         action(self.root.as_fd()).map_err(|errno| self.error("cannot create", path, errno))
     }
 
     fn bind_rootfs(&mut self) -> Result<(), MountError> {
         let source = fd_path(&self.root);
-        mount(Some(source.as_str()), source.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .map_err(|errno| self.error("cannot bind-mount the rootfs onto itself:", "", errno))?;
+        mount(
+            Some(source.as_str()),
+            source.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|errno| self.error("cannot bind-mount the rootfs onto itself:", "", errno))?;
         // Reopen so the descriptor refers to the new mount, not the directory below it.
         self.root = open_directory(&self.rootfs).map_err(|errno| self.error("cannot reopen the rootfs", "", errno))?;
         Ok(())
@@ -183,8 +274,14 @@ impl Mounter {
         let fd = ensure_file_in_root(self.root.as_fd(), Path::new(&path), Symlinks::Refuse)
             .map_err(|errno| self.error("cannot create", &path, errno))?;
         let source = format!("/dev/{name}");
-        mount(Some(source.as_str()), fd_path(&fd).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(|errno| self.error(&format!("cannot bind {source} onto"), &path, errno))
+        mount(
+            Some(source.as_str()),
+            fd_path(&fd).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|errno| self.error(&format!("cannot bind {source} onto"), &path, errno))
     }
 
     fn symlink(&self, path: &str, target: &str) -> Result<(), MountError> {
@@ -208,8 +305,14 @@ impl Mounter {
             ensure_file_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
         };
         let fd = opened.map_err(|errno| self.error("cannot create the bind mount target", &target, errno))?;
-        mount(Some(&bind.source), fd_path(&fd).as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .map_err(|errno| self.error(&format!("cannot bind {} onto", bind.source.display()), &target, errno))?;
+        mount(
+            Some(&bind.source),
+            fd_path(&fd).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|errno| self.error(&format!("cannot bind {} onto", bind.source.display()), &target, errno))?;
         if bind.read_only {
             let mounted = open_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
                 .map_err(|errno| self.error("cannot reopen", &target, errno))?;
@@ -223,8 +326,14 @@ impl Mounter {
             Err(Errno::ENOENT) => return Ok(()),
             other => other.map_err(|errno| self.error("cannot open", path, errno))?,
         };
-        mount(Some("/dev/null"), fd_path(&fd).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(|errno| self.error("cannot mask", path, errno))
+        mount(
+            Some("/dev/null"),
+            fd_path(&fd).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|errno| self.error("cannot mask", path, errno))
     }
 
     fn mask_directory(&self, path: &str) -> Result<(), MountError> {
@@ -232,8 +341,14 @@ impl Mounter {
             Err(Errno::ENOENT) => return Ok(()),
             other => other.map_err(|errno| self.error("cannot open", path, errno))?,
         };
-        mount(Some("tmpfs"), fd_path(&fd).as_str(), Some("tmpfs"), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("size=0,mode=555"))
-            .map_err(|errno| self.error("cannot mask", path, errno))
+        mount(
+            Some("tmpfs"),
+            fd_path(&fd).as_str(),
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=0,mode=555"),
+        )
+        .map_err(|errno| self.error("cannot mask", path, errno))
     }
 
     fn read_only(&self, path: &str) -> Result<(), MountError> {
@@ -242,8 +357,14 @@ impl Mounter {
             other => other.map_err(|errno| self.error("cannot open", path, errno))?,
         };
         let fd_path = fd_path(&fd);
-        mount(Some(fd_path.as_str()), fd_path.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .map_err(|errno| self.error("cannot bind onto itself", path, errno))?;
+        mount(
+            Some(fd_path.as_str()),
+            fd_path.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|errno| self.error("cannot bind onto itself", path, errno))?;
         let mounted = open_in_root(self.root.as_fd(), Path::new(path), Symlinks::Refuse)
             .map_err(|errno| self.error("cannot reopen", path, errno))?;
         make_read_only(&mounted).map_err(|errno| self.error("cannot make read-only:", path, errno))
@@ -254,14 +375,24 @@ impl Mounter {
         // pivot_root(".", "."): the old root ends up stacked on the new one and is detached at
         // once, so no put-old directory is ever needed.
         nix::unistd::pivot_root(".", ".").map_err(|errno| self.error("pivot_root failed for", "", errno))?;
-        umount2(".", MntFlags::MNT_DETACH).map_err(|errno| MountError { detail: "cannot detach the old root".into(), errno })?;
-        nix::unistd::chdir("/").map_err(|errno| MountError { detail: "cannot enter the new root".into(), errno })?;
+        umount2(".", MntFlags::MNT_DETACH).map_err(|errno| MountError {
+            detail: "cannot detach the old root".into(),
+            errno,
+        })?;
+        nix::unistd::chdir("/").map_err(|errno| MountError {
+            detail: "cannot enter the new root".into(),
+            errno,
+        })?;
         Ok(())
     }
 }
 
 fn open_directory(path: &Path) -> Result<OwnedFd, Errno> {
-    nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+    nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 /// `struct mount_attr` of mount_setattr(2).
@@ -278,7 +409,12 @@ const MOUNT_ATTR_RDONLY: u64 = 0x1;
 /// Makes the mount at `fd` and every mount below it read-only (mount_setattr with AT_RECURSIVE,
 /// Linux 5.12+), falling back on a remount of the top mount on older kernels.
 fn make_read_only(fd: &OwnedFd) -> Result<(), Errno> {
-    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
     // SAFETY: `fd` is a valid descriptor, the path is an empty C string, and `attr` is a live
     // `struct mount_attr` whose size is passed alongside it.
     let result = unsafe {
@@ -347,7 +483,10 @@ mod tests {
         let mask_at = position(&steps, |s| matches!(s, MountStep::MaskFile { path: "proc/kcore" }));
         let ro_at = position(&steps, |s| matches!(s, MountStep::ReadOnly { path: "proc/sys" }));
         assert!(proc_at < mask_at && proc_at < ro_at, "masks need /proc mounted first");
-        assert!(dev_at < pts_at && dev_at < mask_at, "/dev/null must exist before masking with it");
+        assert!(
+            dev_at < pts_at && dev_at < mask_at,
+            "/dev/null must exist before masking with it"
+        );
         assert!(tmp_at < bind_at, "a bind below /tmp must not be hidden by the tmpfs");
         assert!(bind_at < mask_at, "masks come last so a bind cannot unmask");
     }
@@ -362,8 +501,13 @@ mod tests {
         for path in ["proc/sys", "proc/bus", "proc/irq", "proc/fs"] {
             assert!(steps.contains(&MountStep::ReadOnly { path }), "{path} not read-only");
         }
-        let sys = steps.iter().find(|s| matches!(s, MountStep::Filesystem { target: "sys", .. })).unwrap();
-        let MountStep::Filesystem { flags, .. } = sys else { unreachable!() };
+        let sys = steps
+            .iter()
+            .find(|s| matches!(s, MountStep::Filesystem { target: "sys", .. }))
+            .unwrap();
+        let MountStep::Filesystem { flags, .. } = sys else {
+            unreachable!()
+        };
         assert!(flags.contains(MsFlags::MS_RDONLY));
     }
 

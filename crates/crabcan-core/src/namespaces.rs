@@ -61,11 +61,19 @@ pub fn clone_into_namespaces_and_cgroup(flags: CloneFlags, cgroup: BorrowedFd<'_
     };
     // SAFETY: like `clone_into_namespaces`: no CLONE_VM and no stack, so the child continues here
     // on a copy of the address space; `args` is a valid clone_args whose size is passed.
-    let result = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     match result {
         -1 => Err(Errno::last()),
         0 => Ok(CloneResult::Child),
-        pid => Ok(CloneResult::Parent { child: Pid::from_raw(pid as i32) }),
+        pid => Ok(CloneResult::Parent {
+            child: Pid::from_raw(pid as i32),
+        }),
     }
 }
 
@@ -88,7 +96,9 @@ pub fn clone_into_namespaces(flags: CloneFlags) -> Result<CloneResult, Errno> {
     match result {
         -1 => Err(Errno::last()),
         0 => Ok(CloneResult::Child),
-        pid => Ok(CloneResult::Parent { child: Pid::from_raw(pid as i32) }),
+        pid => Ok(CloneResult::Parent {
+            child: Pid::from_raw(pid as i32),
+        }),
     }
 }
 

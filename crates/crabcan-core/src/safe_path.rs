@@ -116,7 +116,12 @@ mod tests {
     }
 
     fn open_dir(path: &Path) -> OwnedFd {
-        nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).unwrap()
+        nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -131,7 +136,10 @@ mod tests {
         let resolved = std::fs::read_link(fd_path(&fd)).unwrap();
         assert_eq!(resolved, root.join("etc/marker"));
         // Refused outright where symlinks are not allowed.
-        assert_eq!(open_in_root(root_fd.as_fd(), Path::new("/data"), Symlinks::Refuse).unwrap_err(), Errno::ELOOP);
+        assert_eq!(
+            open_in_root(root_fd.as_fd(), Path::new("/data"), Symlinks::Refuse).unwrap_err(),
+            Errno::ELOOP
+        );
         // `..` cannot climb out either.
         let up = open_in_root(root_fd.as_fd(), Path::new("/../../.."), Symlinks::StayInRoot).unwrap();
         assert_eq!(std::fs::read_link(fd_path(&up)).unwrap(), root);
@@ -146,7 +154,10 @@ mod tests {
         ensure_dir_in_root(root_fd.as_fd(), Path::new("/a/b/c"), Symlinks::StayInRoot).unwrap();
         assert!(root.join("a/b/c").is_dir());
         ensure_file_in_root(root_fd.as_fd(), Path::new("/loop/x/file"), Symlinks::StayInRoot).unwrap();
-        assert!(root.join("x/file").is_file(), "created through the link, but inside the root");
+        assert!(
+            root.join("x/file").is_file(),
+            "created through the link, but inside the root"
+        );
         std::fs::remove_dir_all(root).unwrap();
     }
 }

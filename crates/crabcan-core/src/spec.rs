@@ -22,11 +22,7 @@ pub fn split_command(command: &str) -> Result<Vec<String>, SpecError> {
 
 /// Quotes words so that [`split_command`] gives them back unchanged.
 pub fn join_command(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|word| quote_word(word))
-        .collect::<Vec<_>>()
-        .join(" ")
+    words.iter().map(|word| quote_word(word)).collect::<Vec<_>>().join(" ")
 }
 
 fn quote_word(word: &str) -> String {
@@ -124,7 +120,10 @@ impl IdRange {
         let [inside, outside, count] = numbers.as_slice() else {
             return Err(bad("expected INSIDE:OUTSIDE:COUNT, e.g. 0:100000:65536"));
         };
-        let number = |text: &str| text.parse::<u32>().map_err(|_| bad("each field must be a number from 0 to 4294967295"));
+        let number = |text: &str| {
+            text.parse::<u32>()
+                .map_err(|_| bad("each field must be a number from 0 to 4294967295"))
+        };
         let range = IdRange {
             inside: number(inside)?,
             outside: number(outside)?,
@@ -189,7 +188,10 @@ mod tests {
             vec!["/bin/sh", "-c", "echo hi there"]
         );
         assert_eq!(split_command(r#"echo "a b" c\ d"#).unwrap(), vec!["echo", "a b", "c d"]);
-        assert!(matches!(split_command("echo 'oops"), Err(SpecError::UnbalancedQuotes { .. })));
+        assert!(matches!(
+            split_command("echo 'oops"),
+            Err(SpecError::UnbalancedQuotes { .. })
+        ));
         assert!(matches!(split_command("   "), Err(SpecError::EmptyCommand)));
         assert!(matches!(split_command("''"), Err(SpecError::EmptyCommand)));
     }

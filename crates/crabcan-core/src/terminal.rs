@@ -18,12 +18,17 @@ pub fn new_session() -> Result<(), Errno> {
 
 /// Opens a pty pair in the container's own /dev/pts. Returns (master, slave).
 pub fn open_container_pty() -> Result<(OwnedFd, OwnedFd), Errno> {
-    let master = nix::fcntl::open("/dev/pts/ptmx", OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, Mode::empty())?;
+    let master = nix::fcntl::open(
+        "/dev/pts/ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
     let unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK reads an int from the pointer, which is valid for the call.
     Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })?;
     // SAFETY: TIOCGPTPEER opens the slave of this master and returns a new descriptor.
-    let slave = Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY) })?;
+    let slave =
+        Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY) })?;
     // SAFETY: the kernel just created `slave`; we are its only owner.
     let slave = unsafe { OwnedFd::from_raw_fd(slave) };
     Ok((master, slave))
@@ -70,7 +75,10 @@ impl RawMode {
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);
         termios::tcsetattr(fd, SetArg::TCSANOW, &raw)?;
-        Ok(RawMode { fd: fd.as_raw_fd(), saved })
+        Ok(RawMode {
+            fd: fd.as_raw_fd(),
+            saved,
+        })
     }
 }
 

@@ -25,7 +25,10 @@ fn bench_compile(name: &str, profile: &Profile) {
         })
         .collect();
     let len = profile.compile().expect("compiles").len();
-    println!("compile {name:8} ({len:4} BPF instructions): median {:?} over {COMPILE_RUNS} runs", median(samples));
+    println!(
+        "compile {name:8} ({len:4} BPF instructions): median {:?} over {COMPILE_RUNS} runs",
+        median(samples)
+    );
 }
 
 /// Installs `filter` in a forked child and returns how long the install took.
@@ -39,7 +42,11 @@ fn install_once(filter: &CompiledFilter) -> Duration {
         let ok = set_no_new_privs().is_ok();
         let start = Instant::now();
         let installed = ok && filter.install().is_ok();
-        let nanos: u64 = if installed { start.elapsed().as_nanos() as u64 } else { u64::MAX };
+        let nanos: u64 = if installed {
+            start.elapsed().as_nanos() as u64
+        } else {
+            u64::MAX
+        };
         // SAFETY: writing 8 bytes, then leaving the child.
         unsafe {
             libc::write(fds[1], nanos.to_le_bytes().as_ptr().cast(), 8);
@@ -64,7 +71,11 @@ fn main() {
     bench_compile("tutorial", &Profile::tutorial());
     let filter = Profile::default_profile().compile().expect("compiles");
     let samples = (0..INSTALL_RUNS).map(|_| install_once(&filter)).collect();
-    println!("install default ({} BPF instructions): median {:?} over {INSTALL_RUNS} runs", filter.len(), median(samples));
+    println!(
+        "install default ({} BPF instructions): median {:?} over {INSTALL_RUNS} runs",
+        filter.len(),
+        median(samples)
+    );
     let bytes = filter.to_bytes();
     let start = Instant::now();
     let decoded = CompiledFilter::from_bytes(&bytes).expect("decodes");

@@ -73,7 +73,9 @@ pub struct CompiledFilter {
 
 impl std::fmt::Debug for CompiledFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledFilter").field("instructions", &self.program.len()).finish()
+        f.debug_struct("CompiledFilter")
+            .field("instructions", &self.program.len())
+            .finish()
     }
 }
 
@@ -113,13 +115,19 @@ impl CompiledFilter {
     /// only; the kernel verifies the program itself when it is installed.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SeccompError> {
         if bytes.is_empty() {
-            return Err(SeccompError::InvalidBpf { reason: "empty program" });
+            return Err(SeccompError::InvalidBpf {
+                reason: "empty program",
+            });
         }
         if !bytes.chunks_exact(INSTRUCTION_SIZE).remainder().is_empty() {
-            return Err(SeccompError::InvalidBpf { reason: "length is not a multiple of 8 bytes" });
+            return Err(SeccompError::InvalidBpf {
+                reason: "length is not a multiple of 8 bytes",
+            });
         }
         if bytes.len() / INSTRUCTION_SIZE > MAX_INSTRUCTIONS {
-            return Err(SeccompError::InvalidBpf { reason: "more than 4096 instructions" });
+            return Err(SeccompError::InvalidBpf {
+                reason: "more than 4096 instructions",
+            });
         }
         let program = bytes.chunks_exact(INSTRUCTION_SIZE).map(decode_instruction).collect();
         Ok(Self { program })
@@ -154,7 +162,11 @@ impl Profile {
             context.add_rule(rule)?;
         }
         let program = context.export()?;
-        log::debug!("seccomp: compiled {} rules into {} BPF instructions", self.rules.len(), program.len());
+        log::debug!(
+            "seccomp: compiled {} rules into {} BPF instructions",
+            self.rules.len(),
+            program.len()
+        );
         Ok(CompiledFilter { program })
     }
 }
@@ -198,7 +210,10 @@ fn check_libseccomp(rc: i32, operation: impl FnOnce() -> String) -> Result<(), S
     if rc == 0 {
         return Ok(());
     }
-    Err(SeccompError::Libseccomp { operation: operation(), source: io::Error::from_raw_os_error(-rc) })
+    Err(SeccompError::Libseccomp {
+        operation: operation(),
+        source: io::Error::from_raw_os_error(-rc),
+    })
 }
 
 /// Owns a libseccomp filter context (native arch only: x86_64).
@@ -217,7 +232,11 @@ impl FilterContext {
             });
         }
         let context = Self { raw };
-        context.set_attribute(ffi::SCMP_FLTATR_ACT_BADARCH, ffi::SCMP_ACT_KILL_PROCESS, "bad-arch action")?;
+        context.set_attribute(
+            ffi::SCMP_FLTATR_ACT_BADARCH,
+            ffi::SCMP_ACT_KILL_PROCESS,
+            "bad-arch action",
+        )?;
         context.set_attribute(ffi::SCMP_FLTATR_CTL_OPTIMIZE, 2, "binary-tree optimisation")?;
         Ok(context)
     }
@@ -229,13 +248,15 @@ impl FilterContext {
     }
 
     fn add_rule(&self, rule: &Rule) -> Result<(), SeccompError> {
-        let number = syscalls::x86_64_number(&rule.syscall)
-            .ok_or_else(|| SeccompError::UnknownSyscall { name: rule.syscall.clone() })?;
+        let number = syscalls::x86_64_number(&rule.syscall).ok_or_else(|| SeccompError::UnknownSyscall {
+            name: rule.syscall.clone(),
+        })?;
         let args: Vec<ffi::ScmpArgCmp> = rule.args.iter().map(to_scmp_arg).collect();
         let count = args.len() as u32; // at most 6, checked by validate()
-        // SAFETY: `self.raw` is a live context; `args` holds `count` valid
-        // structs and outlives the call; libseccomp copies them.
-        let rc = unsafe { ffi::seccomp_rule_add_array(self.raw, action_code(rule.action), number, count, args.as_ptr()) };
+                                       // SAFETY: `self.raw` is a live context; `args` holds `count` valid
+                                       // structs and outlives the call; libseccomp copies them.
+        let rc =
+            unsafe { ffi::seccomp_rule_add_array(self.raw, action_code(rule.action), number, count, args.as_ptr()) };
         check_libseccomp(rc, || format!("adding rule `{rule}`"))
     }
 
@@ -278,7 +299,10 @@ mod tests {
 
     #[test]
     fn bytes_round_trip() {
-        let profile = Profile { default_action: Action::Allow, rules: vec![Rule::new("keyctl", Action::Errno(1))] };
+        let profile = Profile {
+            default_action: Action::Allow,
+            rules: vec![Rule::new("keyctl", Action::Errno(1))],
+        };
         let filter = profile.compile().expect("compiles");
         assert!(!filter.is_empty());
         let again = CompiledFilter::from_bytes(&filter.to_bytes()).expect("decodes");
@@ -295,7 +319,10 @@ mod tests {
 
     #[test]
     fn unknown_syscall_is_a_typed_error() {
-        let profile = Profile { default_action: Action::Allow, rules: vec![Rule::new("frobnicate", Action::Errno(1))] };
+        let profile = Profile {
+            default_action: Action::Allow,
+            rules: vec![Rule::new("frobnicate", Action::Errno(1))],
+        };
         match profile.compile() {
             Err(SeccompError::UnknownSyscall { name }) => assert_eq!(name, "frobnicate"),
             other => panic!("expected UnknownSyscall, got {other:?}"),

@@ -21,9 +21,19 @@ const SECCOMP_MODE_FILTER: libc::c_ulong = 2;
 /// Does not allocate.
 pub fn set_no_new_privs() -> Result<(), SeccompError> {
     // SAFETY: prctl with integer arguments only; no memory is passed.
-    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_NO_NEW_PRIVS,
+            1 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
     if rc != 0 {
-        return Err(SeccompError::NoNewPrivs { source: io::Error::last_os_error() });
+        return Err(SeccompError::NoNewPrivs {
+            source: io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
@@ -55,7 +65,9 @@ impl CompiledFilter {
         if errno == libc::EACCES {
             return Err(SeccompError::NeedsNoNewPrivs);
         }
-        Err(SeccompError::Install { source: io::Error::from_raw_os_error(errno) })
+        Err(SeccompError::Install {
+            source: io::Error::from_raw_os_error(errno),
+        })
     }
 
     /// Sets `PR_SET_NO_NEW_PRIVS`, then [`installs`](CompiledFilter::install)
@@ -81,7 +93,12 @@ fn seccomp_set_mode_filter(program: &libc::sock_fprog) -> Result<(), i32> {
     // SAFETY: `program` points to a valid sock_fprog whose `filter` points
     // to `len` instructions; the kernel copies them before returning.
     let rc = unsafe {
-        libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0 as libc::c_ulong, program as *const libc::sock_fprog)
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            0 as libc::c_ulong,
+            program as *const libc::sock_fprog,
+        )
     };
     if rc == 0 {
         Ok(())
@@ -94,7 +111,13 @@ fn seccomp_set_mode_filter(program: &libc::sock_fprog) -> Result<(), i32> {
 fn prctl_set_seccomp(program: &libc::sock_fprog) -> Result<(), i32> {
     // SAFETY: as above; the kernel copies the program.
     let rc = unsafe {
-        libc::prctl(libc::PR_SET_SECCOMP, SECCOMP_MODE_FILTER, program as *const libc::sock_fprog, 0 as libc::c_ulong, 0 as libc::c_ulong)
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            SECCOMP_MODE_FILTER,
+            program as *const libc::sock_fprog,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
     };
     if rc == 0 {
         Ok(())

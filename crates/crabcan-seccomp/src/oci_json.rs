@@ -80,8 +80,9 @@ impl Profile {
     /// for how capabilities, architectures and kernel versions are handled)
     /// and validates it. Never panics, whatever the input.
     pub fn from_oci_json(json: &str) -> Result<Profile, SeccompError> {
-        let oci: OciProfile =
-            serde_json::from_str(json).map_err(|error| SeccompError::InvalidJson { reason: error.to_string() })?;
+        let oci: OciProfile = serde_json::from_str(json).map_err(|error| SeccompError::InvalidJson {
+            reason: error.to_string(),
+        })?;
         if let Some(arches) = &oci.architectures {
             log::debug!("seccomp: ignoring architectures {arches:?}: the filter covers x86_64 only");
         }
@@ -128,7 +129,11 @@ fn import_entry(entry: OciSyscall) -> Result<Vec<Rule>, SeccompError> {
     let mut rules = Vec::new();
     for name in names {
         if syscalls::x86_64_number(&name).is_some() {
-            rules.push(Rule { syscall: name, action, args: args.clone() });
+            rules.push(Rule {
+                syscall: name,
+                action,
+                args: args.clone(),
+            });
         } else if syscalls::exists_on_other_arch(&name) {
             log::debug!("seccomp: skipping `{name}`: not a syscall on x86_64");
         } else {
@@ -149,7 +154,10 @@ fn entry_applies(
     let includes = includes.unwrap_or(&empty);
     let excludes = excludes.unwrap_or(&empty);
     if includes.caps.as_ref().is_some_and(|caps| !caps.is_empty()) {
-        log::debug!("seccomp: skipping rule for `{label}`: needs capabilities {:?}", includes.caps);
+        log::debug!(
+            "seccomp: skipping rule for `{label}`: needs capabilities {:?}",
+            includes.caps
+        );
         return Ok(false);
     }
     if let Some(arches) = includes.arches.as_ref().filter(|arches| !arches.is_empty()) {
@@ -199,8 +207,9 @@ fn running_kernel() -> Option<(u32, u32)> {
 
 /// True if the running kernel is at least `min` (assumed true if unknown).
 fn kernel_at_least(min: &str) -> Result<bool, SeccompError> {
-    let wanted = parse_kernel_version(min)
-        .ok_or_else(|| SeccompError::InvalidProfile { reason: format!("minKernel `{min}` is not a kernel version") })?;
+    let wanted = parse_kernel_version(min).ok_or_else(|| SeccompError::InvalidProfile {
+        reason: format!("minKernel `{min}` is not a kernel version"),
+    })?;
     match running_kernel() {
         Some(running) => Ok(running >= wanted),
         None => Ok(true),
@@ -217,26 +226,47 @@ fn parse_action(name: &str, errno: Option<u64>, context: &str) -> Result<Action,
         "SCMP_ACT_TRAP" => Action::Trap,
         "SCMP_ACT_LOG" => Action::Log,
         "SCMP_ACT_TRACE" | "SCMP_ACT_NOTIFY" => {
-            return Err(SeccompError::UnsupportedAction { action: name.to_owned(), context: context.to_owned() })
+            return Err(SeccompError::UnsupportedAction {
+                action: name.to_owned(),
+                context: context.to_owned(),
+            })
         }
-        _ => return Err(SeccompError::UnknownAction { action: name.to_owned(), context: context.to_owned() }),
+        _ => {
+            return Err(SeccompError::UnknownAction {
+                action: name.to_owned(),
+                context: context.to_owned(),
+            })
+        }
     };
     validate_action(action, context)?;
     Ok(action)
 }
 
 fn parse_errno(errno: u64, context: &str) -> Result<u32, SeccompError> {
-    u32::try_from(errno).map_err(|_| SeccompError::InvalidErrno { errno, context: context.to_owned() })
+    u32::try_from(errno).map_err(|_| SeccompError::InvalidErrno {
+        errno,
+        context: context.to_owned(),
+    })
 }
 
 fn parse_arg(arg: &OciArg, syscall: &str) -> Result<ArgCondition, SeccompError> {
     let index = u8::try_from(arg.index)
         .ok()
         .filter(|&index| index < MAX_ARGS)
-        .ok_or_else(|| SeccompError::InvalidArgIndex { syscall: syscall.to_owned(), index: arg.index })?;
-    let op = parse_op(&arg.op)
-        .ok_or_else(|| SeccompError::UnknownOperator { op: arg.op.clone(), syscall: syscall.to_owned() })?;
-    Ok(ArgCondition { index, op, value: arg.value, value_two: arg.value_two })
+        .ok_or_else(|| SeccompError::InvalidArgIndex {
+            syscall: syscall.to_owned(),
+            index: arg.index,
+        })?;
+    let op = parse_op(&arg.op).ok_or_else(|| SeccompError::UnknownOperator {
+        op: arg.op.clone(),
+        syscall: syscall.to_owned(),
+    })?;
+    Ok(ArgCondition {
+        index,
+        op,
+        value: arg.value,
+        value_two: arg.value_two,
+    })
 }
 
 fn parse_op(name: &str) -> Option<CmpOp> {

@@ -102,24 +102,42 @@ impl ArgCondition {
 
     /// `arg[index] & mask == expected`
     pub const fn masked_equal(index: u8, mask: u64, expected: u64) -> Self {
-        Self { index, op: CmpOp::MaskedEqual, value: mask, value_two: expected }
+        Self {
+            index,
+            op: CmpOp::MaskedEqual,
+            value: mask,
+            value_two: expected,
+        }
     }
 
     /// A comparison that uses only `value` (every op but `MaskedEqual`).
     pub const fn simple(index: u8, op: CmpOp, value: u64) -> Self {
-        Self { index, op, value, value_two: 0 }
+        Self {
+            index,
+            op,
+            value,
+            value_two: 0,
+        }
     }
 }
 
 impl Rule {
     /// A rule that applies whatever the arguments.
     pub fn new(syscall: &str, action: Action) -> Self {
-        Self { syscall: syscall.to_owned(), action, args: Vec::new() }
+        Self {
+            syscall: syscall.to_owned(),
+            action,
+            args: Vec::new(),
+        }
     }
 
     /// A rule that applies when every condition holds.
     pub fn with_args(syscall: &str, action: Action, args: &[ArgCondition]) -> Self {
-        Self { syscall: syscall.to_owned(), action, args: args.to_vec() }
+        Self {
+            syscall: syscall.to_owned(),
+            action,
+            args: args.to_vec(),
+        }
     }
 
     /// The conditions in a canonical order, to compare rules whose
@@ -135,11 +153,17 @@ impl Rule {
         validate_action(self.action, &format!("rule for `{}`", self.syscall))?;
         let mut seen = [false; MAX_ARGS as usize];
         for arg in &self.args {
-            let slot = seen.get_mut(usize::from(arg.index)).ok_or_else(|| {
-                SeccompError::InvalidArgIndex { syscall: self.syscall.clone(), index: u64::from(arg.index) }
-            })?;
+            let slot = seen
+                .get_mut(usize::from(arg.index))
+                .ok_or_else(|| SeccompError::InvalidArgIndex {
+                    syscall: self.syscall.clone(),
+                    index: u64::from(arg.index),
+                })?;
             if *slot {
-                return Err(SeccompError::DuplicateArgIndex { syscall: self.syscall.clone(), index: arg.index });
+                return Err(SeccompError::DuplicateArgIndex {
+                    syscall: self.syscall.clone(),
+                    index: arg.index,
+                });
             }
             *slot = true;
         }
@@ -150,9 +174,10 @@ impl Rule {
 /// Checks that an action can be expressed (errno in range).
 pub(crate) fn validate_action(action: Action, context: &str) -> Result<(), SeccompError> {
     match action {
-        Action::Errno(errno) if errno > MAX_ERRNO => {
-            Err(SeccompError::InvalidErrno { errno: u64::from(errno), context: context.to_owned() })
-        }
+        Action::Errno(errno) if errno > MAX_ERRNO => Err(SeccompError::InvalidErrno {
+            errno: u64::from(errno),
+            context: context.to_owned(),
+        }),
         _ => Ok(()),
     }
 }
@@ -186,7 +211,11 @@ fn check_pair(first: &Rule, second: &Rule) -> Result<(), SeccompError> {
         if first.action == second.action {
             return Err(SeccompError::DuplicateRule { syscall: syscall() });
         }
-        return Err(SeccompError::ConflictingRules { syscall: syscall(), first: first.action, second: second.action });
+        return Err(SeccompError::ConflictingRules {
+            syscall: syscall(),
+            first: first.action,
+            second: second.action,
+        });
     }
     if first.action == second.action {
         return Ok(());
@@ -301,11 +330,17 @@ mod tests {
 
     #[test]
     fn validate_rejects_duplicates_conflicts_and_shadowing() {
-        let profile = |rules: Vec<Rule>| Profile { default_action: Action::Allow, rules };
+        let profile = |rules: Vec<Rule>| Profile {
+            default_action: Action::Allow,
+            rules,
+        };
         let dup = profile(vec![Rule::new("read", EPERM), Rule::new("read", EPERM)]);
         assert!(matches!(dup.validate(), Err(SeccompError::DuplicateRule { syscall }) if syscall == "read"));
         let conflict = profile(vec![Rule::new("read", EPERM), Rule::new("read", Action::Trap)]);
-        assert!(matches!(conflict.validate(), Err(SeccompError::ConflictingRules { .. })));
+        assert!(matches!(
+            conflict.validate(),
+            Err(SeccompError::ConflictingRules { .. })
+        ));
         let shadow = profile(vec![
             Rule::with_args("ioctl", EPERM, &[ArgCondition::equal(1, 0x5412)]),
             Rule::new("ioctl", Action::Log),
@@ -324,13 +359,29 @@ mod tests {
             default_action: Action::Allow,
             rules: vec![Rule::with_args("read", EPERM, &[ArgCondition::equal(6, 0)])],
         };
-        assert!(matches!(bad_index.validate(), Err(SeccompError::InvalidArgIndex { index: 6, .. })));
+        assert!(matches!(
+            bad_index.validate(),
+            Err(SeccompError::InvalidArgIndex { index: 6, .. })
+        ));
         let twice = Profile {
             default_action: Action::Allow,
-            rules: vec![Rule::with_args("read", EPERM, &[ArgCondition::equal(0, 0), ArgCondition::equal(0, 1)])],
+            rules: vec![Rule::with_args(
+                "read",
+                EPERM,
+                &[ArgCondition::equal(0, 0), ArgCondition::equal(0, 1)],
+            )],
         };
-        assert!(matches!(twice.validate(), Err(SeccompError::DuplicateArgIndex { index: 0, .. })));
-        let errno = Profile { default_action: Action::Errno(5000), rules: vec![] };
-        assert!(matches!(errno.validate(), Err(SeccompError::InvalidErrno { errno: 5000, .. })));
+        assert!(matches!(
+            twice.validate(),
+            Err(SeccompError::DuplicateArgIndex { index: 0, .. })
+        ));
+        let errno = Profile {
+            default_action: Action::Errno(5000),
+            rules: vec![],
+        };
+        assert!(matches!(
+            errno.validate(),
+            Err(SeccompError::InvalidErrno { errno: 5000, .. })
+        ));
     }
 }

@@ -32,7 +32,12 @@ const NEWER_X86_64_SYSCALLS: &[(&str, i32)] = &[
 ];
 
 /// Syscalls of other architectures that libseccomp 2.5 may not know yet.
-const NEWER_FOREIGN_SYSCALLS: &[&str] = &["riscv_hwprobe", "riscv_flush_icache", "s390_guarded_storage", "s390_sthyi"];
+const NEWER_FOREIGN_SYSCALLS: &[&str] = &[
+    "riscv_hwprobe",
+    "riscv_flush_icache",
+    "s390_guarded_storage",
+    "s390_sthyi",
+];
 
 /// Audit arch tokens of the architectures checked by [`exists_on_other_arch`]:
 /// i386, arm, aarch64, ppc, ppc64, ppc64le, s390, s390x, mips, mips64, riscv64.
@@ -55,7 +60,10 @@ pub fn x86_64_number(name: &str) -> Option<i32> {
     if let Some(syscall) = syscallz::Syscall::from_name(name) {
         return Some(syscall.into_i32());
     }
-    NEWER_X86_64_SYSCALLS.iter().find(|(known, _)| *known == name).map(|(_, number)| *number)
+    NEWER_X86_64_SYSCALLS
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, number)| *number)
 }
 
 /// True if `name` is a syscall of some other architecture (e.g.

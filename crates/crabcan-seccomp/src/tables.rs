@@ -59,67 +59,311 @@ const CHMOD_CALLS: [(&str, u8); 4] = [("chmod", 1), ("fchmod", 1), ("fchmodat", 
 /// calls of `DEFAULT_DENIED` are not here.
 const DEFAULT_ALLOWED: &[&str] = &[
     // files and directories
-    "read", "write", "open", "openat", "openat2", "creat", "close", "close_range", "lseek",
-    "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2", "pwritev2",
-    "stat", "fstat", "lstat", "newfstatat", "statx", "statfs", "fstatfs", "access", "faccessat",
-    "faccessat2", "getdents", "getdents64", "getcwd", "chdir", "fchdir", "mkdir", "mkdirat",
-    "rmdir", "rename", "renameat", "renameat2", "link", "linkat", "unlink", "unlinkat",
-    "symlink", "symlinkat", "readlink", "readlinkat", "truncate", "ftruncate", "fallocate",
-    "fadvise64", "readahead", "fsync", "fdatasync", "sync", "syncfs", "sync_file_range", "flock",
-    "fcntl", "dup", "dup2", "dup3", "umask", "utime", "utimes", "utimensat", "futimesat",
-    "mknod", "mknodat", "chown", "fchown", "fchownat", "lchown", "copy_file_range", "sendfile",
-    "splice", "tee", "vmsplice",
+    "read",
+    "write",
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "close",
+    "close_range",
+    "lseek",
+    "pread64",
+    "pwrite64",
+    "readv",
+    "writev",
+    "preadv",
+    "pwritev",
+    "preadv2",
+    "pwritev2",
+    "stat",
+    "fstat",
+    "lstat",
+    "newfstatat",
+    "statx",
+    "statfs",
+    "fstatfs",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "getdents",
+    "getdents64",
+    "getcwd",
+    "chdir",
+    "fchdir",
+    "mkdir",
+    "mkdirat",
+    "rmdir",
+    "rename",
+    "renameat",
+    "renameat2",
+    "link",
+    "linkat",
+    "unlink",
+    "unlinkat",
+    "symlink",
+    "symlinkat",
+    "readlink",
+    "readlinkat",
+    "truncate",
+    "ftruncate",
+    "fallocate",
+    "fadvise64",
+    "readahead",
+    "fsync",
+    "fdatasync",
+    "sync",
+    "syncfs",
+    "sync_file_range",
+    "flock",
+    "fcntl",
+    "dup",
+    "dup2",
+    "dup3",
+    "umask",
+    "utime",
+    "utimes",
+    "utimensat",
+    "futimesat",
+    "mknod",
+    "mknodat",
+    "chown",
+    "fchown",
+    "fchownat",
+    "lchown",
+    "copy_file_range",
+    "sendfile",
+    "splice",
+    "tee",
+    "vmsplice",
     // extended attributes
-    "setxattr", "lsetxattr", "fsetxattr", "getxattr", "lgetxattr", "fgetxattr", "listxattr",
-    "llistxattr", "flistxattr", "removexattr", "lremovexattr", "fremovexattr", "setxattrat",
-    "getxattrat", "listxattrat", "removexattrat", "file_getattr", "file_setattr",
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "getxattr",
+    "lgetxattr",
+    "fgetxattr",
+    "listxattr",
+    "llistxattr",
+    "flistxattr",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    "setxattrat",
+    "getxattrat",
+    "listxattrat",
+    "removexattrat",
+    "file_getattr",
+    "file_setattr",
     // memory
-    "brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mincore", "msync", "mlock",
-    "mlock2", "munlock", "mlockall", "munlockall", "remap_file_pages", "membarrier",
-    "memfd_create", "memfd_secret", "pkey_alloc", "pkey_free", "pkey_mprotect", "mseal",
+    "brk",
+    "mmap",
+    "munmap",
+    "mremap",
+    "mprotect",
+    "madvise",
+    "mincore",
+    "msync",
+    "mlock",
+    "mlock2",
+    "munlock",
+    "mlockall",
+    "munlockall",
+    "remap_file_pages",
+    "membarrier",
+    "memfd_create",
+    "memfd_secret",
+    "pkey_alloc",
+    "pkey_free",
+    "pkey_mprotect",
+    "mseal",
     "map_shadow_stack",
     // processes and threads
-    "execve", "execveat", "fork", "vfork", "exit", "exit_group", "wait4", "waitid", "kill",
-    "tkill", "tgkill", "getpid", "getppid", "gettid", "getpgid", "setpgid", "getpgrp", "getsid",
-    "setsid", "set_tid_address", "set_robust_list", "get_robust_list", "rseq", "futex",
-    "futex_waitv", "futex_wake", "futex_wait", "futex_requeue", "arch_prctl", "prctl",
-    "modify_ldt", "set_thread_area", "get_thread_area", "pidfd_open", "pidfd_send_signal",
-    "process_mrelease", "seccomp", "landlock_create_ruleset", "landlock_add_rule",
+    "execve",
+    "execveat",
+    "fork",
+    "vfork",
+    "exit",
+    "exit_group",
+    "wait4",
+    "waitid",
+    "kill",
+    "tkill",
+    "tgkill",
+    "getpid",
+    "getppid",
+    "gettid",
+    "getpgid",
+    "setpgid",
+    "getpgrp",
+    "getsid",
+    "setsid",
+    "set_tid_address",
+    "set_robust_list",
+    "get_robust_list",
+    "rseq",
+    "futex",
+    "futex_waitv",
+    "futex_wake",
+    "futex_wait",
+    "futex_requeue",
+    "arch_prctl",
+    "prctl",
+    "modify_ldt",
+    "set_thread_area",
+    "get_thread_area",
+    "pidfd_open",
+    "pidfd_send_signal",
+    "process_mrelease",
+    "seccomp",
+    "landlock_create_ruleset",
+    "landlock_add_rule",
     "landlock_restrict_self",
     // credentials and limits (the kernel still checks capabilities)
-    "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "getgroups", "setuid",
-    "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setgroups", "setfsuid",
-    "setfsgid", "capget", "capset", "getrlimit", "setrlimit", "prlimit64", "getrusage",
-    "getpriority", "setpriority", "ioprio_get", "ioprio_set", "sethostname", "setdomainname",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "getresuid",
+    "getresgid",
+    "getgroups",
+    "setuid",
+    "setgid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "setresgid",
+    "setgroups",
+    "setfsuid",
+    "setfsgid",
+    "capget",
+    "capset",
+    "getrlimit",
+    "setrlimit",
+    "prlimit64",
+    "getrusage",
+    "getpriority",
+    "setpriority",
+    "ioprio_get",
+    "ioprio_set",
+    "sethostname",
+    "setdomainname",
     // scheduling
-    "sched_yield", "sched_getaffinity", "sched_setaffinity", "sched_getattr", "sched_setattr",
-    "sched_getparam", "sched_setparam", "sched_getscheduler", "sched_setscheduler",
-    "sched_get_priority_max", "sched_get_priority_min", "sched_rr_get_interval", "getcpu",
+    "sched_yield",
+    "sched_getaffinity",
+    "sched_setaffinity",
+    "sched_getattr",
+    "sched_setattr",
+    "sched_getparam",
+    "sched_setparam",
+    "sched_getscheduler",
+    "sched_setscheduler",
+    "sched_get_priority_max",
+    "sched_get_priority_min",
+    "sched_rr_get_interval",
+    "getcpu",
     // signals
-    "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending", "rt_sigsuspend",
-    "rt_sigtimedwait", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "sigaltstack", "pause",
-    "restart_syscall", "signalfd", "signalfd4",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "rt_sigpending",
+    "rt_sigsuspend",
+    "rt_sigtimedwait",
+    "rt_sigqueueinfo",
+    "rt_tgsigqueueinfo",
+    "sigaltstack",
+    "pause",
+    "restart_syscall",
+    "signalfd",
+    "signalfd4",
     // time (reading clocks and sleeping, not setting them)
-    "time", "gettimeofday", "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep",
-    "alarm", "getitimer", "setitimer", "times", "timer_create", "timer_delete",
-    "timer_getoverrun", "timer_gettime", "timer_settime", "timerfd_create", "timerfd_gettime",
+    "time",
+    "gettimeofday",
+    "clock_gettime",
+    "clock_getres",
+    "clock_nanosleep",
+    "nanosleep",
+    "alarm",
+    "getitimer",
+    "setitimer",
+    "times",
+    "timer_create",
+    "timer_delete",
+    "timer_getoverrun",
+    "timer_gettime",
+    "timer_settime",
+    "timerfd_create",
+    "timerfd_gettime",
     "timerfd_settime",
     // waiting for events
-    "poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl",
-    "epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl_old", "epoll_wait_old", "eventfd",
-    "eventfd2", "inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
-    "fanotify_mark", "pipe", "pipe2",
+    "poll",
+    "ppoll",
+    "select",
+    "pselect6",
+    "epoll_create",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "epoll_ctl_old",
+    "epoll_wait_old",
+    "eventfd",
+    "eventfd2",
+    "inotify_init",
+    "inotify_init1",
+    "inotify_add_watch",
+    "inotify_rm_watch",
+    "fanotify_mark",
+    "pipe",
+    "pipe2",
     // sockets (socket itself is filtered)
-    "socketpair", "bind", "connect", "listen", "accept", "accept4", "sendto", "recvfrom",
-    "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown", "getsockname", "getpeername",
-    "getsockopt", "setsockopt",
+    "socketpair",
+    "bind",
+    "connect",
+    "listen",
+    "accept",
+    "accept4",
+    "sendto",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "sendmmsg",
+    "recvmmsg",
+    "shutdown",
+    "getsockname",
+    "getpeername",
+    "getsockopt",
+    "setsockopt",
     // System V and POSIX IPC, asynchronous I/O
-    "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop", "msgget",
-    "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
-    "mq_notify", "mq_getsetattr", "io_setup", "io_destroy", "io_submit", "io_cancel",
-    "io_getevents", "io_pgetevents",
+    "shmget",
+    "shmat",
+    "shmctl",
+    "shmdt",
+    "semget",
+    "semop",
+    "semctl",
+    "semtimedop",
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
+    "io_setup",
+    "io_destroy",
+    "io_submit",
+    "io_cancel",
+    "io_getevents",
+    "io_pgetevents",
     // system information
-    "uname", "sysinfo", "getrandom",
+    "uname",
+    "sysinfo",
+    "getrandom",
 ];
 
 /// Denied with EPERM by the default profile, whatever the arguments:
@@ -128,33 +372,82 @@ const DEFAULT_ALLOWED: &[&str] = &[
 /// x86_64.)
 const DEFAULT_DENIED: &[&str] = &[
     // kernel modules, kexec, reboot, swap
-    "init_module", "finit_module", "delete_module", "create_module", "kexec_load",
-    "kexec_file_load", "reboot", "swapon", "swapoff",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "create_module",
+    "kexec_load",
+    "kexec_file_load",
+    "reboot",
+    "swapon",
+    "swapoff",
     // clocks
-    "clock_settime", "clock_adjtime", "settimeofday", "adjtimex",
+    "clock_settime",
+    "clock_adjtime",
+    "settimeofday",
+    "adjtimex",
     // accounting, quotas, logs
-    "acct", "quotactl", "quotactl_fd", "syslog",
+    "acct",
+    "quotactl",
+    "quotactl_fd",
+    "syslog",
     // mounts and root changes, old and new API
-    "mount", "umount2", "pivot_root", "chroot", "open_tree", "open_tree_attr", "move_mount",
-    "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "open_tree",
+    "open_tree_attr",
+    "move_mount",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
     // namespaces
-    "setns", "unshare",
+    "setns",
+    "unshare",
     // other processes' memory and files
-    "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd", "process_madvise",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "pidfd_getfd",
+    "process_madvise",
     // file handles (bypass path checks)
-    "open_by_handle_at", "name_to_handle_at",
+    "open_by_handle_at",
+    "name_to_handle_at",
     // hardware access
-    "iopl", "ioperm",
+    "iopl",
+    "ioperm",
     // keyrings
-    "keyctl", "add_key", "request_key",
+    "keyctl",
+    "add_key",
+    "request_key",
     // NUMA policy
-    "mbind", "migrate_pages", "move_pages", "set_mempolicy", "get_mempolicy",
+    "mbind",
+    "migrate_pages",
+    "move_pages",
+    "set_mempolicy",
+    "get_mempolicy",
     "set_mempolicy_home_node",
     // large kernel attack surface
-    "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
-    "io_uring_register", "fanotify_init", "lookup_dcookie",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "fanotify_init",
+    "lookup_dcookie",
     // obsolete or unimplemented
-    "vhangup", "nfsservctl", "get_kernel_syms", "query_module", "uselib", "ustat", "sysfs",
+    "vhangup",
+    "nfsservctl",
+    "get_kernel_syms",
+    "query_module",
+    "uselib",
+    "ustat",
+    "sysfs",
     "_sysctl",
 ];
 
@@ -169,10 +462,17 @@ impl Profile {
         rules.extend(deny_setuid_setgid_modes());
         let new_user = libc::CLONE_NEWUSER as u64;
         for name in ["unshare", "clone"] {
-            rules.push(Rule::with_args(name, EPERM, &[ArgCondition::masked_equal(0, new_user, new_user)]));
+            rules.push(Rule::with_args(
+                name,
+                EPERM,
+                &[ArgCondition::masked_equal(0, new_user, new_user)],
+            ));
         }
         rules.push(deny_tiocsti());
-        Profile { default_action: Action::Allow, rules }
+        Profile {
+            default_action: Action::Allow,
+            rules,
+        }
     }
 
     /// crabcan's default profile, an allowlist.
@@ -193,20 +493,32 @@ impl Profile {
     /// - `clone3` gets `ENOSYS`: its flags sit behind a pointer a filter
     ///   cannot read, and ENOSYS makes glibc and musl fall back to `clone`.
     pub fn default_profile() -> Profile {
-        let mut rules: Vec<Rule> = DEFAULT_ALLOWED.iter().map(|name| Rule::new(name, Action::Allow)).collect();
+        let mut rules: Vec<Rule> = DEFAULT_ALLOWED
+            .iter()
+            .map(|name| Rule::new(name, Action::Allow))
+            .collect();
         rules.extend(DEFAULT_DENIED.iter().map(|name| Rule::new(name, EPERM)));
         rules.extend(allow_chmod_without_setid_bits());
         rules.extend(deny_setuid_setgid_modes());
         rules.extend(allow_clone_without_namespaces());
         rules.extend(allow_ioctl_except_tiocsti());
         rules.push(deny_tiocsti());
-        rules.push(Rule::with_args("socket", Action::Allow, &[ArgCondition::not_equal(0, AF_VSOCK)]));
+        rules.push(Rule::with_args(
+            "socket",
+            Action::Allow,
+            &[ArgCondition::not_equal(0, AF_VSOCK)],
+        ));
         rules.push(Rule::with_args("socket", EPERM, &[ArgCondition::equal(0, AF_VSOCK)]));
-        rules.extend(SAFE_PERSONALITIES.iter().map(|&value| {
-            Rule::with_args("personality", Action::Allow, &[ArgCondition::equal(0, value)])
-        }));
+        rules.extend(
+            SAFE_PERSONALITIES
+                .iter()
+                .map(|&value| Rule::with_args("personality", Action::Allow, &[ArgCondition::equal(0, value)])),
+        );
         rules.push(Rule::new("clone3", ENOSYS));
-        Profile { default_action: ENOSYS, rules }
+        Profile {
+            default_action: ENOSYS,
+            rules,
+        }
     }
 
     /// A shipped profile by name: `"default"` or `"tutorial"`.
@@ -225,7 +537,11 @@ fn deny_setuid_setgid_modes() -> Vec<Rule> {
     let mut rules = Vec::new();
     for (name, mode_arg) in CHMOD_CALLS {
         for bit in [S_ISUID, S_ISGID] {
-            rules.push(Rule::with_args(name, EPERM, &[ArgCondition::masked_equal(mode_arg, bit, bit)]));
+            rules.push(Rule::with_args(
+                name,
+                EPERM,
+                &[ArgCondition::masked_equal(mode_arg, bit, bit)],
+            ));
         }
     }
     rules
@@ -236,7 +552,9 @@ fn allow_chmod_without_setid_bits() -> Vec<Rule> {
     let setid = S_ISUID | S_ISGID;
     CHMOD_CALLS
         .iter()
-        .map(|&(name, mode_arg)| Rule::with_args(name, Action::Allow, &[ArgCondition::masked_equal(mode_arg, setid, 0)]))
+        .map(|&(name, mode_arg)| {
+            Rule::with_args(name, Action::Allow, &[ArgCondition::masked_equal(mode_arg, setid, 0)])
+        })
         .collect()
 }
 
@@ -244,9 +562,17 @@ fn allow_chmod_without_setid_bits() -> Vec<Rule> {
 /// flag, when any namespace flag is set.
 fn allow_clone_without_namespaces() -> Vec<Rule> {
     let all_flags = CLONE_NAMESPACE_FLAGS.iter().fold(0, |mask, flag| mask | flag);
-    let mut rules = vec![Rule::with_args("clone", Action::Allow, &[ArgCondition::masked_equal(0, all_flags, 0)])];
+    let mut rules = vec![Rule::with_args(
+        "clone",
+        Action::Allow,
+        &[ArgCondition::masked_equal(0, all_flags, 0)],
+    )];
     for flag in CLONE_NAMESPACE_FLAGS {
-        rules.push(Rule::with_args("clone", EPERM, &[ArgCondition::masked_equal(0, flag, flag)]));
+        rules.push(Rule::with_args(
+            "clone",
+            EPERM,
+            &[ArgCondition::masked_equal(0, flag, flag)],
+        ));
     }
     rules
 }
@@ -286,7 +612,11 @@ mod tests {
     fn every_shipped_name_resolves_on_x86_64() {
         for profile in shipped() {
             for rule in &profile.rules {
-                assert!(x86_64_number(&rule.syscall).is_some(), "`{}` is not an x86_64 syscall", rule.syscall);
+                assert!(
+                    x86_64_number(&rule.syscall).is_some(),
+                    "`{}` is not an x86_64 syscall",
+                    rule.syscall
+                );
             }
         }
     }
@@ -309,20 +639,53 @@ mod tests {
     fn tutorial_has_exactly_the_seed_rules() {
         let m = |index, bit| vec![ArgCondition::masked_equal(index, bit, bit)];
         let mut expected: Vec<Rule> = [
-            "keyctl", "add_key", "request_key", "mbind", "migrate_pages", "move_pages", "set_mempolicy",
-            "userfaultfd", "perf_event_open",
+            "keyctl",
+            "add_key",
+            "request_key",
+            "mbind",
+            "migrate_pages",
+            "move_pages",
+            "set_mempolicy",
+            "userfaultfd",
+            "perf_event_open",
         ]
         .iter()
         .map(|name| Rule::new(name, EPERM))
         .collect();
         for (name, index) in [("chmod", 1), ("fchmod", 1), ("fchmodat", 2), ("fchmodat2", 2)] {
-            expected.push(Rule { syscall: name.into(), action: EPERM, args: m(index, 0o4000) });
-            expected.push(Rule { syscall: name.into(), action: EPERM, args: m(index, 0o2000) });
+            expected.push(Rule {
+                syscall: name.into(),
+                action: EPERM,
+                args: m(index, 0o4000),
+            });
+            expected.push(Rule {
+                syscall: name.into(),
+                action: EPERM,
+                args: m(index, 0o2000),
+            });
         }
-        expected.push(Rule { syscall: "unshare".into(), action: EPERM, args: m(0, 0x1000_0000) });
-        expected.push(Rule { syscall: "clone".into(), action: EPERM, args: m(0, 0x1000_0000) });
-        expected.push(Rule::with_args("ioctl", EPERM, &[ArgCondition::masked_equal(1, 0xffff_ffff, 0x5412)]));
-        assert_eq!(Profile::tutorial(), Profile { default_action: Action::Allow, rules: expected });
+        expected.push(Rule {
+            syscall: "unshare".into(),
+            action: EPERM,
+            args: m(0, 0x1000_0000),
+        });
+        expected.push(Rule {
+            syscall: "clone".into(),
+            action: EPERM,
+            args: m(0, 0x1000_0000),
+        });
+        expected.push(Rule::with_args(
+            "ioctl",
+            EPERM,
+            &[ArgCondition::masked_equal(1, 0xffff_ffff, 0x5412)],
+        ));
+        assert_eq!(
+            Profile::tutorial(),
+            Profile {
+                default_action: Action::Allow,
+                rules: expected
+            }
+        );
     }
 
     /// Evaluates the data of a masked/equal condition on a value, as the
@@ -364,7 +727,10 @@ mod tests {
         assert_eq!(ioctl_actions(0x1_0000_5412), vec![EPERM]);
         for allowed in [0x5413, 0x541B, 0x5401, 0x8004_5430, 0xffff_ffff_802c_542a] {
             let actions = ioctl_actions(allowed);
-            assert!(!actions.is_empty() && actions.iter().all(|&a| a == Action::Allow), "{allowed:#x}");
+            assert!(
+                !actions.is_empty() && actions.iter().all(|&a| a == Action::Allow),
+                "{allowed:#x}"
+            );
         }
     }
 
@@ -378,9 +744,15 @@ mod tests {
                 .map(|rule| rule.action)
                 .collect()
         };
-        let thread_flags = (libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_SIGHAND
-            | libc::CLONE_THREAD | libc::CLONE_SYSVSEM | libc::CLONE_SETTLS
-            | libc::CLONE_PARENT_SETTID | libc::CLONE_CHILD_CLEARTID) as u64;
+        let thread_flags = (libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_SYSVSEM
+            | libc::CLONE_SETTLS
+            | libc::CLONE_PARENT_SETTID
+            | libc::CLONE_CHILD_CLEARTID) as u64;
         assert_eq!(actions(thread_flags), vec![Action::Allow]);
         assert_eq!(actions(libc::SIGCHLD as u64), vec![Action::Allow]);
         for flag in CLONE_NAMESPACE_FLAGS {

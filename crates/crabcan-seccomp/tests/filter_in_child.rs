@@ -59,7 +59,10 @@ fn run_probes_in_child(filter: &CompiledFilter, probes: &[Probe]) -> Vec<i64> {
     unsafe { libc::close(fds[1]) };
     let results = read_results(fds[0], probes.len());
     let status = wait_with_timeout(pid, Duration::from_secs(20));
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed, status {status:#x}");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child failed, status {status:#x}"
+    );
     results
 }
 
@@ -97,7 +100,10 @@ fn read_results(fd: i32, count: usize) -> Vec<i64> {
     // SAFETY: closing our read end.
     unsafe { libc::close(fd) };
     assert_eq!(filled, bytes.len(), "child reported {} of {count} results", filled / 8);
-    bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
+    bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect()
 }
 
 fn wait_with_timeout(pid: libc::pid_t, timeout: Duration) -> i32 {
@@ -143,7 +149,12 @@ fn fixture(tag: &str) -> Fixture {
     let mut pipe = [0; 2];
     // SAFETY: `pipe` has room for two descriptors.
     assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
-    Fixture { _dir: TempDir(dir), file, pipe, buffer: Box::new([0; 64]) }
+    Fixture {
+        _dir: TempDir(dir),
+        file,
+        pipe,
+        buffer: Box::new([0; 64]),
+    }
 }
 
 fn common_probes(f: &Fixture) -> Vec<Probe> {
@@ -153,16 +164,32 @@ fn common_probes(f: &Fixture) -> Vec<Probe> {
     let at_fdcwd = libc::AT_FDCWD as i64 as u64;
     vec![
         Probe::new("keyctl", libc::SYS_keyctl, &[0, (-3i64) as u64]),
-        Probe::new("unshare(CLONE_NEWUSER)", libc::SYS_unshare, &[libc::CLONE_NEWUSER as u64]),
+        Probe::new(
+            "unshare(CLONE_NEWUSER)",
+            libc::SYS_unshare,
+            &[libc::CLONE_NEWUSER as u64],
+        ),
         Probe::new("chmod 04755", libc::SYS_chmod, &[path, 0o4755]),
         Probe::new("chmod 02755", libc::SYS_chmod, &[path, 0o2755]),
         Probe::new("fchmodat 04755", libc::SYS_fchmodat, &[at_fdcwd, path, 0o4755]),
         Probe::new("fchmodat2 02755", libc::SYS_fchmodat2, &[at_fdcwd, path, 0o2755, 0]),
         Probe::new("chmod 0755", libc::SYS_chmod, &[path, 0o755]),
-        Probe::new("ioctl TIOCGWINSZ on a pipe", libc::SYS_ioctl, &[pipe, libc::TIOCGWINSZ, buf]),
+        Probe::new(
+            "ioctl TIOCGWINSZ on a pipe",
+            libc::SYS_ioctl,
+            &[pipe, libc::TIOCGWINSZ, buf],
+        ),
         Probe::new("ioctl TIOCSTI", libc::SYS_ioctl, &[pipe, libc::TIOCSTI, buf]),
-        Probe::new("ioctl TIOCSTI with high bits", libc::SYS_ioctl, &[pipe, 0x1_0000_0000 | libc::TIOCSTI, buf]),
-        Probe::new("clone(CLONE_NEWUSER)", libc::SYS_clone, &[(libc::CLONE_NEWUSER | libc::SIGCHLD) as u64]),
+        Probe::new(
+            "ioctl TIOCSTI with high bits",
+            libc::SYS_ioctl,
+            &[pipe, 0x1_0000_0000 | libc::TIOCSTI, buf],
+        ),
+        Probe::new(
+            "clone(CLONE_NEWUSER)",
+            libc::SYS_clone,
+            &[(libc::CLONE_NEWUSER | libc::SIGCHLD) as u64],
+        ),
         Probe::new("syscall 999", 999, &[]),
     ]
 }
@@ -179,8 +206,16 @@ fn default_profile_in_a_child() {
         Probe::new("ptrace(TRACEME)", libc::SYS_ptrace, &[0]),
         Probe::new("personality query", libc::SYS_personality, &[0xffff_ffff]),
         Probe::new("personality ADDR_NO_RANDOMIZE", libc::SYS_personality, &[0x0040000]),
-        Probe::new("socket(AF_UNIX)", libc::SYS_socket, &[libc::AF_UNIX as u64, libc::SOCK_STREAM as u64]),
-        Probe::new("socket(AF_VSOCK)", libc::SYS_socket, &[libc::AF_VSOCK as u64, libc::SOCK_STREAM as u64]),
+        Probe::new(
+            "socket(AF_UNIX)",
+            libc::SYS_socket,
+            &[libc::AF_UNIX as u64, libc::SOCK_STREAM as u64],
+        ),
+        Probe::new(
+            "socket(AF_VSOCK)",
+            libc::SYS_socket,
+            &[libc::AF_VSOCK as u64, libc::SOCK_STREAM as u64],
+        ),
         Probe::new("getpid", libc::SYS_getpid, &[]),
         Probe::new("io_uring_setup", libc::SYS_io_uring_setup, &[1, 0]),
     ]);
@@ -222,7 +257,9 @@ fn tutorial_profile_from_bytes_in_a_child() {
     let filter = CompiledFilter::from_bytes(&compiled.to_bytes()).expect("decodes");
     let probes = common_probes(&f);
     let results = run_probes_in_child(&filter, &probes);
-    let expected = [EPERM, EPERM, EPERM, EPERM, EPERM, EPERM, 0, ENOTTY, EPERM, EPERM, EPERM, ENOSYS];
+    let expected = [
+        EPERM, EPERM, EPERM, EPERM, EPERM, EPERM, 0, ENOTTY, EPERM, EPERM, EPERM, ENOSYS,
+    ];
     for ((probe, result), want) in probes.iter().zip(&results).zip(expected) {
         assert_eq!(*result, want, "{}", probe.what);
     }
@@ -241,7 +278,10 @@ fn ordinary_programs_run_under_the_default_profile() {
          grep -q '^Seccomp:.*2' /proc/self/status; cat file | wc -c >/dev/null; \
          ( sleep 0 ) & wait"
     );
-    let argv: Vec<CString> = ["/bin/sh", "-c", &script].iter().map(|s| CString::new(*s).expect("no NUL")).collect();
+    let argv: Vec<CString> = ["/bin/sh", "-c", &script]
+        .iter()
+        .map(|s| CString::new(*s).expect("no NUL"))
+        .collect();
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
     let filter = Profile::default_profile().compile().expect("compiles");

@@ -32,9 +32,24 @@ const DOCKER_STYLE: &str = r#"{
 fn imports_a_docker_style_profile() {
     let profile = Profile::from_oci_json(DOCKER_STYLE).expect("imports");
     let names: Vec<&str> = profile.rules.iter().map(|rule| rule.syscall.as_str()).collect();
-    assert_eq!(names, ["read", "write", "personality", "clone", "clone3", "arch_prctl", "ptrace", "getpid"]);
+    assert_eq!(
+        names,
+        [
+            "read",
+            "write",
+            "personality",
+            "clone",
+            "clone3",
+            "arch_prctl",
+            "ptrace",
+            "getpid"
+        ]
+    );
     assert_eq!(profile.default_action, Action::Errno(1));
-    assert_eq!(profile.rules[3].args, vec![ArgCondition::masked_equal(0, 0x7E02_0000, 0)]);
+    assert_eq!(
+        profile.rules[3].args,
+        vec![ArgCondition::masked_equal(0, 0x7E02_0000, 0)]
+    );
     assert_eq!(profile.rules[4].action, Action::Errno(38));
     assert_eq!(profile.rules[7].action, Action::Log);
     profile.compile().expect("compiles");
@@ -57,32 +72,49 @@ fn import_error(json: &str) -> SeccompError {
 
 #[test]
 fn unknown_names_actions_and_ops_are_typed_errors() {
-    let unknown_syscall = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["frobnicate"],"action":"SCMP_ACT_ERRNO"}]}"#;
+    let unknown_syscall =
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["frobnicate"],"action":"SCMP_ACT_ERRNO"}]}"#;
     match import_error(unknown_syscall) {
         SeccompError::UnknownSyscall { name } => assert_eq!(name, "frobnicate"),
         other => panic!("{other}"),
     }
     let unknown_action = r#"{"defaultAction":"SCMP_ACT_MAYBE"}"#;
-    assert!(matches!(import_error(unknown_action), SeccompError::UnknownAction { .. }));
+    assert!(matches!(
+        import_error(unknown_action),
+        SeccompError::UnknownAction { .. }
+    ));
     let notify = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_NOTIFY"}]}"#;
     assert!(matches!(import_error(notify), SeccompError::UnsupportedAction { .. }));
     let bad_op = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_LOG",
         "args":[{"index":0,"value":1,"op":"SCMP_CMP_ALMOST"}]}]}"#;
     let error = import_error(bad_op);
     assert!(matches!(error, SeccompError::UnknownOperator { .. }));
-    assert_eq!(error.to_string(), "unknown comparison operator `SCMP_CMP_ALMOST` in rule for `read`");
+    assert_eq!(
+        error.to_string(),
+        "unknown comparison operator `SCMP_CMP_ALMOST` in rule for `read`"
+    );
     let bad_index = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_LOG",
         "args":[{"index":9,"value":1,"op":"SCMP_CMP_EQ"}]}]}"#;
-    assert!(matches!(import_error(bad_index), SeccompError::InvalidArgIndex { index: 9, .. }));
+    assert!(matches!(
+        import_error(bad_index),
+        SeccompError::InvalidArgIndex { index: 9, .. }
+    ));
     let errno = r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":70000}"#;
-    assert!(matches!(import_error(errno), SeccompError::InvalidErrno { errno: 70000, .. }));
+    assert!(matches!(
+        import_error(errno),
+        SeccompError::InvalidErrno { errno: 70000, .. }
+    ));
     assert!(matches!(import_error("{"), SeccompError::InvalidJson { .. }));
 }
 
 #[test]
 fn duplicates_and_conflicts_name_the_syscall() {
-    let twice = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl","keyctl"],"action":"SCMP_ACT_ERRNO"}]}"#;
-    assert_eq!(import_error(twice).to_string(), "syscall `keyctl` is listed twice with the same action and arguments");
+    let twice =
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl","keyctl"],"action":"SCMP_ACT_ERRNO"}]}"#;
+    assert_eq!(
+        import_error(twice).to_string(),
+        "syscall `keyctl` is listed twice with the same action and arguments"
+    );
     let conflict = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
         {"names":["keyctl"],"action":"SCMP_ACT_ERRNO"},{"names":["keyctl"],"action":"SCMP_ACT_KILL"}]}"#;
     assert!(matches!(import_error(conflict), SeccompError::ConflictingRules { syscall, .. } if syscall == "keyctl"));
@@ -90,8 +122,26 @@ fn duplicates_and_conflicts_name_the_syscall() {
 
 /// Names known to resolve on x86_64, used to generate profiles.
 const NAMES: &[&str] = &[
-    "read", "write", "openat", "close", "mmap", "ioctl", "clone", "clone3", "chmod", "fchmodat2", "keyctl",
-    "socket", "personality", "unshare", "mseal", "futex_wake", "statx", "execve", "kill", "bpf",
+    "read",
+    "write",
+    "openat",
+    "close",
+    "mmap",
+    "ioctl",
+    "clone",
+    "clone3",
+    "chmod",
+    "fchmodat2",
+    "keyctl",
+    "socket",
+    "personality",
+    "unshare",
+    "mseal",
+    "futex_wake",
+    "statx",
+    "execve",
+    "kill",
+    "bpf",
 ];
 
 fn any_action() -> impl Strategy<Value = Action> {
@@ -127,7 +177,12 @@ fn any_args() -> impl Strategy<Value = Vec<ArgCondition>> {
                 .zip(parts)
                 .map(|(&index, (op, value, second))| {
                     let value_two = if op == CmpOp::MaskedEqual { second } else { 0 };
-                    ArgCondition { index, op, value, value_two }
+                    ArgCondition {
+                        index,
+                        op,
+                        value,
+                        value_two,
+                    }
                 })
                 .collect()
         })
@@ -144,7 +199,11 @@ fn any_profile() -> impl Strategy<Value = Profile> {
             rules: names
                 .iter()
                 .zip(parts)
-                .map(|(name, (action, args))| Rule { syscall: (*name).to_owned(), action, args })
+                .map(|(name, (action, args))| Rule {
+                    syscall: (*name).to_owned(),
+                    action,
+                    args,
+                })
                 .collect(),
         })
     })

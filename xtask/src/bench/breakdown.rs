@@ -99,18 +99,12 @@ pub fn parse_slowest(text: &str) -> Vec<SlowCall> {
         let Some((name, seconds)) = name_and_seconds(body) else {
             continue;
         };
-        let begun = body
-            .starts_with("<... ")
-            .then(|| pending.remove(pid))
-            .flatten();
+        let begun = body.starts_with("<... ").then(|| pending.remove(pid)).flatten();
         if WAITS.contains(&name) {
             continue;
         }
         let shown = match begun {
-            Some(begun) => format!(
-                "{begun} ...{}",
-                body.split_once("resumed>").map_or("", |(_, r)| r)
-            ),
+            Some(begun) => format!("{begun} ...{}", body.split_once("resumed>").map_or("", |(_, r)| r)),
             None => body.to_string(),
         };
         let shown = shown
@@ -132,9 +126,7 @@ pub fn parse_slowest(text: &str) -> Vec<SlowCall> {
 /// ("1234", rest) for a line that starts with a pid.
 fn split_pid(line: &str) -> (&str, &str) {
     match line.split_once(' ') {
-        Some((pid, rest)) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => {
-            (pid, rest.trim_start())
-        }
+        Some((pid, rest)) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => (pid, rest.trim_start()),
         _ => ("", line),
     }
 }
@@ -209,9 +201,7 @@ pub fn debug_timeline(env: &Env) -> Result<Vec<Event>, String> {
 
 fn one_timeline(env: &Env) -> Result<Vec<Event>, String> {
     let mut cmd = crabcan(env, &[std::ffi::OsString::from("--debug")]);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd
         .spawn()
@@ -231,9 +221,7 @@ fn one_timeline(env: &Env) -> Result<Vec<Event>, String> {
         }
         events.push(event);
     }
-    let status = child
-        .wait()
-        .map_err(|e| format!("waiting for crabcan: {e}"))?;
+    let status = child.wait().map_err(|e| format!("waiting for crabcan: {e}"))?;
     let at = start.elapsed();
     if !status.success() {
         return Err(format!("`{}` failed ({status})", display(&cmd)));
@@ -257,11 +245,7 @@ pub fn parse_event(line: &str, at: Duration) -> Event {
             let mut words = stamp.split_whitespace();
             let own_ms = words.next().and_then(|n| n.parse::<f64>().ok());
             let pid = words.nth(2);
-            let who = if pid == Some("1") {
-                "container"
-            } else {
-                "crabcan"
-            };
+            let who = if pid == Some("1") { "container" } else { "crabcan" };
             (own_ms, who, what.trim())
         }
         None => (None, "crabcan", text),
@@ -276,10 +260,7 @@ pub fn parse_event(line: &str, at: Duration) -> Event {
 
 /// The log line without long lists (cgroup paths, command lines).
 fn shorten(text: &str) -> String {
-    let cut = text
-        .find(" [")
-        .or_else(|| text.find(" (\""))
-        .unwrap_or(text.len());
+    let cut = text.find(" [").or_else(|| text.find(" (\"")).unwrap_or(text.len());
     let short: String = text[..cut].chars().take(90).collect();
     short.replace('|', "\\|")
 }
@@ -306,22 +287,13 @@ mod tests {
 
     #[test]
     fn stamped_and_plain_debug_lines_are_parsed() {
-        let e = parse_event(
-            "crabcan: debug: [   2.740 ms pid 1] filesystem ready",
-            Duration::ZERO,
-        );
+        let e = parse_event("crabcan: debug: [   2.740 ms pid 1] filesystem ready", Duration::ZERO);
         assert_eq!(
             (e.own_ms, e.who, e.what.as_str()),
             (Some(2.74), "container", "filesystem ready")
         );
-        let e = parse_event(
-            "crabcan: debug: created cgroup [\"/a\"] (Hybrid)",
-            Duration::ZERO,
-        );
-        assert_eq!(
-            (e.own_ms, e.who, e.what.as_str()),
-            (None, "crabcan", "created cgroup")
-        );
+        let e = parse_event("crabcan: debug: created cgroup [\"/a\"] (Hybrid)", Duration::ZERO);
+        assert_eq!((e.own_ms, e.who, e.what.as_str()), (None, "crabcan", "created cgroup"));
     }
 
     #[test]

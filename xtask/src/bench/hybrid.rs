@@ -59,10 +59,7 @@ impl Layout {
         match self {
             Layout::V1 => "cgroup v1".to_string(),
             Layout::V2 => "cgroup v2 (unified)".to_string(),
-            Layout::Hybrid(v2) => format!(
-                "hybrid (cgroup v1 controllers + cgroup2 at {})",
-                v2.join(", ")
-            ),
+            Layout::Hybrid(v2) => format!("hybrid (cgroup v1 controllers + cgroup2 at {})", v2.join(", ")),
             Layout::None => "no cgroup filesystem mounted".to_string(),
         }
     }
@@ -76,10 +73,7 @@ pub fn enter_v1_only_namespace(layout: &Layout) -> Result<(), String> {
     };
     // SAFETY: plain syscalls on constant or owned NUL-terminated strings.
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
-        return Err(format!(
-            "unshare(CLONE_NEWNS): {}",
-            io::Error::last_os_error()
-        ));
+        return Err(format!("unshare(CLONE_NEWNS): {}", io::Error::last_os_error()));
     }
     let root = c_string("/")?;
     let flags = libc::MS_REC | libc::MS_PRIVATE;
@@ -100,10 +94,7 @@ pub fn enter_v1_only_namespace(layout: &Layout) -> Result<(), String> {
         let path = c_string(mount_point)?;
         // SAFETY: as above.
         if unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) } != 0 {
-            return Err(format!(
-                "umount {mount_point}: {}",
-                io::Error::last_os_error()
-            ));
+            return Err(format!("umount {mount_point}: {}", io::Error::last_os_error()));
         }
     }
     Ok(())
@@ -121,11 +112,7 @@ pub struct NsWorker {
 }
 
 impl NsWorker {
-    pub fn spawn(
-        layout: &Layout,
-        harness: &Harness,
-        log_dir: &std::path::Path,
-    ) -> Result<NsWorker, String> {
+    pub fn spawn(layout: &Layout, harness: &Harness, log_dir: &std::path::Path) -> Result<NsWorker, String> {
         let (jobs, job_rx) = mpsc::channel::<Command>();
         let (result_tx, results) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -148,9 +135,7 @@ impl NsWorker {
                 }
             })
             .map_err(|e| format!("spawning the namespace thread: {e}"))?;
-        ready_rx
-            .recv()
-            .map_err(|_| "the namespace thread died".to_string())??;
+        ready_rx.recv().map_err(|_| "the namespace thread died".to_string())??;
         Ok(NsWorker { jobs, results })
     }
 

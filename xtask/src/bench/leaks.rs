@@ -84,9 +84,7 @@ impl Snapshot {
             ));
         }
         for process in after.processes.difference(&before.processes) {
-            report
-                .leaks
-                .push(format!("process left running: {process}"));
+            report.leaks.push(format!("process left running: {process}"));
         }
         clean_runtime_leftovers(marks, &mut report);
         report
@@ -97,8 +95,8 @@ fn clean_runtime_leftovers(marks: &Marks, report: &mut Report) {
     let ours = |path: &Path| file_name(path).starts_with(&marks.id_prefix);
     for state in STATE_DIRS {
         for dir in children(Path::new(state)).into_iter().filter(|p| ours(p)) {
-            let outcome = fs::remove_dir_all(&dir)
-                .map_or_else(|e| format!(" (removing failed: {e})"), |()| String::new());
+            let outcome =
+                fs::remove_dir_all(&dir).map_or_else(|e| format!(" (removing failed: {e})"), |()| String::new());
             report
                 .cleaned
                 .push(format!("runtime state dir {}{outcome}", dir.display()));
@@ -107,8 +105,7 @@ fn clean_runtime_leftovers(marks: &Marks, report: &mut Report) {
     // Deepest first, so nested dirs go before their parents.
     let runtime_cgroup = |path: &Path| ours(path) && !in_crabcan_dir(path);
     for dir in cgroup_dirs(runtime_cgroup).into_iter().rev() {
-        let outcome = fs::remove_dir(&dir)
-            .map_or_else(|e| format!(" (removing failed: {e})"), |()| String::new());
+        let outcome = fs::remove_dir(&dir).map_or_else(|e| format!(" (removing failed: {e})"), |()| String::new());
         report
             .cleaned
             .push(format!("runtime cgroup {}{outcome}", dir.display()));
@@ -129,9 +126,7 @@ fn children(dir: &Path) -> Vec<PathBuf> {
 
 /// A dir whose parent is named `crabcan` (a container's cgroup).
 fn in_crabcan_dir(path: &Path) -> bool {
-    path.parent()
-        .map(|p| file_name(p) == "crabcan")
-        .unwrap_or(false)
+    path.parent().map(|p| file_name(p) == "crabcan").unwrap_or(false)
 }
 
 /// Directories under every cgroup mount (to [`CGROUP_DEPTH`]) that `want`.
@@ -213,12 +208,8 @@ fn our_processes(marks: &Marks) -> BTreeSet<String> {
         let cmdline = fs::read(dir.join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         let stat = fs::read_to_string(dir.join("stat")).unwrap_or_default();
-        let is_child = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split(' ').nth(2))
-            == Some(me.as_str());
-        let mentions = cmdline.contains(&marks.id_prefix)
-            || marks.paths.iter().any(|p| cmdline.contains(p.as_str()));
+        let is_child = stat.rsplit_once(')').and_then(|(_, rest)| rest.split(' ').nth(2)) == Some(me.as_str());
+        let mentions = cmdline.contains(&marks.id_prefix) || marks.paths.iter().any(|p| cmdline.contains(p.as_str()));
         if is_child || mentions {
             found.insert(format!("{pid}: {}", cmdline.trim()));
         }

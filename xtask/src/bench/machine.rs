@@ -23,9 +23,7 @@ pub struct Machine {
 /// Describes this machine; `programs` are the runtimes found (name, path).
 pub fn describe(layout: &Layout, programs: &[(String, std::path::PathBuf)]) -> Machine {
     Machine {
-        nproc: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        nproc: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         cpu_model: cpu_model(),
         memory: memory(),
         kernel: read_trimmed("/proc/sys/kernel/osrelease"),

@@ -57,11 +57,7 @@ impl ErrLog {
         let mut text = String::new();
         let _ = self.file.seek(SeekFrom::Start(0));
         let _ = self.file.read_to_string(&mut text);
-        let line = text
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
+        let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
         line.trim().chars().take(300).collect()
     }
 }
@@ -69,12 +65,8 @@ impl ErrLog {
 /// Runs `cmd` once and measures it; an error (with the runtime's last
 /// stderr line) unless it exits 0.
 pub fn run_once(mut cmd: Command, log: &mut ErrLog) -> Result<Sample, String> {
-    let stderr = log
-        .reset()
-        .map_err(|e| format!("stderr scratch file: {e}"))?;
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr);
+    let stderr = log.reset().map_err(|e| format!("stderr scratch file: {e}"))?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
     let start = Instant::now();
     let child = cmd
         .spawn()
@@ -111,26 +103,16 @@ impl Harness {
 
 /// Runs `cmd` under the helper, which times and reaps it.
 fn run_via_helper(helper: &Path, cmd: &Command, log: &mut ErrLog) -> Result<Sample, String> {
-    let stderr = log
-        .reset()
-        .map_err(|e| format!("stderr scratch file: {e}"))?;
+    let stderr = log.reset().map_err(|e| format!("stderr scratch file: {e}"))?;
     let mut wrapped = Command::new(helper);
     wrapped.arg(cmd.get_program()).args(cmd.get_args());
-    wrapped
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr);
+    wrapped.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr);
     let out = wrapped
         .output()
         .map_err(|e| format!("cannot run `{}`: {e}", display(&wrapped)))?;
     let report = String::from_utf8_lossy(&out.stdout);
-    let (ns, rss, status) = super::spawner::parse_report(&report).ok_or_else(|| {
-        format!(
-            "`{}`: unreadable report {:?}",
-            display(&wrapped),
-            report.trim()
-        )
-    })?;
+    let (ns, rss, status) = super::spawner::parse_report(&report)
+        .ok_or_else(|| format!("`{}`: unreadable report {:?}", display(&wrapped), report.trim()))?;
     if let Some(why) = failure(status) {
         let last = log.last_line();
         let sep = if last.is_empty() { "" } else { ": " };

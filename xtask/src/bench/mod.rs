@@ -57,13 +57,7 @@ pub struct Options {
 
 impl Options {
     /// Defaults for a full or a `--quick` run.
-    pub fn new(
-        quick: bool,
-        rootfs: PathBuf,
-        crabcan: PathBuf,
-        out: PathBuf,
-        svg: PathBuf,
-    ) -> Options {
+    pub fn new(quick: bool, rootfs: PathBuf, crabcan: PathBuf, out: PathBuf, svg: PathBuf) -> Options {
         Options {
             quick,
             runs: if quick { 5 } else { 100 },
@@ -125,10 +119,7 @@ pub fn run(opts: &Options) -> Result<i32, String> {
     let layout = Layout::detect();
     let marks = leaks::Marks {
         id_prefix: env.id_prefix.clone(),
-        paths: vec![
-            opts.rootfs.display().to_string(),
-            scratch.path().display().to_string(),
-        ],
+        paths: vec![opts.rootfs.display().to_string(), scratch.path().display().to_string()],
     };
     let before = leaks::Snapshot::take(&marks);
     let harness = harness(scratch.path());
@@ -154,17 +145,14 @@ pub fn run(opts: &Options) -> Result<i32, String> {
     drop(worker);
     let leaks = leaks::Snapshot::compare(&before, &marks);
 
-    let programs = ALL
-        .iter()
-        .filter(|r| available.contains(&r.program()))
-        .map(|r| {
-            let path = if *r == Runtime::Crabcan {
-                opts.crabcan.clone()
-            } else {
-                runtimes::find_on_path(r.program()).unwrap_or_default()
-            };
-            (r.program().to_string(), path)
-        });
+    let programs = ALL.iter().filter(|r| available.contains(&r.program())).map(|r| {
+        let path = if *r == Runtime::Crabcan {
+            opts.crabcan.clone()
+        } else {
+            runtimes::find_on_path(r.program()).unwrap_or_default()
+        };
+        (r.program().to_string(), path)
+    });
     let mut programs: Vec<_> = programs.collect();
     programs.dedup_by(|a, b| a.0 == b.0);
     let results = Results {
@@ -194,9 +182,7 @@ fn check_programs(opts: &Options) -> Result<Vec<&'static str>, String> {
         ));
     }
     let wanted: Vec<Runtime> = ALL.into_iter().filter(|r| *r != Runtime::Crabcan).collect();
-    let missing = |rs: &[Runtime]| -> Vec<Runtime> {
-        rs.iter().copied().filter(|r| !r.installed()).collect()
-    };
+    let missing = |rs: &[Runtime]| -> Vec<Runtime> { rs.iter().copied().filter(|r| !r.installed()).collect() };
     let mut absent = missing(&wanted);
     let strace_absent = runtimes::find_on_path("strace").is_none();
     if opts.install && (!absent.is_empty() || strace_absent) {
@@ -206,11 +192,7 @@ fn check_programs(opts: &Options) -> Result<Vec<&'static str>, String> {
         }
         packages.dedup();
         eprintln!("bench: installing {}", packages.join(" "));
-        run_checked(
-            Command::new("apt-get")
-                .args(["install", "-y"])
-                .args(&packages),
-        )?;
+        run_checked(Command::new("apt-get").args(["install", "-y"]).args(&packages))?;
         absent = missing(&wanted);
     }
     if !absent.is_empty() && !opts.quick {
@@ -222,24 +204,17 @@ fn check_programs(opts: &Options) -> Result<Vec<&'static str>, String> {
         ));
     }
     let mut available = vec!["crabcan"];
-    available.extend(
-        wanted
-            .iter()
-            .filter(|r| !absent.contains(r))
-            .map(|r| r.program()),
-    );
+    available.extend(wanted.iter().filter(|r| !absent.contains(r)).map(|r| r.program()));
     available.dedup();
     Ok(available)
 }
 
 /// Bundles, the bind source, the big seccomp profile.
 fn prepare(opts: &Options, scratch: &Path) -> Result<Env, String> {
-    let rootfs =
-        std::path::absolute(&opts.rootfs).map_err(|e| format!("{}: {e}", opts.rootfs.display()))?;
+    let rootfs = std::path::absolute(&opts.rootfs).map_err(|e| format!("{}: {e}", opts.rootfs.display()))?;
     let (bundle_default, bundle_full) = oci::write_bundles(&scratch.join("bundles"), &rootfs)?;
     let bind_source = scratch.join("bind-source");
-    std::fs::create_dir_all(&bind_source)
-        .map_err(|e| format!("creating {}: {e}", bind_source.display()))?;
+    std::fs::create_dir_all(&bind_source).map_err(|e| format!("creating {}: {e}", bind_source.display()))?;
     scaling::write_big_profile(&scratch.join("seccomp-300.json"))?;
     Ok(Env {
         crabcan: opts.crabcan.clone(),
@@ -254,9 +229,7 @@ fn prepare(opts: &Options, scratch: &Path) -> Result<Env, String> {
 /// bench's own, which the report says).
 fn harness(scratch: &Path) -> Harness {
     match spawner::build(scratch) {
-        Ok(helper) => Harness {
-            helper: Some(helper),
-        },
+        Ok(helper) => Harness { helper: Some(helper) },
         Err(e) => {
             eprintln!("bench: {e}; spawning directly (peak RSS will include the bench's own)");
             Harness { helper: None }
@@ -269,10 +242,7 @@ fn exit_code(results: &Results) -> i32 {
         .latency
         .iter()
         .any(|(r, o)| *r == Runtime::Crabcan && matches!(o, Outcome::Failed(_)))
-        || results
-            .scaling
-            .iter()
-            .any(|(_, o)| matches!(o, Outcome::Failed(_)))
+        || results.scaling.iter().any(|(_, o)| matches!(o, Outcome::Failed(_)))
         || results
             .throughput
             .iter()
@@ -301,17 +271,12 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn latency(&self, available: &[&str]) -> Result<Vec<(Runtime, Outcome<Stats>)>, String> {
-        let present: Vec<Runtime> = ALL
-            .into_iter()
-            .filter(|r| available.contains(&r.program()))
-            .collect();
+        let present: Vec<Runtime> = ALL.into_iter().filter(|r| available.contains(&r.program())).collect();
         let jobs = present
             .iter()
             .map(|&r| {
                 let env = self.env.clone();
-                job(r.label(), r.needs_v1_only_namespace(), move || {
-                    r.command(&env)
-                })
+                job(r.label(), r.needs_v1_only_namespace(), move || r.command(&env))
             })
             .collect();
         eprintln!(
@@ -322,10 +287,7 @@ impl Ctx<'_> {
         );
         let done = self.interleave(jobs, self.opts.runs)?;
         let mut out: Vec<(Runtime, Outcome<Stats>)> = present.into_iter().zip(done).collect();
-        for r in ALL
-            .into_iter()
-            .filter(|r| !available.contains(&r.program()))
-        {
+        for r in ALL.into_iter().filter(|r| !available.contains(&r.program())) {
             out.push((
                 r,
                 Outcome::Skipped(format!(
@@ -346,15 +308,9 @@ impl Ctx<'_> {
         let mut out = Vec::new();
         for r in ALL.into_iter().filter(|r| available.contains(&r.program())) {
             let env = self.env.clone();
-            let one = vec![job(r.label(), r.needs_v1_only_namespace(), move || {
-                r.command(&env)
-            })];
+            let one = vec![job(r.label(), r.needs_v1_only_namespace(), move || r.command(&env))];
             let mut done = self.interleave(one, self.opts.runs)?;
-            out.push((
-                r,
-                done.pop()
-                    .unwrap_or(Outcome::Skipped("no runs".to_string())),
-            ));
+            out.push((r, done.pop().unwrap_or(Outcome::Skipped("no runs".to_string()))));
         }
         Ok(out)
     }
@@ -364,9 +320,7 @@ impl Ctx<'_> {
         let _targets = scaling::BindTargets::create(&self.env.rootfs, 100)?;
         let variants: Vec<scaling::Variant> = scaling::bind_variants(&bind_source)
             .into_iter()
-            .chain(scaling::seccomp_variants(
-                &self.scratch.join("seccomp-300.json"),
-            ))
+            .chain(scaling::seccomp_variants(&self.scratch.join("seccomp-300.json")))
             .collect();
         let labels: Vec<String> = variants.iter().map(|v| v.label.clone()).collect();
         let jobs = variants
@@ -419,13 +373,9 @@ impl Ctx<'_> {
         ALL.into_iter()
             .map(|r| {
                 if !available.contains(&r.program()) {
-                    return (
-                        r,
-                        Outcome::Skipped(format!("{} not installed", r.program())),
-                    );
+                    return (r, Outcome::Skipped(format!("{} not installed", r.program())));
                 }
-                let measure =
-                    |k| throughput::measure(r, self.env, self.layout, self.scratch, total, k);
+                let measure = |k| throughput::measure(r, self.env, self.layout, self.scratch, total, k);
                 let outcome = match measure(1).and_then(|seq| Ok((seq, measure(parallel)?))) {
                     Ok(pair) => Outcome::Done(pair),
                     Err(e) => {
@@ -438,12 +388,7 @@ impl Ctx<'_> {
             .collect()
     }
 
-    fn breakdown(
-        &self,
-    ) -> (
-        Outcome<breakdown::StraceFindings>,
-        Outcome<Vec<breakdown::Event>>,
-    ) {
+    fn breakdown(&self) -> (Outcome<breakdown::StraceFindings>, Outcome<Vec<breakdown::Event>>) {
         eprintln!("bench: where crabcan's time goes (strace -c -f, --debug timeline)");
         let strace = if runtimes::find_on_path("strace").is_none() {
             Outcome::Skipped("strace not installed (apt-get install -y strace)".to_string())

@@ -32,8 +32,7 @@ pub fn write_bundles(dir: &Path, rootfs: &Path) -> Result<(PathBuf, PathBuf), St
 fn write_bundle(bundle: &Path, config: &Value) -> Result<PathBuf, String> {
     std::fs::create_dir_all(bundle).map_err(|e| format!("creating {}: {e}", bundle.display()))?;
     let path = bundle.join("config.json");
-    let text = serde_json::to_string_pretty(config)
-        .map_err(|e| format!("serialising {}: {e}", path.display()))?;
+    let text = serde_json::to_string_pretty(config).map_err(|e| format!("serialising {}: {e}", path.display()))?;
     std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(bundle.to_path_buf())
 }
@@ -130,8 +129,7 @@ fn make_full(config: &mut Value) -> Result<(), String> {
 /// crabcan's default seccomp profile as an OCI `linux.seccomp` object.
 fn default_seccomp() -> Result<Value, String> {
     let text = crabcan_seccomp::Profile::default_profile().to_oci_json();
-    serde_json::from_str(&text)
-        .map_err(|e| format!("crabcan's default seccomp profile as OCI JSON: {e}"))
+    serde_json::from_str(&text).map_err(|e| format!("crabcan's default seccomp profile as OCI JSON: {e}"))
 }
 
 #[cfg(test)]
@@ -143,10 +141,7 @@ mod tests {
         let default = config(Path::new("/r"), Spec::Default).expect("default");
         let full = config(Path::new("/r"), Spec::Full).expect("full");
         assert!(default["linux"].get("seccomp").is_none());
-        assert_eq!(
-            full["linux"]["namespaces"].as_array().map(Vec::len),
-            Some(7)
-        );
+        assert_eq!(full["linux"]["namespaces"].as_array().map(Vec::len), Some(7));
         assert_eq!(full["linux"]["uidMappings"][0]["hostID"], 100_000);
         assert_eq!(full["linux"]["resources"]["pids"]["limit"], 64);
         assert!(full["linux"]["seccomp"]["syscalls"]

@@ -31,15 +31,9 @@ pub fn write(results: &Results) -> Result<(), String> {
             std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         }
     }
-    std::fs::write(&opts.svg, svg(results))
-        .map_err(|e| format!("writing {}: {e}", opts.svg.display()))?;
-    std::fs::write(&opts.out, markdown(results))
-        .map_err(|e| format!("writing {}: {e}", opts.out.display()))?;
-    eprintln!(
-        "bench: wrote {} and {}",
-        opts.out.display(),
-        opts.svg.display()
-    );
+    std::fs::write(&opts.svg, svg(results)).map_err(|e| format!("writing {}: {e}", opts.svg.display()))?;
+    std::fs::write(&opts.out, markdown(results)).map_err(|e| format!("writing {}: {e}", opts.out.display()))?;
+    eprintln!("bench: wrote {} and {}", opts.out.display(), opts.svg.display());
     Ok(())
 }
 
@@ -110,15 +104,10 @@ pub fn verdicts(results: &Results) -> Vec<String> {
         }
         _ => "peak RSS below crun's: not measured (crun missing?)".to_string(),
     });
-    let crun_tp: Vec<(f64, f64)> = cruns
-        .iter()
-        .filter_map(|r| per_second(results, *r))
-        .collect();
-    let best = crun_tp
-        .iter()
-        .fold(None, |acc: Option<(f64, f64)>, &(s, p)| {
-            Some(acc.map_or((s, p), |(a, b)| (a.max(s), b.max(p))))
-        });
+    let crun_tp: Vec<(f64, f64)> = cruns.iter().filter_map(|r| per_second(results, *r)).collect();
+    let best = crun_tp.iter().fold(None, |acc: Option<(f64, f64)>, &(s, p)| {
+        Some(acc.map_or((s, p), |(a, b)| (a.max(s), b.max(p))))
+    });
     out.push(match (per_second(results, Runtime::Crabcan), best) {
         (Some((cs, cp)), Some((bs, bp))) => {
             let met = if cs > bs && cp > bp { "met" } else { "NOT met" };
@@ -176,7 +165,13 @@ fn header(md: &mut String, results: &Results) {
 fn latency_table(md: &mut String, results: &Results) {
     let o = &results.options;
     let _ = writeln!(md, "## Start-to-exit of `/bin/true` in a fresh container\n");
-    let _ = writeln!(md, "{} measured runs per runtime after {} warm-up runs, interleaved (A B C ... A B C ...). {}\n", o.runs, o.warmup, harness_text(results.helper));
+    let _ = writeln!(
+        md,
+        "{} measured runs per runtime after {} warm-up runs, interleaved (A B C ... A B C ...). {}\n",
+        o.runs,
+        o.warmup,
+        harness_text(results.helper)
+    );
     let _ = writeln!(md, "The column \"back to back\" repeats the measurement with each runtime's runs one after the other instead of interleaved (same runs and warm-up): the difference is what a runtime pays for not following a run of itself; for crabcan on this host that is mostly the cgroup v1 attach (see \"Where crabcan's time goes\").\n");
     let _ = writeln!(md, "| runtime | median ms | min ms | max ms | × crabcan | peak RSS MiB (median / max) | back to back: median ms | issue's earlier figure |");
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|");
@@ -210,11 +205,7 @@ fn latency_table(md: &mut String, results: &Results) {
             }
         }
     }
-    let _ = writeln!(
-        md,
-        "\n![median start-to-exit per runtime]({})\n",
-        relative_svg(results)
-    );
+    let _ = writeln!(md, "\n![median start-to-exit per runtime]({})\n", relative_svg(results));
 }
 
 fn harness_text(helper: bool) -> &'static str {
@@ -228,11 +219,7 @@ fn harness_text(helper: bool) -> &'static str {
 fn relative_svg(results: &Results) -> String {
     let o = &results.options;
     let base = o.out.parent().unwrap_or(Path::new(""));
-    o.svg
-        .strip_prefix(base)
-        .unwrap_or(&o.svg)
-        .display()
-        .to_string()
+    o.svg.strip_prefix(base).unwrap_or(&o.svg).display().to_string()
 }
 
 fn throughput_table(md: &mut String, results: &Results) {
@@ -257,12 +244,7 @@ fn throughput_table(md: &mut String, results: &Results) {
                 );
             }
             None => {
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | |",
-                    r.label(),
-                    status_text(outcome).unwrap_or_default()
-                );
+                let _ = writeln!(md, "| {} | {} | |", r.label(), status_text(outcome).unwrap_or_default());
             }
         }
     }
@@ -277,20 +259,10 @@ fn scaling_table(md: &mut String, results: &Results) {
     for (label, outcome) in &results.scaling {
         match outcome {
             Outcome::Done(s) => {
-                let _ = writeln!(
-                    md,
-                    "| {label} | {} | {} | {} |",
-                    ms(s.median),
-                    ms(s.min),
-                    ms(s.max)
-                );
+                let _ = writeln!(md, "| {label} | {} | {} | {} |", ms(s.median), ms(s.min), ms(s.max));
             }
             other => {
-                let _ = writeln!(
-                    md,
-                    "| {label} | {} | | |",
-                    status_text(other).unwrap_or_default()
-                );
+                let _ = writeln!(md, "| {label} | {} | | |", status_text(other).unwrap_or_default());
             }
         }
     }
@@ -353,13 +325,7 @@ fn timeline_table(md: &mut String, events: &[super::breakdown::Event]) {
             (Some(p), Some(_)) => format!("{:.2}", now - p),
             _ => "–".to_string(),
         };
-        let _ = writeln!(
-            md,
-            "| {own} | {} | {} | {} | {since} |",
-            ms(e.at),
-            e.who,
-            e.what
-        );
+        let _ = writeln!(md, "| {own} | {} | {} | {} | {since} |", ms(e.at), e.who, e.what);
         if e.own_ms.is_some() {
             prev = Some(now);
         }
@@ -412,7 +378,10 @@ fn notes(md: &mut String, results: &Results) {
     let _ = writeln!(md, "- bwrap: `bwrap --unshare-all --bind ROOTFS / --proc /proc --dev /dev /bin/true` (as root; `--unshare-all` includes the user namespace). No cgroup limits, no seccomp.");
     let _ = writeln!(md, "- floor: `unshare --user --map-root-user --mount --pid --fork --uts --ipc --net --cgroup chroot ROOTFS /bin/true`.");
     let _ = writeln!(md, "- `ru_maxrss` from `wait4` is the peak of the runtime process and of descendants it reaped (the container's `/bin/true` is a static busybox, far smaller than any runtime). Linux carries the high-water RSS across fork and exec, so a runtime forked straight from the (Rust, ~7 MiB) bench would report the bench's RSS; hence the small static C helper (`xtask/src/bench/spawner.c`, ~0.1 MiB) that forks, execs and reaps each runtime.");
-    let _ = writeln!(md, "- Run as root on a machine possibly loaded by other work: medians are robust, maxima are not.");
+    let _ = writeln!(
+        md,
+        "- Run as root on a machine possibly loaded by other work: medians are robust, maxima are not."
+    );
 }
 
 /// A horizontal bar chart of median start-to-exit per runtime: a solid
@@ -431,10 +400,7 @@ fn svg(results: &Results) -> String {
         .map(|b| b.1.max(b.2.unwrap_or(0.0)))
         .fold(0.001f64, f64::max);
     let (label_w, bar_w, row_h, top) = (190.0, 420.0, 34.0, 58.0);
-    let (width, height) = (
-        label_w + bar_w + 90.0,
-        top + row_h * bars.len() as f64 + 30.0,
-    );
+    let (width, height) = (label_w + bar_w + 90.0, top + row_h * bars.len() as f64 + 30.0);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -513,9 +479,7 @@ fn bar(s: &mut String, x: f64, y: f64, w: f64, h: f64, color: &str, value: &str)
 }
 
 fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// The headline numbers and verdicts on stdout.
@@ -539,11 +503,7 @@ pub fn print_summary(results: &Results) {
                     mib(s.rss_median_kib)
                 );
             }
-            other => println!(
-                "{:<24} {}",
-                r.label(),
-                status_text(other).unwrap_or_default()
-            ),
+            other => println!("{:<24} {}", r.label(), status_text(other).unwrap_or_default()),
         }
     }
     for line in verdicts(results) {

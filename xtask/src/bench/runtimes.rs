@@ -107,20 +107,21 @@ impl Runtime {
                     Spec::Default => &env.bundle_default,
                     Spec::Full => &env.bundle_full,
                 };
-                let id = format!(
-                    "{}-{}",
-                    env.id_prefix,
-                    NEXT_ID.fetch_add(1, Ordering::Relaxed)
-                );
+                let id = format!("{}-{}", env.id_prefix, NEXT_ID.fetch_add(1, Ordering::Relaxed));
                 let mut cmd = Command::new(self.program());
                 cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
                 cmd
             }
             Runtime::Bwrap => {
                 let mut cmd = Command::new("bwrap");
-                cmd.args(["--unshare-all", "--bind"])
-                    .arg(&env.rootfs)
-                    .args(["/", "--proc", "/proc", "--dev", "/dev", "/bin/true"]);
+                cmd.args(["--unshare-all", "--bind"]).arg(&env.rootfs).args([
+                    "/",
+                    "--proc",
+                    "/proc",
+                    "--dev",
+                    "/dev",
+                    "/bin/true",
+                ]);
                 cmd
             }
             Runtime::Unshare => {

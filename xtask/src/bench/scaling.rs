@@ -124,10 +124,7 @@ pub fn seccomp_variants(big_profile: &Path) -> Vec<Variant> {
         named("default"),
         Variant {
             label: format!("`--seccomp-profile` ({BIG_PROFILE_RULES} rules)"),
-            args: vec![
-                OsString::from("--seccomp-profile"),
-                big_profile.as_os_str().to_owned(),
-            ],
+            args: vec![OsString::from("--seccomp-profile"), big_profile.as_os_str().to_owned()],
         },
     ]
 }
@@ -142,11 +139,8 @@ impl BindTargets {
     pub fn create(rootfs: &Path, count: usize) -> Result<BindTargets, String> {
         let dir = rootfs.join(BIND_DIR);
         let targets = BindTargets { dir: dir.clone() };
-        for path in
-            std::iter::once(dir.clone()).chain((0..count).map(|i| dir.join(format!("b{i}"))))
-        {
-            std::fs::create_dir_all(&path)
-                .map_err(|e| format!("creating {}: {e}", path.display()))?;
+        for path in std::iter::once(dir.clone()).chain((0..count).map(|i| dir.join(format!("b{i}")))) {
+            std::fs::create_dir_all(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
             std::os::unix::fs::chown(&path, Some(CONTAINER_ROOT), Some(CONTAINER_ROOT))
                 .map_err(|e| format!("chown {}: {e}", path.display()))?;
         }
@@ -165,8 +159,7 @@ impl Drop for BindTargets {
 /// `arg0 == 0xdead_0000 + k` (values nothing passes).
 pub fn write_big_profile(path: &Path) -> Result<(), String> {
     let profile = big_profile()?;
-    let text = serde_json::to_string_pretty(&profile)
-        .map_err(|e| format!("serialising the profile: {e}"))?;
+    let text = serde_json::to_string_pretty(&profile).map_err(|e| format!("serialising the profile: {e}"))?;
     std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
@@ -212,9 +205,6 @@ mod tests {
     #[test]
     fn bind_variants_add_distinct_targets() {
         let variants = bind_variants(Path::new("/src"));
-        assert_eq!(
-            variants.iter().map(|v| v.args.len()).collect::<Vec<_>>(),
-            [0, 20, 200]
-        );
+        assert_eq!(variants.iter().map(|v| v.args.len()).collect::<Vec<_>>(), [0, 20, 200]);
     }
 }

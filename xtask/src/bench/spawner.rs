@@ -29,9 +29,9 @@ pub fn build(dir: &Path) -> Result<PathBuf, String> {
         }
         output_checked(&mut cmd)
     };
-    compile(true).or_else(|_| compile(false)).map_err(|e| {
-        format!("building the measuring helper (needs a C compiler, apt-get install gcc): {e}")
-    })?;
+    compile(true)
+        .or_else(|_| compile(false))
+        .map_err(|e| format!("building the measuring helper (needs a C compiler, apt-get install gcc): {e}"))?;
     Ok(binary)
 }
 

@@ -55,10 +55,7 @@ pub fn measure(
         let start = Instant::now();
         let results = handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a worker thread panicked".to_string()))
-            })
+            .map(|h| h.join().unwrap_or_else(|_| Err("a worker thread panicked".to_string())))
             .collect();
         elapsed = start.elapsed();
         results

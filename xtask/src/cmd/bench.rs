@@ -65,10 +65,7 @@ fn outputs(args: &BenchArgs) -> (PathBuf, PathBuf) {
     } else {
         root.clone()
     };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| default_dir.join("BENCHMARKS.md"));
+    let out = args.out.clone().unwrap_or_else(|| default_dir.join("BENCHMARKS.md"));
     let svg = match (&args.svg, &args.out, args.quick) {
         (Some(svg), _, _) => svg.clone(),
         (None, Some(out), _) => out.parent().unwrap_or(&root).join("bench.svg"),

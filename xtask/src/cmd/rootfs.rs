@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use super::CmdError;
 use crate::paths;
 use crate::rootfs::{
-    ensure_rootfs, RootfsOptions, RootfsSource, DEFAULT_ALPINE_VERSION, DEFAULT_ID_OFFSET,
-    DEFAULT_MIRROR,
+    ensure_rootfs, RootfsOptions, RootfsSource, DEFAULT_ALPINE_VERSION, DEFAULT_ID_OFFSET, DEFAULT_MIRROR,
 };
 
 #[derive(Debug, clap::Args)]

@@ -55,11 +55,7 @@ pub fn run(args: &TestArgs) -> Result<i32, CmdError> {
         tally.failed += 1;
     }
     println!("{} passed, {} failed", tally.passed, tally.failed);
-    Ok(if tally.failed == 0 && ok.is_ok() {
-        0
-    } else {
-        1
-    })
+    Ok(if tally.failed == 0 && ok.is_ok() { 0 } else { 1 })
 }
 
 /// What the tests need besides the Rust toolchain: busybox for the rootfs, gcc and libc.a for
@@ -93,9 +89,7 @@ fn phases(args: &TestArgs, tally: &mut Tally) -> Result<(), CmdError> {
     let status = stream_stdout(&mut cmd, |line| seen_result |= tally.add_libtest_line(line))?;
     if !status.success() && tally.failed == 0 {
         // A build error or a crash: no failed test was counted for it.
-        eprintln!(
-            "xtask test: `cargo test --workspace` failed without a failed test (build error?)"
-        );
+        eprintln!("xtask test: `cargo test --workspace` failed without a failed test (build error?)");
         tally.failed += 1;
     }
 
@@ -125,17 +119,11 @@ mod tests {
     #[test]
     fn libtest_lines_are_summed() {
         let mut t = Tally::default();
-        assert!(t.add_libtest_line("test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s"));
         assert!(t.add_libtest_line(
-            "test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out"
+            "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s"
         ));
+        assert!(t.add_libtest_line("test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out"));
         assert!(!t.add_libtest_line("running 5 tests"));
-        assert_eq!(
-            t,
-            Tally {
-                passed: 15,
-                failed: 2
-            }
-        );
+        assert_eq!(t, Tally { passed: 15, failed: 2 });
     }
 }

@@ -97,8 +97,5 @@ pub fn print_report(outcome: &VmOutcome) {
     if s.passed + s.failed + s.skipped == 0 {
         println!("vm: warning: no test ran in the VM");
     }
-    println!(
-        "vm: {} passed, {} failed, {} skipped",
-        s.passed, s.failed, s.skipped
-    );
+    println!("vm: {} passed, {} failed, {} skipped", s.passed, s.failed, s.skipped);
 }

@@ -27,10 +27,7 @@ pub fn alpine_urls(mirror: &str, version: &str) -> (String, String) {
 }
 
 fn tarball_name(version: &str) -> String {
-    format!(
-        "alpine-minirootfs-{version}-{}.tar.gz",
-        std::env::consts::ARCH
-    )
+    format!("alpine-minirootfs-{version}-{}.tar.gz", std::env::consts::ARCH)
 }
 
 /// "alpine-minirootfs-3.20.3-x86_64.tar.gz" -> "3.20.3" ("local" otherwise).
@@ -44,17 +41,9 @@ pub fn version_from_filename(path: &Path) -> String {
 }
 
 /// Downloads (once, cached) and installs the minirootfs at `out`.
-pub fn install_from_mirror(
-    out: &Path,
-    mirror: &str,
-    version: &str,
-    opts: &RootfsOptions,
-) -> Result<(), RootfsError> {
+pub fn install_from_mirror(out: &Path, mirror: &str, version: &str, opts: &RootfsOptions) -> Result<(), RootfsError> {
     let tarball = fetch_cached(mirror, version, &opts.cache_dir)?;
-    let expected = read_checksum_file(
-        &sha_path(&tarball),
-        &sha_path(&tarball).display().to_string(),
-    )?;
+    let expected = read_checksum_file(&sha_path(&tarball), &sha_path(&tarball).display().to_string())?;
     install_tarball_checked(out, &tarball, &expected, opts, mirror)
 }
 
@@ -102,12 +91,7 @@ fn install_tarball_checked(
     unpack_and_commit(out, tarball, opts, mirror)
 }
 
-fn unpack_and_commit(
-    out: &Path,
-    tarball: &Path,
-    opts: &RootfsOptions,
-    source: &str,
-) -> Result<(), RootfsError> {
+fn unpack_and_commit(out: &Path, tarball: &Path, opts: &RootfsOptions, source: &str) -> Result<(), RootfsError> {
     let staging = install::staging_dir(out)?;
     unpack::unpack_tar_gz(tarball, staging.path(), opts.id_offset)?;
     let stamp = Stamp {
@@ -179,8 +163,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 
 /// Reads "<64 hex>  filename" and returns the lowercase hex.
 fn read_checksum_file(path: &Path, what: &str) -> Result<String, RootfsError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| RootfsError::io("reading checksum file", path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| RootfsError::io("reading checksum file", path, e))?;
     parse_checksum(&text).ok_or_else(|| RootfsError::BadChecksumFile {
         url: what.to_string(),
         msg: "expected a 64-digit hex SHA-256 first".to_string(),
@@ -189,8 +172,7 @@ fn read_checksum_file(path: &Path, what: &str) -> Result<String, RootfsError> {
 
 fn parse_checksum(text: &str) -> Option<String> {
     let hex = text.split_whitespace().next()?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| hex.to_ascii_lowercase())
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| hex.to_ascii_lowercase())
 }
 
 /// The SHA-256 of a file, as lowercase hex.
@@ -199,19 +181,13 @@ pub fn sha256_file(path: &Path) -> Result<String, RootfsError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| RootfsError::io("reading", path, e))?;
+        let n = file.read(&mut buf).map_err(|e| RootfsError::io("reading", path, e))?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn verify_sha256(path: &Path, expected: &str) -> Result<(), RootfsError> {

@@ -46,7 +46,8 @@ const DIRS: &[(&str, u32)] = &[
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n";
 const GROUP: &str = "root:x:0:root\nnogroup:x:65534:\n";
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost\n";
-const PROFILE: &str = "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nexport PS1='\\h:\\w\\$ '\n";
+const PROFILE: &str =
+    "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nexport PS1='\\h:\\w\\$ '\n";
 
 /// Finds the static busybox to use: `$CRABCAN_BUSYBOX`, else /bin/busybox.
 pub fn find_static_busybox() -> Result<PathBuf, RootfsError> {
@@ -104,9 +105,7 @@ pub fn applet_paths(busybox: &Path) -> Result<Vec<PathBuf>, RootfsError> {
             .map(|name| Path::new("bin").join(name))
             .collect(),
     };
-    let safe = |p: &PathBuf| {
-        !p.as_os_str().is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))
-    };
+    let safe = |p: &PathBuf| !p.as_os_str().is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
     Ok(paths
         .into_iter()
         .filter(safe)
@@ -152,8 +151,7 @@ fn install_busybox(root: &Path, busybox: &Path) -> Result<(), RootfsError> {
     for applet in applet_paths(busybox)? {
         let link = root.join(&applet);
         if let Some(parent) = link.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| RootfsError::io("creating directory", parent, e))?;
+            std::fs::create_dir_all(parent).map_err(|e| RootfsError::io("creating directory", parent, e))?;
         }
         if link.symlink_metadata().is_ok() {
             continue;

@@ -16,12 +16,7 @@ pub struct Limits {
 
 /// Downloads `url` to `dest` (overwriting it). With `progress`, curl's
 /// progress bar is shown on stderr.
-pub fn download(
-    url: &str,
-    dest: &Path,
-    progress: bool,
-    limits: &Limits,
-) -> Result<(), RootfsError> {
+pub fn download(url: &str, dest: &Path, progress: bool, limits: &Limits) -> Result<(), RootfsError> {
     let mut cmd = Command::new("curl");
     cmd.arg("-fL")
         .arg(if progress { "--progress-bar" } else { "-sS" })
@@ -35,9 +30,7 @@ pub fn download(
         .stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(RootfsError::CurlMissing(url.to_string()))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(RootfsError::CurlMissing(url.to_string())),
         Err(e) => {
             return Err(RootfsError::Download {
                 url: url.to_string(),
@@ -81,16 +74,11 @@ fn forward_and_capture(mut stderr: impl Read, forward: bool) -> String {
 
 /// "curl: (6) Could not resolve host: x" -> "curl: could not resolve host: x".
 fn curl_error_line(stderr: &str) -> Option<String> {
-    let line = stderr
-        .split(['\n', '\r'])
-        .rfind(|l| l.contains("curl: ("))?;
+    let line = stderr.split(['\n', '\r']).rfind(|l| l.contains("curl: ("))?;
     let line = &line[line.find("curl: (")?..];
     let rest = line.split_once(") ").map(|(_, r)| r).unwrap_or(line);
     let mut chars = rest.chars();
-    let first = chars
-        .next()
-        .map(|c| c.to_lowercase().to_string())
-        .unwrap_or_default();
+    let first = chars.next().map(|c| c.to_lowercase().to_string()).unwrap_or_default();
     Some(format!("curl: {first}{}", chars.as_str().trim()))
 }
 

@@ -24,12 +24,10 @@ pub fn commit(staging: TempDir, out: &Path, stamp: &Stamp) -> Result<(), RootfsE
     if out.symlink_metadata().is_ok() {
         let old = staging_dir(out)?;
         let old_path = old.path().join("old");
-        std::fs::rename(out, &old_path)
-            .map_err(|e| RootfsError::io("moving aside old rootfs", out, e))?;
+        std::fs::rename(out, &old_path).map_err(|e| RootfsError::io("moving aside old rootfs", out, e))?;
         drop(old); // removes the old rootfs
     }
-    std::fs::rename(staging.path(), out)
-        .map_err(|e| RootfsError::io("moving new rootfs into place at", out, e))?;
+    std::fs::rename(staging.path(), out).map_err(|e| RootfsError::io("moving new rootfs into place at", out, e))?;
     let _ = staging.into_path();
     stamp.write(out)
 }

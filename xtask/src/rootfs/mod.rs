@@ -59,14 +59,18 @@ pub enum RootfsError {
     BadTarball { tarball: PathBuf, msg: String },
     #[error("uid/gid {id} + offset {offset} overflows for {path}")]
     IdOverflow { path: PathBuf, id: u64, offset: u32 },
-    #[error("changing owner of {path} to {uid}:{gid}: {source} (an id offset needs root; use --id-offset 0 otherwise)")]
+    #[error(
+        "changing owner of {path} to {uid}:{gid}: {source} (an id offset needs root; use --id-offset 0 otherwise)"
+    )]
     Chown {
         path: PathBuf,
         uid: u32,
         gid: u32,
         source: std::io::Error,
     },
-    #[error("{0} exists but is not a crabcan rootfs (no {1}); not touching it: remove it yourself or pick another --out")]
+    #[error(
+        "{0} exists but is not a crabcan rootfs (no {1}); not touching it: remove it yourself or pick another --out"
+    )]
     NotOurs(PathBuf, PathBuf),
 }
 
@@ -91,10 +95,7 @@ impl RootfsError {
     /// True for errors where falling back to busybox makes sense (the
     /// network or the mirror, not a bad checksum or an unsafe tarball).
     pub fn is_download_failure(&self) -> bool {
-        matches!(
-            self,
-            RootfsError::Download { .. } | RootfsError::CurlMissing(_)
-        )
+        matches!(self, RootfsError::Download { .. } | RootfsError::CurlMissing(_))
     }
 }
 
@@ -200,9 +201,7 @@ fn up_to_date(out: &Path, opts: &RootfsOptions) -> Result<Option<RootfsKind>, Ro
 }
 
 fn is_empty_dir(path: &Path) -> bool {
-    std::fs::read_dir(path)
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(false)
+    std::fs::read_dir(path).map(|mut d| d.next().is_none()).unwrap_or(false)
 }
 
 /// Builds unconditionally, replacing whatever is at `out`.
@@ -212,9 +211,7 @@ fn build(out: &Path, opts: &RootfsOptions) -> Result<RootfsKind, RootfsError> {
         return Err(RootfsError::NotOurs(out.to_path_buf(), stamp_path(out)));
     }
     match &opts.source {
-        RootfsSource::Busybox => {
-            build_busybox_stamped(out, opts, "offline: built a busybox rootfs".to_string())
-        }
+        RootfsSource::Busybox => build_busybox_stamped(out, opts, "offline: built a busybox rootfs".to_string()),
         RootfsSource::Tarball(tarball) => {
             alpine::install_tarball(out, tarball, None, opts)?;
             let version = alpine::version_from_filename(tarball);
@@ -225,35 +222,23 @@ fn build(out: &Path, opts: &RootfsOptions) -> Result<RootfsKind, RootfsError> {
             );
             Ok(RootfsKind::Alpine { version })
         }
-        RootfsSource::Alpine { mirror, version } => {
-            match alpine::install_from_mirror(out, mirror, version, opts) {
-                Ok(()) => {
-                    eprintln!(
-                        "xtask: built an alpine {version} rootfs at {}",
-                        out.display()
-                    );
-                    Ok(RootfsKind::Alpine {
-                        version: version.clone(),
-                    })
-                }
-                Err(e) if e.is_download_failure() && opts.fallback => {
-                    let reason = format!(
-                        "alpine download failed ({}); built a busybox rootfs instead",
-                        e.short()
-                    );
-                    build_busybox_stamped(out, opts, reason)
-                }
-                Err(e) => Err(e),
+        RootfsSource::Alpine { mirror, version } => match alpine::install_from_mirror(out, mirror, version, opts) {
+            Ok(()) => {
+                eprintln!("xtask: built an alpine {version} rootfs at {}", out.display());
+                Ok(RootfsKind::Alpine {
+                    version: version.clone(),
+                })
             }
-        }
+            Err(e) if e.is_download_failure() && opts.fallback => {
+                let reason = format!("alpine download failed ({}); built a busybox rootfs instead", e.short());
+                build_busybox_stamped(out, opts, reason)
+            }
+            Err(e) => Err(e),
+        },
     }
 }
 
-fn build_busybox_stamped(
-    out: &Path,
-    opts: &RootfsOptions,
-    reason: String,
-) -> Result<RootfsKind, RootfsError> {
+fn build_busybox_stamped(out: &Path, opts: &RootfsOptions, reason: String) -> Result<RootfsKind, RootfsError> {
     let busybox = match &opts.busybox {
         Some(path) => busybox::check_static_busybox(path)?,
         None => find_static_busybox()?,

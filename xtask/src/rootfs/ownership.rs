@@ -20,13 +20,11 @@ pub fn chown_shifted(path: &Path, uid: u64, gid: u64, offset: u32) -> Result<(),
             })
     };
     let (new_uid, new_gid) = (shift(uid)?, shift(gid)?);
-    std::os::unix::fs::lchown(path, Some(new_uid), Some(new_gid)).map_err(|source| {
-        RootfsError::Chown {
-            path: path.to_path_buf(),
-            uid: new_uid,
-            gid: new_gid,
-            source,
-        }
+    std::os::unix::fs::lchown(path, Some(new_uid), Some(new_gid)).map_err(|source| RootfsError::Chown {
+        path: path.to_path_buf(),
+        uid: new_uid,
+        gid: new_gid,
+        source,
     })
 }
 
@@ -50,8 +48,7 @@ pub fn shift_tree(root: &Path, offset: u32) -> Result<(), RootfsError> {
             .map_err(|e| RootfsError::io("restoring mode of", root, e))?;
     }
     if meta.is_dir() {
-        let entries =
-            std::fs::read_dir(root).map_err(|e| RootfsError::io("reading directory", root, e))?;
+        let entries = std::fs::read_dir(root).map_err(|e| RootfsError::io("reading directory", root, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| RootfsError::io("reading directory", root, e))?;
             shift_tree(&entry.path(), offset)?;

@@ -74,9 +74,7 @@ impl Stamp {
     pub fn remove(out: &Path) -> Result<(), RootfsError> {
         let path = stamp_path(out);
         match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(RootfsError::io("removing stamp", &path, e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RootfsError::io("removing stamp", &path, e)),
             _ => Ok(()),
         }
     }
@@ -101,12 +99,9 @@ impl Stamp {
         match &opts.source {
             RootfsSource::Busybox => self.kind == "busybox",
             RootfsSource::Alpine { version, .. } => {
-                (self.kind == "alpine" && &self.version == version)
-                    || (self.kind == "busybox" && opts.fallback)
+                (self.kind == "alpine" && &self.version == version) || (self.kind == "busybox" && opts.fallback)
             }
-            RootfsSource::Tarball(path) => {
-                self.kind == "alpine" && self.source == path.display().to_string()
-            }
+            RootfsSource::Tarball(path) => self.kind == "alpine" && self.source == path.display().to_string(),
         }
     }
 }

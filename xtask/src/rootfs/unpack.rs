@@ -72,10 +72,7 @@ impl Unpacker<'_> {
     }
 
     /// Unpacks one entry; returns (dir, mode) for directories.
-    fn entry<R: io::Read>(
-        &self,
-        entry: &mut tar::Entry<'_, R>,
-    ) -> Result<Option<(PathBuf, u32)>, RootfsError> {
+    fn entry<R: io::Read>(&self, entry: &mut tar::Entry<'_, R>) -> Result<Option<(PathBuf, u32)>, RootfsError> {
         let raw = entry.path().map_err(|e| self.bad(e))?.into_owned();
         let kind = entry.header().entry_type();
         if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader) {
@@ -131,10 +128,7 @@ impl Unpacker<'_> {
                     .map_err(|_| {
                         self.refuse(
                             &raw,
-                            &format!(
-                                "is a hardlink to `{}`, outside the rootfs",
-                                target.display()
-                            ),
+                            &format!("is a hardlink to `{}`, outside the rootfs", target.display()),
                         )
                     })?
                     .ok_or_else(|| self.refuse(&raw, "is a hardlink to the rootfs itself"))?;
@@ -153,8 +147,7 @@ impl Unpacker<'_> {
                     }
                 }
                 self.remove_existing(&path)?;
-                fs::hard_link(&target_path, &path)
-                    .map_err(|e| RootfsError::io("creating hardlink", &path, e))?;
+                fs::hard_link(&target_path, &path).map_err(|e| RootfsError::io("creating hardlink", &path, e))?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 // Not needed in a rootfs: crabcan populates /dev itself.
@@ -175,9 +168,7 @@ impl Unpacker<'_> {
                 Component::Normal(part) => rel.push(part),
                 Component::CurDir => {}
                 Component::ParentDir => return Err(self.refuse(raw, "contains `..`")),
-                Component::RootDir | Component::Prefix(_) => {
-                    return Err(self.refuse(raw, "is an absolute path"))
-                }
+                Component::RootDir | Component::Prefix(_) => return Err(self.refuse(raw, "is an absolute path")),
             }
         }
         Ok((!rel.as_os_str().is_empty()).then_some(rel))
@@ -194,10 +185,7 @@ impl Unpacker<'_> {
             match current.symlink_metadata() {
                 Ok(meta) if meta.file_type().is_symlink() => {
                     let through = current.strip_prefix(self.dest).unwrap_or(&current);
-                    return Err(self.refuse(
-                        raw,
-                        &format!("goes through the symlink `{}`", through.display()),
-                    ));
+                    return Err(self.refuse(raw, &format!("goes through the symlink `{}`", through.display())));
                 }
                 Ok(meta) if !meta.is_dir() => {
                     return Err(self.refuse(raw, "has a parent that is not a directory"));
@@ -205,8 +193,7 @@ impl Unpacker<'_> {
                 Ok(_) => {}
                 Err(_) => {
                     // Missing parent (tarballs may omit dir entries).
-                    fs::create_dir(&current)
-                        .map_err(|e| RootfsError::io("creating directory", &current, e))?;
+                    fs::create_dir(&current).map_err(|e| RootfsError::io("creating directory", &current, e))?;
                 }
             }
         }
@@ -220,9 +207,7 @@ impl Unpacker<'_> {
                 self.remove_existing(path)?;
                 fs::create_dir(path).map_err(|e| RootfsError::io("creating directory", path, e))
             }
-            Err(_) => {
-                fs::create_dir(path).map_err(|e| RootfsError::io("creating directory", path, e))
-            }
+            Err(_) => fs::create_dir(path).map_err(|e| RootfsError::io("creating directory", path, e)),
         }?;
         // Owner-writable while unpacking; the real mode is applied at the end.
         set_mode(path, 0o700)
@@ -244,6 +229,5 @@ impl Unpacker<'_> {
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), RootfsError> {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(|e| RootfsError::io("setting mode of", path, e))
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| RootfsError::io("setting mode of", path, e))
 }

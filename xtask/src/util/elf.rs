@@ -38,11 +38,7 @@ pub fn linking(path: &Path) -> io::Result<Linking> {
     let has_interp = table
         .chunks_exact(phentsize)
         .any(|ph| u32::from_le_bytes([ph[0], ph[1], ph[2], ph[3]]) == PT_INTERP);
-    Ok(if has_interp {
-        Linking::Dynamic
-    } else {
-        Linking::Static
-    })
+    Ok(if has_interp { Linking::Dynamic } else { Linking::Static })
 }
 
 /// True if `path` is a static ELF executable.

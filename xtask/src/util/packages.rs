@@ -6,7 +6,12 @@ use std::process::{Command, Stdio};
 
 /// Makes sure every package in `packages` is installed.
 pub fn ensure(packages: &[&str]) -> Result<(), String> {
-    if Command::new("dpkg-query").arg("--version").stdout(Stdio::null()).status().is_err() {
+    if Command::new("dpkg-query")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
         return Ok(()); // not Debian: the tools themselves will say what is missing
     }
     let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
@@ -17,7 +22,9 @@ pub fn ensure(packages: &[&str]) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     if !root || std::env::var_os("CRABCAN_NO_APT").is_some() {
-        return Err(format!("missing Debian packages: {list}; install them with `apt-get install -y {list}`"));
+        return Err(format!(
+            "missing Debian packages: {list}; install them with `apt-get install -y {list}`"
+        ));
     }
     eprintln!("xtask: installing {list} (apt-get)");
     let update = Command::new("apt-get").args(["update", "-qq"]).status();

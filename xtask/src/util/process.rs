@@ -22,11 +22,7 @@ pub fn run_checked(cmd: &mut Command) -> Result<(), String> {
     if status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "`{}` failed ({})",
-            display(cmd),
-            describe_status(status)
-        ))
+        Err(format!("`{}` failed ({})", display(cmd), describe_status(status)))
     }
 }
 
@@ -40,11 +36,7 @@ pub fn output_checked(cmd: &mut Command) -> Result<String, String> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
         Err(format!(
             "`{}` failed ({}){}{}",
             display(cmd),
@@ -57,10 +49,7 @@ pub fn output_checked(cmd: &mut Command) -> Result<String, String> {
 
 /// Runs `cmd` with stdout piped: each line is echoed to our stdout and
 /// handed to `on_line`. stderr is inherited. Returns the exit status.
-pub fn stream_stdout(
-    cmd: &mut Command,
-    mut on_line: impl FnMut(&str),
-) -> Result<ExitStatus, String> {
+pub fn stream_stdout(cmd: &mut Command, mut on_line: impl FnMut(&str)) -> Result<ExitStatus, String> {
     let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
@@ -77,9 +66,7 @@ pub fn stream_stdout(
         on_line(&text);
     }
     let _ = out.flush();
-    child
-        .wait()
-        .map_err(|e| format!("waiting for `{}`: {e}", display(cmd)))
+    child.wait().map_err(|e| format!("waiting for `{}`: {e}", display(cmd)))
 }
 
 /// "exit status 3" / "killed by signal 9".
@@ -95,8 +82,5 @@ pub fn describe_status(status: ExitStatus) -> String {
 /// The exit code to pass on for `status` (128+signal for a signal).
 pub fn exit_code(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1)
+    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
 }

@@ -57,14 +57,7 @@ impl<W: Write> CpioWriter<W> {
     }
 
     pub fn char_dev(&mut self, name: &str, meta: Meta, major: u32, minor: u32) -> io::Result<()> {
-        self.entry(
-            name,
-            S_IFCHR | (meta.mode & 0o7777),
-            meta,
-            1,
-            (major, minor),
-            &[],
-        )
+        self.entry(name, S_IFCHR | (meta.mode & 0o7777), meta, 1, (major, minor), &[])
     }
 
     /// Writes the trailer and returns the inner writer.
@@ -83,18 +76,10 @@ impl<W: Write> CpioWriter<W> {
         data: &[u8],
     ) -> io::Result<()> {
         let name = name.trim_start_matches('/');
-        let ino = if name == "TRAILER!!!" {
-            0
-        } else {
-            self.next_ino
-        };
+        let ino = if name == "TRAILER!!!" { 0 } else { self.next_ino };
         self.next_ino += 1;
-        let size = u32::try_from(data.len()).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{name}: too big for cpio"),
-            )
-        })?;
+        let size = u32::try_from(data.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: too big for cpio")))?;
         let fields = [
             ino,
             mode,
@@ -161,11 +146,7 @@ mod tests {
         w.char_dev("console", Meta::root(0o600), 5, 1).unwrap();
         let bytes = w.finish().unwrap();
         assert_eq!(bytes.len() % 4, 0);
-        if std::process::Command::new("cpio")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
+        if std::process::Command::new("cpio").arg("--version").output().is_err() {
             return; // cpio not installed: format checked by the VM test
         }
         let mut child = std::process::Command::new("cpio")
@@ -178,10 +159,7 @@ mod tests {
         child.stdin.take().unwrap().write_all(&bytes).unwrap();
         let out = child.wait_with_output().unwrap();
         let listing = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            listing.contains("100000") && listing.contains("bin/hello"),
-            "{listing}"
-        );
+        assert!(listing.contains("100000") && listing.contains("bin/hello"), "{listing}");
         assert!(listing.contains("bin/sh -> /bin/busybox"), "{listing}");
         assert!(listing.contains("console"), "{listing}");
     }

@@ -79,10 +79,7 @@ sleep 10
 
 /// INIT2 with its placeholders filled in; `env` is exported too.
 pub fn init2(timeout_secs: u64, env: &[(String, String)]) -> String {
-    let exports: String = env
-        .iter()
-        .map(|(k, v)| format!("export {k}='{v}'\n"))
-        .collect();
+    let exports: String = env.iter().map(|(k, v)| format!("export {k}='{v}'\n")).collect();
     INIT2
         .replace("@TIMEOUT@", &timeout_secs.to_string())
         .replace("@EXPORTS@\n", &exports)

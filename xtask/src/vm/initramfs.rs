@@ -65,10 +65,8 @@ pub fn build_initramfs(out: &Path, contents: &Contents) -> Result<(), VmError> {
         let mode = if *dir == "tmp" { 0o1777 } else { 0o755 };
         cpio.dir(dir, Meta::root(mode)).map_err(io)?;
     }
-    cpio.char_dev("dev/console", Meta::root(0o600), 5, 1)
-        .map_err(io)?;
-    cpio.char_dev("dev/null", Meta::root(0o666), 1, 3)
-        .map_err(io)?;
+    cpio.char_dev("dev/console", Meta::root(0o600), 5, 1).map_err(io)?;
+    cpio.char_dev("dev/null", Meta::root(0o666), 1, 3).map_err(io)?;
     add_busybox(&mut cpio, &contents.busybox, out)?;
     cpio.file("init", Meta::root(0o755), init::INIT.as_bytes())
         .map_err(io)?;
@@ -78,34 +76,19 @@ pub fn build_initramfs(out: &Path, contents: &Contents) -> Result<(), VmError> {
         .map(|h| (h.env.clone(), format!("/crabcan/bin/{}", h.name)))
         .collect();
     let init2 = init::init2(contents.test_timeout_secs, &env);
-    cpio.file("init2", Meta::root(0o755), init2.as_bytes())
+    cpio.file("init2", Meta::root(0o755), init2.as_bytes()).map_err(io)?;
+    cpio.file("etc/passwd", Meta::root(0o644), b"root:x:0:0:root:/root:/bin/sh\n")
         .map_err(io)?;
-    cpio.file(
-        "etc/passwd",
-        Meta::root(0o644),
-        b"root:x:0:0:root:/root:/bin/sh\n",
-    )
-    .map_err(io)?;
-    cpio.file("etc/group", Meta::root(0o644), b"root:x:0:\n")
-        .map_err(io)?;
+    cpio.file("etc/group", Meta::root(0o644), b"root:x:0:\n").map_err(io)?;
     cpio.file("etc/hostname", Meta::root(0o644), b"crabcan-vm\n")
         .map_err(io)?;
-    cpio.file(
-        "etc/hosts",
-        Meta::root(0o644),
-        b"127.0.0.1\tlocalhost crabcan-vm\n",
-    )
-    .map_err(io)?;
+    cpio.file("etc/hosts", Meta::root(0o644), b"127.0.0.1\tlocalhost crabcan-vm\n")
+        .map_err(io)?;
     if let Some(crabcan) = &contents.crabcan {
         add_host_file(&mut cpio, crabcan, "crabcan/bin/crabcan", out)?;
     }
     for helper in &contents.helpers {
-        add_host_file(
-            &mut cpio,
-            &helper.path,
-            &format!("crabcan/bin/{}", helper.name),
-            out,
-        )?;
+        add_host_file(&mut cpio, &helper.path, &format!("crabcan/bin/{}", helper.name), out)?;
     }
     for test in &contents.tests {
         let name = test
@@ -146,9 +129,7 @@ fn add_host_file(cpio: &mut Writer, src: &Path, name: &str, out: &Path) -> Resul
 /// Adds `src` and everything under it at `name`, with owners and modes as
 /// on the host; devices, fifos and sockets are skipped.
 fn add_tree(cpio: &mut Writer, src: &Path, name: &str, out: &Path) -> Result<(), VmError> {
-    let meta = src
-        .symlink_metadata()
-        .map_err(|e| VmError::io("reading", src, e))?;
+    let meta = src.symlink_metadata().map_err(|e| VmError::io("reading", src, e))?;
     let m = Meta {
         mode: meta.mode(),
         uid: meta.uid(),
@@ -172,8 +153,7 @@ fn add_tree(cpio: &mut Writer, src: &Path, name: &str, out: &Path) -> Result<(),
     } else if ft.is_symlink() {
         let target = std::fs::read_link(src).map_err(|e| VmError::io("reading link", src, e))?;
         use std::os::unix::ffi::OsStrExt;
-        cpio.symlink(name, target.as_os_str().as_bytes(), m)
-            .map_err(werr)?;
+        cpio.symlink(name, target.as_os_str().as_bytes(), m).map_err(werr)?;
     } else if ft.is_file() {
         let data = std::fs::read(src).map_err(|e| VmError::io("reading", src, e))?;
         cpio.file(name, m, &data).map_err(werr)?;

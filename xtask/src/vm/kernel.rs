@@ -65,10 +65,7 @@ fn locate(explicit: Option<&Path>, cache: &Path) -> Result<Kernel, VmError> {
 
 fn given(path: &Path, how: &str) -> Result<Kernel, VmError> {
     if !path.is_file() {
-        return Err(VmError::Kernel(format!(
-            "{how}: no kernel image at {}",
-            path.display()
-        )));
+        return Err(VmError::Kernel(format!("{how}: no kernel image at {}", path.display())));
     }
     let config = config_beside(path);
     Ok(Kernel {
@@ -127,23 +124,22 @@ fn debian_kernel(cache: &Path) -> Result<Kernel, VmError> {
     let deb = download_deb(&package, &dir)?;
     extract_boot(&deb, &unpacked)?;
     let _ = std::fs::remove_file(&deb);
-    kernel_in(&unpacked, &package)
-        .ok_or_else(|| VmError::Kernel(format!("{} has no boot/vmlinuz-*", deb.display())))
+    kernel_in(&unpacked, &package).ok_or_else(|| VmError::Kernel(format!("{} has no boot/vmlinuz-*", deb.display())))
 }
 
 /// `apt-cache depends linux-image-amd64` -> "linux-image-6.1.0-N-amd64".
 fn image_package() -> Result<String, VmError> {
     let out = output_checked(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))
-        .map_err(|e| {
-            VmError::Kernel(format!(
-                "{e} (no host kernel in /boot either; pass --kernel)"
-            ))
-        })?;
+        .map_err(|e| VmError::Kernel(format!("{e} (no host kernel in /boot either; pass --kernel)")))?;
     out.lines()
         .filter_map(|l| l.trim().strip_prefix("Depends: "))
         .find(|p| p.starts_with("linux-image-") && !p.starts_with("linux-image-amd64"))
         .map(str::to_string)
-        .ok_or_else(|| VmError::Kernel("apt-cache depends linux-image-amd64 names no linux-image-* package (run apt-get update?)".into()))
+        .ok_or_else(|| {
+            VmError::Kernel(
+                "apt-cache depends linux-image-amd64 names no linux-image-* package (run apt-get update?)".into(),
+            )
+        })
 }
 
 fn apt_update() -> Result<(), VmError> {
@@ -156,9 +152,7 @@ fn apt_update() -> Result<(), VmError> {
 fn download_deb(package: &str, dir: &Path) -> Result<PathBuf, VmError> {
     eprintln!("xtask: downloading Debian kernel package {package}");
     let mut cmd = Command::new("apt-get");
-    cmd.args(["download", package])
-        .current_dir(dir)
-        .stdout(Stdio::null());
+    cmd.args(["download", package]).current_dir(dir).stdout(Stdio::null());
     if output_checked(&mut cmd).is_err() {
         apt_update()?;
         output_checked(&mut cmd).map_err(VmError::Kernel)?;
@@ -171,13 +165,7 @@ fn download_deb(package: &str, dir: &Path) -> Result<PathBuf, VmError> {
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with(&format!("{package}_")) && n.ends_with(".deb"))
         });
-    deb.ok_or_else(|| {
-        VmError::Kernel(format!(
-            "`{}` left no .deb in {}",
-            display(&cmd),
-            dir.display()
-        ))
-    })
+    deb.ok_or_else(|| VmError::Kernel(format!("`{}` left no .deb in {}", display(&cmd), dir.display())))
 }
 
 /// Extracts only `./boot/` from a .deb (via `dpkg-deb --fsys-tarfile`).
@@ -190,12 +178,9 @@ fn extract_boot(deb: &Path, dest: &Path) -> Result<(), VmError> {
     let stdout = child.stdout.take().expect("piped");
     let staging = dest.with_extension("partial");
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(staging.join("boot"))
-        .map_err(|e| VmError::io("creating", &staging, e))?;
+    std::fs::create_dir_all(staging.join("boot")).map_err(|e| VmError::io("creating", &staging, e))?;
     let result = copy_boot_entries(stdout, &staging);
-    let status = child
-        .wait()
-        .map_err(|e| VmError::Kernel(format!("dpkg-deb: {e}")))?;
+    let status = child.wait().map_err(|e| VmError::Kernel(format!("dpkg-deb: {e}")))?;
     result?;
     if !status.success() {
         return Err(VmError::Kernel(format!("`{}` failed", display(&cmd))));
@@ -210,26 +195,14 @@ fn copy_boot_entries(reader: impl Read, staging: &Path) -> Result<(), VmError> {
         .entries()
         .map_err(|e| VmError::Kernel(format!("reading kernel package: {e}")))?;
     for entry in entries {
-        let mut entry =
-            entry.map_err(|e| VmError::Kernel(format!("reading kernel package: {e}")))?;
-        let path = entry
-            .path()
-            .map_err(|e| VmError::Kernel(e.to_string()))?
-            .into_owned();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("")
-            .to_string();
-        let in_boot = path
-            .parent()
-            .and_then(|p| p.file_name())
-            .is_some_and(|d| d == "boot");
+        let mut entry = entry.map_err(|e| VmError::Kernel(format!("reading kernel package: {e}")))?;
+        let path = entry.path().map_err(|e| VmError::Kernel(e.to_string()))?.into_owned();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+        let in_boot = path.parent().and_then(|p| p.file_name()).is_some_and(|d| d == "boot");
         let wanted = name.starts_with("vmlinuz-") || name.starts_with("config-");
         if in_boot && wanted && entry.header().entry_type().is_file() {
             let dest = staging.join("boot").join(&name);
-            let mut file =
-                std::fs::File::create(&dest).map_err(|e| VmError::io("creating", &dest, e))?;
+            let mut file = std::fs::File::create(&dest).map_err(|e| VmError::io("creating", &dest, e))?;
             std::io::copy(&mut entry, &mut file).map_err(|e| VmError::io("writing", &dest, e))?;
         }
     }

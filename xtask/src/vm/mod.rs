@@ -146,10 +146,7 @@ fn build_payload(payload: &Payload) -> Result<Built, VmError> {
             Some(payload::build_static_crabcan()?),
             payload::build_static_tests("crabcan-tests", None)?,
         ),
-        Payload::Placeholder => (
-            None,
-            payload::build_static_tests("xtask", Some("vm_placeholder"))?,
-        ),
+        Payload::Placeholder => (None, payload::build_static_tests("xtask", Some("vm_placeholder"))?),
     };
     let mut helpers = Vec::new();
     for (name, env) in HELPERS {

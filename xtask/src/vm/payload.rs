@@ -15,12 +15,7 @@ use crate::util::process::{describe_status, display, run_checked};
 pub const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Where Debian's libseccomp-dev (and others) put libseccomp.a.
-const LIB_DIRS: &[&str] = &[
-    "/usr/lib/x86_64-linux-gnu",
-    "/usr/lib64",
-    "/usr/lib",
-    "/usr/local/lib",
-];
+const LIB_DIRS: &[&str] = &["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"];
 
 /// The directory holding libseccomp.a.
 fn libseccomp_static_dir() -> Result<&'static str, VmError> {
@@ -28,9 +23,7 @@ fn libseccomp_static_dir() -> Result<&'static str, VmError> {
         .iter()
         .copied()
         .find(|d| Path::new(d).join("libseccomp.a").is_file())
-        .ok_or_else(|| {
-            VmError::Build("libseccomp.a not found: apt-get install libseccomp-dev".into())
-        })
+        .ok_or_else(|| VmError::Build("libseccomp.a not found: apt-get install libseccomp-dev".into()))
 }
 
 /// seccomp-sys's build script links libseccomp as a dylib unless
@@ -40,10 +33,7 @@ fn libseccomp_static_dir() -> Result<&'static str, VmError> {
 /// binary", SIGSEGV at start), so a stale dylib build-script output under
 /// the static target dir is cleaned once.
 fn clean_stale_seccomp_sys() -> Result<(), VmError> {
-    let build = paths::target_dir()
-        .join(STATIC_TARGET)
-        .join("release")
-        .join("build");
+    let build = paths::target_dir().join(STATIC_TARGET).join("release").join("build");
     let stale = std::fs::read_dir(&build)
         .into_iter()
         .flatten()
@@ -54,15 +44,8 @@ fn clean_stale_seccomp_sys() -> Result<(), VmError> {
     if stale {
         eprintln!("xtask: seccomp-sys was built for dynamic libseccomp under {STATIC_TARGET}: cleaning it");
         let mut cmd = Command::new(paths::cargo());
-        cmd.args([
-            "clean",
-            "-p",
-            "seccomp-sys",
-            "--release",
-            "--target",
-            STATIC_TARGET,
-        ])
-        .current_dir(paths::workspace_root());
+        cmd.args(["clean", "-p", "seccomp-sys", "--release", "--target", STATIC_TARGET])
+            .current_dir(paths::workspace_root());
         run_checked(&mut cmd).map_err(VmError::Build)?;
     }
     Ok(())
@@ -113,10 +96,7 @@ fn smoke_run(exe: &Path, args: &[&str]) -> Result<(), VmError> {
 pub fn build_static_crabcan() -> Result<PathBuf, VmError> {
     let mut cmd = static_cargo(&["build", "-p", "crabcan-cli"])?;
     run_checked(&mut cmd).map_err(VmError::Build)?;
-    let bin = paths::target_dir()
-        .join(STATIC_TARGET)
-        .join("release")
-        .join("crabcan");
+    let bin = paths::target_dir().join(STATIC_TARGET).join("release").join("crabcan");
     ensure_static(&bin)?;
     smoke_run(&bin, &["--help"])?;
     Ok(bin)
@@ -133,10 +113,7 @@ pub struct StaticTests {
 impl StaticTests {
     /// A file called `name` in one of the build-script output dirs.
     pub fn helper(&self, name: &str) -> Option<PathBuf> {
-        self.out_dirs
-            .iter()
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
+        self.out_dirs.iter().map(|d| d.join(name)).find(|p| p.is_file())
     }
 }
 
@@ -226,19 +203,12 @@ mod tests {
         let test = r#"{"reason":"compiler-artifact","profile":{"test":true},"executable":"/t/deps/isolation-abc"}"#;
         let lib = r#"{"reason":"compiler-artifact","profile":{"test":false},"executable":null}"#;
         let other = r#"{"reason":"build-finished","success":true}"#;
-        assert_eq!(
-            test_executable(test),
-            Some(PathBuf::from("/t/deps/isolation-abc"))
-        );
+        assert_eq!(test_executable(test), Some(PathBuf::from("/t/deps/isolation-abc")));
         assert_eq!(test_executable(lib), None);
         assert_eq!(test_executable(other), None);
         assert_eq!(test_executable("not json"), None);
-        let bs =
-            r#"{"reason":"build-script-executed","package_id":"x","out_dir":"/t/build/x-1/out"}"#;
-        assert_eq!(
-            build_script_out_dir(bs),
-            Some(PathBuf::from("/t/build/x-1/out"))
-        );
+        let bs = r#"{"reason":"build-script-executed","package_id":"x","out_dir":"/t/build/x-1/out"}"#;
+        assert_eq!(build_script_out_dir(bs), Some(PathBuf::from("/t/build/x-1/out")));
         assert_eq!(build_script_out_dir(test), None);
     }
 }

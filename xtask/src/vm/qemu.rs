@@ -139,12 +139,7 @@ fn qemu_command(config: &VmConfig, accel: Accel) -> Command {
     cmd
 }
 
-fn attempt(
-    config: &VmConfig,
-    accel: Accel,
-    log: &Arc<Mutex<File>>,
-    started: Instant,
-) -> Result<Attempt, VmError> {
+fn attempt(config: &VmConfig, accel: Accel, log: &Arc<Mutex<File>>, started: Instant) -> Result<Attempt, VmError> {
     let mut cmd = qemu_command(config, accel);
     let line = format!("xtask: {}", crate::util::process::display(&cmd));
     eprintln!("{line}");
@@ -248,9 +243,7 @@ fn watch(
                 if line.contains("CRABCAN-VM-BOOTED") {
                     boot_secs = attempt_start.elapsed().as_secs_f64();
                 }
-                if let Some(rest) =
-                    tagged(&line, "CRABCAN-VM-SKIP ").or_else(|| tagged(&line, "CRABCAN-VM-NOTE "))
-                {
+                if let Some(rest) = tagged(&line, "CRABCAN-VM-SKIP ").or_else(|| tagged(&line, "CRABCAN-VM-NOTE ")) {
                     notes.push(rest);
                 }
                 if let Some(rest) = tagged(&line, "CRABCAN-VM-RESULT ") {
@@ -291,8 +284,7 @@ fn watch(
 }
 
 fn tagged(line: &str, tag: &str) -> Option<String> {
-    line.find(tag)
-        .map(|i| line[i + tag.len()..].trim().to_string())
+    line.find(tag).map(|i| line[i + tag.len()..].trim().to_string())
 }
 
 fn wait_exit(child: &mut Child, limit: Duration) {
@@ -351,13 +343,7 @@ mod tests {
                 skipped: 0
             })
         );
-        assert_eq!(
-            parse_summary("CRABCAN-VM-SUMMARY passed=x failed=1 skipped=2"),
-            None
-        );
-        assert_eq!(
-            parse_summary("echo \"CRABCAN-VM-SUMMARY passed=$P failed=$F\""),
-            None
-        );
+        assert_eq!(parse_summary("CRABCAN-VM-SUMMARY passed=x failed=1 skipped=2"), None);
+        assert_eq!(parse_summary("echo \"CRABCAN-VM-SUMMARY passed=$P failed=$F\""), None);
     }
 }

@@ -1,0 +1,290 @@
+//! The privileged operations the container's process makes on itself between clone and execve,
+//! behind two small traits so the order of the setup steps (the security-critical part: caps
+//! before identity, no_new_privs before seccomp, seccomp last, nothing inherited) is tested
+//! without root: [`SetupOps`] for the process's own syscalls and [`ParentLink`] for the
+//! handshake. [`LinuxOps`] and [`Channel`] are the real ones; the tests in `child.rs` record.
+
+use std::os::fd::{OwnedFd, RawFd};
+use std::path::Path;
+
+use crabcan_cgroups::SelfJoin;
+use crabcan_seccomp::CompiledFilter;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+
+use crate::capabilities::{self, CapabilitySet};
+use crate::error::EXIT_SETUP_FAILED;
+use crate::exec::{self, PreparedExec};
+use crate::handshake::{Channel, Message, Received};
+use crate::mounts::{MountStep, Mounter};
+use crate::{identity, network, rlimits, signals, terminal};
+
+/// A failed setup step, as sent to the parent: the step, the errno, one line of detail.
+#[derive(Debug)]
+pub struct Failure {
+    pub step: &'static str,
+    pub errno: Errno,
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn new(step: &'static str, errno: Errno, detail: impl Into<String>) -> Failure {
+        Failure {
+            step,
+            errno,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Attaches a step name and a detail to a syscall result.
+trait Step<T> {
+    fn step(self, step: &'static str, detail: &str) -> Result<T, Failure>;
+}
+
+impl<T> Step<T> for Result<T, Errno> {
+    fn step(self, step: &'static str, detail: &str) -> Result<T, Failure> {
+        self.map_err(|errno| Failure::new(step, errno, format!("{detail}: {errno}")))
+    }
+}
+
+fn io_errno(error: &std::io::Error, fallback: i32) -> Errno {
+    Errno::from_raw(error.raw_os_error().unwrap_or(fallback))
+}
+
+/// The container process's side of the handshake.
+pub trait ParentLink {
+    /// Waits for `expected`; returns the descriptors that came with it.
+    fn wait_for(&mut self, expected: Message) -> Result<Vec<OwnedFd>, Failure>;
+    fn send(&mut self, message: &Message, fds: &[RawFd]) -> Result<(), Failure>;
+}
+
+impl ParentLink for Channel {
+    fn wait_for(&mut self, expected: Message) -> Result<Vec<OwnedFd>, Failure> {
+        match self.receive() {
+            Ok(Received::Message(message, fds)) if message == expected => Ok(fds),
+            Ok(Received::Message(other, _)) => Err(Failure::new(
+                "handshake",
+                Errno::EPROTO,
+                format!("expected {expected:?}, got {other:?}"),
+            )),
+            // crabcan is gone: there is nobody to report to.
+            // SAFETY: _exit ends this cloned process without running the parent's destructors.
+            Ok(Received::Closed) => unsafe { libc::_exit(EXIT_SETUP_FAILED) },
+            Err(why) => Err(Failure::new("handshake", Errno::EIO, why)),
+        }
+    }
+
+    fn send(&mut self, message: &Message, fds: &[RawFd]) -> Result<(), Failure> {
+        self.send_with_fds(message, fds)
+            .step("handshake", &format!("sending {message:?} to crabcan"))
+    }
+}
+
+/// What the container's process does to itself while it sets up, one method per step.
+pub trait SetupOps {
+    fn die_with_parent(&mut self) -> Result<(), Failure>;
+    fn hide_from_proc(&mut self) -> Result<(), Failure>;
+    /// Closes every descriptor but 0, 1, 2 and the handshake socket.
+    fn close_inherited_fds(&mut self) -> Result<(), Failure>;
+    /// Takes hold of the start FIFO (a host path) while the host's root is still there.
+    fn hold_start_fifo(&mut self, path: &Path) -> Result<(), Failure>;
+    fn become_namespace_root(&mut self) -> Result<(), Failure>;
+    fn set_hostname(&mut self, hostname: &str) -> Result<(), Failure>;
+    fn bring_up_loopback(&mut self) -> Result<(), Failure>;
+    /// Carries out the mount plan, ending with pivot_root.
+    fn build_filesystem(&mut self, rootfs: &Path, plan: &[MountStep]) -> Result<(), Failure>;
+    fn limit_open_files(&mut self, nofile: u64) -> Result<(), Failure>;
+    fn new_session(&mut self) -> Result<(), Failure>;
+    /// Opens a pty in the container's devpts, makes it the controlling terminal and stdio;
+    /// returns the master.
+    fn open_pty(&mut self) -> Result<OwnedFd, Failure>;
+    /// Moves the process into its cgroup through `tasks` files (cgroup v1).
+    fn join_cgroup(&mut self, tasks_files: Vec<OwnedFd>) -> Result<(), Failure>;
+    fn enter_cgroup_namespace(&mut self) -> Result<(), Failure>;
+    fn restrict_bounding_set(&mut self, keep: &CapabilitySet) -> Result<(), Failure>;
+    fn switch_identity(&mut self, uid: u32, gid: u32) -> Result<(), Failure>;
+    fn apply_capability_sets(&mut self, keep: &CapabilitySet, as_root: bool) -> Result<(), Failure>;
+    fn set_no_new_privs(&mut self) -> Result<(), Failure>;
+    fn enter_working_directory(&mut self, workdir: &Path) -> Result<(), Failure>;
+    fn reset_signals(&mut self) -> Result<(), Failure>;
+    /// Blocks until another process opens the start FIFO for reading.
+    fn wait_for_fifo_reader(&mut self) -> Result<(), Failure>;
+    fn close_fds_on_exec(&mut self) -> Result<(), Failure>;
+    fn load_seccomp(&mut self, filter: &CompiledFilter) -> Result<(), Failure>;
+    /// Only returns on failure.
+    fn exec(&mut self, prepared: &PreparedExec) -> Errno;
+}
+
+/// The real operations, for the process cloned by `Container::create`.
+pub struct LinuxOps {
+    /// The handshake socket: survives `close_inherited_fds`.
+    keep_fd: RawFd,
+    start_fifo: Option<OwnedFd>,
+}
+
+impl LinuxOps {
+    pub fn new(channel: &Channel) -> LinuxOps {
+        LinuxOps {
+            keep_fd: channel.as_raw_fd(),
+            start_fifo: None,
+        }
+    }
+}
+
+impl SetupOps for LinuxOps {
+    fn die_with_parent(&mut self) -> Result<(), Failure> {
+        identity::die_with_parent().step("identity", "prctl(PR_SET_PDEATHSIG)")
+    }
+
+    fn hide_from_proc(&mut self) -> Result<(), Failure> {
+        identity::hide_from_proc().step("identity", "prctl(PR_SET_DUMPABLE, 0)")
+    }
+
+    fn close_inherited_fds(&mut self) -> Result<(), Failure> {
+        exec::close_inherited_fds(self.keep_fd).step("file descriptors", "closing inherited descriptors")
+    }
+
+    fn hold_start_fifo(&mut self, path: &Path) -> Result<(), Failure> {
+        let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .step("start gate", &format!("opening the start FIFO {}", path.display()))?;
+        self.start_fifo = Some(fd);
+        Ok(())
+    }
+
+    fn become_namespace_root(&mut self) -> Result<(), Failure> {
+        identity::become_namespace_root().step(
+            "user namespace",
+            "becoming root of the user namespace (setresuid/setresgid 0)",
+        )
+    }
+
+    fn set_hostname(&mut self, hostname: &str) -> Result<(), Failure> {
+        nix::unistd::sethostname(hostname).step("hostname", &format!("sethostname({hostname:?})"))
+    }
+
+    fn bring_up_loopback(&mut self) -> Result<(), Failure> {
+        network::bring_up_loopback().step("network", "bringing up the loopback device")
+    }
+
+    fn build_filesystem(&mut self, rootfs: &Path, plan: &[MountStep]) -> Result<(), Failure> {
+        let failure =
+            |e: crate::mounts::MountError| Failure::new("mounts", e.errno, format!("{}: {}", e.detail, e.errno));
+        // The mounter's descriptor of the rootfs is dropped with it, right after pivot_root.
+        Mounter::new(rootfs).map_err(failure)?.run(plan).map_err(failure)
+    }
+
+    fn limit_open_files(&mut self, nofile: u64) -> Result<(), Failure> {
+        rlimits::apply(nofile).map_err(|error| {
+            Failure::new(
+                "rlimits",
+                io_errno(&error, libc::EINVAL),
+                format!("setrlimit(RLIMIT_NOFILE, {nofile}): {error}"),
+            )
+        })
+    }
+
+    fn new_session(&mut self) -> Result<(), Failure> {
+        terminal::new_session().step("terminal", "setsid")
+    }
+
+    fn open_pty(&mut self) -> Result<OwnedFd, Failure> {
+        let (master, slave) = terminal::open_container_pty().step("terminal", "opening a pty in /dev/pts")?;
+        terminal::attach_stdio(slave).step("terminal", "making the pty the controlling terminal")?;
+        Ok(master)
+    }
+
+    fn join_cgroup(&mut self, tasks_files: Vec<OwnedFd>) -> Result<(), Failure> {
+        SelfJoin::from_fds(tasks_files).join_calling_thread().map_err(|error| {
+            Failure::new(
+                "cgroup",
+                io_errno(&error, libc::EIO),
+                format!("moving into the container's cgroup (writing 0 to its tasks files): {error}"),
+            )
+        })
+    }
+
+    fn enter_cgroup_namespace(&mut self) -> Result<(), Failure> {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).step("namespaces", "unshare(CLONE_NEWCGROUP)")
+    }
+
+    fn restrict_bounding_set(&mut self, keep: &CapabilitySet) -> Result<(), Failure> {
+        capabilities::restrict_bounding_set(keep).map_err(|error| {
+            Failure::new(
+                "capabilities",
+                Errno::EPERM,
+                format!("dropping from the bounding set: {error}"),
+            )
+        })
+    }
+
+    fn switch_identity(&mut self, uid: u32, gid: u32) -> Result<(), Failure> {
+        identity::switch_to(uid, gid).step("identity", &format!("switching to uid {uid} gid {gid}"))
+    }
+
+    fn apply_capability_sets(&mut self, keep: &CapabilitySet, as_root: bool) -> Result<(), Failure> {
+        capabilities::apply_process_sets(keep, as_root).map_err(|error| {
+            Failure::new(
+                "capabilities",
+                Errno::EPERM,
+                format!("setting the capability sets: {error}"),
+            )
+        })
+    }
+
+    fn set_no_new_privs(&mut self) -> Result<(), Failure> {
+        identity::set_no_new_privs().step("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)")
+    }
+
+    fn enter_working_directory(&mut self, workdir: &Path) -> Result<(), Failure> {
+        let shown = workdir.display().to_string();
+        nix::unistd::chdir(workdir).step("workdir", &format!("chdir({shown})"))?;
+        // After pivot_root a directory outside the new root shows up as "(unreachable)" or fails.
+        let cwd = nix::unistd::getcwd().step("workdir", "getcwd")?;
+        if !cwd.is_absolute() {
+            return Err(Failure::new(
+                "workdir",
+                Errno::EPERM,
+                format!("the working directory {shown} is outside the container"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn reset_signals(&mut self) -> Result<(), Failure> {
+        signals::reset_for_exec().step("signals", "resetting signal dispositions")
+    }
+
+    /// The FIFO is reopened through /proc/self/fd, which the container's own /proc resolves to
+    /// the descriptor taken before pivot_root; one byte tells the reader the container runs.
+    fn wait_for_fifo_reader(&mut self) -> Result<(), Failure> {
+        let Some(fifo) = self.start_fifo.take() else {
+            return Err(Failure::new("start gate", Errno::EBADF, "no start FIFO was opened"));
+        };
+        let path = crate::safe_path::fd_path(&fifo);
+        let writer = loop {
+            match nix::fcntl::open(path.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()) {
+                Err(Errno::EINTR) => continue,
+                other => break other.step("start gate", "opening the start FIFO for writing")?,
+            }
+        };
+        nix::unistd::write(&writer, b"0").step("start gate", "writing to the start FIFO")?;
+        Ok(())
+    }
+
+    fn close_fds_on_exec(&mut self) -> Result<(), Failure> {
+        exec::mark_inherited_fds_cloexec().step("file descriptors", "close_range(3, ~0, CLOSE_RANGE_CLOEXEC)")
+    }
+
+    fn load_seccomp(&mut self, filter: &CompiledFilter) -> Result<(), Failure> {
+        filter
+            .install()
+            .map_err(|error| Failure::new("seccomp", Errno::EINVAL, format!("loading the seccomp filter: {error}")))
+    }
+
+    fn exec(&mut self, prepared: &PreparedExec) -> Errno {
+        exec::exec(prepared)
+    }
+}
