@@ -25,24 +25,33 @@ fn cgroup_release_agent_cannot_be_reached() {
     );
 }
 
+/// Runs crabcan with `fd` inherited (close-on-exec cleared), and checks the host afterwards.
+fn run_inheriting(c: &Crabcan, command: &[&str], fd: i32) -> std::process::Output {
+    let before = HostSnapshot::take();
+    let mut process = c.command(command);
+    // SAFETY: clearing FD_CLOEXEC in the forked child before exec; no allocation happens.
+    unsafe {
+        process.pre_exec(move || {
+            libc::fcntl(fd, libc::F_SETFD, 0);
+            Ok(())
+        });
+    }
+    let output = process.output().unwrap();
+    before.assert_clean_after(&c.hostname);
+    output
+}
+
 /// CVE-2024-21626: a descriptor inherited from crabcan's caller must not reach the container,
 /// neither as an fd nor as a working directory through /proc/self/fd.
 #[test]
 fn inherited_directory_descriptors_do_not_leak() {
     let host_dir = std::fs::File::open("/etc").unwrap();
     let fd = host_dir.as_raw_fd();
-    let c = Crabcan::new("esc-fd");
-    let before = HostSnapshot::take();
-    let mut command = c.command(&["/bin/sh", "-c", "ls /proc/self/fd | tr '\\n' ' '"]);
-    // SAFETY: clearing FD_CLOEXEC in the forked child before exec; no allocation happens.
-    unsafe {
-        command.pre_exec(move || {
-            libc::fcntl(fd, libc::F_SETFD, 0);
-            Ok(())
-        });
-    }
-    let output = command.output().unwrap();
-    before.assert_clean_after(&c.hostname);
+    let output = run_inheriting(
+        &Crabcan::new("esc-fd"),
+        &["/bin/sh", "-c", "ls /proc/self/fd | tr '\\n' ' '"],
+        fd,
+    );
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let fds: Vec<u32> = String::from_utf8_lossy(&output.stdout)
         .split_whitespace()
@@ -52,17 +61,7 @@ fn inherited_directory_descriptors_do_not_leak() {
     assert!(fds.iter().filter(|f| **f > 2).count() <= 1, "fd {fd} leaked: {fds:?}");
 
     let c = Crabcan::new("esc-cwd").args(["--workdir", &format!("/proc/self/fd/{fd}")]);
-    let before = HostSnapshot::take();
-    let mut command = c.command(&["/bin/sh", "-c", "pwd; ls"]);
-    // SAFETY: as above.
-    unsafe {
-        command.pre_exec(move || {
-            libc::fcntl(fd, libc::F_SETFD, 0);
-            Ok(())
-        });
-    }
-    let output = command.output().unwrap();
-    before.assert_clean_after(&c.hostname);
+    let output = run_inheriting(&c, &["/bin/sh", "-c", "pwd; ls"], fd);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         !stdout.contains("passwd"),

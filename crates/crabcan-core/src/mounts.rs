@@ -321,10 +321,17 @@ impl Mounter {
         Ok(())
     }
 
+    /// Opens a path of the kernel's filesystems that some kernels lack (`None` then).
+    fn open_if_present(&self, path: &str) -> Result<Option<OwnedFd>, MountError> {
+        match open_in_root(self.root.as_fd(), Path::new(path), Symlinks::Refuse) {
+            Err(Errno::ENOENT) => Ok(None),
+            other => other.map(Some).map_err(|errno| self.error("cannot open", path, errno)),
+        }
+    }
+
     fn mask_file(&self, path: &str) -> Result<(), MountError> {
-        let fd = match open_in_root(self.root.as_fd(), Path::new(path), Symlinks::Refuse) {
-            Err(Errno::ENOENT) => return Ok(()),
-            other => other.map_err(|errno| self.error("cannot open", path, errno))?,
+        let Some(fd) = self.open_if_present(path)? else {
+            return Ok(());
         };
         mount(
             Some("/dev/null"),
@@ -337,9 +344,8 @@ impl Mounter {
     }
 
     fn mask_directory(&self, path: &str) -> Result<(), MountError> {
-        let fd = match open_in_root(self.root.as_fd(), Path::new(path), Symlinks::Refuse) {
-            Err(Errno::ENOENT) => return Ok(()),
-            other => other.map_err(|errno| self.error("cannot open", path, errno))?,
+        let Some(fd) = self.open_if_present(path)? else {
+            return Ok(());
         };
         mount(
             Some("tmpfs"),
@@ -352,9 +358,8 @@ impl Mounter {
     }
 
     fn read_only(&self, path: &str) -> Result<(), MountError> {
-        let fd = match open_in_root(self.root.as_fd(), Path::new(path), Symlinks::Refuse) {
-            Err(Errno::ENOENT) => return Ok(()),
-            other => other.map_err(|errno| self.error("cannot open", path, errno))?,
+        let Some(fd) = self.open_if_present(path)? else {
+            return Ok(());
         };
         let fd_path = fd_path(&fd);
         mount(
