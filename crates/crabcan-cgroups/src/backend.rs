@@ -27,7 +27,17 @@ impl MissingController {
         match self {
             MissingController::Error => Err(err),
             MissingController::Warn => {
-                log::warn!("{err}; continuing without it");
+                match &err {
+                    CgroupError::MissingController { controller, option } => {
+                        log::warn!(
+                            "the host has no '{controller}' cgroup controller: running without the {option} limit"
+                        )
+                    }
+                    CgroupError::MissingFeature { what, option, .. } => {
+                        log::warn!("the host does not support {what}: running without the {option} limit")
+                    }
+                    other => log::warn!("{other}; continuing without it"),
+                }
                 Ok(())
             }
         }
@@ -182,7 +192,7 @@ mod tests {
         let writes = limit_writes(&limits, Version::V1);
         let err = apply_writes(&dir, &writes, MissingController::Error).unwrap_err();
         let expected = format!(
-            "the host does not support swap accounting ({}/memory.memsw.limit_in_bytes is missing); run without --memory-swap or allow missing controllers",
+            "the host does not support swap accounting ({}/memory.memsw.limit_in_bytes is missing), needed for --memory-swap; allow missing controllers (crabcan: --allow-missing-controllers) to run without that limit",
             dir.0.display()
         );
         assert_eq!(err.to_string(), expected);

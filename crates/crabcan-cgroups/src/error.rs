@@ -23,12 +23,12 @@ pub enum CgroupError {
     NotMounted { path: PathBuf },
 
     /// A limit needs a controller the host does not have (or cannot delegate).
-    #[error("the host has no '{controller}' cgroup controller; run without {option} or allow missing controllers")]
+    #[error("the host has no '{controller}' cgroup controller, needed for {option}; allow missing controllers (crabcan: --allow-missing-controllers) to run without that limit")]
     MissingController { controller: String, option: &'static str },
 
     /// The controller exists but the interface file for a limit does not
     /// (no swap accounting, no CFQ/BFQ I/O scheduler, ...).
-    #[error("the host does not support {what} ({path} is missing); run without {option} or allow missing controllers")]
+    #[error("the host does not support {what} ({path} is missing), needed for {option}; allow missing controllers (crabcan: --allow-missing-controllers) to run without that limit")]
     MissingFeature {
         what: &'static str,
         path: PathBuf,

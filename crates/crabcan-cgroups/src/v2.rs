@@ -40,7 +40,8 @@ impl V2Cgroup {
         let dir = parent.join(leaf);
         let available = read_controllers(&root.join("cgroup.controllers"))?;
         let mut wanted = BTreeSet::new();
-        for controller in needed.iter().chain(ALWAYS.iter()) {
+        let candidates: BTreeSet<Controller> = needed.iter().chain(ALWAYS.iter()).copied().collect();
+        for controller in &candidates {
             let Some(name) = controller.v2_name() else {
                 continue;
             };

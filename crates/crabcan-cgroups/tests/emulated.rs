@@ -102,7 +102,7 @@ fn inner_v2_lifecycle() {
         let err = ContainerCgroup::create("v2-err", &limits, MissingController::Error).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "the host has no 'memory' cgroup controller; run without --memory or allow missing controllers"
+            "the host has no 'memory' cgroup controller, needed for --memory; allow missing controllers (crabcan: --allow-missing-controllers) to run without that limit"
         );
     }
     let cg = ContainerCgroup::create("v2-life", &limits, MissingController::Warn).expect("create with Warn");
@@ -159,7 +159,7 @@ fn inner_v1_without_pids() {
     let err = ContainerCgroup::create("nopids", &limits, MissingController::Error).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the host has no 'pids' cgroup controller; run without --pids or allow missing controllers"
+        "the host has no 'pids' cgroup controller, needed for --pids; allow missing controllers (crabcan: --allow-missing-controllers) to run without that limit"
     );
     let leaf = format!("nopids.{}", std::process::id());
     assert!(!std::path::Path::new("/sys/fs/cgroup/memory/crabcan")
