@@ -160,6 +160,13 @@ mod tests {
         FakeDir(dir)
     }
 
+    /// Removed even when an assertion fails, so a failing test leaves nothing in /tmp.
+    impl Drop for FakeDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
     fn read(dir: &FakeDir, file: &str) -> String {
         fs::read_to_string(dir.0.join(file)).unwrap()
     }
@@ -177,7 +184,6 @@ mod tests {
         assert_eq!(read(&dir, "cpu.shares"), "238");
         assert_eq!(read(&dir, "blkio.bfq.weight"), "50");
         assert!(!dir.0.join("memory.memsw.limit_in_bytes").exists());
-        let _ = fs::remove_dir_all(&dir.0);
     }
 
     #[test]
@@ -207,6 +213,5 @@ mod tests {
         );
         let err = apply_writes(&dir, &io_only, MissingController::Error).unwrap_err();
         assert!(err.to_string().contains("blkio.weight is missing"), "{err}");
-        let _ = fs::remove_dir_all(&dir.0);
     }
 }
