@@ -248,11 +248,11 @@ fn validate_nofile(value: u64) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::TempTree;
     use std::os::unix::fs::symlink;
 
-    fn temp_rootfs(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("crabcan-config-test-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+    fn temp_rootfs(tag: &str) -> TempTree {
+        let dir = TempTree::new(tag);
         std::fs::create_dir_all(dir.join("bin")).unwrap();
         dir
     }
@@ -266,7 +266,6 @@ mod tests {
         let rootfs = temp_rootfs("plain");
         let checked = config(&rootfs).validate().unwrap();
         assert!(checked.rootfs.is_absolute());
-        std::fs::remove_dir_all(rootfs).unwrap();
     }
 
     #[test]
@@ -292,7 +291,6 @@ mod tests {
         let error = config(&rootfs).validate().unwrap_err();
         assert!(matches!(error, ConfigError::MountPointIsSymlink { .. }), "{error}");
         assert!(error.to_string().contains("/etc"));
-        std::fs::remove_dir_all(rootfs).unwrap();
     }
 
     #[test]
@@ -316,7 +314,6 @@ mod tests {
         let mut bad = config(&rootfs);
         bad.nofile = 0;
         assert!(matches!(bad.validate(), Err(ConfigError::BadFileLimit { .. })));
-        std::fs::remove_dir_all(rootfs).unwrap();
     }
 
     #[test]
@@ -348,7 +345,6 @@ mod tests {
             matches!(with_gate(&rootfs.join("bin")), Err(ConfigError::BadStartFifo { .. })),
             "a directory"
         );
-        std::fs::remove_dir_all(rootfs).unwrap();
     }
 
     #[test]

@@ -571,10 +571,8 @@ mod tests {
     fn refuses_to_clone_from_a_multi_threaded_process() {
         // libtest runs tests on threads of its own, so this process has several.
         let _keep_a_thread = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_secs(2)));
-        let rootfs = std::env::temp_dir().join(format!("crabcan-mt-test-{}", std::process::id()));
-        std::fs::create_dir_all(&rootfs).unwrap();
-        let result = Container::create(ContainerConfig::new(&rootfs, vec!["/bin/true".into()]));
-        std::fs::remove_dir_all(&rootfs).unwrap();
+        let rootfs = crate::test_support::TempTree::new("multi-threaded");
+        let result = Container::create(ContainerConfig::new(&*rootfs, vec!["/bin/true".into()]));
         match result {
             Err(Error::Config(ConfigError::MultiThreaded { threads })) => assert!(threads > 1),
             Err(Error::Config(ConfigError::NotPrivileged)) => assert!(!nix::unistd::geteuid().is_root()),

@@ -29,6 +29,8 @@ pub mod setup_ops;
 pub mod signals;
 pub mod spec;
 pub mod terminal;
+#[cfg(test)]
+mod test_support;
 
 pub use capabilities::CapabilitySet;
 pub use config::{ContainerConfig, StartGate, Terminal};

@@ -106,13 +106,11 @@ fn relative_to_root(path: &Path) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::TempTree;
     use std::os::unix::fs::symlink;
 
-    fn temp_root(tag: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("crabcan-safe-path-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    fn temp_root(tag: &str) -> TempTree {
+        TempTree::new(tag)
     }
 
     fn open_dir(path: &Path) -> OwnedFd {
@@ -142,8 +140,7 @@ mod tests {
         );
         // `..` cannot climb out either.
         let up = open_in_root(root_fd.as_fd(), Path::new("/../../.."), Symlinks::StayInRoot).unwrap();
-        assert_eq!(std::fs::read_link(fd_path(&up)).unwrap(), root);
-        std::fs::remove_dir_all(root).unwrap();
+        assert_eq!(std::fs::read_link(fd_path(&up)).unwrap(), &*root);
     }
 
     #[test]
@@ -158,6 +155,5 @@ mod tests {
             root.join("x/file").is_file(),
             "created through the link, but inside the root"
         );
-        std::fs::remove_dir_all(root).unwrap();
     }
 }
