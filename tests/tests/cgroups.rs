@@ -22,7 +22,18 @@ fn limit_file(dirs: &[std::path::PathBuf], names: &[&str]) -> Option<String> {
 
 #[test]
 fn cgroup_exists_while_running_carries_limits_and_is_removed() {
-    let c = Crabcan::new("cg-life").args(["--memory", "96M", "--pids", "20", "--cpus", "0.5"]);
+    let c = Crabcan::new("cg-life").args([
+        "--memory",
+        "96M",
+        "--pids",
+        "20",
+        "--cpus",
+        "0.5",
+        "--cpu-weight",
+        "100",
+        "--io-weight",
+        "200",
+    ]);
     let before = HostSnapshot::take();
     let mut child = c.command(&["/bin/sleep", "30"]).spawn().unwrap();
     wait_for_command(&c.hostname, "sleep");
@@ -35,6 +46,16 @@ fn cgroup_exists_while_running_carries_limits_and_is_removed() {
     assert_eq!(limit_file(&dirs, &["pids.max"]).as_deref(), Some("20"));
     let cpu = limit_file(&dirs, &["cpu.max", "cpu.cfs_quota_us"]).unwrap();
     assert!(cpu == "50000 100000" || cpu == "50000", "cpu limit {cpu}");
+    // Weight 100 on v2 is 2598 shares on v1 (the conversion runc and crun use).
+    let weight = limit_file(&dirs, &["cpu.weight", "cpu.shares"]).unwrap();
+    assert!(weight == "100" || weight == "2598", "cpu weight {weight}");
+    // The I/O weight is best effort (hosts without BFQ or io.cost have no file for it).
+    if let Some(io) = limit_file(
+        &dirs,
+        &["io.weight", "io.bfq.weight", "blkio.weight", "blkio.bfq.weight"],
+    ) {
+        assert!(io.ends_with("200") || io.contains("default 200"), "io weight {io}");
+    }
     // The container's own view: its cgroup namespace root is its cgroup.
     let pid = processes_in_container_cgroup(&c.hostname)[0];
     assert!(std::fs::read_to_string(format!("/proc/{pid}/cgroup"))

@@ -81,11 +81,17 @@ impl ContainerCgroup {
         let mounts = Mounts::detect()?;
         let version = mounts.layout.version();
         let writes = limit_writes(limits, version);
-        let needed: BTreeSet<Controller> = writes.iter().map(|w| w.controller).collect();
+        // Controllers a limit needs (policy applies when absent), and those used if present.
+        let needed: BTreeSet<Controller> = writes
+            .iter()
+            .filter(|w| w.is_required())
+            .map(|w| w.controller)
+            .collect();
+        let optional: BTreeSet<Controller> = writes.iter().map(|w| w.controller).collect();
         let leaf = format!("{name}.{owner}");
         let backend: Box<dyn CgroupBackend> = match version {
             Version::V1 => Box::new(V1Cgroup::create(&mounts, &leaf, &needed, missing)?),
-            Version::V2 => Box::new(V2Cgroup::create(&mounts, &leaf, &needed, missing)?),
+            Version::V2 => Box::new(V2Cgroup::create(&mounts, &leaf, &needed, &optional, missing)?),
         };
         let cgroup = ContainerCgroup {
             leaf,

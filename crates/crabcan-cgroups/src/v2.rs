@@ -33,6 +33,7 @@ impl V2Cgroup {
         mounts: &Mounts,
         leaf: &str,
         needed: &BTreeSet<Controller>,
+        optional: &BTreeSet<Controller>,
         missing: MissingController,
     ) -> Result<V2Cgroup, CgroupError> {
         let root = v2_root(mounts)?;
@@ -40,7 +41,12 @@ impl V2Cgroup {
         let dir = parent.join(leaf);
         let available = read_controllers(&root.join("cgroup.controllers"))?;
         let mut wanted = BTreeSet::new();
-        let candidates: BTreeSet<Controller> = needed.iter().chain(ALWAYS.iter()).copied().collect();
+        let candidates: BTreeSet<Controller> = needed
+            .iter()
+            .chain(optional.iter())
+            .chain(ALWAYS.iter())
+            .copied()
+            .collect();
         for controller in &candidates {
             let Some(name) = controller.v2_name() else {
                 continue;

@@ -73,6 +73,9 @@ impl Controller {
 pub(crate) enum IfAbsent {
     /// The user asked for this limit: apply the missing-controller policy.
     Required { what: &'static str },
+    /// A soft limit (I/O weight): without it the container still runs, with a warning, as
+    /// Docker does for `--blkio-weight` on hosts without CFQ/BFQ.
+    BestEffort { what: &'static str },
     /// An implied setting ("no swap" when only memory is limited): skip.
     Skip,
 }
@@ -116,6 +119,19 @@ impl LimitWrite {
     fn skip_if_absent(mut self) -> Self {
         self.if_absent = IfAbsent::Skip;
         self
+    }
+
+    fn best_effort(mut self) -> Self {
+        if let IfAbsent::Required { what } = self.if_absent {
+            self.if_absent = IfAbsent::BestEffort { what };
+        }
+        self
+    }
+
+    /// Whether the container may not start without this write (subject to the
+    /// missing-controller policy).
+    pub fn is_required(&self) -> bool {
+        matches!(self.if_absent, IfAbsent::Required { .. })
     }
 
     /// A write the user asked for explicitly must happen; an implied one (a default) is
@@ -208,7 +224,8 @@ fn v1_writes(limits: &Limits) -> Vec<LimitWrite> {
                 "--io-weight",
                 "I/O weights (no CFQ or BFQ scheduler)",
             )
-            .with_fallback("blkio.bfq.weight", weight),
+            .with_fallback("blkio.bfq.weight", weight)
+            .best_effort(),
         );
     }
     writes
@@ -256,7 +273,8 @@ fn v2_writes(limits: &Limits) -> Vec<LimitWrite> {
                 "--io-weight",
                 "I/O weights (no io.cost or BFQ)",
             )
-            .with_fallback("io.bfq.weight", weight.min(1000)),
+            .with_fallback("io.bfq.weight", weight.min(1000))
+            .best_effort(),
         );
     }
     writes
@@ -299,7 +317,8 @@ mod tests {
         assert_eq!(triples(&all_limits(), Version::V1), expected);
         let blkio = limit_writes(&all_limits(), Version::V1).pop().unwrap();
         assert_eq!(blkio.fallback, Some(("blkio.bfq.weight", "500".to_string())));
-        assert!(matches!(blkio.if_absent, IfAbsent::Required { .. }));
+        assert!(matches!(blkio.if_absent, IfAbsent::BestEffort { .. }));
+        assert!(!blkio.is_required());
     }
 
     #[test]
