@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::backend::{apply_writes, CgroupBackend, MissingController};
 use crate::error::CgroupError;
 use crate::fsutil::remove_parent_if_empty;
-use crate::layout::{Mounts, Version};
+use crate::layout::{CgroupHost, Version};
 use crate::limits::Limits;
 use crate::self_join::SelfJoin;
 use crate::stats::Stats;
@@ -59,18 +59,21 @@ pub struct ContainerCgroup {
     backend: Option<Box<dyn CgroupBackend>>,
 }
 
-impl ContainerCgroup {
-    /// Creates `crabcan/<name>.<crabcan pid>` and applies `limits`. Limits
-    /// the host cannot apply fail unless `missing` is [`MissingController::Warn`].
-    /// On any error, everything created is removed again.
-    pub fn create(name: &str, limits: &Limits, missing: MissingController) -> Result<ContainerCgroup, CgroupError> {
-        Self::create_for_owner(name, limits, missing, std::process::id())
+impl CgroupHost {
+    /// [`ContainerCgroup::create`] on these mounts.
+    pub fn create_cgroup(
+        &self,
+        name: &str,
+        limits: &Limits,
+        missing: MissingController,
+    ) -> Result<ContainerCgroup, CgroupError> {
+        self.create_cgroup_for_owner(name, limits, missing, std::process::id())
     }
 
-    /// [`ContainerCgroup::create`] with an explicit owner pid in the
-    /// directory name (tests of [`crate::remove_stale`] use a dead pid).
+    /// [`ContainerCgroup::create_for_owner`] on these mounts.
     #[doc(hidden)]
-    pub fn create_for_owner(
+    pub fn create_cgroup_for_owner(
+        &self,
         name: &str,
         limits: &Limits,
         missing: MissingController,
@@ -78,7 +81,7 @@ impl ContainerCgroup {
     ) -> Result<ContainerCgroup, CgroupError> {
         validate_name(name)?;
         limits.validate()?;
-        let mounts = Mounts::detect()?;
+        let mounts = &self.mounts;
         let version = mounts.layout.version();
         let writes = limit_writes(limits, version);
         // Controllers a limit needs (policy applies when absent), and those used if present.
@@ -90,8 +93,8 @@ impl ContainerCgroup {
         let optional: BTreeSet<Controller> = writes.iter().map(|w| w.controller).collect();
         let leaf = format!("{name}.{owner}");
         let backend: Box<dyn CgroupBackend> = match version {
-            Version::V1 => Box::new(V1Cgroup::create(&mounts, &leaf, &needed, missing)?),
-            Version::V2 => Box::new(V2Cgroup::create(&mounts, &leaf, &needed, &optional, missing)?),
+            Version::V1 => Box::new(V1Cgroup::create(mounts, &leaf, &needed, missing)?),
+            Version::V2 => Box::new(V2Cgroup::create(mounts, &leaf, &needed, &optional, missing)?),
         };
         let cgroup = ContainerCgroup {
             leaf,
@@ -100,6 +103,27 @@ impl ContainerCgroup {
         log::debug!("created cgroup {:?} ({:?})", cgroup.paths(), mounts.layout);
         apply_writes(cgroup.backend(), &writes, missing)?; // on error, Drop removes it
         Ok(cgroup)
+    }
+}
+
+impl ContainerCgroup {
+    /// Creates `crabcan/<name>.<crabcan pid>` and applies `limits`. Limits
+    /// the host cannot apply fail unless `missing` is [`MissingController::Warn`].
+    /// On any error, everything created is removed again.
+    pub fn create(name: &str, limits: &Limits, missing: MissingController) -> Result<ContainerCgroup, CgroupError> {
+        CgroupHost::detect()?.create_cgroup(name, limits, missing)
+    }
+
+    /// [`ContainerCgroup::create`] with an explicit owner pid in the
+    /// directory name (tests of [`crate::remove_stale`] use a dead pid).
+    #[doc(hidden)]
+    pub fn create_for_owner(
+        name: &str,
+        limits: &Limits,
+        missing: MissingController,
+        owner: u32,
+    ) -> Result<ContainerCgroup, CgroupError> {
+        CgroupHost::detect()?.create_cgroup_for_owner(name, limits, missing, owner)
     }
 
     /// Wraps existing directories (stale cleanup).

@@ -179,9 +179,29 @@ fn unescape_octal(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The host's cgroup mounts, read once from `/proc/self/mountinfo`. One value serves the
+/// layout check, the stale cleanup ([`CgroupHost::remove_stale`]) and the creation of a
+/// container's cgroup ([`CgroupHost::create_cgroup`]), so starting a container reads mountinfo
+/// once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupHost {
+    pub(crate) mounts: Mounts,
+}
+
+impl CgroupHost {
+    /// Reads the cgroup mounts of this process's mount namespace.
+    pub fn detect() -> Result<CgroupHost, CgroupError> {
+        Mounts::detect().map(|mounts| CgroupHost { mounts })
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.mounts.layout
+    }
+}
+
 /// Detects the host's cgroup layout from `/proc/self/mountinfo`.
 pub fn detect_layout() -> Result<Layout, CgroupError> {
-    Mounts::detect().map(|m| m.layout)
+    CgroupHost::detect().map(|host| host.layout())
 }
 
 /// One line of `/proc/<pid>/cgroup`: `hierarchy-id:controllers:path`.

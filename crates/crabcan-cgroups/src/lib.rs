@@ -34,7 +34,7 @@ use std::time::Duration;
 pub use backend::MissingController;
 pub use container::{validate_name, ContainerCgroup, MAX_NAME_LEN};
 pub use error::{CgroupError, ParseSizeError};
-pub use layout::{current_cgroups, detect_layout, Layout, ProcCgroup};
+pub use layout::{current_cgroups, detect_layout, CgroupHost, Layout, ProcCgroup};
 pub use limits::{
     cpu_shares_to_weight, cpu_weight_to_shares, io_weight_to_blkio_weight, parse_size, Limits, DEFAULT_CPU_SHARES,
 };

@@ -9,7 +9,7 @@ use crate::backend::CgroupBackend;
 use crate::container::{validate_name, ContainerCgroup};
 use crate::error::CgroupError;
 use crate::fsutil::process_alive;
-use crate::layout::{Mounts, Version};
+use crate::layout::{CgroupHost, Mounts, Version};
 use crate::v1::V1Cgroup;
 use crate::v2::V2Cgroup;
 use crate::writes::Controller;
@@ -21,28 +21,35 @@ use crate::CRABCAN_DIR;
 /// a stale cgroup until that process exits: the safe side). Returns the
 /// removed directory names; failures on single cgroups are logged and skipped.
 pub fn remove_stale() -> Result<Vec<String>, CgroupError> {
-    let mounts = Mounts::detect()?;
-    let mut removed = Vec::new();
-    for leaf in leaves(&mounts) {
-        let Some(owner) = owner_pid(&leaf) else {
-            continue;
-        };
-        if process_alive(owner) {
-            continue;
+    CgroupHost::detect()?.remove_stale()
+}
+
+impl CgroupHost {
+    /// [`remove_stale`] on these mounts.
+    pub fn remove_stale(&self) -> Result<Vec<String>, CgroupError> {
+        let mounts = &self.mounts;
+        let mut removed = Vec::new();
+        for leaf in leaves(mounts) {
+            let Some(owner) = owner_pid(&leaf) else {
+                continue;
+            };
+            if process_alive(owner) {
+                continue;
+            }
+            let backend: Box<dyn CgroupBackend> = match mounts.layout.version() {
+                Version::V1 => Box::new(V1Cgroup::open(mounts, &leaf)),
+                Version::V2 => match V2Cgroup::open(mounts, &leaf) {
+                    Some(cgroup) => Box::new(cgroup),
+                    None => continue,
+                },
+            };
+            match ContainerCgroup::from_backend(leaf.clone(), backend).remove() {
+                Ok(()) => removed.push(leaf),
+                Err(e) => log::warn!("cannot remove stale cgroup {leaf}: {e}"),
+            }
         }
-        let backend: Box<dyn CgroupBackend> = match mounts.layout.version() {
-            Version::V1 => Box::new(V1Cgroup::open(&mounts, &leaf)),
-            Version::V2 => match V2Cgroup::open(&mounts, &leaf) {
-                Some(cgroup) => Box::new(cgroup),
-                None => continue,
-            },
-        };
-        match ContainerCgroup::from_backend(leaf.clone(), backend).remove() {
-            Ok(()) => removed.push(leaf),
-            Err(e) => log::warn!("cannot remove stale cgroup {leaf}: {e}"),
-        }
+        Ok(removed)
     }
-    Ok(removed)
 }
 
 /// Directory names under every `crabcan/` parent of this layout.

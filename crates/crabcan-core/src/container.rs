@@ -6,7 +6,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use crabcan_cgroups::{ContainerCgroup, Layout, Stats};
+use crabcan_cgroups::{CgroupHost, ContainerCgroup, Layout, Stats};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
@@ -91,10 +91,15 @@ impl Container {
         check_privileges()?;
         check_single_threaded()?;
         log::debug!("configuration checked");
-        // On cgroup v2 the cgroup exists before the clone, which puts the child straight into
-        // it. Elsewhere it is made while the child sets up its filesystem.
-        let cgroup = match &config.limits {
-            Some(_) if crabcan_cgroups::detect_layout()? == Layout::V2 => create_cgroup(&config)?,
+        // The host's cgroup mounts, read once. On cgroup v2 the cgroup exists before the clone,
+        // which puts the child straight into it; elsewhere it is made while the child sets up
+        // its filesystem.
+        let cgroup_host = match config.limits {
+            Some(_) => Some(CgroupHost::detect()?),
+            None => None,
+        };
+        let cgroup = match &cgroup_host {
+            Some(host) if host.layout() == Layout::V2 => create_cgroup(host, &config)?,
             _ => None,
         };
         let (parent_end, child_end) =
@@ -129,7 +134,7 @@ impl Container {
             pty_master: None,
             _blocked: blocked,
         };
-        container.set_up_child(&config, child, born_in_cgroup)?;
+        container.set_up_child(&config, child, born_in_cgroup, cgroup_host.as_ref())?;
         Ok(container)
     }
 
@@ -147,14 +152,20 @@ impl Container {
         self.cgroup.as_ref()
     }
 
-    fn set_up_child(&mut self, config: &ContainerConfig, child: Pid, born_in_cgroup: bool) -> Result<()> {
+    fn set_up_child(
+        &mut self,
+        config: &ContainerConfig,
+        child: Pid,
+        born_in_cgroup: bool,
+        cgroup_host: Option<&CgroupHost>,
+    ) -> Result<()> {
         write_id_maps(child, &config.uid_map, &config.gid_map).map_err(|(what, errno)| Error::sys(what, errno))?;
         log::debug!("id maps written for pid {child}");
         self.channel
             .send(&Message::Go)
             .map_err(|errno| Error::sys("sending Go to the container", errno))?;
-        if self.cgroup.is_none() {
-            self.cgroup = create_cgroup(config)?;
+        if let (None, Some(host)) = (&self.cgroup, cgroup_host) {
+            self.cgroup = create_cgroup(host, config)?;
         }
         let mut tasks_files = None;
         if let (Some(cgroup), false) = (&self.cgroup, born_in_cgroup) {
@@ -448,11 +459,11 @@ fn check_single_threaded() -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn create_cgroup(config: &ContainerConfig) -> Result<Option<ContainerCgroup>> {
+fn create_cgroup(host: &CgroupHost, config: &ContainerConfig) -> Result<Option<ContainerCgroup>> {
     let Some(limits) = &config.limits else {
         return Ok(None);
     };
-    match crabcan_cgroups::remove_stale() {
+    match host.remove_stale() {
         Ok(removed) => {
             for name in removed {
                 log::info!("removed the stale cgroup {name} of a crabcan that is gone");
@@ -460,7 +471,7 @@ fn create_cgroup(config: &ContainerConfig) -> Result<Option<ContainerCgroup>> {
         }
         Err(error) => log::warn!("could not look for stale cgroups: {error}"),
     }
-    Ok(Some(ContainerCgroup::create(
+    Ok(Some(host.create_cgroup(
         &config.hostname,
         limits,
         config.missing_controllers,
