@@ -212,11 +212,7 @@ impl Container {
             return Ok(());
         }
         if let Some(master) = &self.pty_master {
-            if terminal::is_terminal(0) {
-                // SAFETY: fd 0 stays open for the life of crabcan.
-                let stdin = unsafe { BorrowedFd::borrow_raw(0) };
-                terminal::copy_window_size(stdin, master.as_fd());
-            }
+            match_caller_window_size(master);
         }
         self.channel
             .send(&Message::Start)
@@ -397,10 +393,8 @@ fn handle_signals(signal_fd: &SignalFd, child: Pid, pty_master: Option<&OwnedFd>
         match signal {
             Signal::SIGCHLD => {}
             Signal::SIGWINCH => {
-                if let (Some(master), true) = (pty_master, terminal::is_terminal(0)) {
-                    // SAFETY: fd 0 stays open for the life of crabcan.
-                    let stdin = unsafe { BorrowedFd::borrow_raw(0) };
-                    terminal::copy_window_size(stdin, master.as_fd());
+                if let Some(master) = pty_master {
+                    match_caller_window_size(master);
                 }
             }
             forwarded if held => {
@@ -478,6 +472,13 @@ fn create_cgroup(host: &CgroupHost, config: &ContainerConfig) -> Result<Option<C
     )?))
 }
 
+/// Gives the container's pty the window size of crabcan's terminal (at start and on SIGWINCH).
+fn match_caller_window_size(master: &OwnedFd) {
+    if terminal::is_terminal(0) {
+        terminal::copy_window_size(unsafe_borrow(0), master.as_fd());
+    }
+}
+
 /// Relays bytes between crabcan's stdin/stdout and the container's pty master, with crabcan's
 /// terminal in raw mode for as long as the relay lives.
 struct PtyRelay<'a> {
@@ -489,10 +490,8 @@ struct PtyRelay<'a> {
 
 impl<'a> PtyRelay<'a> {
     fn new(master: BorrowedFd<'a>) -> PtyRelay<'a> {
-        // SAFETY: fd 0 stays open for the life of crabcan.
-        let stdin = unsafe { BorrowedFd::borrow_raw(0) };
         let raw = if terminal::is_terminal(0) {
-            terminal::RawMode::enable(stdin).ok()
+            terminal::RawMode::enable(unsafe_borrow(0)).ok()
         } else {
             None
         };
@@ -510,8 +509,7 @@ impl<'a> PtyRelay<'a> {
             fds.push(PollFd::new(self.master, PollFlags::POLLIN));
         }
         if self.stdin_open {
-            // SAFETY: fd 0 stays open for the life of crabcan.
-            fds.push(PollFd::new(unsafe { BorrowedFd::borrow_raw(0) }, PollFlags::POLLIN));
+            fds.push(PollFd::new(unsafe_borrow(0), PollFlags::POLLIN));
         }
     }
 
