@@ -101,7 +101,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from_output(output: Output) -> Run {
+    pub fn from_output(output: Output) -> Run {
         Run {
             code: output.status.code(),
             signal: output.status.signal(),
@@ -385,6 +385,34 @@ pub fn probe_dir() -> TempDir {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod the probe");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod the probe dir");
     dir
+}
+
+/// Runs the probe with `checks` in a container (tag `tag`, extra crabcan `flags`); returns
+/// check → result (`OK` or an errno name).
+pub fn probe(tag: &str, flags: &[&str], checks: &[&str]) -> std::collections::BTreeMap<String, String> {
+    let dir = probe_dir();
+    let mut command = vec!["/probe/crabcan-probe"];
+    command.extend_from_slice(checks);
+    let run = Crabcan::new(tag)
+        .args(["--add", &format!("{}:/probe:ro", dir.path().display())])
+        .args(flags.iter().copied())
+        .run(&command);
+    run.expect_success();
+    run.stdout
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The descriptors above 2 in a listing of `/proc/self/fd` made by `ls` inside the container
+/// (numbers separated by white space). `ls` itself holds one, on the directory it lists.
+pub fn descriptors_beyond_stdio(listing: &str) -> Vec<u32> {
+    listing
+        .split_whitespace()
+        .map(|fd| fd.parse().expect("a descriptor number"))
+        .filter(|fd| *fd > 2)
+        .collect()
 }
 
 /// Parses a capability mask line such as `CapEff:\t00000000a80425fb` from `/proc/<pid>/status`.

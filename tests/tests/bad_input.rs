@@ -26,13 +26,7 @@ fn crabcan_as(args: &[&str], hostname: &str, uid: Option<u32>) -> Run {
     }
     let output = command.output().expect("cannot start crabcan");
     before.assert_clean_after(hostname);
-    let run = Run {
-        code: output.status.code(),
-        signal: None,
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
-    run
+    Run::from_output(output)
 }
 
 /// One line, starting `crabcan: error:`, mentioning every `needles`, no Debug dump, no panic.
@@ -184,27 +178,7 @@ fn add_target_through_a_symlink_stays_in_the_rootfs() {
 fn hostname_too_long() {
     let rootfs = rootfs();
     let long = "h".repeat(65);
-    require_root();
-    let before = HostSnapshot::take();
-    let output = Command::new(crabcan_bin())
-        .args([
-            "--no-tty",
-            "--mount",
-            rootfs.to_str().unwrap(),
-            "--hostname",
-            &long,
-            "--",
-            "/bin/true",
-        ])
-        .output()
-        .unwrap();
-    before.assert_clean_after(&long);
-    let run = Run {
-        code: output.status.code(),
-        signal: None,
-        stdout: String::new(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
+    let run = crabcan_as(&["--mount", rootfs.to_str().unwrap(), "--", "/bin/true"], &long, None);
     assert_one_clear_line(&run, 125, &["hostname", "64"]);
 }
 

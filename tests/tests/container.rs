@@ -264,11 +264,8 @@ fn only_stdio_descriptors_reach_the_command() {
     let run = Crabcan::new("fds").sh("ls /proc/self/fd | tr '\\n' ' '");
     run.expect_success();
     // 0 1 2, plus the descriptor `ls` itself has open on the directory.
-    let fds: Vec<u32> = run.stdout.split_whitespace().map(|f| f.parse().unwrap()).collect();
-    assert!(
-        fds.iter().filter(|fd| **fd > 2).count() <= 1,
-        "leaked descriptors: {fds:?}"
-    );
+    let beyond = descriptors_beyond_stdio(&run.stdout);
+    assert!(beyond.len() <= 1, "leaked descriptors: {}", run.stdout);
 }
 
 #[test]

@@ -4,23 +4,6 @@
 
 use crabcan_tests::*;
 
-/// Runs the probe with `checks` in a container with `flags`; returns check → result.
-fn probe(tag: &str, flags: &[&str], checks: &[&str]) -> std::collections::BTreeMap<String, String> {
-    let dir = probe_dir();
-    let mut command = vec!["/probe/crabcan-probe"];
-    command.extend_from_slice(checks);
-    let run = Crabcan::new(tag)
-        .args(["--add", &format!("{}:/probe:ro", dir.path().display())])
-        .args(flags.iter().copied())
-        .run(&command);
-    run.expect_success();
-    run.stdout
-        .lines()
-        .filter_map(|line| line.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
 #[track_caller]
 fn assert_results(results: &std::collections::BTreeMap<String, String>, expected: &[(&str, &str)]) {
     for (check, want) in expected {
