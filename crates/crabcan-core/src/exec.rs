@@ -57,32 +57,10 @@ pub fn candidate_paths(program: &str, path: &str) -> Vec<String> {
 /// Closes every descriptor from 3 up except `keep` (the handshake socket).
 pub fn close_inherited_fds(keep: std::os::fd::RawFd) -> Result<(), Errno> {
     let keep = keep as u32;
-    let ranges = [(3u32, keep.saturating_sub(1)), (keep.saturating_add(1), u32::MAX)];
-    for (first, last) in ranges {
-        if first > last || (first == 3 && keep < 3) {
-            continue;
+    for (first, last) in [(3, keep.saturating_sub(1)), (keep.saturating_add(1).max(3), u32::MAX)] {
+        if first <= last {
+            for_fds_in(first, last, FdAction::Close)?;
         }
-        // SAFETY: close_range only closes descriptors; none of those in the range is owned by
-        // Rust code that will use it again in this process.
-        let result = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
-        if result != 0 {
-            return close_each_from_proc(first, last);
-        }
-    }
-    Ok(())
-}
-
-/// Fallback for kernels before 5.9: close what /proc/self/fd lists in [first, last].
-fn close_each_from_proc(first: u32, last: u32) -> Result<(), Errno> {
-    let entries = std::fs::read_dir("/proc/self/fd").map_err(|_| Errno::last())?;
-    let fds: Vec<u32> = entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| (first..=last).contains(fd))
-        .collect();
-    for fd in fds {
-        // SAFETY: closing a descriptor number; a stale one (the directory listing's own) fails
-        // harmlessly with EBADF.
-        unsafe { libc::close(fd as i32) };
     }
     Ok(())
 }
@@ -91,20 +69,41 @@ fn close_each_from_proc(first: u32, last: u32) -> Result<(), Errno> {
 /// command (the handshake socket is already close-on-exec and closes at execve, telling the
 /// parent the command started).
 pub fn mark_inherited_fds_cloexec() -> Result<(), Errno> {
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors.
-    let result = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
-    if result == 0 {
+    for_fds_in(3, u32::MAX, FdAction::CloseOnExec)
+}
+
+#[derive(Clone, Copy)]
+enum FdAction {
+    Close,
+    CloseOnExec,
+}
+
+/// Applies `action` to the open descriptors in [first, last]: close_range(2), or on kernels
+/// without it (5.9) or its CLOEXEC flag (5.11) a walk of /proc/self/fd.
+fn for_fds_in(first: u32, last: u32, action: FdAction) -> Result<(), Errno> {
+    let flags = match action {
+        FdAction::Close => 0,
+        FdAction::CloseOnExec => libc::CLOSE_RANGE_CLOEXEC,
+    };
+    // SAFETY: close_range only closes descriptors or sets their close-on-exec flag; none in the
+    // range is owned by Rust code that will use it again in this process.
+    if unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) } == 0 {
         return Ok(());
     }
-    // Kernels before 5.11: walk /proc/self/fd.
     let entries = std::fs::read_dir("/proc/self/fd").map_err(|_| Errno::last())?;
-    let fds: Vec<i32> = entries
+    let fds: Vec<u32> = entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd > 2)
+        .filter(|fd| (first..=last).contains(fd))
         .collect();
     for fd in fds {
-        // SAFETY: setting FD_CLOEXEC on a descriptor number; a stale number just fails.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        // SAFETY: acting on a descriptor number; a stale one (the directory listing's own)
+        // fails harmlessly with EBADF.
+        unsafe {
+            match action {
+                FdAction::Close => libc::close(fd as i32),
+                FdAction::CloseOnExec => libc::fcntl(fd as i32, libc::F_SETFD, libc::FD_CLOEXEC),
+            }
+        };
     }
     Ok(())
 }
