@@ -337,6 +337,19 @@ fn sigterm_is_forwarded_to_the_container() {
 }
 
 #[test]
+fn a_signal_ends_a_command_without_handlers_although_it_is_init() {
+    // `sleep` as pid 1 has no SIGTERM handler; the kernel would discard the forwarded signal.
+    let c = Crabcan::new("sigdfl");
+    let before = HostSnapshot::take();
+    let mut child = c.command(&["/bin/sleep", "60"]).spawn().unwrap();
+    wait_for_command(&c.hostname, "sleep");
+    // SAFETY: kill(2) of the crabcan process we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    before.assert_clean_after(&c.hostname);
+}
+
+#[test]
 fn command_killed_by_a_signal_gives_128_plus_n_and_leaves_nothing() {
     let c = Crabcan::new("kill9");
     let before = HostSnapshot::take();
@@ -484,8 +497,8 @@ fn held_container_dies_with_a_signal_to_crabcan() {
         "the container was never set up"
     );
     // SAFETY: kill(2) of the crabcan process we started. The held process (init of its pid
-    // namespace, no handler) would ignore SIGTERM, so crabcan kills it.
+    // namespace, no handler) would discard SIGTERM, so crabcan applies its default action.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert_eq!(child.wait().unwrap().code(), Some(137));
+    assert_eq!(child.wait().unwrap().code(), Some(143));
     before.assert_clean_after(&c.hostname);
 }

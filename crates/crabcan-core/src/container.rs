@@ -257,8 +257,14 @@ impl Container {
             .map_err(|errno| Error::sys("signalfd", errno))?;
         let master = self.pty_master.take();
         let mut relay = master.as_ref().map(|master| PtyRelay::new(master.as_fd()));
+        // A signal whose default action crabcan applied for the container's init (see
+        // `handle_signals`): the exit status reports it rather than the SIGKILL that did it.
+        let mut emulated_signal: Option<Signal> = None;
         loop {
-            if let Some(status) = self.reap(child, WaitPidFlag::WNOHANG)? {
+            if let Some(mut status) = self.reap(child, WaitPidFlag::WNOHANG)? {
+                if let (ExitStatus::Signaled(9), Some(signal)) = (status, emulated_signal) {
+                    status = ExitStatus::Signaled(signal as i32);
+                }
                 if let Some(relay) = relay.as_mut() {
                     relay.drain();
                 }
@@ -285,7 +291,9 @@ impl Container {
                 .collect();
             drop(fds);
             if ready[0] {
-                handle_signals(&signal_fd, child, master.as_ref(), self.awaiting_exec);
+                if let Some(signal) = handle_signals(&signal_fd, child, master.as_ref()) {
+                    emulated_signal = Some(signal);
+                }
             }
             let mut next = 1;
             if self.awaiting_exec {
@@ -382,10 +390,14 @@ fn exec_outcome(received: Received) -> Result<()> {
     }
 }
 
-/// Forwards what arrived on the signalfd; SIGWINCH resizes the pty, SIGCHLD just wakes us. A
-/// container still held before execve is killed instead: as the init of its pid namespace it
-/// would ignore the signal, and it has run nothing of the user's that could handle it.
-fn handle_signals(signal_fd: &SignalFd, child: Pid, pty_master: Option<&OwnedFd>, held: bool) {
+/// Forwards what arrived on the signalfd; SIGWINCH resizes the pty, SIGCHLD just wakes us.
+/// Where the container's first process would discard the signal (see
+/// [`signals::init_would_discard`]: it has the default action, which the kernel never applies
+/// to a pid namespace's init) crabcan applies that default action itself: the forwarded signals
+/// all terminate by default, so it kills the process, and returns the signal so the exit status
+/// can say 128+N for it. This also covers a container still held before execve.
+fn handle_signals(signal_fd: &SignalFd, child: Pid, pty_master: Option<&OwnedFd>) -> Option<Signal> {
+    let mut emulated = None;
     while let Ok(Some(info)) = signal_fd.read_signal() {
         let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
             continue;
@@ -397,9 +409,10 @@ fn handle_signals(signal_fd: &SignalFd, child: Pid, pty_master: Option<&OwnedFd>
                     match_caller_window_size(master);
                 }
             }
-            forwarded if held => {
-                log::debug!("{forwarded} while the container is held before execve: killing it");
+            forwarded if signals::init_would_discard(child, forwarded) => {
+                log::debug!("{forwarded}: the container's init has no handler, so crabcan ends it");
                 let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                emulated = Some(forwarded);
             }
             forwarded => {
                 log::debug!("forwarding {forwarded} to the container");
@@ -407,6 +420,7 @@ fn handle_signals(signal_fd: &SignalFd, child: Pid, pty_master: Option<&OwnedFd>
             }
         }
     }
+    emulated
 }
 
 /// Clones the container's process: straight into its cgroup where the host has cgroup v2 and

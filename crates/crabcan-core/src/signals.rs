@@ -46,6 +46,28 @@ impl Drop for BlockedSignals {
     }
 }
 
+/// Whether the container's first process, `pid`, would drop `signal` although its action is
+/// the default one. The kernel never applies a default action to the init of a pid namespace
+/// (a signal it neither catches nor ignores is discarded), so `sleep` as the container's
+/// command would never end on SIGTERM, nor an interactive shell on SIGHUP when its terminal
+/// closes. Reads SigCgt and SigIgn of `/proc/<pid>/status`; false when they cannot be read.
+pub fn init_would_discard(pid: nix::unistd::Pid, signal: Signal) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let mask = |key: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(key))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+    };
+    let bit = 1u64 << (signal as i32 - 1);
+    match (mask("SigCgt:"), mask("SigIgn:")) {
+        (Some(caught), Some(ignored)) => (caught | ignored) & bit == 0,
+        _ => false,
+    }
+}
+
 /// In the container process: every signal back to its default action, none blocked.
 pub fn reset_for_exec() -> Result<(), Errno> {
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
@@ -57,4 +79,21 @@ pub fn reset_for_exec() -> Result<(), Errno> {
         unsafe { sigaction(signal, &default) }?;
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_with_default_actions_is_told_apart_from_one_with_handlers() {
+        // This test process: SIGPIPE is ignored by Rust's runtime, SIGUSR2 has no handler.
+        let me = nix::unistd::getpid();
+        assert!(init_would_discard(me, Signal::SIGUSR2));
+        assert!(!init_would_discard(me, Signal::SIGPIPE));
+        assert!(
+            !init_would_discard(nix::unistd::Pid::from_raw(i32::MAX), Signal::SIGTERM),
+            "no such process"
+        );
+    }
 }
