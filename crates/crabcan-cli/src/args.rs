@@ -42,11 +42,11 @@ pub struct Args {
     pub args: Vec<String>,
 
     /// User id the command runs as inside the container
-    #[arg(short, long, default_value_t = 0, value_name = "UID")]
+    #[arg(short, long, default_value_t = 0, value_name = "UID", allow_hyphen_values = true)]
     pub uid: u32,
 
     /// Group id the command runs as inside the container (default: same as --uid)
-    #[arg(short, long, value_name = "GID")]
+    #[arg(short, long, value_name = "GID", allow_hyphen_values = true)]
     pub gid: Option<u32>,
 
     /// Bind a host path into the container; repeatable
@@ -73,29 +73,29 @@ pub struct Args {
     #[arg(long, default_value = "0:100000:65536", value_name = "INSIDE:OUTSIDE:COUNT")]
     pub gid_map: String,
 
-    /// Memory limit, e.g. 512M or 1G ("max" for none)
-    #[arg(long, default_value = "1G", value_name = "SIZE")]
-    pub memory: String,
+    /// Memory limit, e.g. 512M or 1G, at least 6M ("max" for none) [default: 1G]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory: Option<String>,
 
     /// Memory plus swap limit (default: no swap beyond --memory)
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
 
-    /// Maximum number of processes and threads ("max" for none)
-    #[arg(long, default_value = "64", value_name = "N")]
-    pub pids: String,
+    /// Maximum number of processes and threads ("max" for none) [default: 64]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids: Option<String>,
 
-    /// CPU weight, 1 to 10000 (cgroup v2 scale; v1 hosts get the equivalent shares)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10000))]
+    /// CPU weight, 1 to 10000 (cgroup v2 scale; v1 hosts get the equivalent shares) [default: 10]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = clap::value_parser!(u64).range(1..=10000))]
     pub cpu_weight: Option<u64>,
 
     /// CPU quota in CPUs, e.g. 0.5
-    #[arg(long, value_name = "CPUS")]
+    #[arg(long, value_name = "CPUS", allow_hyphen_values = true)]
     pub cpus: Option<f64>,
 
-    /// I/O weight, 1 to 10000
-    #[arg(long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=10000))]
-    pub io_weight: u16,
+    /// I/O weight, 1 to 10000 [default: 50]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub io_weight: Option<u16>,
 
     /// Run without a cgroup of its own (no memory, pids, CPU or I/O limits)
     #[arg(long)]
@@ -105,9 +105,18 @@ pub struct Args {
     #[arg(long)]
     pub allow_missing_controllers: bool,
 
-    /// Open files limit (RLIMIT_NOFILE, soft and hard)
-    #[arg(long, default_value_t = 64, value_name = "N")]
-    pub nofile: u64,
+    /// Open files limit (RLIMIT_NOFILE), soft and hard [default: 1024 soft, 524288 hard]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub nofile: Option<u64>,
+
+    /// Size of the container's /tmp tmpfs [default: the memory limit, or 1G without one]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub tmp_size: Option<String>,
+
+    /// Run a minimal init as pid 1 that forwards signals (Ctrl-C) to the command and reaps
+    /// zombies, like `docker run --init`
+    #[arg(long)]
+    pub init: bool,
 
     /// Add a capability to the default set (e.g. NET_ADMIN, or ALL); repeatable
     #[arg(long, value_name = "CAP")]

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use crabcan_cgroups::{parse_size, Limits, MissingController};
 use crabcan_core::{
-    spec, BindMount, CapabilitySet, ContainerConfig, ExitReport, IdRange, StartGate, Terminal, EXIT_SETUP_FAILED,
+    spec, BindMount, CapabilitySet, ContainerConfig, ExitReport, FileLimit, IdRange, StartGate, Terminal,
+    EXIT_SETUP_FAILED,
 };
 
 use args::Args;
@@ -24,11 +25,17 @@ fn main() -> ExitCode {
     let code = match run(args) {
         Ok(report) => exit_code_of(&report),
         Err(Failure { message, code }) => {
-            eprintln!("crabcan: error: {message}");
+            say(&format!("error: {message}"));
             code
         }
     };
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// One `crabcan: ...` line on stderr. A stderr that cannot be written (`2>/dev/full`, a closed
+/// pipe) must not turn an error into a crash: the exit status still tells.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "crabcan: {line}");
 }
 
 /// One line for the user and the exit status.
@@ -93,13 +100,19 @@ fn build_config(args: Args) -> Result<ContainerConfig, Failure> {
         .collect::<Result<_, _>>()
         .map_err(Failure::setup)?;
     config.workdir = args.workdir.clone();
-    config.nofile = args.nofile;
+    config.nofile = args.nofile.map(FileLimit::both);
+    config.tmp_size = args
+        .tmp_size
+        .as_deref()
+        .map(|value| parse_size(value).map_err(|error| Failure::setup(format!("--tmp-size {value:?}: {error}"))))
+        .transpose()?;
+    config.init = args.init;
     config.capabilities = CapabilitySet::adjusted(&args.cap_add, &args.cap_drop).map_err(Failure::setup)?;
     config.limits = limits(&args)?;
     if args.allow_missing_controllers {
         config.missing_controllers = MissingController::Warn;
     }
-    config.terminal = terminal(&args);
+    config.terminal = terminal(&args)?;
     if let Some(fifo) = &args.start_fifo {
         config.start_gate = StartGate::Fifo(fifo.clone());
     }
@@ -109,7 +122,21 @@ fn build_config(args: Args) -> Result<ContainerConfig, Failure> {
 }
 
 fn limits(args: &Args) -> Result<Option<Limits>, Failure> {
+    let defaults = Limits::default();
     if args.no_cgroup {
+        let given = [
+            ("--memory", args.memory.is_some()),
+            ("--memory-swap", args.memory_swap.is_some()),
+            ("--pids", args.pids.is_some()),
+            ("--cpu-weight", args.cpu_weight.is_some()),
+            ("--cpus", args.cpus.is_some()),
+            ("--io-weight", args.io_weight.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+            return Err(Failure::setup(format!(
+                "{flag} needs a cgroup, and --no-cgroup runs without one; drop one of the two"
+            )));
+        }
         return Ok(None);
     }
     let size = |flag: &str, value: &str| -> Result<Option<u64>, Failure> {
@@ -120,9 +147,10 @@ fn limits(args: &Args) -> Result<Option<Limits>, Failure> {
             .map(Some)
             .map_err(|error| Failure::setup(format!("{flag} {value:?}: {error}")))
     };
-    let pids = match args.pids.as_str() {
-        "max" => None,
-        text => Some(text.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+    let pids = match args.pids.as_deref() {
+        None => defaults.pids,
+        Some("max") => None,
+        Some(text) => Some(text.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
             Failure::setup(format!(
                 "--pids {text:?} is not a positive whole number; give e.g. --pids 64, or max"
             ))
@@ -135,9 +163,11 @@ fn limits(args: &Args) -> Result<Option<Limits>, Failure> {
             )));
         }
     }
-    let defaults = Limits::default();
     let limits = Limits {
-        memory: size("--memory", &args.memory)?,
+        memory: match &args.memory {
+            Some(memory) => size("--memory", memory)?,
+            None => defaults.memory,
+        },
         memory_swap: match &args.memory_swap {
             Some(swap) => size("--memory-swap", swap)?,
             None => defaults.memory_swap,
@@ -145,19 +175,31 @@ fn limits(args: &Args) -> Result<Option<Limits>, Failure> {
         pids,
         cpu_weight: args.cpu_weight.or(defaults.cpu_weight),
         cpu_quota: args.cpus,
-        io_weight: Some(args.io_weight),
+        io_weight: args.io_weight.or(defaults.io_weight),
     };
     limits.validate().map_err(Failure::setup)?;
     Ok(Some(limits))
 }
 
-fn terminal(args: &Args) -> Terminal {
-    let stdin_is_tty = crabcan_core::terminal::is_terminal(0);
-    if args.tty || (!args.no_tty && stdin_is_tty) {
+/// A pty when asked for, or by default when stdin is a terminal of which crabcan is in the
+/// foreground: a crabcan in the background (`crabcan ... &`, `timeout crabcan ...`) that put
+/// the terminal in raw mode would be stopped by SIGTTOU and take the terminal from the shell.
+fn terminal(args: &Args) -> Result<Terminal, Failure> {
+    use crabcan_core::terminal::{is_foreground, is_terminal};
+    if args.no_tty {
+        return Ok(Terminal::Inherit);
+    }
+    let foreground = is_terminal(0) && is_foreground(0);
+    if args.tty && is_terminal(0) && !foreground {
+        return Err(Failure::setup(
+            "--tty needs crabcan in the foreground of its terminal, and it runs in the background; run it in the foreground or drop --tty",
+        ));
+    }
+    Ok(if args.tty || foreground {
         Terminal::Pty
     } else {
         Terminal::Inherit
-    }
+    })
 }
 
 fn seccomp_filter(args: &Args) -> Result<Option<crabcan_seccomp::CompiledFilter>, Failure> {
@@ -165,12 +207,19 @@ fn seccomp_filter(args: &Args) -> Result<Option<crabcan_seccomp::CompiledFilter>
 }
 
 fn exit_code_of(report: &ExitReport) -> i32 {
-    if report.oom_killed {
-        let limit = report
-            .memory_limit
-            .map(|bytes| format!(" (limit {} MiB)", bytes / (1024 * 1024)))
-            .unwrap_or_default();
-        eprintln!("crabcan: container killed: out of memory{limit}");
+    let limit = report
+        .memory_limit
+        .map(|bytes| format!(" (limit {})", crabcan_core::error::human_size(bytes)))
+        .unwrap_or_default();
+    if report.command_oom_killed() {
+        say(&format!("container killed: out of memory{limit}"));
+    } else if report.oom_killed {
+        say(&format!(
+            "warn: a process of the container was killed: out of memory{limit}; the command went on"
+        ));
+    }
+    if report.killed_by_seccomp() {
+        say("warn: the command was killed by SIGSYS: the seccomp profile kills a syscall it made (--debug lists the profile's rules)");
     }
     if let Some(stats) = &report.stats {
         log::debug!("resource use: {stats}");
@@ -209,9 +258,47 @@ fn clap_error(error: clap::Error) -> ExitCode {
         let _ = error.print();
         return ExitCode::SUCCESS;
     }
-    let rendered = error.to_string();
-    let first = rendered.lines().next().unwrap_or("invalid arguments");
-    let message = first.trim_start_matches("error: ");
-    eprintln!("crabcan: error: {message}; see crabcan --help");
+    say(&format!(
+        "error: {}; see crabcan --help",
+        clap_message(&error.to_string())
+    ));
     ExitCode::from(EXIT_SETUP_FAILED as u8)
+}
+
+/// clap's message as one line: its first line, and when that ends in a colon (a list of missing
+/// arguments follows, e.g. "the following required arguments were not provided:"), the items
+/// of that list joined to it. Usage and tips are dropped.
+fn clap_message(rendered: &str) -> String {
+    let mut lines = rendered.lines();
+    let first = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ");
+    let Some(head) = first.strip_suffix(':') else {
+        return first.to_owned();
+    };
+    let items: Vec<&str> = lines.map(str::trim).take_while(|line| !line.is_empty()).collect();
+    if items.is_empty() {
+        head.to_owned()
+    } else {
+        format!("{head}: {}", items.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clap_message;
+
+    #[test]
+    fn clap_errors_keep_the_names_of_missing_arguments() {
+        let rendered = "error: the following required arguments were not provided:\n  --mount <DIR>\n\nUsage: crabcan --mount <DIR> [ARGS]...\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            clap_message(rendered),
+            "the following required arguments were not provided: --mount <DIR>"
+        );
+        assert_eq!(
+            clap_message("error: unexpected argument '-x' found\n\nUsage: crabcan\n"),
+            "unexpected argument '-x' found"
+        );
+    }
 }

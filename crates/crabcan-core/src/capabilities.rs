@@ -1,4 +1,4 @@
-//! Capabilities: the allowlist a container keeps (Docker's 14), `--cap-add`/`--cap-drop`
+//! Capabilities: the allowlist a container keeps (Docker's, less CAP_MKNOD), `--cap-add`/`--cap-drop`
 //! adjustments, and applying the result to the bounding, inheritable, ambient, permitted and
 //! effective sets of the container process. An allowlist, not a drop list: a capability a future
 //! kernel adds is never kept by accident.
@@ -9,13 +9,14 @@ use caps::{CapSet, Capability, CapsHashSet};
 
 use crate::error::ConfigError;
 
-/// The capabilities a container keeps unless told otherwise (those of Docker's default).
-pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
+/// The capabilities a container keeps unless told otherwise: Docker's default set without
+/// CAP_MKNOD (in a user namespace it cannot make a usable device node anyway; `--cap-add MKNOD`
+/// brings it back).
+pub const DEFAULT_CAPABILITIES: [Capability; 13] = [
     Capability::CAP_CHOWN,
     Capability::CAP_DAC_OVERRIDE,
     Capability::CAP_FSETID,
     Capability::CAP_FOWNER,
-    Capability::CAP_MKNOD,
     Capability::CAP_NET_RAW,
     Capability::CAP_SETGID,
     Capability::CAP_SETUID,
@@ -121,8 +122,9 @@ mod tests {
     #[test]
     fn default_set_is_docker_like_and_safe() {
         let set = CapabilitySet::default();
-        assert_eq!(set.0.len(), 14);
+        assert_eq!(set.0.len(), 13);
         for dangerous in [
+            Capability::CAP_MKNOD,
             Capability::CAP_SYS_ADMIN,
             Capability::CAP_SYS_MODULE,
             Capability::CAP_SYS_RAWIO,

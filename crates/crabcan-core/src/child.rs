@@ -19,6 +19,10 @@ use crate::handshake::{Channel, Message};
 use crate::setup_ops::{Failure, LinuxOps, ParentLink, SetupOps};
 use crate::{exec, mounts};
 
+/// The step of a `Failed` message whose detail is `PROGRAM\nINTERPRETER`: execve found the
+/// program but not its `#!` interpreter or dynamic loader.
+pub(crate) const EXEC_INTERPRETER_STEP: &str = "exec interpreter";
+
 /// Runs in the cloned child. Never returns.
 pub fn run(config: &ContainerConfig, mut channel: Channel) -> ! {
     let mut ops = LinuxOps::new(&channel);
@@ -65,7 +69,7 @@ fn set_up_and_exec(
     ops.bring_up_loopback()?;
     ops.build_filesystem(&config.rootfs, &mounts::plan(config))?;
     log::debug!("filesystem ready, pivoted into {}", config.rootfs.display());
-    ops.limit_open_files(config.nofile)?;
+    ops.limit_open_files(config.file_limit())?;
     ops.new_session()?;
     if config.terminal == Terminal::Pty {
         let master = ops.open_pty()?;
@@ -100,6 +104,9 @@ fn set_up_and_exec(
         StartGate::Fifo(_) => ops.wait_for_fifo_reader()?,
     }
 
+    if config.init {
+        ops.start_init(config.seccomp.as_ref())?;
+    }
     // Last, in this order: nothing but stdio crosses execve, and the filter (which needs
     // no_new_privs) is the very last thing before it.
     ops.close_fds_on_exec()?;
@@ -107,6 +114,15 @@ fn set_up_and_exec(
         ops.load_seccomp(filter)?;
     }
     let errno = ops.exec(&prepared);
+    if errno == Errno::ENOENT {
+        if let Some((program, interpreter)) = exec::missing_interpreter(&prepared) {
+            return Err(Failure::new(
+                EXEC_INTERPRETER_STEP,
+                errno,
+                format!("{program}\n{interpreter}"),
+            ));
+        }
+    }
     Err(Failure::new("exec", errno, prepared.program.clone()))
 }
 
@@ -192,7 +208,7 @@ mod tests {
             assert_eq!(plan.last(), Some(&MountStep::PivotRoot));
             self.note("build_filesystem")
         }
-        fn limit_open_files(&mut self, _: u64) -> Result<(), Failure> {
+        fn limit_open_files(&mut self, _: crate::config::FileLimit) -> Result<(), Failure> {
             self.note("limit_open_files")
         }
         fn new_session(&mut self) -> Result<(), Failure> {
@@ -233,6 +249,9 @@ mod tests {
         }
         fn wait_for_fifo_reader(&mut self) -> Result<(), Failure> {
             self.note("wait_for_fifo_reader")
+        }
+        fn start_init(&mut self, _: Option<&CompiledFilter>) -> Result<(), Failure> {
+            self.note("start_init")
         }
         fn close_fds_on_exec(&mut self) -> Result<(), Failure> {
             self.note("close_fds_on_exec")
@@ -360,6 +379,18 @@ mod tests {
         );
         assert!(at(&steps, "send Ready with 0 fds") < at(&steps, "wait_for_fifo_reader"));
         assert!(!steps.contains(&"wait Start".to_owned()));
+    }
+
+    #[test]
+    fn the_init_is_forked_once_released_and_before_the_commands_last_steps() {
+        let (steps, _) = record(&config(), None, 0);
+        assert!(!steps.iter().any(|s| s == "start_init"), "no --init: no init");
+        let mut config = config();
+        config.init = true;
+        let (steps, _) = record(&config, None, 0);
+        assert!(at(&steps, "wait Start") < at(&steps, "start_init"));
+        assert!(at(&steps, "start_init") < at(&steps, "close_fds_on_exec"));
+        assert_eq!(at(&steps, "load_seccomp") + 1, at(&steps, "exec"));
     }
 
     #[test]

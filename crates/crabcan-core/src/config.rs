@@ -10,6 +10,7 @@ use crabcan_seccomp::CompiledFilter;
 use crate::capabilities::CapabilitySet;
 use crate::error::ConfigError;
 use crate::hostname::validate_hostname;
+use crate::mounts::KERNEL_FILESYSTEMS;
 use crate::spec::{BindMount, IdRange};
 
 /// The directories of the rootfs crabcan mounts filesystems on. They must be real directories.
@@ -18,8 +19,33 @@ pub const SYSTEM_MOUNT_POINTS: [&str; 4] = ["proc", "dev", "sys", "tmp"];
 /// The PATH a container gets unless `--env PATH=...` says otherwise.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Default RLIMIT_NOFILE of the container (soft and hard).
-pub const DEFAULT_NOFILE: u64 = 64;
+/// Default RLIMIT_NOFILE of the container: systemd's 1024 soft, 524288 hard (the hard one
+/// capped at crabcan's own hard limit, which it cannot raise).
+pub const DEFAULT_NOFILE: FileLimit = FileLimit {
+    soft: 1024,
+    hard: 524_288,
+};
+
+/// Size of the container's `/tmp` tmpfs when it has no memory limit (with one, `/tmp` gets the
+/// memory limit: its pages are charged to the container's memory anyway).
+pub const DEFAULT_TMP_SIZE: u64 = 1 << 30;
+
+/// RLIMIT_NOFILE of the container's process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileLimit {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+impl FileLimit {
+    /// The same value as soft and hard limit.
+    pub fn both(value: u64) -> FileLimit {
+        FileLimit {
+            soft: value,
+            hard: value,
+        }
+    }
+}
 
 /// How the container's standard streams are connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,11 +89,17 @@ pub struct ContainerConfig {
     /// Cgroup limits; `None` runs the container without a cgroup of its own.
     pub limits: Option<Limits>,
     pub missing_controllers: MissingController,
-    pub nofile: u64,
+    /// RLIMIT_NOFILE; `None` is [`DEFAULT_NOFILE`], capped at crabcan's own hard limit.
+    pub nofile: Option<FileLimit>,
+    /// Size of the `/tmp` tmpfs in bytes; `None` is the memory limit, or [`DEFAULT_TMP_SIZE`].
+    pub tmp_size: Option<u64>,
     pub capabilities: CapabilitySet,
     /// The compiled seccomp filter; `None` means unconfined.
     pub seccomp: Option<CompiledFilter>,
     pub terminal: Terminal,
+    /// Run a minimal init as pid 1 that forwards signals to the command and reaps zombies
+    /// (see [`crate::init`]).
+    pub init: bool,
     pub start_gate: StartGate,
     /// Read resource use from the cgroup at exit (for `--debug`); off by default, it costs a
     /// dozen file reads.
@@ -90,10 +122,12 @@ impl ContainerConfig {
             workdir: PathBuf::from("/"),
             limits: Some(Limits::default()),
             missing_controllers: MissingController::Error,
-            nofile: DEFAULT_NOFILE,
+            nofile: None,
+            tmp_size: None,
             capabilities: CapabilitySet::default(),
             seccomp: None,
             terminal: Terminal::Inherit,
+            init: false,
             start_gate: StartGate::Parent,
             collect_stats: false,
         }
@@ -127,11 +161,35 @@ impl ContainerConfig {
                 path: self.workdir.clone(),
             });
         }
-        validate_nofile(self.nofile)?;
+        if let Some(limit) = self.nofile {
+            validate_nofile(limit)?;
+        }
+        if self.tmp_size == Some(0) {
+            return Err(ConfigError::BadTmpSize);
+        }
         if let StartGate::Fifo(path) = &self.start_gate {
             validate_start_fifo(path)?;
         }
         Ok(self)
+    }
+
+    /// RLIMIT_NOFILE the container gets: the configured one, or the default capped at this
+    /// process's own hard limit.
+    pub fn file_limit(&self) -> FileLimit {
+        self.nofile.unwrap_or_else(|| {
+            let own_hard = own_nofile_hard_limit();
+            FileLimit {
+                soft: DEFAULT_NOFILE.soft.min(own_hard),
+                hard: DEFAULT_NOFILE.hard.min(own_hard),
+            }
+        })
+    }
+
+    /// Size of the `/tmp` tmpfs in bytes.
+    pub fn tmp_size(&self) -> u64 {
+        self.tmp_size
+            .or_else(|| self.limits.as_ref().and_then(|limits| limits.memory))
+            .unwrap_or(DEFAULT_TMP_SIZE)
     }
 
     /// The environment the command starts with: PATH, HOME, TERM, HOSTNAME, then `--env`.
@@ -200,13 +258,17 @@ fn validate_bind_mount(mount: &BindMount) -> Result<(), ConfigError> {
             path: mount.source.clone(),
         });
     }
-    if mount
-        .target
-        .components()
-        .all(|c| matches!(c, std::path::Component::RootDir | std::path::Component::CurDir))
-    {
+    // `Path::components` drops `.` and repeated slashes, so `//proc/./x` is seen as `/proc/x`.
+    let target: PathBuf = mount.target.components().collect();
+    if target == Path::new("/") {
         return Err(ConfigError::BindTargetIsRoot {
             path: mount.target.clone(),
+        });
+    }
+    if let Some(kernel) = KERNEL_FILESYSTEMS.iter().find(|kernel| target.starts_with(kernel)) {
+        return Err(ConfigError::BindTargetOnKernelFilesystem {
+            path: mount.target.clone(),
+            filesystem: kernel,
         });
     }
     Ok(())
@@ -234,13 +296,27 @@ fn validate_start_fifo(path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn validate_nofile(value: u64) -> Result<(), ConfigError> {
-    let max = rlimit::Resource::NOFILE
+/// crabcan's own hard RLIMIT_NOFILE: the most a container can get (raising it needs
+/// CAP_SYS_RESOURCE).
+fn own_nofile_hard_limit() -> u64 {
+    rlimit::Resource::NOFILE
         .get()
         .map(|(_, hard)| hard)
-        .unwrap_or(1024 * 1024);
-    if value == 0 || value > max {
-        return Err(ConfigError::BadFileLimit { value, max });
+        .unwrap_or(DEFAULT_NOFILE.soft)
+}
+
+fn validate_nofile(limit: FileLimit) -> Result<(), ConfigError> {
+    let max = own_nofile_hard_limit();
+    for value in [limit.soft, limit.hard] {
+        if value == 0 || value > max {
+            return Err(ConfigError::BadFileLimit { value, max });
+        }
+    }
+    if limit.soft > limit.hard {
+        return Err(ConfigError::BadFileLimit {
+            value: limit.soft,
+            max: limit.hard,
+        });
     }
     Ok(())
 }
@@ -312,8 +388,19 @@ mod tests {
         bad.hostname = "x".repeat(65);
         assert!(matches!(bad.validate(), Err(ConfigError::BadHostname { .. })));
         let mut bad = config(&rootfs);
-        bad.nofile = 0;
+        bad.nofile = Some(FileLimit::both(0));
         assert!(matches!(bad.validate(), Err(ConfigError::BadFileLimit { .. })));
+        for target in ["/proc", "/proc/self", "//sys/./kernel", "/dev", "/dev/shm"] {
+            let mut bad = config(&rootfs);
+            bad.mounts.push(BindMount::parse(&format!("/tmp:{target}")).unwrap());
+            assert!(
+                matches!(bad.validate(), Err(ConfigError::BindTargetOnKernelFilesystem { .. })),
+                "{target}"
+            );
+        }
+        let mut fine = config(&rootfs);
+        fine.mounts.push(BindMount::parse("/tmp:/procfs").unwrap());
+        assert!(fine.validate().is_ok(), "/procfs is not /proc");
     }
 
     #[test]
@@ -345,6 +432,20 @@ mod tests {
             matches!(with_gate(&rootfs.join("bin")), Err(ConfigError::BadStartFifo { .. })),
             "a directory"
         );
+    }
+
+    #[test]
+    fn defaults_for_open_files_and_tmp() {
+        let mut cfg = config(Path::new("/tmp"));
+        let limit = cfg.file_limit();
+        assert!(limit.soft <= 1024 && limit.hard <= 524_288 && limit.soft <= limit.hard);
+        cfg.nofile = Some(FileLimit::both(50));
+        assert_eq!(cfg.file_limit(), FileLimit::both(50));
+        assert_eq!(cfg.tmp_size(), 1 << 30, "the default memory limit");
+        cfg.limits = None;
+        assert_eq!(cfg.tmp_size(), DEFAULT_TMP_SIZE);
+        cfg.tmp_size = Some(4096);
+        assert_eq!(cfg.tmp_size(), 4096);
     }
 
     #[test]

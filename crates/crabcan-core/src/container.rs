@@ -34,7 +34,8 @@ pub enum ExitStatus {
 #[derive(Debug, Clone)]
 pub struct ExitReport {
     pub status: ExitStatus,
-    /// The kernel's OOM killer killed a process of the container.
+    /// The kernel's OOM killer killed a process of the container (the command itself, or any
+    /// other: see [`ExitReport::command_oom_killed`]), like Docker's `OOMKilled`.
     pub oom_killed: bool,
     /// The memory limit that was in force, in bytes.
     pub memory_limit: Option<u64>,
@@ -44,13 +45,24 @@ pub struct ExitReport {
 }
 
 impl ExitReport {
-    /// The status a CLI exits with: the command's own, 128+N for signal N, 137 after an OOM kill.
+    /// The status a CLI exits with: the command's own, 128+N for signal N (137 for an OOM kill
+    /// of the command). A process of the container that the OOM killer ended while the
+    /// command went on does not change it.
     pub fn exit_code(&self) -> i32 {
         match self.status {
-            ExitStatus::Exited(code) if !self.oom_killed || code != 0 => code,
-            ExitStatus::Exited(_) => 137,
+            ExitStatus::Exited(code) => code,
             ExitStatus::Signaled(signal) => 128 + signal,
         }
+    }
+
+    /// Whether the command died of SIGSYS, the signal of a seccomp filter's `KILL` action.
+    pub fn killed_by_seccomp(&self) -> bool {
+        self.status == ExitStatus::Signaled(Signal::SIGSYS as i32)
+    }
+
+    /// Whether the command itself died of an OOM kill (SIGKILL while the cgroup saw one).
+    pub fn command_oom_killed(&self) -> bool {
+        self.oom_killed && self.status == ExitStatus::Signaled(Signal::SIGKILL as i32)
     }
 }
 
@@ -161,9 +173,9 @@ impl Container {
     ) -> Result<()> {
         write_id_maps(child, &config.uid_map, &config.gid_map).map_err(|(what, errno)| Error::sys(what, errno))?;
         log::debug!("id maps written for pid {child}");
-        self.channel
-            .send(&Message::Go)
-            .map_err(|errno| Error::sys("sending Go to the container", errno))?;
+        if let Err(errno) = self.channel.send(&Message::Go) {
+            return Err(self.setup_failure(Error::sys("sending Go to the container", errno)));
+        }
         if let (None, Some(host)) = (&self.cgroup, cgroup_host) {
             self.cgroup = create_cgroup(host, config)?;
         }
@@ -176,11 +188,15 @@ impl Container {
             }
         }
         let fds = tasks_files.as_ref().map(|join| join.raw_fds()).unwrap_or_default();
-        self.channel
-            .send_with_fds(&Message::Joined, &fds)
-            .map_err(|errno| Error::sys("sending Joined to the container", errno))?;
+        if let Err(errno) = self.channel.send_with_fds(&Message::Joined, &fds) {
+            return Err(self.setup_failure(Error::sys("sending Joined to the container", errno)));
+        }
         loop {
-            match self.receive()? {
+            let received = match self.receive() {
+                Ok(received) => received,
+                Err(error) => return Err(self.setup_failure(error)),
+            };
+            match received {
                 Received::Message(Message::PtyMaster, fds) if fds.len() == 1 => {
                     self.pty_master = fds.into_iter().next()
                 }
@@ -339,11 +355,29 @@ impl Container {
         self.channel.receive().map_err(|detail| Error::Protocol { detail })
     }
 
+    /// The conversation with the child broke during setup (`broken`: a send or receive that
+    /// failed). The child's own report is what the user needs: it failed a step, sent why and
+    /// exited, and its exit broke the socket. So read what it left in the socket first; only
+    /// if it left nothing, say how it died.
+    fn setup_failure(&mut self, broken: Error) -> Error {
+        match self.receive() {
+            Ok(Received::Message(Message::Failed { step, errno, detail }, _)) => Error::Setup { step, detail, errno },
+            Ok(Received::Closed) | Err(_) if self.child.is_some() => self.child_died(),
+            _ => broken,
+        }
+    }
+
     /// The child closed the socket during setup without a message: reap it and say how it died.
     fn child_died(&mut self) -> Error {
         let how = match self.child.map(|child| self.reap(child, WaitPidFlag::empty())) {
             Some(Ok(Some(ExitStatus::Exited(code)))) => format!("it exited with status {code}"),
             Some(Ok(Some(ExitStatus::Signaled(signal)))) => {
+                let oom = self.cgroup.as_ref().is_some_and(ContainerCgroup::oom_killed);
+                if signal == Signal::SIGKILL as i32 && oom {
+                    return Error::SetupOutOfMemory {
+                        limit: self.memory_limit,
+                    };
+                }
                 format!(
                     "it was killed by {}",
                     Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("a signal")
@@ -375,6 +409,13 @@ fn exec_outcome(received: Received) -> Result<()> {
         Received::Closed => {
             log::debug!("command started");
             Ok(())
+        }
+        Received::Message(Message::Failed { step, detail, .. }, _) if step == child::EXEC_INTERPRETER_STEP => {
+            let (command, interpreter) = detail.split_once('\n').unwrap_or((detail.as_str(), ""));
+            Err(Error::InterpreterMissing {
+                command: command.to_owned(),
+                interpreter: interpreter.to_owned(),
+            })
         }
         Received::Message(Message::Failed { step, errno, detail }, _) if step == "exec" => {
             let errno = Errno::from_raw(errno);
@@ -610,7 +651,17 @@ mod tests {
         assert_eq!(report(ExitStatus::Exited(3), false).exit_code(), 3);
         assert_eq!(report(ExitStatus::Signaled(9), false).exit_code(), 137);
         assert_eq!(report(ExitStatus::Signaled(15), false).exit_code(), 143);
-        assert_eq!(report(ExitStatus::Exited(0), true).exit_code(), 137);
         assert_eq!(report(ExitStatus::Signaled(9), true).exit_code(), 137);
+    }
+
+    #[test]
+    fn an_oom_kill_of_another_process_leaves_the_commands_status() {
+        let child_killed = report(ExitStatus::Exited(0), true);
+        assert_eq!(child_killed.exit_code(), 0);
+        assert!(child_killed.oom_killed && !child_killed.command_oom_killed());
+        assert_eq!(report(ExitStatus::Exited(3), true).exit_code(), 3);
+        assert!(report(ExitStatus::Signaled(9), true).command_oom_killed());
+        assert!(!report(ExitStatus::Signaled(9), false).command_oom_killed());
+        assert!(!report(ExitStatus::Signaled(15), true).command_oom_killed());
     }
 }

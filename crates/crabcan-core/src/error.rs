@@ -46,6 +46,10 @@ pub enum ConfigError {
     BindSourceMissing { path: PathBuf },
     #[error("the bind mount target {path} is the container's root; pick a directory below /")]
     BindTargetIsRoot { path: PathBuf },
+    #[error("the bind mount target {path} is on {filesystem}, where crabcan mounts a kernel filesystem; pick a target outside /proc, /sys and /dev")]
+    BindTargetOnKernelFilesystem { path: PathBuf, filesystem: &'static str },
+    #[error("the /tmp size must be at least 1 byte; give a size such as 64M")]
+    BadTmpSize,
     #[error("uid {uid} is outside the container's uid map {map}; pick a uid in the map or widen --uid-map")]
     UidNotMapped { uid: u32, map: String },
     #[error("gid {gid} is outside the container's gid map {map}; pick a gid in the map or widen --gid-map")]
@@ -54,7 +58,7 @@ pub enum ConfigError {
     WorkdirNotAbsolute { path: PathBuf },
     #[error("unknown capability {name:?}; use names like CAP_NET_ADMIN or NET_ADMIN (see capabilities(7)), or ALL")]
     UnknownCapability { name: String },
-    #[error("the open-files limit {value} is out of range; give a value from 1 to {max}")]
+    #[error("the open-files limit {value} is out of range; give a value from 1 to {max} (crabcan's own hard limit, which it cannot raise)")]
     BadFileLimit { value: u64, max: u64 },
     #[error("the start FIFO {path}: {why}")]
     BadStartFifo { path: PathBuf, why: &'static str },
@@ -79,12 +83,22 @@ pub enum Error {
     /// A setup step inside the new container failed; `detail` names the syscall and path.
     #[error("container setup failed at {step}: {detail}")]
     Setup { step: String, detail: String, errno: i32 },
-    #[error("the command {command:?} was not found in the container; check the path inside the rootfs and PATH")]
+    #[error(
+        "the command {} was not found in the container; check the path inside the rootfs and PATH",
+        crate::spec::display_word(command)
+    )]
     CommandNotFound { command: String },
-    #[error("the command {command:?} cannot be executed in the container: {errno}")]
+    #[error("the command {} exists but its interpreter {} is missing in the container; install it in the rootfs or fix the script's #! line", crate::spec::display_word(command), crate::spec::display_word(interpreter))]
+    InterpreterMissing { command: String, interpreter: String },
+    #[error(
+        "the command {} cannot be executed in the container: {errno}",
+        crate::spec::display_word(command)
+    )]
     CommandNotExecutable { command: String, errno: Errno },
     #[error("the container process died during setup ({how}) before it could run the command")]
     ChildDied { how: String },
+    #[error("the container process was killed by the out-of-memory killer during setup{}: the memory limit is too small to start it; raise it", limit.map(|bytes| format!(" (memory limit {})", crate::error::human_size(bytes))).unwrap_or_default())]
+    SetupOutOfMemory { limit: Option<u64> },
     #[error("the container process sent an unexpected message during setup: {detail}")]
     Protocol { detail: String },
 }
@@ -100,7 +114,7 @@ impl Error {
     /// The exit status a CLI should use for this error (the conventions of `docker run`).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::CommandNotFound { .. } => EXIT_NOT_FOUND,
+            Error::CommandNotFound { .. } | Error::InterpreterMissing { .. } => EXIT_NOT_FOUND,
             Error::CommandNotExecutable { .. } => EXIT_CANNOT_EXECUTE,
             _ => EXIT_SETUP_FAILED,
         }
@@ -115,3 +129,35 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A byte count for messages: `64 MiB`, `100 KiB`, `1.5 GiB`, `512 B`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() == 0.0 {
+        format!("{value} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_like_a_person_writes_them() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(100 * 1024), "100 KiB");
+        assert_eq!(human_size(64 << 20), "64 MiB");
+        assert_eq!(human_size(3 << 29), "1.5 GiB");
+    }
+}

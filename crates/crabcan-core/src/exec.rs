@@ -127,6 +127,66 @@ pub fn exec(prepared: &PreparedExec) -> Errno {
     }
 }
 
+/// Why execve said ENOENT although the program is there: the `#!` interpreter of a script, or
+/// the dynamic loader (`PT_INTERP`) of an ELF program, is missing. Returns the program's path
+/// and the missing interpreter.
+pub fn missing_interpreter(prepared: &PreparedExec) -> Option<(String, String)> {
+    use std::io::Read;
+    for candidate in &prepared.candidates {
+        let path = candidate.to_str().ok()?;
+        let Ok(mut file) = std::fs::File::open(path) else {
+            continue;
+        };
+        let mut head = Vec::with_capacity(4096);
+        if file.by_ref().take(4096).read_to_end(&mut head).is_err() {
+            continue;
+        }
+        let interpreter = script_interpreter(&head).or_else(|| elf_interpreter(&mut file, &head))?;
+        let exists = std::fs::metadata(&interpreter).is_ok();
+        return (!exists).then(|| (path.to_owned(), interpreter));
+    }
+    None
+}
+
+/// The interpreter of a `#!` line.
+fn script_interpreter(head: &[u8]) -> Option<String> {
+    let line = head.strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let text = String::from_utf8_lossy(line);
+    text.split_whitespace().next().map(str::to_owned)
+}
+
+/// The `PT_INTERP` of a 64-bit little-endian ELF file (the dynamic loader it needs).
+fn elf_interpreter(file: &mut std::fs::File, head: &[u8]) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const PT_INTERP: u32 = 3;
+    if head.len() < 64 || &head[..4] != b"\x7fELF" || head[4] != 2 || head[5] != 1 {
+        return None;
+    }
+    let u16_at = |bytes: &[u8], at: usize| Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |bytes: &[u8], at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |bytes: &[u8], at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+    let table_offset = u64_at(head, 0x20)?;
+    let entry_size = u16_at(head, 0x36)? as u64;
+    let entries = u16_at(head, 0x38)? as u64;
+    for index in 0..entries.min(64) {
+        let mut entry = [0u8; 56];
+        file.seek(SeekFrom::Start(table_offset.checked_add(index * entry_size)?))
+            .ok()?;
+        file.read_exact(&mut entry).ok()?;
+        if u32_at(&entry, 0)? != PT_INTERP {
+            continue;
+        }
+        let (offset, size) = (u64_at(&entry, 8)?, u64_at(&entry, 32)?.min(4096));
+        let mut name = vec![0u8; size as usize];
+        file.seek(SeekFrom::Start(offset)).ok()?;
+        file.read_exact(&mut name).ok()?;
+        let name = name.split(|&b| b == 0).next()?;
+        return Some(String::from_utf8_lossy(name).into_owned());
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +198,30 @@ mod tests {
         assert_eq!(
             candidate_paths("ls", "/usr/bin:/bin/:"),
             vec!["/usr/bin/ls", "/bin/ls", "./ls"]
+        );
+    }
+
+    #[test]
+    fn finds_the_missing_interpreter_of_a_script_and_of_an_elf_program() {
+        let dir = crate::test_support::TempTree::new("interpreter");
+        let script = dir.join("script");
+        std::fs::write(&script, "#!/nonexistent/sh -e\necho hi\n").unwrap();
+        let env = [("PATH".to_owned(), "/bin".to_owned())];
+        let prepared = prepare(&[script.display().to_string()], &env).unwrap();
+        assert_eq!(
+            missing_interpreter(&prepared),
+            Some((script.display().to_string(), "/nonexistent/sh".to_owned()))
+        );
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        assert_eq!(missing_interpreter(&prepared), None, "the interpreter exists");
+        // This test binary is a dynamically linked ELF program whose loader exists.
+        let me = std::env::current_exe().unwrap();
+        let mut file = std::fs::File::open(&me).unwrap();
+        let head = std::fs::read(&me).unwrap();
+        let loader = elf_interpreter(&mut file, &head[..4096]).expect("a PT_INTERP");
+        assert!(
+            loader.starts_with('/') && std::path::Path::new(&loader).exists(),
+            "{loader}"
         );
     }
 

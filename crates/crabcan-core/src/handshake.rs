@@ -143,6 +143,9 @@ impl Channel {
         let mut buffer = [0u8; MAX_MESSAGE];
         let mut control = nix::cmsg_space!([RawFd; MAX_FDS]);
         let mut iov = [IoSliceMut::new(&mut buffer)];
+        // ECONNRESET means the peer exited with messages of ours unread; it is reported once
+        // and cleared, and what the peer sent before it exited is still queued: read that.
+        let mut reset_seen = false;
         let (length, passed_fd) = loop {
             match socket::recvmsg::<()>(
                 self.fd.as_raw_fd(),
@@ -151,6 +154,11 @@ impl Channel {
                 MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
                 Err(Errno::EINTR) => continue,
+                Err(Errno::ECONNRESET) if !reset_seen => {
+                    reset_seen = true;
+                    continue;
+                }
+                Err(Errno::ECONNRESET) => return Ok(Received::Closed),
                 Err(errno) => return Err(format!("reading the handshake socket failed: {errno}")),
                 Ok(received) => {
                     let mut passed = Vec::new();
@@ -228,6 +236,23 @@ mod tests {
             Err(Errno::E2BIG)
         );
         drop(child);
+        assert!(matches!(parent.receive().unwrap(), Received::Closed));
+    }
+
+    #[test]
+    fn a_peer_that_exits_with_unread_messages_still_gets_its_last_word_read() {
+        // The child's failure report races with the parent's next message: the child exits
+        // with `Joined` unread, which the kernel reports to the parent as ECONNRESET.
+        let (parent, child) = Channel::pair().unwrap();
+        parent.send(&Message::Joined).unwrap();
+        let failed = Message::Failed {
+            step: "mounts".into(),
+            errno: libc::EACCES,
+            detail: "cannot open the mount point proc".into(),
+        };
+        child.send(&failed).unwrap();
+        drop(child);
+        assert!(matches!(parent.receive().unwrap(), Received::Message(m, _) if m == failed));
         assert!(matches!(parent.receive().unwrap(), Received::Closed));
     }
 }

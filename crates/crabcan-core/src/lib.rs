@@ -20,6 +20,7 @@ pub mod exec;
 pub mod handshake;
 pub mod hostname;
 pub mod identity;
+pub mod init;
 pub mod mounts;
 pub mod namespaces;
 pub mod network;
@@ -33,7 +34,7 @@ pub mod terminal;
 mod test_support;
 
 pub use capabilities::CapabilitySet;
-pub use config::{ContainerConfig, StartGate, Terminal};
+pub use config::{ContainerConfig, FileLimit, StartGate, Terminal};
 pub use container::{run, Container, ExitReport, ExitStatus};
 pub use error::{ConfigError, Error, SpecError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED};
 pub use spec::{BindMount, IdRange};

@@ -20,19 +20,30 @@ use crate::spec::BindMount;
 /// in a user namespace, so they are bind-mounted).
 pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-/// Files of /proc hidden behind /dev/null.
-pub const MASKED_FILES: [&str; 6] = [
+/// Paths hidden from the container: every path Docker masks, and `/proc/sysrq-trigger`, which
+/// Docker only makes read-only. A file is covered by /dev/null, a directory by an empty
+/// read-only tmpfs (chosen by what the path is when the container starts).
+pub const MASKED_PATHS: [&str; 13] = [
+    "proc/asound",
+    "proc/acpi",
+    "proc/interrupts",
     "proc/kcore",
     "proc/keys",
-    "proc/timer_list",
-    "proc/sysrq-trigger",
     "proc/latency_stats",
+    "proc/timer_list",
+    "proc/timer_stats",
     "proc/sched_debug",
+    "proc/scsi",
+    "proc/sysrq-trigger",
+    "sys/firmware",
+    "sys/devices/virtual/powercap",
 ];
-/// Directories hidden behind an empty read-only tmpfs.
-pub const MASKED_DIRECTORIES: [&str; 3] = ["sys/firmware", "proc/acpi", "proc/scsi"];
-/// Directories of /proc made read-only.
-pub const READ_ONLY_PATHS: [&str; 4] = ["proc/sys", "proc/bus", "proc/irq", "proc/fs"];
+/// Paths of /proc made read-only (recursively), as Docker does.
+pub const READ_ONLY_PATHS: [&str; 4] = ["proc/bus", "proc/fs", "proc/irq", "proc/sys"];
+
+/// The container paths crabcan mounts kernel filesystems on: a `--add` bind may not land on or
+/// below them (it would replace procfs and its masks, or show the host's processes).
+pub const KERNEL_FILESYSTEMS: [&str; 3] = ["/proc", "/sys", "/dev"];
 
 /// One step of building the container's filesystem. Paths are relative to the rootfs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,12 +73,9 @@ pub enum MountStep {
     },
     /// A `--add` bind mount.
     UserBind(BindMount),
-    /// Hide a file behind /dev/null (skipped where the file does not exist).
-    MaskFile {
-        path: &'static str,
-    },
-    /// Hide a directory behind an empty read-only tmpfs (skipped where it does not exist).
-    MaskDirectory {
+    /// Hide a path: a file behind /dev/null, a directory behind an empty read-only tmpfs
+    /// (skipped where the path does not exist).
+    Mask {
         path: &'static str,
     },
     /// Bind a directory onto itself and make it read-only, recursively.
@@ -150,12 +158,11 @@ pub fn plan(config: &ContainerConfig) -> Vec<MountStep> {
             target: "tmp",
             fstype: "tmpfs",
             flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            data: "mode=1777".into(),
+            data: format!("mode=1777,size={}", config.tmp_size()),
         },
     ]);
     steps.extend(config.mounts.iter().cloned().map(MountStep::UserBind));
-    steps.extend(MASKED_FILES.iter().map(|path| MountStep::MaskFile { path }));
-    steps.extend(MASKED_DIRECTORIES.iter().map(|path| MountStep::MaskDirectory { path }));
+    steps.extend(MASKED_PATHS.iter().map(|path| MountStep::Mask { path }));
     steps.extend(READ_ONLY_PATHS.iter().map(|path| MountStep::ReadOnly { path }));
     steps.push(MountStep::WorkingDirectory(config.workdir.clone()));
     steps.push(MountStep::PivotRoot);
@@ -221,8 +228,7 @@ impl Mounter {
             MountStep::HostDevice { name } => self.bind_host_device(name),
             MountStep::Symlink { path, target } => self.symlink(path, target),
             MountStep::UserBind(bind) => self.user_bind(bind),
-            MountStep::MaskFile { path } => self.mask_file(path),
-            MountStep::MaskDirectory { path } => self.mask_directory(path),
+            MountStep::Mask { path } => self.mask(path),
             MountStep::ReadOnly { path } => self.read_only(path),
             MountStep::WorkingDirectory(path) => self.with_path(&path.display().to_string(), |root| {
                 ensure_dir_in_root(root, path, Symlinks::StayInRoot).map(drop)
@@ -329,32 +335,32 @@ impl Mounter {
         }
     }
 
-    fn mask_file(&self, path: &str) -> Result<(), MountError> {
+    fn mask(&self, path: &str) -> Result<(), MountError> {
         let Some(fd) = self.open_if_present(path)? else {
             return Ok(());
         };
-        mount(
-            Some("/dev/null"),
-            fd_path(&fd).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|errno| self.error("cannot mask", path, errno))
-    }
-
-    fn mask_directory(&self, path: &str) -> Result<(), MountError> {
-        let Some(fd) = self.open_if_present(path)? else {
-            return Ok(());
+        let is_directory = nix::sys::stat::fstat(&fd)
+            .map(|stat| stat.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            .map_err(|errno| self.error("cannot stat", path, errno))?;
+        let target = fd_path(&fd);
+        let result = if is_directory {
+            mount(
+                Some("tmpfs"),
+                target.as_str(),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=0,mode=555"),
+            )
+        } else {
+            mount(
+                Some("/dev/null"),
+                target.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
         };
-        mount(
-            Some("tmpfs"),
-            fd_path(&fd).as_str(),
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            Some("size=0,mode=555"),
-        )
-        .map_err(|errno| self.error("cannot mask", path, errno))
+        result.map_err(|errno| self.error("cannot mask", path, errno))
     }
 
     fn read_only(&self, path: &str) -> Result<(), MountError> {
@@ -485,7 +491,7 @@ mod tests {
         let pts_at = position(&steps, |s| matches!(s, MountStep::Filesystem { target: "dev/pts", .. }));
         let tmp_at = position(&steps, |s| matches!(s, MountStep::Filesystem { target: "tmp", .. }));
         let bind_at = position(&steps, |s| matches!(s, MountStep::UserBind(_)));
-        let mask_at = position(&steps, |s| matches!(s, MountStep::MaskFile { path: "proc/kcore" }));
+        let mask_at = position(&steps, |s| matches!(s, MountStep::Mask { path: "proc/kcore" }));
         let ro_at = position(&steps, |s| matches!(s, MountStep::ReadOnly { path: "proc/sys" }));
         assert!(proc_at < mask_at && proc_at < ro_at, "masks need /proc mounted first");
         assert!(
@@ -499,10 +505,23 @@ mod tests {
     #[test]
     fn plan_masks_and_protects_what_the_kernel_exposes() {
         let steps = plan(&sample_config());
-        for path in ["proc/kcore", "proc/keys", "proc/timer_list", "proc/sysrq-trigger"] {
-            assert!(steps.contains(&MountStep::MaskFile { path }), "{path} not masked");
+        for path in [
+            "proc/asound",
+            "proc/acpi",
+            "proc/interrupts",
+            "proc/kcore",
+            "proc/keys",
+            "proc/latency_stats",
+            "proc/timer_list",
+            "proc/timer_stats",
+            "proc/sched_debug",
+            "proc/scsi",
+            "proc/sysrq-trigger",
+            "sys/firmware",
+            "sys/devices/virtual/powercap",
+        ] {
+            assert!(steps.contains(&MountStep::Mask { path }), "{path} not masked");
         }
-        assert!(steps.contains(&MountStep::MaskDirectory { path: "sys/firmware" }));
         for path in ["proc/sys", "proc/bus", "proc/irq", "proc/fs"] {
             assert!(steps.contains(&MountStep::ReadOnly { path }), "{path} not read-only");
         }

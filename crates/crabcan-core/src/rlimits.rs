@@ -5,7 +5,9 @@
 
 use rlimit::Resource;
 
-/// Sets RLIMIT_NOFILE to `nofile` (soft and hard).
-pub fn apply(nofile: u64) -> std::io::Result<()> {
-    Resource::NOFILE.set(nofile, nofile)
+use crate::config::FileLimit;
+
+/// Sets RLIMIT_NOFILE of the calling process.
+pub fn apply(nofile: FileLimit) -> std::io::Result<()> {
+    Resource::NOFILE.set(nofile.soft, nofile.hard)
 }

@@ -15,6 +15,7 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
 use crate::capabilities::{self, CapabilitySet};
+use crate::config::FileLimit;
 use crate::error::EXIT_SETUP_FAILED;
 use crate::exec::{self, PreparedExec};
 use crate::handshake::{Channel, Message, Received};
@@ -96,7 +97,7 @@ pub trait SetupOps {
     fn bring_up_loopback(&mut self) -> Result<(), Failure>;
     /// Carries out the mount plan, ending with pivot_root.
     fn build_filesystem(&mut self, rootfs: &Path, plan: &[MountStep]) -> Result<(), Failure>;
-    fn limit_open_files(&mut self, nofile: u64) -> Result<(), Failure>;
+    fn limit_open_files(&mut self, nofile: FileLimit) -> Result<(), Failure>;
     fn new_session(&mut self) -> Result<(), Failure>;
     /// Opens a pty in the container's devpts, makes it the controlling terminal and stdio;
     /// returns the master.
@@ -112,6 +113,9 @@ pub trait SetupOps {
     fn reset_signals(&mut self) -> Result<(), Failure>;
     /// Blocks until another process opens the start FIFO for reading.
     fn wait_for_fifo_reader(&mut self) -> Result<(), Failure>;
+    /// Forks the `--init` (see [`crate::init`]); returns in the process that becomes the
+    /// command.
+    fn start_init(&mut self, filter: Option<&CompiledFilter>) -> Result<(), Failure>;
     fn close_fds_on_exec(&mut self) -> Result<(), Failure>;
     fn load_seccomp(&mut self, filter: &CompiledFilter) -> Result<(), Failure>;
     /// Only returns on failure.
@@ -170,18 +174,26 @@ impl SetupOps for LinuxOps {
     }
 
     fn build_filesystem(&mut self, rootfs: &Path, plan: &[MountStep]) -> Result<(), Failure> {
-        let failure =
-            |e: crate::mounts::MountError| Failure::new("mounts", e.errno, format!("{}: {}", e.detail, e.errno));
+        let failure = |e: crate::mounts::MountError| {
+            let hint = if e.errno == Errno::EACCES {
+                "; the container's root cannot enter the rootfs: make it readable and searchable by the \
+                 container's ids (owned by root on a filesystem with idmapped mounts, or chown -R it to the \
+                 host ids of the container's root)"
+            } else {
+                ""
+            };
+            Failure::new("mounts", e.errno, format!("{}: {}{hint}", e.detail, e.errno))
+        };
         // The mounter's descriptor of the rootfs is dropped with it, right after pivot_root.
         Mounter::new(rootfs).map_err(failure)?.run(plan).map_err(failure)
     }
 
-    fn limit_open_files(&mut self, nofile: u64) -> Result<(), Failure> {
+    fn limit_open_files(&mut self, nofile: FileLimit) -> Result<(), Failure> {
         rlimits::apply(nofile).map_err(|error| {
             Failure::new(
                 "rlimits",
                 io_errno(&error, libc::EINVAL),
-                format!("setrlimit(RLIMIT_NOFILE, {nofile}): {error}"),
+                format!("setrlimit(RLIMIT_NOFILE, {}, {}): {error}", nofile.soft, nofile.hard),
             )
         })
     }
@@ -272,6 +284,10 @@ impl SetupOps for LinuxOps {
         };
         nix::unistd::write(&writer, b"0").step("start gate", "writing to the start FIFO")?;
         Ok(())
+    }
+
+    fn start_init(&mut self, filter: Option<&CompiledFilter>) -> Result<(), Failure> {
+        crate::init::fork_init(self.keep_fd, filter).step("init", "starting the container's init (fork)")
     }
 
     fn close_fds_on_exec(&mut self) -> Result<(), Failure> {

@@ -27,15 +27,20 @@ pub fn handled() -> SigSet {
     set
 }
 
-/// Blocks `handled()` in crabcan; the returned guard restores the previous mask.
+/// Blocks `handled()` in crabcan, and SIGTTIN and SIGTTOU, so crabcan is never stopped by
+/// job control while it holds a container (a terminal read or setting from the background then
+/// fails or proceeds instead); the returned guard restores the previous mask.
 pub struct BlockedSignals {
     previous: SigSet,
 }
 
 impl BlockedSignals {
     pub fn block() -> Result<BlockedSignals, Errno> {
+        let mut set = handled();
+        set.add(Signal::SIGTTIN);
+        set.add(Signal::SIGTTOU);
         let mut previous = SigSet::empty();
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled()), Some(&mut previous))?;
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut previous))?;
         Ok(BlockedSignals { previous })
     }
 }

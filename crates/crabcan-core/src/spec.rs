@@ -25,6 +25,27 @@ pub fn join_command(words: &[String]) -> String {
     words.iter().map(|word| quote_word(word)).collect::<Vec<_>>().join(" ")
 }
 
+/// A word as a person should read it in a message: plain when it is plain, in single quotes
+/// when it has blanks or shell characters, and as `$'...'` with `\xNN` escapes when it holds
+/// control characters (which would otherwise garble the terminal).
+pub fn display_word(word: &str) -> String {
+    if !word.chars().any(char::is_control) {
+        return quote_word(word);
+    }
+    let mut shown = String::from("$'");
+    for c in word.chars() {
+        match c {
+            '\\' => shown.push_str("\\\\"),
+            '\'' => shown.push_str("\\'"),
+            c if c.is_control() && (c as u32) < 0x100 => shown.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => shown.push_str(&format!("\\u{:04x}", c as u32)),
+            c => shown.push(c),
+        }
+    }
+    shown.push('\'');
+    shown
+}
+
 fn quote_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
@@ -194,6 +215,14 @@ mod tests {
         ));
         assert!(matches!(split_command("   "), Err(SpecError::EmptyCommand)));
         assert!(matches!(split_command("''"), Err(SpecError::EmptyCommand)));
+    }
+
+    #[test]
+    fn words_are_shown_readably() {
+        assert_eq!(display_word("/bin/true"), "/bin/true");
+        assert_eq!(display_word("a b"), "'a b'");
+        assert_eq!(display_word("/bin/true\u{1}"), "$'/bin/true\\x01'");
+        assert_eq!(display_word("it's\n"), "$'it\\'s\\x0a'");
     }
 
     #[test]

@@ -51,6 +51,13 @@ pub fn is_terminal(fd: RawFd) -> bool {
     unsafe { libc::isatty(fd) == 1 }
 }
 
+/// Whether this process is in the foreground process group of terminal `fd` (so it may change
+/// its settings and read from it without being stopped by SIGTTOU/SIGTTIN).
+pub fn is_foreground(fd: RawFd) -> bool {
+    // SAFETY: tcgetpgrp and getpgrp only read the descriptor's and the process's state.
+    unsafe { libc::tcgetpgrp(fd) == libc::getpgrp() }
+}
+
 /// Copies the window size of terminal `from` to `to` (the pty master).
 pub fn copy_window_size(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
     // SAFETY: winsize is plain data; zero is a valid value.
