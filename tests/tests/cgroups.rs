@@ -69,6 +69,31 @@ fn cgroup_exists_while_running_carries_limits_and_is_removed() {
     before.assert_clean_after(&c.hostname);
 }
 
+/// Language runtimes size themselves from the cgroup files: the container sees its own limits
+/// at /sys/fs/cgroup (cgroup2 on v2 hosts, one folder per joined hierarchy on v1), read-only.
+#[test]
+fn container_sees_its_own_limits_in_a_read_only_cgroupfs() {
+    let run = Crabcan::new("cg-view").args(["--memory", "64M", "--pids", "20"]).sh(
+        "echo memory=$(cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes); \
+         echo pids=$(cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max); \
+         echo ro=$(awk '$2 == \"/sys/fs/cgroup\" {print $4}' /proc/mounts | cut -d, -f1)",
+    );
+    run.expect_success();
+    assert_eq!(run.value("memory").as_deref(), Some("67108864"), "{}", run.stdout);
+    assert_eq!(run.value("pids").as_deref(), Some("20"), "{}", run.stdout);
+    assert_eq!(run.value("ro").as_deref(), Some("ro"), "{}", run.stdout);
+    let without = Crabcan::new("cg-none")
+        .args(["--no-cgroup"])
+        .sh("echo entries=$(ls /sys/fs/cgroup | wc -l)");
+    without.expect_success();
+    assert_eq!(
+        without.value("entries").as_deref(),
+        Some("0"),
+        "no cgroup of its own: crabcan's must not be shown: {}",
+        without.stdout
+    );
+}
+
 #[test]
 fn container_sees_its_cgroup_as_root() {
     let run = Crabcan::new("cg-ns").run(&["/bin/cat", "/proc/self/cgroup"]);

@@ -6,23 +6,23 @@ use std::os::unix::process::CommandExt;
 use crabcan_tests::*;
 
 /// CVE-2022-0492: mount a cgroup v1 hierarchy and write its release_agent. Needs mount (seccomp
-/// and no CAP_SYS_ADMIN refuse it) or a new user namespace (refused too).
+/// and no CAP_SYS_ADMIN refuse it) or a new user namespace (refused too). The container's own
+/// read-only cgroup view at /sys/fs/cgroup shows no hierarchy root, so no release_agent.
 #[test]
 fn cgroup_release_agent_cannot_be_reached() {
     let run = Crabcan::new("esc-cgroup").sh(
         "mkdir -p /tmp/cg; mount -t cgroup -o memory cgroup /tmp/cg 2>/dev/null && echo mounted=yes || echo mounted=no; \
          unshare -Urm true 2>/dev/null && echo userns=yes || echo userns=no; \
-         ls /sys/fs/cgroup 2>/dev/null | grep -c . | sed 's/^/cgroupfs=/'",
+         echo release_agents=$(find /sys/fs/cgroup -name release_agent 2>/dev/null | wc -l); \
+         echo x > /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null && echo wrote=yes || echo wrote=no; \
+         echo x > /sys/fs/cgroup/memory.max 2>/dev/null && echo wrote2=yes || echo wrote2=no",
     );
     run.expect_success();
     assert_eq!(run.value("mounted").as_deref(), Some("no"), "{}", run.stdout);
     assert_eq!(run.value("userns").as_deref(), Some("no"), "{}", run.stdout);
-    assert_eq!(
-        run.value("cgroupfs").as_deref(),
-        Some("0"),
-        "a cgroupfs is visible: {}",
-        run.stdout
-    );
+    assert_eq!(run.value("release_agents").as_deref(), Some("0"), "{}", run.stdout);
+    assert_eq!(run.value("wrote").as_deref(), Some("no"), "{}", run.stdout);
+    assert_eq!(run.value("wrote2").as_deref(), Some("no"), "{}", run.stdout);
 }
 
 /// Runs crabcan with `fd` inherited (close-on-exec cleared), and checks the host afterwards.

@@ -13,21 +13,24 @@ use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
 
+use crate::cgroupfs;
 use crate::config::{ContainerConfig, StartGate, Terminal};
 use crate::error::EXIT_SETUP_FAILED;
 use crate::handshake::{Channel, Message};
 use crate::setup_ops::{Failure, LinuxOps, ParentLink, SetupOps};
 use crate::{exec, mounts};
+use crabcan_cgroups::Layout;
 
 /// The step of a `Failed` message whose detail is `PROGRAM\nINTERPRETER`: execve found the
 /// program but not its `#!` interpreter or dynamic loader.
 pub(crate) const EXEC_INTERPRETER_STEP: &str = "exec interpreter";
 
-/// Runs in the cloned child. Never returns.
-pub fn run(config: &ContainerConfig, mut channel: Channel) -> ! {
+/// Runs in the cloned child. Never returns. `cgroup_layout` is the host's cgroup layout when
+/// the container has a cgroup of its own.
+pub fn run(config: &ContainerConfig, cgroup_layout: Option<Layout>, mut channel: Channel) -> ! {
     let mut ops = LinuxOps::new(&channel);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        set_up_and_exec(config, &mut channel, &mut ops)
+        set_up_and_exec(config, cgroup_layout, &mut channel, &mut ops)
     }));
     let failure = match outcome {
         Ok(Err(failure)) => failure,
@@ -51,6 +54,7 @@ pub fn run(config: &ContainerConfig, mut channel: Channel) -> ! {
 /// The setup sequence. Returns only on failure (success ends in execve).
 fn set_up_and_exec(
     config: &ContainerConfig,
+    cgroup_layout: Option<Layout>,
     parent: &mut dyn ParentLink,
     ops: &mut dyn SetupOps,
 ) -> Result<Infallible, Failure> {
@@ -62,6 +66,10 @@ fn set_up_and_exec(
     if let StartGate::Fifo(path) = &config.start_gate {
         ops.hold_start_fifo(path)?;
     }
+    // On cgroup v1 the hierarchies the process moves into are its own; the others stay
+    // crabcan's. Told apart by comparing its cgroups before and after the move.
+    let moves_itself = matches!(cgroup_layout, Some(Layout::V1 | Layout::Hybrid));
+    let cgroups_before = if moves_itself { ops.own_cgroups()? } else { Vec::new() };
     parent.wait_for(Message::Go)?;
 
     ops.become_namespace_root()?;
@@ -82,7 +90,9 @@ fn set_up_and_exec(
     if !tasks_files.is_empty() {
         ops.join_cgroup(tasks_files)?;
     }
+    let cgroups_after = if moves_itself { ops.own_cgroups()? } else { Vec::new() };
     ops.enter_cgroup_namespace()?;
+    ops.mount_cgroup_view(&cgroupfs::plan(cgroup_layout, &cgroups_before, &cgroups_after))?;
 
     // The bounding set needs CAP_SETPCAP, so it shrinks before the identity changes; the
     // parent-death signal is reset by the kernel on every credential change.
@@ -137,8 +147,10 @@ mod tests {
 
     use super::*;
     use crate::capabilities::CapabilitySet;
+    use crate::cgroupfs::CgroupView;
     use crate::exec::PreparedExec;
     use crate::mounts::MountStep;
+    use crabcan_cgroups::ProcCgroup;
 
     type Log = Rc<RefCell<Vec<String>>>;
 
@@ -225,6 +237,16 @@ mod tests {
         fn enter_cgroup_namespace(&mut self) -> Result<(), Failure> {
             self.note("enter_cgroup_namespace")
         }
+        fn own_cgroups(&mut self) -> Result<Vec<ProcCgroup>, Failure> {
+            self.note("own_cgroups")?;
+            Ok(Vec::new())
+        }
+        fn mount_cgroup_view(&mut self, view: &CgroupView) -> Result<(), Failure> {
+            self.note(match view {
+                CgroupView::None => "mount_cgroup_view(none)",
+                _ => "mount_cgroup_view",
+            })
+        }
         fn restrict_bounding_set(&mut self, _: &CapabilitySet) -> Result<(), Failure> {
             self.note("restrict_bounding_set")
         }
@@ -267,6 +289,15 @@ mod tests {
 
     /// Runs the sequence against a recorder; returns the steps and the failure.
     fn record(config: &ContainerConfig, fail_at: Option<&'static str>, tasks_files: usize) -> (Vec<String>, Failure) {
+        record_on(config, Some(Layout::V2), fail_at, tasks_files)
+    }
+
+    fn record_on(
+        config: &ContainerConfig,
+        layout: Option<Layout>,
+        fail_at: Option<&'static str>,
+        tasks_files: usize,
+    ) -> (Vec<String>, Failure) {
         let log: Log = Rc::default();
         let mut parent = Recorder {
             log: log.clone(),
@@ -278,7 +309,7 @@ mod tests {
             fail_at,
             tasks_files,
         };
-        let failure = match set_up_and_exec(config, &mut parent, &mut ops) {
+        let failure = match set_up_and_exec(config, layout, &mut parent, &mut ops) {
             Err(failure) => failure,
             Ok(never) => match never {},
         };
@@ -356,6 +387,28 @@ mod tests {
         let (steps, _) = record(&config(), None, 3);
         assert!(at(&steps, "wait Joined") < at(&steps, "join_cgroup"));
         assert!(at(&steps, "join_cgroup") < at(&steps, "enter_cgroup_namespace"));
+    }
+
+    #[test]
+    fn the_cgroup_view_is_mounted_inside_the_cgroup_namespace() {
+        let (steps, _) = record(&config(), None, 0);
+        assert!(at(&steps, "enter_cgroup_namespace") < at(&steps, "mount_cgroup_view"));
+        assert!(!steps.iter().any(|s| s == "own_cgroups"), "v2 needs no comparison");
+        let (steps, _) = record_on(&config(), Some(Layout::Hybrid), None, 3);
+        let reads: Vec<usize> = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| *s == "own_cgroups")
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(reads.len(), 2, "{steps:?}");
+        assert!(reads[0] < at(&steps, "wait Go"), "before the move");
+        assert!(at(&steps, "join_cgroup") < reads[1] && reads[1] < at(&steps, "enter_cgroup_namespace"));
+        let (steps, _) = record_on(&config(), None, None, 0);
+        assert!(
+            steps.contains(&"mount_cgroup_view(none)".to_owned()),
+            "no cgroup: no view"
+        );
     }
 
     #[test]

@@ -122,7 +122,7 @@ impl Container {
         let child = match cloned {
             Ok(CloneResult::Child) => {
                 drop(parent_end);
-                child::run(&config, child_end)
+                child::run(&config, cgroup_host.as_ref().map(CgroupHost::layout), child_end)
             }
             Ok(CloneResult::Parent { child }) => child,
             Err(errno) => {

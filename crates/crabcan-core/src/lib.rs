@@ -12,6 +12,7 @@
 //! ([`Container::start`]): the shape an OCI `create`/`start` pair needs.
 
 pub mod capabilities;
+pub mod cgroupfs;
 mod child;
 pub mod config;
 pub mod container;

@@ -7,7 +7,7 @@
 use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 
-use crabcan_cgroups::SelfJoin;
+use crabcan_cgroups::{ProcCgroup, SelfJoin};
 use crabcan_seccomp::CompiledFilter;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -15,6 +15,7 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
 use crate::capabilities::{self, CapabilitySet};
+use crate::cgroupfs::CgroupView;
 use crate::config::FileLimit;
 use crate::error::EXIT_SETUP_FAILED;
 use crate::exec::{self, PreparedExec};
@@ -105,6 +106,10 @@ pub trait SetupOps {
     /// Moves the process into its cgroup through `tasks` files (cgroup v1).
     fn join_cgroup(&mut self, tasks_files: Vec<OwnedFd>) -> Result<(), Failure>;
     fn enter_cgroup_namespace(&mut self) -> Result<(), Failure>;
+    /// The process's cgroups (`/proc/self/cgroup`).
+    fn own_cgroups(&mut self) -> Result<Vec<ProcCgroup>, Failure>;
+    /// Mounts the container's read-only view of its cgroup at /sys/fs/cgroup.
+    fn mount_cgroup_view(&mut self, view: &CgroupView) -> Result<(), Failure>;
     fn restrict_bounding_set(&mut self, keep: &CapabilitySet) -> Result<(), Failure>;
     fn switch_identity(&mut self, uid: u32, gid: u32) -> Result<(), Failure>;
     fn apply_capability_sets(&mut self, keep: &CapabilitySet, as_root: bool) -> Result<(), Failure>;
@@ -220,6 +225,24 @@ impl SetupOps for LinuxOps {
 
     fn enter_cgroup_namespace(&mut self) -> Result<(), Failure> {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).step("namespaces", "unshare(CLONE_NEWCGROUP)")
+    }
+
+    fn own_cgroups(&mut self) -> Result<Vec<ProcCgroup>, Failure> {
+        crabcan_cgroups::current_cgroups()
+            .map_err(|error| Failure::new("cgroup", Errno::EIO, format!("reading /proc/self/cgroup: {error}")))
+    }
+
+    fn mount_cgroup_view(&mut self, view: &CgroupView) -> Result<(), Failure> {
+        if *view == CgroupView::None || !crate::cgroupfs::mount_point_exists() {
+            return Ok(());
+        }
+        crate::cgroupfs::mount(view).map_err(|(path, errno)| {
+            Failure::new(
+                "cgroup",
+                errno,
+                format!("mounting the container's cgroup view on {path}: {errno}"),
+            )
+        })
     }
 
     fn restrict_bounding_set(&mut self, keep: &CapabilitySet) -> Result<(), Failure> {
