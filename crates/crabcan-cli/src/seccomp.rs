@@ -1,7 +1,7 @@
 //! Which seccomp filter the container gets: a shipped profile precompiled at build time
 //! (see build.rs), a Docker/OCI JSON profile compiled now, or none (`unconfined`).
 
-use crabcan_seccomp::{CompiledFilter, Profile};
+use crabcan_seccomp::{CompiledFilter, Profile, SeccompError};
 
 const DEFAULT_BPF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/default.bpf"));
 const TUTORIAL_BPF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tutorial.bpf"));
@@ -18,15 +18,15 @@ pub fn precompiled(name: &str) -> Option<&'static [u8]> {
 /// The filter for `--seccomp NAME` / `--seccomp-profile FILE`; `Ok(None)` for `unconfined`.
 pub fn filter_for(name: &str, profile_file: Option<&std::path::Path>) -> Result<Option<CompiledFilter>, String> {
     if let Some(path) = profile_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| format!("cannot read the seccomp profile {}: {error}", path.display()))?;
-        let profile = Profile::from_oci_json(&text)
-            .map_err(|error| format!("the seccomp profile {}: {error}", path.display()))?;
+        // Errors about the file itself name it already; the others get its name in front.
+        let describe = |error: SeccompError| match error.path() {
+            Some(_) => error.to_string(),
+            None => format!("the seccomp profile {}: {error}", path.display()),
+        };
+        let profile = Profile::from_oci_json_file(path).map_err(describe)?;
+        profile.check_can_exec().map_err(describe)?;
         log_rules(&profile);
-        return profile
-            .compile()
-            .map(Some)
-            .map_err(|error| format!("the seccomp profile {}: {error}", path.display()));
+        return profile.compile().map(Some).map_err(describe);
     }
     if name == "unconfined" {
         log::warn!("seccomp filtering is off (--seccomp unconfined): the container may make any syscall");
@@ -64,6 +64,59 @@ mod tests {
                 "{name} drifted: rebuild"
             );
         }
+    }
+
+    /// A fresh directory for this test's files.
+    fn scratch(test: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("crabcan-cli-seccomp-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn error_for(path: &std::path::Path) -> String {
+        filter_for("default", Some(path)).unwrap_err()
+    }
+
+    #[test]
+    fn profile_files_that_are_not_json_files_are_refused_in_one_line() {
+        let message = error_for(std::path::Path::new("/dev/zero"));
+        assert_eq!(
+            message,
+            "the seccomp profile /dev/zero is not a regular file but a character device; give a JSON file"
+        );
+        let dir = scratch("not-json");
+        let message = error_for(&dir);
+        assert!(message.contains("is not a regular file but a directory"), "{message}");
+        let missing = dir.join("missing.json");
+        let message = error_for(&missing);
+        assert!(
+            message.starts_with(&format!("cannot read the seccomp profile {}: ", missing.display())),
+            "{message}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn profiles_that_cannot_start_a_command_are_refused() {
+        let dir = scratch("deny-exec");
+        for action in ["SCMP_ACT_ERRNO", "SCMP_ACT_KILL"] {
+            let path = dir.join("deny.json");
+            std::fs::write(&path, format!(r#"{{"defaultAction": "{action}"}}"#)).unwrap();
+            let message = error_for(&path);
+            assert!(
+                message.starts_with(&format!("the seccomp profile {}: ", path.display())),
+                "{message}"
+            );
+            assert!(message.contains("no command could start"), "{message}");
+        }
+        let path = dir.join("array.json");
+        std::fs::write(&path, "[]").unwrap();
+        let message = error_for(&path);
+        assert!(
+            message.contains("a seccomp profile object") && !message.contains("OciProfile"),
+            "{message}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Error type of the crate: every failure, typed, with a one-line message
 //! naming the syscall, rule or action that caused it.
 
+use std::path::{Path, PathBuf};
+
 use crate::profile::Action;
 
 /// Everything that can go wrong while importing, validating, compiling or
@@ -42,6 +44,42 @@ pub enum SeccompError {
         syscall: String,
     },
 
+    /// The profile file could not be opened, inspected or read.
+    #[error("cannot read the seccomp profile {}: {source}", path.display())]
+    ReadFile {
+        /// The path as given.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+
+    /// The profile path names a directory, FIFO, device or socket: reading
+    /// it could block forever or never end.
+    #[error("the seccomp profile {} is not a regular file but a {kind}; give a JSON file", path.display())]
+    NotARegularFile {
+        /// The path as given.
+        path: PathBuf,
+        /// What it is instead (`directory`, `FIFO`, `character device`, ...).
+        kind: &'static str,
+    },
+
+    /// The profile file is larger than [`MAX_PROFILE_BYTES`](crate::MAX_PROFILE_BYTES).
+    #[error(
+        "the seccomp profile {} is {}larger than the {max} bytes ({} KiB) accepted; Docker's default profile is about 20 KiB",
+        path.display(),
+        describe_size(*size),
+        max / 1024
+    )]
+    FileTooLarge {
+        /// The path as given.
+        path: PathBuf,
+        /// Its size in bytes as `fstat` reported it, or `None` when it
+        /// grew past the bound while being read.
+        size: Option<u64>,
+        /// The bound.
+        max: u64,
+    },
+
     /// The input is not JSON of the expected shape.
     #[error("invalid seccomp profile JSON: {reason}")]
     InvalidJson {
@@ -54,6 +92,30 @@ pub enum SeccompError {
     InvalidProfile {
         /// What is wrong.
         reason: String,
+    },
+
+    /// More rules than a seccomp filter can hold (checked before libseccomp
+    /// is called, whose compile time grows faster than the rule count).
+    #[error(
+        "the profile has {count} rules whose action differs from the default action, more than the {max} accepted: \
+         a seccomp filter holds at most {max} BPF instructions (BPF_MAXINSNS); merge rules or change the default action"
+    )]
+    TooManyRules {
+        /// Rules whose action is not the default action.
+        count: usize,
+        /// The bound ([`MAX_RULES`](crate::MAX_RULES)).
+        max: usize,
+    },
+
+    /// The profile refuses `execve` itself, so the filter (loaded right
+    /// before `execve`) would stop every command from starting.
+    #[error(
+        "the profile's action for execve is {action}, so no command could start (the filter is loaded right before \
+         execve); allow execve, and exit_group so that the command can exit"
+    )]
+    DeniesExec {
+        /// The action that would apply to `execve`.
+        action: Action,
     },
 
     /// Argument index outside 0..=5.
@@ -156,4 +218,23 @@ pub enum SeccompError {
         /// The errno.
         source: std::io::Error,
     },
+}
+
+impl SeccompError {
+    /// The profile file an error is about, for the errors of
+    /// [`Profile::from_oci_json_file`](crate::Profile::from_oci_json_file)
+    /// that already name it in their message; `None` for the others.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            SeccompError::ReadFile { path, .. }
+            | SeccompError::NotARegularFile { path, .. }
+            | SeccompError::FileTooLarge { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+}
+
+/// `1234567 bytes, ` when the size is known.
+fn describe_size(size: Option<u64>) -> String {
+    size.map(|size| format!("{size} bytes, ")).unwrap_or_default()
 }

@@ -6,7 +6,9 @@
 //! - [`Profile::tutorial`], [`Profile::default_profile`],
 //!   [`Profile::by_name`]: the shipped profiles (`tables.rs`).
 //! - [`Profile::from_oci_json`] / [`Profile::to_oci_json`]: Docker / OCI
-//!   seccomp JSON (`oci_json.rs`).
+//!   seccomp JSON (`oci_json.rs`); [`Profile::from_oci_json_file`] reads a
+//!   file with bounds: regular files of at most [`MAX_PROFILE_BYTES`] only
+//!   (`file.rs`).
 //! - [`Profile::compile`] → [`CompiledFilter`]: libseccomp → BPF for x86_64,
 //!   done once, needs no privilege (`compile.rs`).
 //! - [`CompiledFilter::install`]: one `seccomp(2)` call, no allocation, for
@@ -26,7 +28,9 @@
 
 mod compile;
 mod error;
+mod file;
 mod install;
+mod oci_fields;
 mod oci_json;
 mod profile;
 mod syscalls;
@@ -34,6 +38,7 @@ mod tables;
 
 pub use compile::CompiledFilter;
 pub use error::SeccompError;
+pub use file::{read_profile_file, MAX_PROFILE_BYTES};
 pub use install::set_no_new_privs;
-pub use profile::{Action, ArgCondition, CmpOp, Profile, Rule, MAX_ARGS, MAX_ERRNO};
+pub use profile::{Action, ArgCondition, CmpOp, Profile, Rule, MAX_ARGS, MAX_ERRNO, MAX_RULES};
 pub use syscalls::x86_64_number as syscall_number;

@@ -18,10 +18,11 @@
 //! - All comparisons of a rule must hold (AND); the same argument may not be
 //!   compared twice in one rule.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::SeccompError;
+use crate::oci_fields::{self as fields, Described, Number, Object, ObjectList, Text, TextList};
 use crate::profile::{validate_action, Action, ArgCondition, CmpOp, Profile, Rule, MAX_ARGS};
 use crate::syscalls;
 
@@ -31,48 +32,72 @@ const NATIVE_ARCH_NAMES: [&str; 3] = ["amd64", "x86_64", "SCMP_ARCH_X86_64"];
 /// Errno used when `SCMP_ACT_ERRNO` comes without an errno value.
 const DEFAULT_ERRNO: u64 = libc::EPERM as u64;
 
+// Every field is read through `oci_fields`, so that serde's messages name
+// the field at fault and what to write there; the `expecting` texts replace
+// serde's "expected struct OciProfile". No Rust type name reaches the user.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(
+    rename_all = "camelCase",
+    expecting = "a seccomp profile object {\"defaultAction\": ...}"
+)]
 struct OciProfile {
-    default_action: String,
-    default_errno_ret: Option<u64>,
-    architectures: Option<Vec<String>>,
-    syscalls: Option<Vec<OciSyscall>>,
+    default_action: Text<fields::DefaultAction>,
+    default_errno_ret: Option<Number<fields::DefaultErrnoRet>>,
+    architectures: Option<TextList<fields::Architectures>>,
+    syscalls: Option<ObjectList<OciSyscall, fields::Syscalls>>,
+}
+
+impl Described for OciProfile {
+    const WHAT: &'static str = "a seccomp profile object {\"defaultAction\": \"SCMP_ACT_...\", \"syscalls\": [...]}";
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(
+    rename_all = "camelCase",
+    expecting = "an entry of `syscalls`: an object {\"names\": [...], ...}"
+)]
 struct OciSyscall {
-    names: Option<Vec<String>>,
+    names: Option<TextList<fields::Names>>,
     /// Single-name form of old Docker profiles.
-    name: Option<String>,
-    action: String,
-    errno_ret: Option<u64>,
-    args: Option<Vec<OciArg>>,
-    includes: Option<OciCondition>,
-    excludes: Option<OciCondition>,
+    name: Option<Text<fields::Name>>,
+    action: Text<fields::SyscallAction>,
+    errno_ret: Option<Number<fields::ErrnoRet>>,
+    args: Option<ObjectList<OciArg, fields::Args>>,
+    includes: Option<Object<OciCondition>>,
+    excludes: Option<Object<OciCondition>>,
 }
 
-#[derive(Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+impl Described for OciSyscall {
+    const WHAT: &'static str = "an entry of `syscalls`: an object {\"names\": [...], \"action\": \"SCMP_ACT_...\"}";
+}
+
+#[derive(Deserialize)]
+#[serde(
+    rename_all = "camelCase",
+    expecting = "an entry of `args`: an object {\"index\": ..., ...}"
+)]
 struct OciArg {
-    index: u64,
-    value: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    value_two: u64,
-    op: String,
+    index: Number<fields::Index>,
+    value: Number<fields::Value>,
+    value_two: Option<Number<fields::ValueTwo>>,
+    op: Text<fields::Op>,
+}
+
+impl Described for OciArg {
+    const WHAT: &'static str = "an entry of `args`: an object {\"index\": 0, \"value\": 1, \"op\": \"SCMP_CMP_...\"}";
 }
 
 #[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", expecting = "an `includes` or `excludes` object")]
 struct OciCondition {
-    caps: Option<Vec<String>>,
-    arches: Option<Vec<String>>,
-    min_kernel: Option<String>,
+    caps: Option<TextList<fields::Caps>>,
+    arches: Option<TextList<fields::Arches>>,
+    min_kernel: Option<Text<fields::MinKernel>>,
 }
 
-fn is_zero(value: &u64) -> bool {
-    *value == 0
+impl Described for OciCondition {
+    const WHAT: &'static str =
+        "an `includes` or `excludes` object {\"caps\": [...], \"arches\": [...], \"minKernel\": \"5.8\"}";
 }
 
 impl Profile {
@@ -80,16 +105,23 @@ impl Profile {
     /// for how capabilities, architectures and kernel versions are handled)
     /// and validates it. Never panics, whatever the input.
     pub fn from_oci_json(json: &str) -> Result<Profile, SeccompError> {
-        let oci: OciProfile = serde_json::from_str(json).map_err(|error| SeccompError::InvalidJson {
-            reason: error.to_string(),
-        })?;
-        if let Some(arches) = &oci.architectures {
+        Profile::from_oci_json_bytes(json.as_bytes())
+    }
+
+    /// [`Profile::from_oci_json`] on bytes, as read from a file: bytes that
+    /// are not UTF-8 are an [`SeccompError::InvalidJson`] with their position.
+    pub fn from_oci_json_bytes(json: &[u8]) -> Result<Profile, SeccompError> {
+        let Object(oci) =
+            serde_json::from_slice::<Object<OciProfile>>(json).map_err(|error| SeccompError::InvalidJson {
+                reason: error.to_string(),
+            })?;
+        if let Some(TextList(arches, _)) = &oci.architectures {
             log::debug!("seccomp: ignoring architectures {arches:?}: the filter covers x86_64 only");
         }
-        let default_errno = oci.default_errno_ret.unwrap_or(DEFAULT_ERRNO);
-        let default_action = parse_action(&oci.default_action, Some(default_errno), "defaultAction")?;
+        let default_errno = oci.default_errno_ret.map_or(DEFAULT_ERRNO, |errno| errno.0);
+        let default_action = parse_action(&oci.default_action.0, Some(default_errno), "defaultAction")?;
         let mut rules = Vec::new();
-        for entry in oci.syscalls.unwrap_or_default() {
+        for entry in oci.syscalls.map(|list| list.0).unwrap_or_default() {
             rules.extend(import_entry(entry)?);
         }
         let profile = Profile { default_action, rules };
@@ -114,14 +146,24 @@ impl Profile {
 
 /// Rules of one JSON entry, or none if the entry does not apply here.
 fn import_entry(entry: OciSyscall) -> Result<Vec<Rule>, SeccompError> {
-    let names: Vec<String> = entry.names.unwrap_or_default().into_iter().chain(entry.name).collect();
+    let names: Vec<String> = entry
+        .names
+        .map(|names| names.0)
+        .unwrap_or_default()
+        .into_iter()
+        .chain(entry.name.map(|name| name.0))
+        .collect();
     let label = names.first().cloned().unwrap_or_else(|| "<no name>".to_owned());
-    if !entry_applies(entry.includes.as_ref(), entry.excludes.as_ref(), &label)? {
+    let includes = entry.includes.map(|object| object.0);
+    let excludes = entry.excludes.map(|object| object.0);
+    if !entry_applies(includes.as_ref(), excludes.as_ref(), &label)? {
         return Ok(Vec::new());
     }
-    let action = parse_action(&entry.action, entry.errno_ret, &format!("rule for `{label}`"))?;
+    let errno = entry.errno_ret.map(|errno| errno.0);
+    let action = parse_action(&entry.action.0, errno, &format!("rule for `{label}`"))?;
     let args = entry
         .args
+        .map(|list| list.0)
         .unwrap_or_default()
         .iter()
         .map(|arg| parse_arg(arg, &label))
@@ -153,27 +195,28 @@ fn entry_applies(
     let empty = OciCondition::default();
     let includes = includes.unwrap_or(&empty);
     let excludes = excludes.unwrap_or(&empty);
-    if includes.caps.as_ref().is_some_and(|caps| !caps.is_empty()) {
-        log::debug!(
-            "seccomp: skipping rule for `{label}`: needs capabilities {:?}",
-            includes.caps
-        );
+    if let Some(TextList(caps, _)) = includes.caps.as_ref().filter(|caps| !caps.0.is_empty()) {
+        log::debug!("seccomp: skipping rule for `{label}`: needs capabilities {caps:?}");
         return Ok(false);
     }
-    if let Some(arches) = includes.arches.as_ref().filter(|arches| !arches.is_empty()) {
+    if let Some(TextList(arches, _)) = includes.arches.as_ref().filter(|arches| !arches.0.is_empty()) {
         if !names_native_arch(arches) {
             return Ok(false);
         }
     }
-    if excludes.arches.as_ref().is_some_and(|arches| names_native_arch(arches)) {
+    if excludes
+        .arches
+        .as_ref()
+        .is_some_and(|arches| names_native_arch(&arches.0))
+    {
         return Ok(false);
     }
-    if let Some(min) = &includes.min_kernel {
+    if let Some(Text(min, _)) = &includes.min_kernel {
         if !kernel_at_least(min)? {
             return Ok(false);
         }
     }
-    if let Some(min) = &excludes.min_kernel {
+    if let Some(Text(min, _)) = &excludes.min_kernel {
         if kernel_at_least(min)? {
             return Ok(false);
         }
@@ -250,22 +293,22 @@ fn parse_errno(errno: u64, context: &str) -> Result<u32, SeccompError> {
 }
 
 fn parse_arg(arg: &OciArg, syscall: &str) -> Result<ArgCondition, SeccompError> {
-    let index = u8::try_from(arg.index)
+    let index = u8::try_from(arg.index.0)
         .ok()
         .filter(|&index| index < MAX_ARGS)
         .ok_or_else(|| SeccompError::InvalidArgIndex {
             syscall: syscall.to_owned(),
-            index: arg.index,
+            index: arg.index.0,
         })?;
-    let op = parse_op(&arg.op).ok_or_else(|| SeccompError::UnknownOperator {
-        op: arg.op.clone(),
+    let op = parse_op(&arg.op.0).ok_or_else(|| SeccompError::UnknownOperator {
+        op: arg.op.0.clone(),
         syscall: syscall.to_owned(),
     })?;
     Ok(ArgCondition {
         index,
         op,
-        value: arg.value,
-        value_two: arg.value_two,
+        value: arg.value.0,
+        value_two: arg.value_two.as_ref().map_or(0, |value| value.0),
     })
 }
 
@@ -324,19 +367,18 @@ fn export_group(group: &[Rule]) -> Value {
         entry["errnoRet"] = json!(errno);
     }
     if !first.args.is_empty() {
-        let args: Vec<OciArg> = first.args.iter().map(export_arg).collect();
-        entry["args"] = json!(args);
+        entry["args"] = Value::Array(first.args.iter().map(export_arg).collect());
     }
     entry
 }
 
-fn export_arg(condition: &ArgCondition) -> OciArg {
-    OciArg {
-        index: u64::from(condition.index),
-        value: condition.value,
-        value_two: condition.value_two,
-        op: op_name(condition.op).to_owned(),
+fn export_arg(condition: &ArgCondition) -> Value {
+    let mut arg = json!({ "index": condition.index, "value": condition.value });
+    if condition.value_two != 0 {
+        arg["valueTwo"] = json!(condition.value_two);
     }
+    arg["op"] = json!(op_name(condition.op));
+    arg
 }
 
 #[cfg(test)]
