@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use crabcan_cgroups::{parse_size, Limits, MissingController};
+use crabcan_cgroups::{parse_size, CgroupError, Limits, MemoryLimit, MissingController};
 use crabcan_core::{
     spec, BindMount, CapabilitySet, ContainerConfig, ExitReport, IdRange, StartGate, Terminal, EXIT_SETUP_FAILED,
 };
@@ -128,13 +128,6 @@ fn limits(args: &Args) -> Result<Option<Limits>, Failure> {
             ))
         })?),
     };
-    if let Some(cpus) = args.cpus {
-        if !(cpus.is_finite() && cpus >= 0.01) {
-            return Err(Failure::setup(format!(
-                "--cpus {cpus} is out of range; give a number of CPUs such as 0.5 or 2"
-            )));
-        }
-    }
     let defaults = Limits::default();
     let limits = Limits {
         memory: size("--memory", &args.memory)?,
@@ -147,7 +140,19 @@ fn limits(args: &Args) -> Result<Option<Limits>, Failure> {
         cpu_quota: args.cpus,
         io_weight: Some(args.io_weight),
     };
-    limits.validate().map_err(Failure::setup)?;
+    limits.validate().map_err(|error| {
+        let flag = match &error {
+            CgroupError::MemoryBelowMinimum {
+                limit: MemoryLimit::Memory,
+                ..
+            } => "--memory: ",
+            CgroupError::MemoryBelowMinimum { .. } => "--memory-swap: ",
+            CgroupError::PidsOutOfRange { .. } => "--pids: ",
+            CgroupError::CpuQuotaOutOfRange { .. } => "--cpus: ",
+            _ => "",
+        };
+        Failure::setup(format!("{flag}{error}"))
+    })?;
     Ok(Some(limits))
 }
 
