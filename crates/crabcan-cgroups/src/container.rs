@@ -13,6 +13,7 @@ use crate::backend::{apply_writes, CgroupBackend, MissingController};
 use crate::error::CgroupError;
 use crate::fsutil::remove_parent_if_empty;
 use crate::layout::{CgroupHost, Version};
+use crate::lease::Lease;
 use crate::limits::Limits;
 use crate::self_join::SelfJoin;
 use crate::stats::Stats;
@@ -49,35 +50,28 @@ pub fn validate_name(name: &str) -> Result<(), CgroupError> {
     Ok(())
 }
 
-/// One container's cgroup (a directory per hierarchy on v1, one on v2).
-/// Dropping it kills its processes and removes it, best effort.
+/// One container's cgroup (a directory per hierarchy on v1, one on v2), with the lease that
+/// proves it is ours (see the `lease` module). Dropping it kills its processes and removes it,
+/// best effort.
 #[derive(Debug)]
 pub struct ContainerCgroup {
     /// `<name>.<owner pid>`, the directory name under `crabcan/`.
     leaf: String,
     /// `None` once removed.
     backend: Option<Box<dyn CgroupBackend>>,
+    /// Held (locked) for as long as the directories exist; `None` once removed.
+    lease: Option<Lease>,
 }
 
 impl CgroupHost {
-    /// [`ContainerCgroup::create`] on these mounts.
+    /// [`ContainerCgroup::create`] on these mounts, with its lease in
+    /// [`CgroupHost::state_dir`]. [`CgroupError::InUse`] if the lease or a directory of
+    /// `<name>.<crabcan pid>` exists already (nothing is taken over).
     pub fn create_cgroup(
         &self,
         name: &str,
         limits: &Limits,
         missing: MissingController,
-    ) -> Result<ContainerCgroup, CgroupError> {
-        self.create_cgroup_for_owner(name, limits, missing, std::process::id())
-    }
-
-    /// [`ContainerCgroup::create_for_owner`] on these mounts.
-    #[doc(hidden)]
-    pub fn create_cgroup_for_owner(
-        &self,
-        name: &str,
-        limits: &Limits,
-        missing: MissingController,
-        owner: u32,
     ) -> Result<ContainerCgroup, CgroupError> {
         validate_name(name)?;
         limits.validate()?;
@@ -91,18 +85,44 @@ impl CgroupHost {
             .map(|w| w.controller)
             .collect();
         let optional: BTreeSet<Controller> = writes.iter().map(|w| w.controller).collect();
-        let leaf = format!("{name}.{owner}");
-        let backend: Box<dyn CgroupBackend> = match version {
-            Version::V1 => Box::new(V1Cgroup::create(mounts, &leaf, &needed, missing)?),
-            Version::V2 => Box::new(V2Cgroup::create(mounts, &leaf, &needed, &optional, missing)?),
+        let leaf = format!("{name}.{}", std::process::id());
+        // The lease first: a scanner must never see our directories without a held lease.
+        let lease = Lease::acquire(&self.state_dir, &leaf)?;
+        let created = match version {
+            Version::V1 => {
+                V1Cgroup::create(mounts, &leaf, &needed, missing).map(|c| Box::new(c) as Box<dyn CgroupBackend>)
+            }
+            Version::V2 => V2Cgroup::create(mounts, &leaf, &needed, &optional, missing)
+                .map(|c| Box::new(c) as Box<dyn CgroupBackend>),
+        };
+        let backend = match created {
+            Ok(backend) => backend,
+            Err(e) => {
+                if let Err(release) = lease.release() {
+                    log::warn!("{release}");
+                }
+                return Err(in_use_if_exists(e, &leaf));
+            }
         };
         let cgroup = ContainerCgroup {
             leaf,
             backend: Some(backend),
+            lease: Some(lease),
         };
         log::debug!("created cgroup {:?} ({:?})", cgroup.paths(), mounts.layout);
         apply_writes(cgroup.backend(), &writes, missing)?; // on error, Drop removes it
         Ok(cgroup)
+    }
+}
+
+/// A directory that already exists is someone else's cgroup: [`CgroupError::InUse`].
+fn in_use_if_exists(error: CgroupError, leaf: &str) -> CgroupError {
+    match error {
+        CgroupError::Io { path, cause, .. } if cause.raw_os_error() == Some(libc::EEXIST) => CgroupError::InUse {
+            leaf: leaf.to_string(),
+            path,
+        },
+        other => other,
     }
 }
 
@@ -114,24 +134,21 @@ impl ContainerCgroup {
         CgroupHost::detect()?.create_cgroup(name, limits, missing)
     }
 
-    /// [`ContainerCgroup::create`] with an explicit owner pid in the
-    /// directory name (tests of [`crate::remove_stale`] use a dead pid).
-    #[doc(hidden)]
-    pub fn create_for_owner(
-        name: &str,
-        limits: &Limits,
-        missing: MissingController,
-        owner: u32,
-    ) -> Result<ContainerCgroup, CgroupError> {
-        CgroupHost::detect()?.create_cgroup_for_owner(name, limits, missing, owner)
-    }
-
-    /// Wraps existing directories (stale cleanup).
-    pub(crate) fn from_backend(leaf: String, backend: Box<dyn CgroupBackend>) -> ContainerCgroup {
+    /// Wraps existing directories and their lease, taken over from a dead owner (stale cleanup).
+    pub(crate) fn from_stale(leaf: String, backend: Box<dyn CgroupBackend>, lease: Lease) -> ContainerCgroup {
         ContainerCgroup {
             leaf,
             backend: Some(backend),
+            lease: Some(lease),
         }
+    }
+
+    /// Leaves the cgroup as a crashed crabcan would: its directories stay, and its lease stays
+    /// too but is no longer locked, so [`CgroupHost::remove_stale`] removes them. For tests.
+    #[doc(hidden)]
+    pub fn abandon(mut self) {
+        self.backend = None;
+        drop(self.lease.take());
     }
 
     fn backend(&self) -> &dyn CgroupBackend {
@@ -189,12 +206,15 @@ impl ContainerCgroup {
     }
 
     /// Kills everything inside, then removes every directory (retrying
-    /// while busy for up to 1 s) and the `crabcan/` parents if now empty.
+    /// while busy for up to 1 s) and the `crabcan/` parents if now empty, then the lease. If a
+    /// directory cannot be removed, the lease is left unlocked, so a later
+    /// [`CgroupHost::remove_stale`] retries.
     pub fn remove(mut self) -> Result<(), CgroupError> {
         self.remove_now()
     }
 
     fn remove_now(&mut self) -> Result<(), CgroupError> {
+        let lease = self.lease.take();
         let Some(backend) = self.backend.take() else {
             return Ok(());
         };
@@ -207,7 +227,11 @@ impl ContainerCgroup {
                 remove_parent_if_empty(parent);
             }
         }
-        first_error.map_or(Ok(()), Err)
+        match (first_error, lease) {
+            (Some(e), _) => Err(e), // dropping the lease unlocks it: stale from now on
+            (None, Some(lease)) => lease.release(),
+            (None, None) => Ok(()),
+        }
     }
 }
 

@@ -18,6 +18,24 @@ pub enum CgroupError {
     #[error("invalid cgroup limits: {0}")]
     InvalidLimits(String),
 
+    /// A memory (or memory+swap) limit too small for any process to start under.
+    #[error("{limit} {} is below the minimum allowed {limit}, {}", format_bytes(*.bytes), format_bytes(*.min))]
+    MemoryBelowMinimum { limit: MemoryLimit, bytes: u64, min: u64 },
+
+    /// A pids limit outside what the kernel accepts (`pids.max` is at most PID_MAX_LIMIT).
+    #[error("pids limit {pids} is out of range: it must be from {min} to {max} (the kernel's PID_MAX_LIMIT)")]
+    PidsOutOfRange { pids: u64, min: u64, max: u64 },
+
+    /// A CPU quota below 0.01 CPUs or above the CPUs this process may run on.
+    #[error("CPU quota {cpus} is out of range: the range of CPUs is from 0.01 to {available}.00, as there are only {available} CPUs available")]
+    CpuQuotaOutOfRange { cpus: f64, available: usize },
+
+    /// The container's cgroup name is taken: its lease or a cgroup directory of that name exists
+    /// (another crabcan, possibly in another pid namespace, with the same name and pid, or a
+    /// directory made by hand). Nothing is taken over.
+    #[error("cgroup crabcan/{leaf} is already in use ({} exists); choose another container name", .path.display())]
+    InUse { leaf: String, path: PathBuf },
+
     /// `/proc/self/mountinfo` shows no usable cgroup filesystem.
     #[error("no cgroup filesystem with usable controllers is mounted (checked {path})")]
     NotMounted { path: PathBuf },
@@ -73,6 +91,38 @@ impl CgroupError {
             _ => None,
         }
     }
+}
+
+/// Which memory limit a [`CgroupError::MemoryBelowMinimum`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryLimit {
+    /// The memory limit.
+    Memory,
+    /// The memory+swap limit.
+    MemorySwap,
+}
+
+impl std::fmt::Display for MemoryLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MemoryLimit::Memory => "memory limit",
+            MemoryLimit::MemorySwap => "memory+swap limit",
+        })
+    }
+}
+
+/// `6 MiB`, `100 KiB`, `4097 bytes`: the largest binary unit that divides `bytes`.
+pub(crate) fn format_bytes(bytes: u64) -> String {
+    if bytes == 1 {
+        return "1 byte".into();
+    }
+    const UNITS: [(&str, u32); 4] = [("GiB", 30), ("MiB", 20), ("KiB", 10), ("bytes", 0)];
+    for (unit, shift) in UNITS {
+        if bytes != 0 && bytes.trailing_zeros() >= shift {
+            return format!("{} {unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes} bytes")
 }
 
 /// `io::Error` text without the trailing " (os error N)", to keep messages short.

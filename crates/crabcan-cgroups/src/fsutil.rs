@@ -107,16 +107,6 @@ pub(crate) fn sigkill(pid: i32) {
     }
 }
 
-/// Whether process `pid` exists (kill(pid, 0); EPERM means it exists).
-pub(crate) fn process_alive(pid: i32) -> bool {
-    if pid <= 0 {
-        return true; // not a real owner pid: treat as alive, never clean up
-    }
-    // SAFETY: signal 0 only checks for existence and permission.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
 /// Polls `done` every 10 ms until it returns true or `limit` elapses.
 pub(crate) fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

@@ -182,16 +182,34 @@ fn unescape_octal(field: &str) -> String {
 /// The host's cgroup mounts, read once from `/proc/self/mountinfo`. One value serves the
 /// layout check, the stale cleanup ([`CgroupHost::remove_stale`]) and the creation of a
 /// container's cgroup ([`CgroupHost::create_cgroup`]), so starting a container reads mountinfo
-/// once.
+/// once. It also names the state directory holding the cgroups' leases
+/// ([`crate::DEFAULT_STATE_DIR`] unless [`CgroupHost::with_state_dir`] says otherwise).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CgroupHost {
     pub(crate) mounts: Mounts,
+    pub(crate) state_dir: PathBuf,
 }
 
 impl CgroupHost {
     /// Reads the cgroup mounts of this process's mount namespace.
     pub fn detect() -> Result<CgroupHost, CgroupError> {
-        Mounts::detect().map(|mounts| CgroupHost { mounts })
+        Mounts::detect().map(|mounts| CgroupHost {
+            mounts,
+            state_dir: PathBuf::from(crate::DEFAULT_STATE_DIR),
+        })
+    }
+
+    /// Keeps the leases in `dir` (created with mode 0700 when missing). Every crabcan that
+    /// shares cgroups must use the same directory, or it cannot tell their owners are alive
+    /// and leaves their cgroups alone.
+    pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> CgroupHost {
+        self.state_dir = dir.into();
+        self
+    }
+
+    /// The directory holding the leases of container cgroups.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
 
     pub fn layout(&self) -> Layout {

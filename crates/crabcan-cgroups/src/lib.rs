@@ -2,8 +2,10 @@
 //!
 //! [`ContainerCgroup::create`] makes `crabcan/<name>.<crabcan pid>` (in each
 //! v1 hierarchy, or once under the cgroup2 mount), applies [`Limits`], and
-//! later kills and removes it; [`remove_stale`] cleans up after crashed
-//! crabcan processes. The layout is detected from `/proc/self/mountinfo`
+//! later kills and removes it; [`CgroupHost::remove_stale`] cleans up after
+//! crashed crabcan processes. A cgroup is proven to be a live crabcan's by a
+//! lease file in [`DEFAULT_STATE_DIR`] that its owner keeps `flock`ed (see
+//! the `lease` module for why this holds across pid and mount namespaces). The layout is detected from `/proc/self/mountinfo`
 //! ([`detect_layout`]); hybrid hosts use their v1 controllers.
 //!
 //! Why no `cgroups-rs`: 0.5 pulls zbus (rejected for build time). 0.3.4 is
@@ -20,6 +22,7 @@ mod container;
 mod error;
 mod fsutil;
 mod layout;
+mod lease;
 mod limits;
 mod self_join;
 mod stale;
@@ -33,17 +36,20 @@ use std::time::Duration;
 
 pub use backend::MissingController;
 pub use container::{validate_name, ContainerCgroup, MAX_NAME_LEN};
-pub use error::{CgroupError, ParseSizeError};
+pub use error::{CgroupError, MemoryLimit, ParseSizeError};
 pub use layout::{current_cgroups, detect_layout, CgroupHost, Layout, ProcCgroup};
 pub use limits::{
-    cpu_shares_to_weight, cpu_weight_to_shares, io_weight_to_blkio_weight, parse_size, Limits, DEFAULT_CPU_SHARES,
+    available_cpus, cpu_shares_to_weight, cpu_weight_to_shares, io_weight_to_blkio_weight, parse_size, Limits,
+    DEFAULT_CPU_SHARES, MIN_CPU_QUOTA, MIN_MEMORY, PID_MAX_LIMIT,
 };
 pub use self_join::SelfJoin;
-pub use stale::remove_stale;
 pub use stats::Stats;
 
 /// The directory (in each hierarchy) holding all container cgroups.
 pub const CRABCAN_DIR: &str = "crabcan";
+/// Where the leases of container cgroups are kept unless [`CgroupHost::with_state_dir`] says
+/// otherwise: one file per cgroup, named like its directory.
+pub const DEFAULT_STATE_DIR: &str = "/run/crabcan/.cgroups";
 /// How long `kill_all` keeps killing before giving up.
 const KILL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long removal retries `rmdir` while the kernel reports EBUSY.

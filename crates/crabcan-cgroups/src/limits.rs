@@ -1,7 +1,7 @@
 //! [`Limits`] (what a container may use), [`parse_size`] for human sizes and
 //! the CPU/I/O weight conversions between cgroup v1 and v2 scales.
 
-use crate::error::{CgroupError, ParseSizeError};
+use crate::error::{CgroupError, MemoryLimit, ParseSizeError};
 
 /// Resource limits for one container. `None` means "no limit".
 #[derive(Debug, Clone, PartialEq)]
@@ -55,9 +55,26 @@ impl Limits {
         }
     }
 
-    /// Checks the limits are consistent before anything is written.
+    /// Checks the limits are consistent and usable before anything is written: memory and
+    /// memory+swap at least [`MIN_MEMORY`] (6 MiB, Docker's minimum), pids from 1 to
+    /// [`PID_MAX_LIMIT`], a CPU quota from 0.01 to the number of CPUs this process may run on.
     pub fn validate(&self) -> Result<(), CgroupError> {
+        self.validate_for_cpus(available_cpus())
+    }
+
+    /// [`Limits::validate`] with `cpus` CPUs available.
+    pub(crate) fn validate_for_cpus(&self, cpus: usize) -> Result<(), CgroupError> {
         let invalid = |msg: String| Err(CgroupError::InvalidLimits(msg));
+        let at_least_min = |limit: MemoryLimit, bytes: Option<u64>| match bytes {
+            Some(bytes) if bytes < MIN_MEMORY => Err(CgroupError::MemoryBelowMinimum {
+                limit,
+                bytes,
+                min: MIN_MEMORY,
+            }),
+            _ => Ok(()),
+        };
+        at_least_min(MemoryLimit::Memory, self.memory)?;
+        at_least_min(MemoryLimit::MemorySwap, self.memory_swap)?;
         match (self.memory, self.memory_swap) {
             (None, Some(_)) => return invalid("a memory+swap limit needs a memory limit too".into()),
             (Some(mem), Some(swap)) if swap < mem => {
@@ -65,14 +82,27 @@ impl Limits {
             }
             _ => {}
         }
+        if let Some(pids) = self.pids {
+            if !(1..=PID_MAX_LIMIT).contains(&pids) {
+                return Err(CgroupError::PidsOutOfRange {
+                    pids,
+                    min: 1,
+                    max: PID_MAX_LIMIT,
+                });
+            }
+        }
         if let Some(w) = self.cpu_weight {
             if !(CPU_WEIGHT_MIN..=CPU_WEIGHT_MAX).contains(&w) {
                 return invalid(format!("cpu weight {w} is outside 1..=10000"));
             }
         }
         if let Some(q) = self.cpu_quota {
-            if !q.is_finite() || q <= 0.0 || q > 1e6 {
-                return invalid(format!("cpu quota {q} must be a positive number of CPUs"));
+            // NaN is in no range, so it is refused too.
+            if !(MIN_CPU_QUOTA..=cpus as f64).contains(&q) {
+                return Err(CgroupError::CpuQuotaOutOfRange {
+                    cpus: q,
+                    available: cpus,
+                });
             }
         }
         if let Some(w) = self.io_weight {
@@ -82,6 +112,33 @@ impl Limits {
         }
         Ok(())
     }
+}
+
+/// The smallest memory (and memory+swap) limit accepted, 6 MiB: Docker's minimum. Below it a
+/// container is OOM-killed while it is still being set up.
+pub const MIN_MEMORY: u64 = 6 << 20;
+/// The largest pids limit the kernel accepts in `pids.max` (PID_MAX_LIMIT on 64-bit).
+pub const PID_MAX_LIMIT: u64 = 4_194_304;
+/// The smallest CPU quota accepted, in CPUs (Docker's 0.01).
+pub const MIN_CPU_QUOTA: f64 = 0.01;
+
+/// The CPUs this process may run on: its affinity mask (as Go's `runtime.NumCPU`, which
+/// Docker uses), else the online CPUs, else 1.
+pub fn available_cpus() -> usize {
+    // SAFETY: cpu_set_t is plain data; all zeroes is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sched_getaffinity writes at most size_of::<cpu_set_t>() bytes into `set`.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc == 0 {
+        // SAFETY: CPU_COUNT only reads the set filled in above.
+        let count = unsafe { libc::CPU_COUNT(&set) };
+        if count > 0 {
+            return count as usize;
+        }
+    }
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(online).ok().filter(|n| *n > 0).unwrap_or(1)
 }
 
 pub(crate) const CPU_WEIGHT_MIN: u64 = 1;
@@ -260,23 +317,24 @@ mod tests {
     #[test]
     fn validation() {
         let base = Limits::unlimited();
+        let mib = 1u64 << 20;
         assert!(base.validate().is_ok());
         assert!(Limits {
-            memory_swap: Some(1),
+            memory_swap: Some(64 * mib),
             ..base.clone()
         }
         .validate()
         .is_err());
         assert!(Limits {
-            memory: Some(2),
-            memory_swap: Some(1),
+            memory: Some(64 * mib),
+            memory_swap: Some(32 * mib),
             ..base.clone()
         }
         .validate()
         .is_err());
         assert!(Limits {
-            memory: Some(2),
-            memory_swap: Some(2),
+            memory: Some(64 * mib),
+            memory_swap: Some(64 * mib),
             ..base.clone()
         }
         .validate()
@@ -294,29 +352,128 @@ mod tests {
         .validate()
         .is_err());
         assert!(Limits {
-            cpu_quota: Some(f64::NAN),
-            ..base.clone()
-        }
-        .validate()
-        .is_err());
-        assert!(Limits {
-            cpu_quota: Some(0.0),
-            ..base.clone()
-        }
-        .validate()
-        .is_err());
-        assert!(Limits {
-            cpu_quota: Some(0.5),
-            ..base.clone()
-        }
-        .validate()
-        .is_ok());
-        assert!(Limits {
             io_weight: Some(0),
             ..base.clone()
         }
         .validate()
         .is_err());
+    }
+
+    fn check(limits: Limits, cpus: usize) -> Result<(), String> {
+        limits.validate_for_cpus(cpus).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn memory_limits_below_6_mib_are_refused_with_the_bound() {
+        let base = Limits::unlimited();
+        for (bytes, shown) in [
+            (0, "0 bytes"),
+            (1, "1 byte"),
+            (4 << 10, "4 KiB"),
+            (100 << 10, "100 KiB"),
+            (MIN_MEMORY - 1, "6291455 bytes"),
+        ] {
+            let err = Limits {
+                memory: Some(bytes),
+                ..base.clone()
+            }
+            .validate()
+            .unwrap_err();
+            assert!(
+                matches!(err, CgroupError::MemoryBelowMinimum { limit: MemoryLimit::Memory, bytes: b, min: MIN_MEMORY } if b == bytes),
+                "{err:?}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!("memory limit {shown} is below the minimum allowed memory limit, 6 MiB")
+            );
+        }
+        assert_eq!(
+            check(
+                Limits {
+                    memory: Some(64 << 20),
+                    memory_swap: Some(1 << 20),
+                    ..base.clone()
+                },
+                2
+            ),
+            Err("memory+swap limit 1 MiB is below the minimum allowed memory+swap limit, 6 MiB".into())
+        );
+        assert!(Limits {
+            memory: Some(MIN_MEMORY),
+            memory_swap: Some(MIN_MEMORY),
+            ..base
+        }
+        .validate()
+        .is_ok());
+    }
+
+    #[test]
+    fn pids_limits_are_bounded_by_pid_max_limit() {
+        let base = Limits::unlimited();
+        let with = |pids| Limits {
+            pids: Some(pids),
+            ..base.clone()
+        };
+        assert!(with(1).validate().is_ok());
+        assert!(with(PID_MAX_LIMIT).validate().is_ok());
+        for pids in [0, PID_MAX_LIMIT + 1, u64::MAX] {
+            let err = with(pids).validate().unwrap_err();
+            assert!(matches!(err, CgroupError::PidsOutOfRange { .. }), "{err:?}");
+            assert_eq!(
+                err.to_string(),
+                format!("pids limit {pids} is out of range: it must be from 1 to 4194304 (the kernel's PID_MAX_LIMIT)")
+            );
+        }
+    }
+
+    #[test]
+    fn cpu_quotas_are_bounded_by_the_available_cpus() {
+        let with = |cpus| Limits {
+            cpu_quota: Some(cpus),
+            ..Limits::unlimited()
+        };
+        assert!(check(with(0.01), 2).is_ok());
+        assert!(check(with(0.5), 2).is_ok());
+        assert!(check(with(2.0), 2).is_ok());
+        assert!(check(with(16.0), 16).is_ok());
+        assert_eq!(
+            check(with(1000.0), 2),
+            Err("CPU quota 1000 is out of range: the range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available".into())
+        );
+        for cpus in [2.001, 0.0, 0.009, -1.0, f64::NAN, f64::INFINITY] {
+            let err = with(cpus).validate_for_cpus(2).unwrap_err();
+            assert!(
+                matches!(err, CgroupError::CpuQuotaOutOfRange { available: 2, .. }),
+                "{err:?}"
+            );
+        }
+        assert!(available_cpus() >= 1);
+        // validate() uses this process's CPUs.
+        assert!(with(available_cpus() as f64).validate().is_ok());
+        assert!(with(available_cpus() as f64 + 1.0).validate().is_err());
+    }
+
+    #[test]
+    fn limit_messages_name_no_cli_flag() {
+        let errors = [
+            Limits {
+                memory: Some(1),
+                ..Limits::unlimited()
+            },
+            Limits {
+                pids: Some(u64::MAX),
+                ..Limits::unlimited()
+            },
+            Limits {
+                cpu_quota: Some(1e9),
+                ..Limits::unlimited()
+            },
+        ];
+        for limits in errors {
+            let msg = limits.validate().unwrap_err().to_string();
+            assert!(!msg.contains("--") && !msg.contains('\n'), "{msg}");
+        }
     }
 
     proptest! {

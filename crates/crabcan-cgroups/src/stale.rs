@@ -1,83 +1,58 @@
-//! [`remove_stale`]: cleanup of `crabcan/<name>.<pid>` cgroups left behind
-//! by a crabcan process that died without removing them.
-
-use std::collections::BTreeSet;
-use std::fs;
-use std::path::PathBuf;
+//! [`CgroupHost::remove_stale`]: cleanup of `crabcan/<name>.<pid>` cgroups left behind
+//! by a crabcan process that died without removing them, found through their leases.
 
 use crate::backend::CgroupBackend;
 use crate::container::{validate_name, ContainerCgroup};
 use crate::error::CgroupError;
-use crate::fsutil::process_alive;
-use crate::layout::{CgroupHost, Mounts, Version};
+use crate::layout::{CgroupHost, Version};
+use crate::lease::{lease_names, remove_stale_temp, Lease};
 use crate::v1::V1Cgroup;
 use crate::v2::V2Cgroup;
-use crate::writes::Controller;
-use crate::CRABCAN_DIR;
-
-/// Finds `crabcan/<name>.<pid>` cgroups whose owning crabcan process is
-/// gone (`kill(pid, 0)` fails with ESRCH), kills what runs inside and
-/// removes them. Cgroups of a live pid are never touched (a reused pid keeps
-/// a stale cgroup until that process exits: the safe side). Returns the
-/// removed directory names; failures on single cgroups are logged and skipped.
-pub fn remove_stale() -> Result<Vec<String>, CgroupError> {
-    CgroupHost::detect()?.remove_stale()
-}
 
 impl CgroupHost {
-    /// [`remove_stale`] on these mounts.
+    /// Finds the leases in [`CgroupHost::state_dir`] that nobody holds (their crabcan died:
+    /// the kernel released its `flock`), kills what runs in their cgroups and removes the
+    /// cgroups and the leases. A cgroup directory without a lease is never touched, nor is one
+    /// whose lease is held, whatever pid its name carries. Returns the removed cgroup names;
+    /// failures on single cgroups are logged and skipped (their lease stays, for a later try).
     pub fn remove_stale(&self) -> Result<Vec<String>, CgroupError> {
-        let mounts = &self.mounts;
         let mut removed = Vec::new();
-        for leaf in leaves(mounts) {
-            let Some(owner) = owner_pid(&leaf) else {
-                continue;
-            };
-            if process_alive(owner) {
-                continue;
+        for name in lease_names(&self.state_dir)? {
+            if remove_stale_temp(&self.state_dir, &name) || owner_pid(&name).is_none() {
+                continue; // a temporary lease, or not a name of ours
             }
-            let backend: Box<dyn CgroupBackend> = match mounts.layout.version() {
-                Version::V1 => Box::new(V1Cgroup::open(mounts, &leaf)),
-                Version::V2 => match V2Cgroup::open(mounts, &leaf) {
-                    Some(cgroup) => Box::new(cgroup),
-                    None => continue,
-                },
+            let lease = match Lease::take_over_if_stale(&self.state_dir, &name) {
+                Ok(Some(lease)) => lease,
+                Ok(None) => continue, // its owner is alive (or it just went away)
+                Err(e) => {
+                    log::warn!("cannot check the lease of cgroup {name}: {e}");
+                    continue;
+                }
             };
-            match ContainerCgroup::from_backend(leaf.clone(), backend).remove() {
-                Ok(()) => removed.push(leaf),
-                Err(e) => log::warn!("cannot remove stale cgroup {leaf}: {e}"),
+            match self.remove_leased(name.clone(), lease) {
+                Ok(()) => removed.push(name),
+                Err(e) => log::warn!("cannot remove stale cgroup {name}: {e}"),
             }
         }
         Ok(removed)
     }
-}
 
-/// Directory names under every `crabcan/` parent of this layout.
-fn leaves(mounts: &Mounts) -> BTreeSet<String> {
-    let parents: Vec<PathBuf> = match mounts.layout.version() {
-        Version::V1 => Controller::V1_ALL
-            .iter()
-            .filter_map(|c| mounts.v1_mount(c.v1_name()))
-            .map(|m| m.join(CRABCAN_DIR))
-            .collect(),
-        Version::V2 => mounts.v2.iter().map(|m| m.join(CRABCAN_DIR)).collect(),
-    };
-    let mut names = BTreeSet::new();
-    for parent in parents {
-        let Ok(entries) = fs::read_dir(&parent) else {
-            continue;
+    /// Kills and removes the directories of `leaf`, then its lease.
+    fn remove_leased(&self, leaf: String, lease: Lease) -> Result<(), CgroupError> {
+        let mounts = &self.mounts;
+        let backend: Box<dyn CgroupBackend> = match mounts.layout.version() {
+            Version::V1 => Box::new(V1Cgroup::open(mounts, &leaf)),
+            Version::V2 => match V2Cgroup::open(mounts, &leaf) {
+                Some(cgroup) => Box::new(cgroup),
+                None => return lease.release(), // died before making its directory
+            },
         };
-        for entry in entries.filter_map(Result::ok) {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                names.insert(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
+        ContainerCgroup::from_stale(leaf, backend, lease).remove()
     }
-    names
 }
 
-/// The owner pid of a `<name>.<pid>` directory name; `None` if it is not
-/// one of ours (those are left alone).
+/// The owner pid of a `<name>.<pid>` lease name (in the owner's pid namespace: only a
+/// uniqueness aid, never a liveness test); `None` if it is not one of ours (left alone).
 pub(crate) fn owner_pid(leaf: &str) -> Option<i32> {
     let (name, pid) = leaf.rsplit_once('.')?;
     validate_name(name).ok()?;
@@ -90,6 +65,201 @@ pub(crate) fn owner_pid(leaf: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+    use std::fs;
+    use std::path::{Path, PathBuf};
+
+    use crate::backend::MissingController;
+    use crate::layout::{Layout, Mounts};
+    use crate::limits::Limits;
+
+    /// A v1 "host" made of plain directories (pids and memory hierarchies) and a state dir,
+    /// under a fresh temporary directory: the lease logic without root or cgroupfs.
+    struct FakeHost {
+        root: PathBuf,
+        host: CgroupHost,
+    }
+
+    impl FakeHost {
+        fn new(tag: &str) -> FakeHost {
+            let root = std::env::temp_dir().join(format!("crabcan-stale-test-{tag}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&root);
+            let mut v1 = BTreeMap::new();
+            for controller in ["pids", "memory"] {
+                fs::create_dir_all(root.join(controller)).unwrap();
+                v1.insert(controller.to_string(), root.join(controller));
+            }
+            let mounts = Mounts {
+                layout: Layout::V1,
+                v1,
+                v2: None,
+            };
+            let host = CgroupHost {
+                mounts,
+                state_dir: root.join("run/state"),
+            };
+            FakeHost { root, host }
+        }
+
+        fn dirs(&self, leaf: &str) -> Vec<PathBuf> {
+            ["memory", "pids"] // the order of Controller::V1_ALL
+                .iter()
+                .map(|c| self.root.join(c).join("crabcan").join(leaf))
+                .collect()
+        }
+
+        fn lease(&self, leaf: &str) -> PathBuf {
+            self.host.state_dir().join(leaf)
+        }
+
+        fn create(&self, name: &str) -> ContainerCgroup {
+            self.host
+                .create_cgroup(name, &Limits::unlimited(), MissingController::Error)
+                .expect("create")
+        }
+    }
+
+    impl Drop for FakeHost {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.root);
+        }
+    }
+
+    fn locked(path: &Path) -> bool {
+        let file = fs::File::open(path).expect("open lease");
+        // SAFETY: flock on a descriptor we own; closing it releases what we got.
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+    }
+
+    #[test]
+    fn create_holds_a_lease_and_remove_drops_it_after_the_dirs() {
+        let fake = FakeHost::new("lifecycle");
+        let cg = fake.create("web");
+        let leaf = cg.name().to_string();
+        assert_eq!(leaf, format!("web.{}", std::process::id()));
+        assert_eq!(cg.paths(), fake.dirs(&leaf));
+        assert!(cg.paths().iter().all(|d| d.is_dir()));
+        assert!(locked(&fake.lease(&leaf)), "the lease is not held");
+        cg.remove().expect("remove");
+        assert!(fake.dirs(&leaf).iter().all(|d| !d.exists()));
+        assert!(!fake.lease(&leaf).exists(), "lease left behind");
+        assert!(!fake.host.state_dir().exists(), "empty state dir left behind");
+        assert!(!fake.root.join("pids/crabcan").exists(), "empty crabcan/ left behind");
+    }
+
+    #[test]
+    fn stale_cleanup_goes_by_leases_not_by_pids() {
+        let fake = FakeHost::new("stale");
+        let live = fake.create("live");
+        let dead = fake.create("dead");
+        let dead_leaf = dead.name().to_string();
+        dead.abandon(); // as if its crabcan had been SIGKILLed
+        assert!(fake.dirs(&dead_leaf).iter().all(|d| d.is_dir()));
+
+        // A crabcan in another pid namespace: a pid that does not exist here, lease held.
+        let inner = Lease::acquire(fake.host.state_dir(), "inner.4000001").unwrap();
+        for dir in fake.dirs("inner.4000001") {
+            fs::create_dir_all(dir).unwrap();
+        }
+        // Made by hand, no lease: not provably ours.
+        let by_hand = fake.root.join("pids/crabcan/x.4000002");
+        fs::create_dir_all(&by_hand).unwrap();
+        // An unlocked file that is not a lease name of ours.
+        fs::write(fake.host.state_dir().join("notes"), "x").unwrap();
+
+        let removed = fake.host.remove_stale().expect("remove_stale");
+        assert_eq!(removed, vec![dead_leaf.clone()]);
+        assert!(fake.dirs(&dead_leaf).iter().all(|d| !d.exists()), "stale dirs left");
+        assert!(!fake.lease(&dead_leaf).exists(), "stale lease left");
+        assert!(live.paths().iter().all(|d| d.is_dir()), "live cgroup touched");
+        assert!(locked(&fake.lease(live.name())));
+        assert!(
+            fake.dirs("inner.4000001").iter().all(|d| d.is_dir()),
+            "held lease's cgroup touched"
+        );
+        assert!(by_hand.is_dir(), "lease-less cgroup touched");
+        assert!(fake.host.state_dir().join("notes").exists());
+
+        // Once the inner crabcan is gone, its cgroup is stale like any other.
+        drop(inner);
+        assert_eq!(fake.host.remove_stale().unwrap(), vec!["inner.4000001".to_string()]);
+        assert!(fake.dirs("inner.4000001").iter().all(|d| !d.exists()));
+        assert!(by_hand.is_dir());
+        live.remove().unwrap();
+    }
+
+    #[test]
+    fn a_stale_lease_without_dirs_is_removed() {
+        let fake = FakeHost::new("nodirs");
+        drop(Lease::acquire(fake.host.state_dir(), "early.77").unwrap()); // died before mkdir
+        assert_eq!(fake.host.remove_stale().unwrap(), vec!["early.77".to_string()]);
+        assert!(!fake.lease("early.77").exists());
+        assert!(fake.host.remove_stale().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_taken_name_is_an_error_and_nothing_is_taken_over() {
+        let fake = FakeHost::new("taken");
+        let first = fake.create("dup");
+        let err = fake
+            .host
+            .create_cgroup("dup", &Limits::unlimited(), MissingController::Error)
+            .unwrap_err();
+        assert!(matches!(err, CgroupError::InUse { .. }), "{err}");
+        assert!(err.to_string().contains(&format!("crabcan/{}", first.name())), "{err}");
+        assert!(first.paths().iter().all(|d| d.is_dir()) && locked(&fake.lease(first.name())));
+        first.remove().unwrap();
+
+        // A directory of that name without a lease (e.g. another pid namespace's crabcan
+        // with a private state dir, or made by hand) is refused too, and left as it was.
+        let leaf = format!("mine.{}", std::process::id());
+        let existing = fake.root.join("memory/crabcan").join(&leaf);
+        fs::create_dir_all(&existing).unwrap();
+        let err = fake
+            .host
+            .create_cgroup("mine", &Limits::unlimited(), MissingController::Error)
+            .unwrap_err();
+        assert!(matches!(err, CgroupError::InUse { .. }), "{err}");
+        assert!(err.to_string().contains(&existing.display().to_string()), "{err}");
+        assert!(existing.is_dir());
+        assert!(!fake.lease(&leaf).exists(), "the failed create left its lease");
+        assert!(
+            !fake.root.join("pids/crabcan").join(&leaf).exists(),
+            "rollback missed a dir"
+        );
+    }
+
+    #[test]
+    fn a_failed_limit_write_removes_the_dirs_and_the_lease() {
+        let fake = FakeHost::new("rollback");
+        let limits = Limits {
+            pids: Some(8),
+            ..Limits::unlimited()
+        };
+        // The fake hierarchy has no pids.max: the write fails after the dirs were made.
+        let err = fake
+            .host
+            .create_cgroup("rb", &limits, MissingController::Error)
+            .unwrap_err();
+        assert!(err.to_string().contains("pids.max"), "{err}");
+        let leaf = format!("rb.{}", std::process::id());
+        assert!(fake.dirs(&leaf).iter().all(|d| !d.exists()), "dirs left");
+        assert!(!fake.lease(&leaf).exists(), "lease left");
+    }
+
+    #[test]
+    fn a_failed_removal_leaves_an_unlocked_lease_for_later() {
+        let fake = FakeHost::new("busy");
+        let cg = fake.create("busy");
+        let leaf = cg.name().to_string();
+        let blocker = fake.dirs(&leaf)[0].join("not-a-cgroup-file");
+        fs::write(&blocker, "").unwrap(); // rmdir now fails with ENOTEMPTY
+        assert!(cg.remove().is_err());
+        assert!(fake.lease(&leaf).exists() && !locked(&fake.lease(&leaf)));
+        fs::remove_file(&blocker).unwrap();
+        assert_eq!(fake.host.remove_stale().unwrap(), vec![leaf.clone()]);
+        assert!(fake.dirs(&leaf).iter().all(|d| !d.exists()));
+    }
 
     #[test]
     fn owner_pids() {

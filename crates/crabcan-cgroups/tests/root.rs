@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crabcan_cgroups::{detect_layout, remove_stale, CgroupError, ContainerCgroup, Layout, Limits, MissingController};
+use crabcan_cgroups::{
+    detect_layout, CgroupError, CgroupHost, ContainerCgroup, Layout, Limits, MissingController, DEFAULT_STATE_DIR,
+};
 
 /// Panics with the reason unless we are root on a host with cgroups.
 fn require_root() -> Layout {
@@ -276,24 +278,23 @@ fn memory_hog_is_oom_killed() {
 }
 
 #[test]
-fn remove_stale_removes_dead_owners_only() {
+fn remove_stale_removes_abandoned_cgroups_only() {
     require_root();
-    let mut dead = ChildGuard::spawn(&mut Command::new("true"));
-    let dead_pid = dead.pid() as u32;
-    dead.0.wait().expect("reap");
-
     let stale =
-        ContainerCgroup::create_for_owner(&name("stale"), &Limits::default(), MissingController::Error, dead_pid)
-            .expect("create stale");
+        ContainerCgroup::create(&name("stale"), &Limits::default(), MissingController::Error).expect("create stale");
     let stale_paths = stale.paths();
     let stale_name = stale.name().to_string();
     let mut inside = ChildGuard::spawn(Command::new("sleep").arg("100"));
     stale.add_task(inside.pid()).expect("add_task");
-    std::mem::forget(stale); // as if crabcan had crashed
+    stale.abandon(); // as if crabcan had crashed: the lease is no longer held
+    let lease = Path::new(DEFAULT_STATE_DIR).join(&stale_name);
+    assert!(lease.is_file(), "{} missing", lease.display());
 
     let live =
         ContainerCgroup::create(&name("live"), &Limits::default(), MissingController::Error).expect("create live");
-    let removed = remove_stale().expect("remove_stale");
+    let removed = CgroupHost::detect()
+        .and_then(|host| host.remove_stale())
+        .expect("remove_stale");
     let leftovers: Vec<_> = stale_paths.iter().filter(|p| p.exists()).collect();
     // Clean up before asserting, so a failure leaves nothing behind.
     for p in &leftovers {
@@ -308,31 +309,27 @@ fn remove_stale_removes_dead_owners_only() {
     );
     assert!(!removed.contains(&live.name().to_string()));
     assert!(leftovers.is_empty(), "stale dirs left: {leftovers:?}");
+    assert!(!lease.exists(), "stale lease left");
     assert_eq!(inside.wait_signal(Duration::from_secs(5)), Some(libc::SIGKILL));
     assert!(live.paths().iter().all(|p| p.is_dir()), "live cgroup was touched");
     live.remove().expect("remove live");
 }
 
 #[test]
-fn failed_create_removes_what_it_made() {
+fn unusable_limits_create_nothing() {
     require_root();
-    // pids.max rejects values above PID_MAX_LIMIT; the error must name the file.
     let limits = Limits {
         pids: Some(u64::MAX),
         ..Limits::unlimited()
     };
     let err = ContainerCgroup::create(&name("rollback"), &limits, MissingController::Error).unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        msg.contains("pids.max") && msg.starts_with("cannot write 18446744073709551615 to"),
-        "{msg}"
-    );
-    assert!(!msg.contains('\n'));
+    assert!(matches!(err, CgroupError::PidsOutOfRange { .. }), "{err}");
     let leaf = format!("{}.{}", name("rollback"), std::process::id());
     for mount in ["memory", "pids", "cpu", "cpuacct", "blkio", "freezer", "unified", ""] {
         let p = Path::new("/sys/fs/cgroup").join(mount).join("crabcan").join(&leaf);
         assert!(!p.exists(), "{} left behind", p.display());
     }
+    assert!(!Path::new(DEFAULT_STATE_DIR).join(&leaf).exists());
 }
 
 #[test]
@@ -340,7 +337,7 @@ fn existing_cgroup_is_not_adopted_and_bad_names_are_rejected() {
     require_root();
     let first = ContainerCgroup::create(&name("dup"), &Limits::unlimited(), MissingController::Error).expect("create");
     let err = ContainerCgroup::create(&name("dup"), &Limits::unlimited(), MissingController::Error).unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EEXIST), "{err}");
+    assert!(matches!(err, CgroupError::InUse { .. }), "{err}");
     assert!(
         first.paths().iter().all(|p| p.is_dir()),
         "failed duplicate removed the original"

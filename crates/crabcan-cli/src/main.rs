@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use crabcan_cgroups::{parse_size, Limits, MissingController};
+use crabcan_cgroups::{parse_size, CgroupError, Limits, MemoryLimit, MissingController};
 use crabcan_core::{
     spec, BindMount, CapabilitySet, ContainerConfig, ExitReport, FileLimit, IdRange, StartGate, Terminal,
     EXIT_SETUP_FAILED,
@@ -156,13 +156,6 @@ fn limits(args: &Args) -> Result<Option<Limits>, Failure> {
             ))
         })?),
     };
-    if let Some(cpus) = args.cpus {
-        if !(cpus.is_finite() && cpus >= 0.01) {
-            return Err(Failure::setup(format!(
-                "--cpus {cpus} is out of range; give a number of CPUs such as 0.5 or 2"
-            )));
-        }
-    }
     let limits = Limits {
         memory: match &args.memory {
             Some(memory) => size("--memory", memory)?,
@@ -177,7 +170,19 @@ fn limits(args: &Args) -> Result<Option<Limits>, Failure> {
         cpu_quota: args.cpus,
         io_weight: args.io_weight.or(defaults.io_weight),
     };
-    limits.validate().map_err(Failure::setup)?;
+    limits.validate().map_err(|error| {
+        let flag = match &error {
+            CgroupError::MemoryBelowMinimum {
+                limit: MemoryLimit::Memory,
+                ..
+            } => "--memory: ",
+            CgroupError::MemoryBelowMinimum { .. } => "--memory-swap: ",
+            CgroupError::PidsOutOfRange { .. } => "--pids: ",
+            CgroupError::CpuQuotaOutOfRange { .. } => "--cpus: ",
+            _ => "",
+        };
+        Failure::setup(format!("{flag}{error}"))
+    })?;
     Ok(Some(limits))
 }
 
