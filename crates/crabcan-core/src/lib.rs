@@ -19,6 +19,7 @@ pub mod error;
 pub mod exec;
 pub mod handshake;
 pub mod hostname;
+pub mod id_ranges;
 pub mod identity;
 pub mod mounts;
 pub mod namespaces;
