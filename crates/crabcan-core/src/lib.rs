@@ -20,6 +20,7 @@ pub mod error;
 pub mod exec;
 pub mod handshake;
 pub mod hostname;
+pub mod id_ranges;
 pub mod identity;
 pub mod init;
 pub mod mounts;
