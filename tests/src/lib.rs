@@ -35,7 +35,7 @@ pub fn crabcan_bin() -> PathBuf {
     path
 }
 
-/// A busybox rootfs owned for crabcan's default id map: $CRABCAN_TEST_ROOTFS, or built once at
+/// A busybox rootfs owned by root (or, in the VM, for [`test_id_map`]): $CRABCAN_TEST_ROOTFS, or built once at
 /// target/test-rootfs.
 pub fn rootfs() -> PathBuf {
     static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
@@ -141,6 +141,54 @@ pub struct Crabcan {
     pub hostname: String,
     args: Vec<String>,
     rootfs: PathBuf,
+    /// Use crabcan's own choice of host ids even where the test rootfs asks for a fixed map.
+    auto_ids: bool,
+}
+
+/// The id map the test rootfs is owned for, when it is not owned by root: `$CRABCAN_TEST_ID_MAP`
+/// (`INSIDE:OUTSIDE:COUNT`). The test VM sets it: its tmpfs cannot be idmapped on Linux 6.1,
+/// so its rootfs is shifted to host ids no one owns and the tests pass that map.
+pub fn test_id_map() -> Option<String> {
+    std::env::var("CRABCAN_TEST_ID_MAP").ok().filter(|map| !map.is_empty())
+}
+
+/// Makes `path` writable by the container's root: nothing to do where crabcan idmaps a path owned
+/// by root; chowned to the host id of [`test_id_map`] where the tests pass one (the VM).
+pub fn own_for_container(path: &Path) {
+    let host_root = files_of_container_root();
+    if host_root != 0 {
+        std::os::unix::fs::chown(path, Some(host_root), Some(host_root))
+            .unwrap_or_else(|error| panic!("chown {}: {error}", path.display()));
+    }
+}
+
+/// The host owner of files the container's root writes in the rootfs or a writable `--add`
+/// source: host root through an idmapped mount, or the host id of [`test_id_map`].
+pub fn files_of_container_root() -> u32 {
+    let Some(map) = test_id_map() else {
+        return 0;
+    };
+    map.split(':')
+        .nth(1)
+        .and_then(|outside| outside.parse().ok())
+        .unwrap_or_else(|| panic!("CRABCAN_TEST_ID_MAP={map} is not INSIDE:OUTSIDE:COUNT"))
+}
+
+/// Whether the kernel can idmap mounts of the filesystem holding `path`: Linux 5.12+, and
+/// tmpfs only from 6.3 (the test VM's 6.1 kernel on its tmpfs root cannot).
+pub fn idmap_supported(path: &Path) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut numbers = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL in a test path");
+    // SAFETY: statfs fills the zeroed struct it is given for a NUL-terminated path.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    let is_tmpfs = unsafe { libc::statfs(c_path.as_ptr(), &mut fs) } == 0 && fs.f_type as i64 == TMPFS_MAGIC;
+    version >= (5, 12) && (!is_tmpfs || version >= (6, 3))
 }
 
 impl Crabcan {
@@ -150,7 +198,14 @@ impl Crabcan {
             hostname: unique_hostname(tag),
             args: Vec::new(),
             rootfs: rootfs(),
+            auto_ids: false,
         }
+    }
+
+    /// Lets crabcan pick the container's host ids, even in the VM (see [`test_id_map`]).
+    pub fn auto_ids(mut self) -> Crabcan {
+        self.auto_ids = true;
+        self
     }
 
     /// Adds crabcan flags (before `--`).
@@ -172,6 +227,10 @@ impl Crabcan {
             .arg("--hostname")
             .arg(&self.hostname)
             .arg("--no-tty");
+        let own_map = self.args.iter().any(|arg| arg == "--uid-map" || arg == "--gid-map");
+        if let (Some(map), false, false) = (test_id_map(), own_map, self.auto_ids) {
+            cmd.args(["--uid-map", &map, "--gid-map", &map]);
+        }
         cmd.args(&self.args);
         if !command.is_empty() {
             cmd.arg("--").args(command);

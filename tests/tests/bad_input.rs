@@ -149,7 +149,7 @@ fn add_target_through_a_symlink_stays_in_the_rootfs() {
     std::fs::copy(rootfs().join("bin/busybox"), rootfs_copy.join("bin/busybox")).unwrap();
     symlink("/etc", rootfs_copy.join("data")).unwrap();
     for path in [rootfs_copy.clone(), rootfs_copy.join("etc"), rootfs_copy.join("bin")] {
-        std::os::unix::fs::chown(&path, Some(100_000), Some(100_000)).unwrap();
+        own_for_container(&path);
     }
     let source = TempDir::new("linksource");
     let hostname = unique_hostname("link");

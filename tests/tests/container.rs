@@ -41,13 +41,20 @@ fn command_is_pid_1_and_sees_only_its_processes() {
     assert!(pids.iter().all(|pid| *pid < 10), "the container sees {pids:?}");
 }
 
+/// By default the container gets a private slot of 65536 ids from crabcan's pool (2^31 and up
+/// where /etc/subuid has no `crabcan` entry), the same for uids and gids.
 #[test]
-fn uid_and_gid_maps_are_the_default_range() {
-    let run = Crabcan::new("map").sh("cat /proc/self/uid_map /proc/self/gid_map; id -u");
+fn uid_and_gid_maps_are_a_private_range_of_crabcans_pool() {
+    let run = Crabcan::new("map")
+        .auto_ids()
+        .sh("cat /proc/self/uid_map /proc/self/gid_map; id -u");
     run.expect_success();
     let lines: Vec<Vec<&str>> = run.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(lines[0], ["0", "100000", "65536"]);
-    assert_eq!(lines[1], ["0", "100000", "65536"]);
+    assert_eq!(lines[0][0], "0");
+    assert_eq!(lines[0][2], "65536");
+    assert_eq!(lines[0], lines[1], "uids and gids come from the same slot");
+    let outside: u64 = lines[0][1].parse().unwrap();
+    assert!(outside >= 1 << 31 && (outside - (1 << 31)).is_multiple_of(65536), "{outside}");
     assert_eq!(lines[2], ["0"]);
 }
 
@@ -67,11 +74,14 @@ fn container_processes_run_as_the_mapped_host_uid() {
     let c = Crabcan::new("hostuid");
     let mut child = c.command(&["/bin/sleep", "30"]).spawn().unwrap();
     let pid = wait_for_command(&c.hostname, "sleep");
+    let uid_map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+    let host_root = uid_map.split_whitespace().nth(1).unwrap().to_owned();
+    assert_ne!(host_root, "0", "{uid_map}");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(
-        uid_line.split_whitespace().skip(1).all(|id| id == "100000"),
-        "{uid_line}"
+        uid_line.split_whitespace().skip(1).all(|id| id == host_root),
+        "{uid_line} (map {uid_map})"
     );
     // SAFETY: kill(2) of the container's process, found through its cgroup.
     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -208,8 +218,9 @@ fn root_can_write_in_its_rootfs_and_tmp() {
 #[test]
 fn bind_mounts_work_and_read_only_refuses_writes() {
     let rw = TempDir::new("rw");
-    // The container's root is host uid 100000: a writable bind needs ownership that fits the map.
-    std::os::unix::fs::chown(rw.path(), Some(100_000), Some(100_000)).unwrap();
+    // Owned by root: crabcan idmaps it, so the container's root may write there (in the VM,
+    // whose tmpfs cannot be idmapped, it is owned for the tests' fixed map instead).
+    own_for_container(rw.path());
     let ro = TempDir::new("ro");
     std::fs::write(ro.path().join("file"), "from-host").unwrap();
     let run = Crabcan::new("add")
@@ -224,6 +235,8 @@ fn bind_mounts_work_and_read_only_refuses_writes() {
     assert_eq!(run.value("ro").as_deref(), Some("refused"));
     assert_eq!(run.value("rw").as_deref(), Some("ok"));
     assert_eq!(std::fs::read_to_string(rw.path().join("out")).unwrap(), "written\n");
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(rw.path().join("out")).unwrap());
+    assert_eq!(owner, files_of_container_root(), "the file's host owner");
     assert!(!ro.path().join("new").exists());
 }
 
@@ -436,7 +449,7 @@ fn container_is_held_until_another_process_opens_the_start_fifo() {
     let gate = TempDir::new("fifo");
     let fifo = make_fifo(&gate);
     let out = TempDir::new("fifo-out");
-    std::os::unix::fs::chown(out.path(), Some(100_000), Some(100_000)).unwrap();
+    own_for_container(out.path());
     let c = Crabcan::new("fifo")
         .args(["--start-fifo", fifo.to_str().unwrap()])
         .args(["--add", &format!("{}:/out", out.path().display())]);

@@ -65,13 +65,14 @@ pub struct Args {
     #[arg(short, long, default_value = "/", value_name = "DIR")]
     pub workdir: PathBuf,
 
-    /// User namespace uid map
-    #[arg(long, default_value = "0:100000:65536", value_name = "INSIDE:OUTSIDE:COUNT")]
-    pub uid_map: String,
+    /// User namespace uid map (default: a private range of 65536 host ids for this container,
+    /// from crabcan's entry in /etc/subuid or above every range listed there)
+    #[arg(long, value_name = "INSIDE:OUTSIDE:COUNT")]
+    pub uid_map: Option<String>,
 
-    /// User namespace gid map
-    #[arg(long, default_value = "0:100000:65536", value_name = "INSIDE:OUTSIDE:COUNT")]
-    pub gid_map: String,
+    /// User namespace gid map (default: the same numbers as --uid-map, or a private range)
+    #[arg(long, value_name = "INSIDE:OUTSIDE:COUNT")]
+    pub gid_map: Option<String>,
 
     /// Memory limit, e.g. 512M or 1G, at least 6M ("max" for none) [default: 1G]
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use crabcan_cgroups::{parse_size, CgroupError, Limits, MemoryLimit, MissingController};
 use crabcan_core::{
-    spec, BindMount, CapabilitySet, ContainerConfig, ExitReport, FileLimit, IdRange, StartGate, Terminal,
+    spec, BindMount, CapabilitySet, ContainerConfig, ExitReport, FileLimit, IdMapping, IdRange, StartGate, Terminal,
     EXIT_SETUP_FAILED,
 };
 
@@ -55,9 +55,18 @@ impl Failure {
 
 impl From<crabcan_core::Error> for Failure {
     fn from(error: crabcan_core::Error) -> Failure {
+        use crabcan_core::id_ranges::IdRangeError;
+        // The library names the maps; the user wrote flags.
+        let message = match &error {
+            crabcan_core::Error::Ids(IdRangeError::MapOverlaps { .. } | IdRangeError::MapInPool { .. }) => error
+                .to_string()
+                .replace("leave the uid map out", "leave --uid-map out")
+                .replace("leave the gid map out", "leave --gid-map out"),
+            _ => error.to_string(),
+        };
         Failure {
             code: error.exit_code(),
-            message: error.to_string(),
+            message,
         }
     }
 }
@@ -85,8 +94,7 @@ fn build_config(args: Args) -> Result<ContainerConfig, Failure> {
     }
     config.uid = args.uid;
     config.gid = args.gid.unwrap_or(args.uid);
-    config.uid_map = IdRange::parse(&args.uid_map).map_err(Failure::setup)?;
-    config.gid_map = IdRange::parse(&args.gid_map).map_err(Failure::setup)?;
+    config.id_mapping = id_mapping(&args)?;
     config.mounts = args
         .add
         .iter()
@@ -119,6 +127,19 @@ fn build_config(args: Args) -> Result<ContainerConfig, Failure> {
     config.collect_stats = log::log_enabled!(log::Level::Debug);
     config.seccomp = seccomp_filter(&args)?;
     Ok(config)
+}
+
+/// `--uid-map`/`--gid-map`: given ranges (one given alone serves for both), or a private range.
+fn id_mapping(args: &Args) -> Result<IdMapping, Failure> {
+    let parse =
+        |flag: &str, spec: &str| IdRange::parse(spec).map_err(|error| Failure::setup(format!("{flag}: {error}")));
+    let (uid_map, gid_map) = match (&args.uid_map, &args.gid_map) {
+        (None, None) => return Ok(IdMapping::Auto),
+        (Some(uid), None) => (parse("--uid-map", uid)?, parse("--uid-map", uid)?),
+        (None, Some(gid)) => (parse("--gid-map", gid)?, parse("--gid-map", gid)?),
+        (Some(uid), Some(gid)) => (parse("--uid-map", uid)?, parse("--gid-map", gid)?),
+    };
+    Ok(IdMapping::Fixed { uid_map, gid_map })
 }
 
 fn limits(args: &Args) -> Result<Option<Limits>, Failure> {

@@ -17,6 +17,7 @@ use crate::cgroupfs;
 use crate::config::{ContainerConfig, StartGate, Terminal};
 use crate::error::EXIT_SETUP_FAILED;
 use crate::handshake::{Channel, Message};
+use crate::idmap::ReceivedTrees;
 use crate::setup_ops::{Failure, LinuxOps, ParentLink, SetupOps};
 use crate::{exec, mounts};
 use crabcan_cgroups::Layout;
@@ -70,12 +71,22 @@ fn set_up_and_exec(
     // crabcan's. Told apart by comparing its cgroups before and after the move.
     let moves_itself = matches!(cgroup_layout, Some(Layout::V1 | Layout::Hybrid));
     let cgroups_before = if moves_itself { ops.own_cgroups()? } else { Vec::new() };
-    parent.wait_for(Message::Go)?;
+    let (go, tree_fds) = parent.wait_for(Message::GO)?;
+    let Message::Go { idmapped } = go else {
+        unreachable!("wait_for returns the kind it was asked for")
+    };
+    let trees = ReceivedTrees::new(&idmapped, tree_fds).ok_or_else(|| {
+        Failure::new(
+            "handshake",
+            Errno::EPROTO,
+            "Go came with the wrong number of mount trees",
+        )
+    })?;
 
     ops.become_namespace_root()?;
     ops.set_hostname(&config.hostname)?;
     ops.bring_up_loopback()?;
-    ops.build_filesystem(&config.rootfs, &mounts::plan(config))?;
+    ops.build_filesystem(&config.rootfs, &mounts::plan(config), trees)?;
     log::debug!("filesystem ready, pivoted into {}", config.rootfs.display());
     ops.limit_open_files(config.file_limit())?;
     ops.new_session()?;
@@ -86,7 +97,7 @@ fn set_up_and_exec(
 
     // From here on the process must be in its cgroup; its cgroup namespace is rooted there.
     // On v1 the parent hands over the cgroup's `tasks` files and the process moves itself in.
-    let tasks_files = parent.wait_for(Message::Joined)?;
+    let (_, tasks_files) = parent.wait_for(Message::Joined)?;
     if !tasks_files.is_empty() {
         ops.join_cgroup(tasks_files)?;
     }
@@ -176,14 +187,18 @@ mod tests {
     }
 
     impl ParentLink for Recorder {
-        fn wait_for(&mut self, expected: Message) -> Result<Vec<OwnedFd>, Failure> {
-            self.log.borrow_mut().push(format!("wait {expected:?}"));
+        fn wait_for(&mut self, expected: Message) -> Result<(Message, Vec<OwnedFd>), Failure> {
+            let shown = match &expected {
+                Message::Go { .. } => "Go".to_owned(),
+                other => format!("{other:?}"),
+            };
+            self.log.borrow_mut().push(format!("wait {shown}"));
             let fds = if expected == Message::Joined {
                 (0..self.tasks_files).map(|_| Self::dev_null()).collect()
             } else {
                 vec![]
             };
-            Ok(fds)
+            Ok((expected, fds))
         }
 
         fn send(&mut self, message: &Message, fds: &[RawFd]) -> Result<(), Failure> {
@@ -216,7 +231,7 @@ mod tests {
         fn bring_up_loopback(&mut self) -> Result<(), Failure> {
             self.note("bring_up_loopback")
         }
-        fn build_filesystem(&mut self, _: &Path, plan: &[MountStep]) -> Result<(), Failure> {
+        fn build_filesystem(&mut self, _: &Path, plan: &[MountStep], _: ReceivedTrees) -> Result<(), Failure> {
             assert_eq!(plan.last(), Some(&MountStep::PivotRoot));
             self.note("build_filesystem")
         }

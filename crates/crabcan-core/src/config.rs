@@ -68,6 +68,42 @@ pub enum StartGate {
     Fifo(PathBuf),
 }
 
+/// Which host ids a container's user namespace maps its ids onto.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdMapping {
+    /// A private range of [`crate::id_ranges::SLOT_SIZE`] host ids from crabcan's pool, leased
+    /// for the container's life and overlapping no other container, user or account (like
+    /// podman's `--userns=auto`). Container ids 0..65536.
+    Auto,
+    /// These ranges; refused when they overlap another user's subordinate ids or an account.
+    Fixed { uid_map: IdRange, gid_map: IdRange },
+}
+
+impl IdMapping {
+    /// The uid and gid ranges as far as the container's side is known before the host ids are
+    /// chosen (the inside ids are all that validation needs).
+    pub fn inside(&self) -> (IdRange, IdRange) {
+        match self {
+            IdMapping::Auto => {
+                let range = IdRange {
+                    inside: 0,
+                    outside: 0,
+                    count: crate::id_ranges::SLOT_SIZE,
+                };
+                (range, range)
+            }
+            IdMapping::Fixed { uid_map, gid_map } => (*uid_map, *gid_map),
+        }
+    }
+
+    fn describe(&self, range: IdRange) -> String {
+        match self {
+            IdMapping::Auto => format!("(container ids {}-{})", range.inside, range.inside + (range.count - 1)),
+            IdMapping::Fixed { .. } => range.to_string(),
+        }
+    }
+}
+
 /// Everything crabcan needs to create one container.
 #[derive(Debug, Clone)]
 pub struct ContainerConfig {
@@ -77,8 +113,8 @@ pub struct ContainerConfig {
     pub argv: Vec<String>,
     /// The container's hostname; also names its cgroup.
     pub hostname: String,
-    pub uid_map: IdRange,
-    pub gid_map: IdRange,
+    /// Which host ids the container's ids are.
+    pub id_mapping: IdMapping,
     /// The uid and gid the command runs as inside the container.
     pub uid: u32,
     pub gid: u32,
@@ -113,8 +149,7 @@ impl ContainerConfig {
             rootfs: rootfs.into(),
             argv,
             hostname: crate::hostname::generate_hostname(),
-            uid_map: IdRange::DEFAULT,
-            gid_map: IdRange::DEFAULT,
+            id_mapping: IdMapping::Auto,
             uid: 0,
             gid: 0,
             mounts: Vec::new(),
@@ -144,16 +179,17 @@ impl ContainerConfig {
         for mount in &self.mounts {
             validate_bind_mount(mount)?;
         }
-        if !self.uid_map.contains_inside(self.uid) {
+        let (uid_map, gid_map) = self.id_mapping.inside();
+        if !uid_map.contains_inside(self.uid) {
             return Err(ConfigError::UidNotMapped {
                 uid: self.uid,
-                map: self.uid_map.to_string(),
+                map: self.id_mapping.describe(uid_map),
             });
         }
-        if !self.gid_map.contains_inside(self.gid) {
+        if !gid_map.contains_inside(self.gid) {
             return Err(ConfigError::GidNotMapped {
                 gid: self.gid,
-                map: self.gid_map.to_string(),
+                map: self.id_mapping.describe(gid_map),
             });
         }
         if !self.workdir.is_absolute() {

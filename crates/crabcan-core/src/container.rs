@@ -14,13 +14,18 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::config::{ContainerConfig, StartGate};
+use std::path::Path;
+
+use crate::config::{ContainerConfig, IdMapping, StartGate};
 use crate::error::{ConfigError, Error, Result};
 use crate::handshake::{Channel, Message, Received};
+use crate::id_ranges::{self, IdFiles, IdKind, IdLease};
+use crate::idmap;
 use crate::namespaces::{
     clone_flags, clone_into_namespaces, clone_into_namespaces_and_cgroup, write_id_maps, CloneResult,
 };
 use crate::signals::{self, BlockedSignals};
+use crate::spec::IdRange;
 use crate::{child, terminal};
 
 /// How the container's first process ended.
@@ -75,6 +80,8 @@ pub struct Container {
     cgroup: Option<ContainerCgroup>,
     memory_limit: Option<u64>,
     collect_stats: bool,
+    /// The container's host ids (and, for [`IdMapping::Auto`], their lease).
+    host_ids: HostIds,
     /// Released through a FIFO by another process rather than by `start`.
     fifo_gate: bool,
     /// Released, but execve's outcome not yet read from the handshake socket.
@@ -102,7 +109,12 @@ impl Container {
         let config = config.validate()?;
         check_privileges()?;
         check_single_threaded()?;
-        log::debug!("configuration checked");
+        let host_ids = HostIds::choose(&config.id_mapping)?;
+        log::debug!(
+            "configuration checked; container ids are host uids {} and gids {}",
+            host_ids.uid_map,
+            host_ids.gid_map
+        );
         // The host's cgroup mounts, read once. On cgroup v2 the cgroup exists before the clone,
         // which puts the child straight into it; elsewhere it is made while the child sets up
         // its filesystem.
@@ -139,6 +151,7 @@ impl Container {
             channel: parent_end,
             memory_limit: config.limits.as_ref().and_then(|limits| limits.memory),
             collect_stats: config.collect_stats,
+            host_ids,
             fifo_gate: matches!(config.start_gate, StartGate::Fifo(_)),
             awaiting_exec: false,
             exec_error: None,
@@ -171,11 +184,18 @@ impl Container {
         born_in_cgroup: bool,
         cgroup_host: Option<&CgroupHost>,
     ) -> Result<()> {
-        write_id_maps(child, &config.uid_map, &config.gid_map).map_err(|(what, errno)| Error::sys(what, errno))?;
+        write_id_maps(child, &self.host_ids.uid_map, &self.host_ids.gid_map)
+            .map_err(|(what, errno)| Error::sys(what, errno))?;
         log::debug!("id maps written for pid {child}");
-        if let Err(errno) = self.channel.send(&Message::Go) {
+        let trees = idmap::make_trees(child, config, &idmap::wanted(config));
+        let tree_fds: Vec<i32> = trees.fds.iter().map(AsRawFd::as_raw_fd).collect();
+        let go = Message::Go {
+            idmapped: trees.idmapped.clone(),
+        };
+        if let Err(errno) = self.channel.send_with_fds(&go, &tree_fds) {
             return Err(self.setup_failure(Error::sys("sending Go to the container", errno)));
         }
+        drop(trees);
         if let (None, Some(host)) = (&self.cgroup, cgroup_host) {
             self.cgroup = create_cgroup(host, config)?;
         }
@@ -485,6 +505,42 @@ fn clone_child(cgroup: Option<&ContainerCgroup>) -> (std::result::Result<CloneRe
         }
     }
     (clone_into_namespaces(clone_flags()), false)
+}
+
+/// The host ids of a container: the ranges written to its `uid_map` and `gid_map`.
+struct HostIds {
+    uid_map: IdRange,
+    gid_map: IdRange,
+    /// Held while the container lives, for a range from crabcan's pool.
+    _lease: Option<IdLease>,
+}
+
+impl HostIds {
+    /// A private range from the pool for [`IdMapping::Auto`]; the given ranges, once checked
+    /// against the host's accounts and subordinate ids, for [`IdMapping::Fixed`].
+    fn choose(mapping: &IdMapping) -> Result<HostIds> {
+        let files = IdFiles::system();
+        match mapping {
+            IdMapping::Auto => {
+                let lease = id_ranges::allocate(&files, Path::new(id_ranges::DEFAULT_STATE_DIR))?;
+                Ok(HostIds {
+                    uid_map: lease.uid_map(),
+                    gid_map: lease.gid_map(),
+                    _lease: Some(lease),
+                })
+            }
+            IdMapping::Fixed { uid_map, gid_map } => {
+                let caller = nix::unistd::geteuid().as_raw();
+                id_ranges::check_map(uid_map, IdKind::Uid, &files, caller)?;
+                id_ranges::check_map(gid_map, IdKind::Gid, &files, caller)?;
+                Ok(HostIds {
+                    uid_map: *uid_map,
+                    gid_map: *gid_map,
+                    _lease: None,
+                })
+            }
+        }
+    }
 }
 
 fn check_privileges() -> Result<(), ConfigError> {

@@ -77,6 +77,8 @@ pub enum Error {
     Seccomp(#[from] crabcan_seccomp::SeccompError),
     #[error(transparent)]
     Cgroup(#[from] crabcan_cgroups::CgroupError),
+    #[error(transparent)]
+    Ids(#[from] crate::id_ranges::IdRangeError),
     /// A syscall made by crabcan itself (the parent side) failed.
     #[error("{what} failed: {errno}")]
     Sys { what: String, errno: Errno },

@@ -26,8 +26,10 @@ use nix::sys::socket::{self, ControlMessage, ControlMessageOwned, MsgFlags};
 /// One message of the handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    /// Parent → child: id maps written; go on with the setup.
-    Go,
+    /// Parent → child: id maps written; go on with the setup. Carries, as `SCM_RIGHTS`, an
+    /// idmapped copy of the rootfs and of each `--add` source for which `idmapped` is true
+    /// (rootfs first, then the binds in order; see `idmap.rs`).
+    Go { idmapped: Vec<bool> },
     /// Parent → child: the child is in its cgroup (sent while the child sets up its filesystem,
     /// so the two overlap); the child waits for it before its cgroup namespace and user code.
     Joined,
@@ -46,9 +48,21 @@ const MAX_MESSAGE: usize = 4096;
 pub const MAX_FDS: usize = 16;
 
 impl Message {
+    /// `Go` with no idmapped copies.
+    pub const GO: Message = Message::Go { idmapped: Vec::new() };
+
+    /// Whether `other` is the same kind of message (payloads aside).
+    pub fn same_kind(&self, other: &Message) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+    }
+
     fn encode(&self) -> Vec<u8> {
         match self {
-            Message::Go => vec![b'G'],
+            Message::Go { idmapped } => {
+                let mut bytes = vec![b'G'];
+                bytes.extend(idmapped.iter().map(|&yes| u8::from(yes)));
+                bytes
+            }
             Message::Joined => vec![b'J'],
             Message::PtyMaster => vec![b'P'],
             Message::Ready => vec![b'R'],
@@ -68,7 +82,9 @@ impl Message {
 
     fn decode(bytes: &[u8]) -> Result<Message, String> {
         match bytes {
-            [b'G'] => Ok(Message::Go),
+            [b'G', flags @ ..] if flags.iter().all(|&b| b <= 1) => Ok(Message::Go {
+                idmapped: flags.iter().map(|&b| b == 1).collect(),
+            }),
             [b'J'] => Ok(Message::Joined),
             [b'P'] => Ok(Message::PtyMaster),
             [b'R'] => Ok(Message::Ready),
@@ -198,7 +214,10 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         for message in [
-            Message::Go,
+            Message::GO,
+            Message::Go {
+                idmapped: vec![true, false, true],
+            },
             Message::Joined,
             Message::PtyMaster,
             Message::Ready,

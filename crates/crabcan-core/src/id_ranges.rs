@@ -451,6 +451,8 @@ pub enum IdRangeError {
     MapOutOfRange { kind: IdKind, map: IdRange },
     #[error("the {kind} map {map} (host {kind}s {first}-{last}) overlaps {owner}; leave the {kind} map out to get a private range, or pick host {kind}s no one owns", first = map.outside, last = u64::from(map.outside) + u64::from(map.count) - 1)]
     MapOverlaps { kind: IdKind, map: IdRange, owner: IdOwner },
+    #[error("the {kind} map {map} (host {kind}s {first}-{last}) overlaps crabcan's pool of private ranges (host {kind}s {pool_first}-{pool_last}), where it could share ids with another container; leave the {kind} map out to get a private range, or pick host {kind}s outside the pool", first = map.outside, last = u64::from(map.outside) + u64::from(map.count) - 1, pool_first = pool.start, pool_last = u64::from(pool.start) + u64::from(pool.count) - 1)]
+    MapInPool { kind: IdKind, map: IdRange, pool: IdPool },
 }
 
 /// A contiguous range of host ids that crabcan hands out in slots of [`SLOT_SIZE`].
@@ -643,8 +645,8 @@ pub fn pool(files: &IdFiles, kind: IdKind) -> Result<IdPool, IdRangeError> {
 /// own ids are uid `caller_uid` and, for gids, the primary gids of the caller's passwd entries (gid
 /// 0 for root without one). So host id 0 can only be mapped by root.
 ///
-/// This does not look at leases: an explicit map inside crabcan's pool may share ids with a
-/// container that got its range from [`allocate`].
+/// A map that overlaps crabcan's pool is refused too: it could share ids with a container that
+/// got its range from [`allocate`].
 pub fn check_map(map: &IdRange, kind: IdKind, files: &IdFiles, caller_uid: u32) -> Result<(), IdRangeError> {
     let first = u64::from(map.outside);
     let end = first + u64::from(map.count);
@@ -656,10 +658,15 @@ pub fn check_map(map: &IdRange, kind: IdKind, files: &IdFiles, caller_uid: u32) 
     }
     let owners = Owners::load(files, kind)?;
     let caller = owners.caller(caller_uid);
-    match owners.owner_of(first, end, Some(&caller)) {
-        None => Ok(()),
-        Some(owner) => Err(IdRangeError::MapOverlaps { kind, map: *map, owner }),
+    if let Some(owner) = owners.owner_of(first, end, Some(&caller)) {
+        return Err(IdRangeError::MapOverlaps { kind, map: *map, owner });
     }
+    let pool = owners.pool()?;
+    let (pool_first, pool_end) = (u64::from(pool.start), u64::from(pool.start) + u64::from(pool.count));
+    if first < pool_end && pool_first < end {
+        return Err(IdRangeError::MapInPool { kind, map: *map, pool });
+    }
+    Ok(())
 }
 
 /// A slot of crabcan's pool that this process holds. While it lives, no other [`allocate`] hands
@@ -1271,9 +1278,11 @@ mod tests {
         assert_eq!(error.to_string(), expected);
         assert!(check_map(&range(165_535, 1), IdKind::Gid, &host.files, 0).is_err());
         assert!(check_map(&range(165_536, 1000), IdKind::Gid, &host.files, 0).is_ok());
-        // crabcan's own range and the caller's own entries are allowed; the crabbars entry is
-        // crabbars' own when crabbars asks.
-        assert!(check_map(&range(300_000, 65_536), IdKind::Uid, &host.files, 0).is_ok());
+        // crabcan's own range is its pool of private ranges: a fixed map there is refused. The
+        // caller's own entries are allowed; the crabbars entry is crabbars' own when crabbars asks.
+        let in_pool = check_map(&range(300_000, 65_536), IdKind::Uid, &host.files, 0).unwrap_err();
+        assert!(matches!(in_pool, IdRangeError::MapInPool { .. }), "{in_pool}");
+        assert!(check_map(&range(370_000, 1), IdKind::Uid, &host.files, 0).is_ok());
         assert!(check_map(&range(400_000, 65_536), IdKind::Uid, &host.files, 0).is_ok());
         assert!(check_map(&range(400_000, 65_536), IdKind::Uid, &host.files, 1000).is_err());
         assert!(check_map(&range(100_000, 65_536), IdKind::Uid, &host.files, 1000).is_ok());
@@ -1302,9 +1311,12 @@ mod tests {
             error.to_string().contains("gid 7001, the primary group of user svc"),
             "{error}"
         );
-        // A free range passes.
-        assert!(check_map(&range(1 << 31, 65_536), IdKind::Uid, &host.files, 0).is_ok());
-        assert!(check_map(&range(1 << 31, 65_536), IdKind::Gid, &host.files, 0).is_ok());
+        // A range in crabcan's default pool is refused; a free one below it passes.
+        assert!(matches!(
+            check_map(&range(1 << 31, 65_536), IdKind::Uid, &host.files, 0),
+            Err(IdRangeError::MapInPool { .. })
+        ));
+        assert!(check_map(&range((1 << 31) - 65_536, 65_536), IdKind::Gid, &host.files, 0).is_ok());
         assert!(matches!(
             check_map(&range(u32::MAX - 10, 11), IdKind::Uid, &host.files, 0),
             Err(IdRangeError::MapOutOfRange { .. })

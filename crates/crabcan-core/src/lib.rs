@@ -22,6 +22,7 @@ pub mod handshake;
 pub mod hostname;
 pub mod id_ranges;
 pub mod identity;
+pub mod idmap;
 pub mod init;
 pub mod mounts;
 pub mod namespaces;
@@ -36,7 +37,7 @@ pub mod terminal;
 mod test_support;
 
 pub use capabilities::CapabilitySet;
-pub use config::{ContainerConfig, FileLimit, StartGate, Terminal};
+pub use config::{ContainerConfig, FileLimit, IdMapping, StartGate, Terminal};
 pub use container::{run, Container, ExitReport, ExitStatus};
 pub use error::{ConfigError, Error, SpecError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED};
 pub use spec::{BindMount, IdRange};

@@ -13,6 +13,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 
 use crate::config::ContainerConfig;
+use crate::idmap::{self, ReceivedTrees};
 use crate::safe_path::{ensure_dir_in_root, ensure_file_in_root, fd_path, open_in_root, Symlinks};
 use crate::spec::BindMount;
 
@@ -91,7 +92,7 @@ pub enum MountStep {
 /// The steps for `config`, in the order they must run.
 pub fn plan(config: &ContainerConfig) -> Vec<MountStep> {
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let pts_options = if config.gid_map.contains_inside(5) {
+    let pts_options = if config.id_mapping.inside().1.contains_inside(5) {
         "newinstance,ptmxmode=0666,mode=0620,gid=5"
     } else {
         "newinstance,ptmxmode=0666,mode=0620"
@@ -180,10 +181,14 @@ pub struct MountError {
 pub struct Mounter {
     rootfs: PathBuf,
     root: OwnedFd,
+    /// Idmapped copies of the rootfs and of `--add` sources, attached instead of plain binds.
+    trees: ReceivedTrees,
+    /// How many `UserBind` steps have run: the index into `trees.binds`.
+    binds_done: usize,
 }
 
 impl Mounter {
-    pub fn new(rootfs: &Path) -> Result<Mounter, MountError> {
+    pub fn new(rootfs: &Path, trees: ReceivedTrees) -> Result<Mounter, MountError> {
         let root = open_directory(rootfs).map_err(|errno| MountError {
             detail: format!("cannot open the rootfs {}", rootfs.display()),
             errno,
@@ -191,6 +196,8 @@ impl Mounter {
         Ok(Mounter {
             rootfs: rootfs.to_owned(),
             root,
+            trees,
+            binds_done: 0,
         })
     }
 
@@ -253,15 +260,20 @@ impl Mounter {
     }
 
     fn bind_rootfs(&mut self) -> Result<(), MountError> {
-        let source = fd_path(&self.root);
-        mount(
-            Some(source.as_str()),
-            source.as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(|errno| self.error("cannot bind-mount the rootfs onto itself:", "", errno))?;
+        if let Some(tree) = self.trees.rootfs.take() {
+            idmap::attach(&tree, &self.root)
+                .map_err(|errno| self.error("cannot attach the idmapped rootfs onto", "", errno))?;
+        } else {
+            let source = fd_path(&self.root);
+            mount(
+                Some(source.as_str()),
+                source.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|errno| self.error("cannot bind-mount the rootfs onto itself:", "", errno))?;
+        }
         // Reopen so the descriptor refers to the new mount, not the directory below it.
         self.root = open_directory(&self.rootfs).map_err(|errno| self.error("cannot reopen the rootfs", "", errno))?;
         Ok(())
@@ -302,7 +314,9 @@ impl Mounter {
         }
     }
 
-    fn user_bind(&self, bind: &BindMount) -> Result<(), MountError> {
+    fn user_bind(&mut self, bind: &BindMount) -> Result<(), MountError> {
+        let tree = self.trees.binds.get_mut(self.binds_done).and_then(Option::take);
+        self.binds_done += 1;
         let target = bind.target.display().to_string();
         let source_is_dir = std::fs::metadata(&bind.source).map(|m| m.is_dir()).unwrap_or(false);
         let opened = if source_is_dir {
@@ -311,14 +325,17 @@ impl Mounter {
             ensure_file_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
         };
         let fd = opened.map_err(|errno| self.error("cannot create the bind mount target", &target, errno))?;
-        mount(
-            Some(&bind.source),
-            fd_path(&fd).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(|errno| self.error(&format!("cannot bind {} onto", bind.source.display()), &target, errno))?;
+        let bound = match &tree {
+            Some(tree) => idmap::attach(tree, &fd),
+            None => mount(
+                Some(&bind.source),
+                fd_path(&fd).as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            ),
+        };
+        bound.map_err(|errno| self.error(&format!("cannot bind {} onto", bind.source.display()), &target, errno))?;
         if bind.read_only {
             let mounted = open_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
                 .map_err(|errno| self.error("cannot reopen", &target, errno))?;

@@ -20,6 +20,7 @@ use crate::config::FileLimit;
 use crate::error::EXIT_SETUP_FAILED;
 use crate::exec::{self, PreparedExec};
 use crate::handshake::{Channel, Message, Received};
+use crate::idmap::ReceivedTrees;
 use crate::mounts::{MountStep, Mounter};
 use crate::{identity, network, rlimits, signals, terminal};
 
@@ -58,15 +59,16 @@ fn io_errno(error: &std::io::Error, fallback: i32) -> Errno {
 
 /// The container process's side of the handshake.
 pub trait ParentLink {
-    /// Waits for `expected`; returns the descriptors that came with it.
-    fn wait_for(&mut self, expected: Message) -> Result<Vec<OwnedFd>, Failure>;
+    /// Waits for a message of the kind of `expected`; returns it and the descriptors that came
+    /// with it.
+    fn wait_for(&mut self, expected: Message) -> Result<(Message, Vec<OwnedFd>), Failure>;
     fn send(&mut self, message: &Message, fds: &[RawFd]) -> Result<(), Failure>;
 }
 
 impl ParentLink for Channel {
-    fn wait_for(&mut self, expected: Message) -> Result<Vec<OwnedFd>, Failure> {
+    fn wait_for(&mut self, expected: Message) -> Result<(Message, Vec<OwnedFd>), Failure> {
         match self.receive() {
-            Ok(Received::Message(message, fds)) if message == expected => Ok(fds),
+            Ok(Received::Message(message, fds)) if message.same_kind(&expected) => Ok((message, fds)),
             Ok(Received::Message(other, _)) => Err(Failure::new(
                 "handshake",
                 Errno::EPROTO,
@@ -97,7 +99,7 @@ pub trait SetupOps {
     fn set_hostname(&mut self, hostname: &str) -> Result<(), Failure>;
     fn bring_up_loopback(&mut self) -> Result<(), Failure>;
     /// Carries out the mount plan, ending with pivot_root.
-    fn build_filesystem(&mut self, rootfs: &Path, plan: &[MountStep]) -> Result<(), Failure>;
+    fn build_filesystem(&mut self, rootfs: &Path, plan: &[MountStep], trees: ReceivedTrees) -> Result<(), Failure>;
     fn limit_open_files(&mut self, nofile: FileLimit) -> Result<(), Failure>;
     fn new_session(&mut self) -> Result<(), Failure>;
     /// Opens a pty in the container's devpts, makes it the controlling terminal and stdio;
@@ -178,7 +180,7 @@ impl SetupOps for LinuxOps {
         network::bring_up_loopback().step("network", "bringing up the loopback device")
     }
 
-    fn build_filesystem(&mut self, rootfs: &Path, plan: &[MountStep]) -> Result<(), Failure> {
+    fn build_filesystem(&mut self, rootfs: &Path, plan: &[MountStep], trees: ReceivedTrees) -> Result<(), Failure> {
         let failure = |e: crate::mounts::MountError| {
             let hint = if e.errno == Errno::EACCES {
                 "; the container's root cannot enter the rootfs: make it readable and searchable by the \
@@ -190,7 +192,7 @@ impl SetupOps for LinuxOps {
             Failure::new("mounts", e.errno, format!("{}: {}{hint}", e.detail, e.errno))
         };
         // The mounter's descriptor of the rootfs is dropped with it, right after pivot_root.
-        Mounter::new(rootfs).map_err(failure)?.run(plan).map_err(failure)
+        Mounter::new(rootfs, trees).map_err(failure)?.run(plan).map_err(failure)
     }
 
     fn limit_open_files(&mut self, nofile: FileLimit) -> Result<(), Failure> {

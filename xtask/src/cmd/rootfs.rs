@@ -31,7 +31,8 @@ pub struct RootfsArgs {
     /// Static busybox for the offline rootfs [default: $CRABCAN_BUSYBOX or /bin/busybox]
     #[arg(long, value_name = "PATH")]
     pub busybox: Option<PathBuf>,
-    /// Shift every uid/gid by N (crabcan maps container root to host 100000); 0 = no shift
+    /// Shift every uid/gid by N, for `crabcan --uid-map 0:N:65536` where idmapped mounts are
+    /// unavailable; 0 (the default) leaves the rootfs owned by root
     #[arg(long, value_name = "N", default_value_t = DEFAULT_ID_OFFSET)]
     pub id_offset: u32,
     /// Rebuild even if up to date (replaces DIR, if it is a rootfs built by xtask)

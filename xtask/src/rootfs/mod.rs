@@ -19,8 +19,11 @@ pub use busybox::{applet_paths, build_busybox_rootfs, busybox_version, find_stat
 pub use stamp::{stamp_path, Stamp};
 pub use unpack::unpack_tar_gz;
 
-/// crabcan's default mapping: container uid/gid 0 is host id 100000.
-pub const DEFAULT_ID_OFFSET: u32 = 100_000;
+/// The rootfs is left owned by root, as `tar` would leave it: crabcan shows it to each
+/// container owned by that container's root through an idmapped mount, and no ordinary host
+/// user's subordinate ids own any of it. (`--id-offset N` shifts every owner by N, for a
+/// kernel or filesystem without idmapped mounts and a fixed `--uid-map 0:N:65536`.)
+pub const DEFAULT_ID_OFFSET: u32 = 0;
 
 /// Everything that can go wrong building a rootfs; each is one clear line.
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +131,7 @@ pub struct RootfsOptions {
 }
 
 impl Default for RootfsOptions {
-    /// Alpine from the default mirror, falling back to busybox, offset 100000.
+    /// Alpine from the default mirror, falling back to busybox, owned by root.
     fn default() -> Self {
         RootfsOptions {
             source: RootfsSource::Alpine {

@@ -1,5 +1,5 @@
-//! Shifting file ownership by the id offset, so the container's root
-//! (host uid 100000 under crabcan's default mapping) owns its rootfs.
+//! Shifting file ownership by the id offset (`--id-offset N`), for a rootfs used with a fixed
+//! `--uid-map 0:N:65536` where idmapped mounts are unavailable. By default there is no shift.
 //! Always lchown: symlinks are never followed.
 
 use std::path::Path;

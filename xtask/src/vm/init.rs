@@ -40,10 +40,15 @@ for c in memory pids cpu io; do
   echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || echo "crabcan-vm: cgroup controller $c not available"
 done
 ip link set lo up 2>/dev/null
+# crabcan reads the accounts to choose host ids no one owns.
+mkdir -p /etc /run
+[ -f /etc/passwd ] || printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n' > /etc/passwd
+[ -f /etc/group ] || printf 'root:x:0:\nnogroup:x:65534:\n' > /etc/group
 rootfs_type=$(awk '$2 == "/" {t=$3} END {print t}' /proc/mounts)
 echo "CRABCAN-VM-BOOTED kernel=$(uname -r) root=$rootfs_type cgroup=[$(cat /sys/fs/cgroup/cgroup.subtree_control)] cpus=$(nproc)"
 
 export CRABCAN_BIN=/crabcan/bin/crabcan CRABCAN_TEST_ROOTFS=/crabcan/rootfs CRABCAN_IN_VM=1
+export CRABCAN_TEST_ID_MAP=0:1000000000:65536
 @EXPORTS@
 P=0; F=0; S=0
 for t in /crabcan/tests/*; do

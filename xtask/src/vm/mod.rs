@@ -17,6 +17,9 @@ pub use qemu::{Accel, Summary, VmOutcome};
 use crate::paths;
 use crate::rootfs::{self, RootfsOptions};
 
+/// Host id of the container's root in the VM tests (below crabcan's pool, owned by no one).
+pub const VM_ID_OFFSET: u32 = 1_000_000_000;
+
 /// Everything that can go wrong in a VM run; one line each.
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
@@ -87,7 +90,13 @@ pub fn run_test_vm(opts: &TestVmOptions) -> Result<VmOutcome, VmError> {
     let build_secs = build_start.elapsed().as_secs_f64();
 
     let rootfs_dir = work.join("rootfs");
-    rootfs::ensure_rootfs(&rootfs_dir, &RootfsOptions::offline())?;
+    // Linux 6.1 cannot idmap the VM's tmpfs root: the test rootfs is owned by host ids no one
+    // owns, and the tests pass them as the container's map (CRABCAN_TEST_ID_MAP).
+    let vm_rootfs = RootfsOptions {
+        id_offset: VM_ID_OFFSET,
+        ..RootfsOptions::offline()
+    };
+    rootfs::ensure_rootfs(&rootfs_dir, &vm_rootfs)?;
 
     let initrd = work.join("initramfs.cpio.gz");
     let contents = initramfs::Contents {
