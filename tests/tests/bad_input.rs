@@ -17,10 +17,14 @@ fn crabcan_as(args: &[&str], hostname: &str, uid: Option<u32>) -> Run {
     require_root();
     let before = HostSnapshot::take();
     let mut command = Command::new(crabcan_bin());
-    command
-        .args(["--no-tty", "--hostname", hostname])
-        .args(args)
-        .stdin(Stdio::null());
+    command.args(["--no-tty", "--hostname", hostname]);
+    let own_map = args
+        .iter()
+        .any(|arg| arg.starts_with("--uid-map") || arg.starts_with("--gid-map"));
+    if let (Some(map), false) = (test_id_map(), own_map) {
+        command.args(["--uid-map", &map, "--gid-map", &map]);
+    }
+    command.args(args).stdin(Stdio::null());
     if let Some(uid) = uid {
         command.uid(uid).gid(uid);
     }
@@ -262,4 +266,111 @@ fn not_root() {
         Some(65534),
     );
     assert_one_clear_line(&run, 125, &["root", "sudo"]);
+}
+
+#[test]
+fn a_missing_required_flag_is_named() {
+    let run = crabcan(&["--", "/bin/true"]);
+    assert_one_clear_line(&run, 125, &["--mount", "not provided", "crabcan --help"]);
+}
+
+#[test]
+fn negative_and_oversized_limits_are_refused_naming_the_flag() {
+    let rootfs = rootfs();
+    let rootfs = rootfs.to_str().unwrap();
+    for (args, needles) in [
+        (vec!["--memory", "-1"], vec!["--memory", "-1"]),
+        (vec!["--memory", "0"], vec!["--memory", "6 MiB"]),
+        (vec!["--memory", "4k"], vec!["--memory", "6 MiB"]),
+        (vec!["--memory", "100K"], vec!["--memory", "6 MiB"]),
+        (vec!["--pids", "18446744073709551615"], vec!["--pids", "4194304"]),
+        (vec!["--cpus", "1000"], vec!["--cpus", "CPUs available"]),
+        (vec!["--nofile", "-5"], vec!["--nofile"]),
+        (vec!["--no-cgroup", "--memory", "64M"], vec!["--memory", "--no-cgroup"]),
+        (vec!["--no-cgroup", "--pids", "10"], vec!["--pids", "--no-cgroup"]),
+    ] {
+        let mut full = vec!["--mount", rootfs];
+        full.extend(&args);
+        full.extend(["--", "/bin/true"]);
+        assert_one_clear_line(&crabcan(&full), 125, &needles);
+    }
+}
+
+#[test]
+fn binds_onto_the_kernel_filesystems_are_refused() {
+    let rootfs = rootfs();
+    let rootfs = rootfs.to_str().unwrap();
+    let source = TempDir::new("kernel-bind");
+    let source = source.path().display().to_string();
+    for target in ["/proc", "/proc/1", "/sys", "//sys/./kernel", "/dev", "/dev/shm/x"] {
+        let spec = format!("{source}:{target}");
+        let run = crabcan(&["--mount", rootfs, "--add", &spec, "--", "/bin/true"]);
+        assert_one_clear_line(&run, 125, &[target, "kernel filesystem"]);
+    }
+    let run = crabcan(&["--mount", rootfs, "--add", "/proc:/proc", "--", "/bin/true"]);
+    assert_one_clear_line(&run, 125, &["/proc"]);
+}
+
+#[test]
+fn an_unwritable_stderr_does_not_crash_crabcan() {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let status = Command::new(crabcan_bin())
+        .args(["--mount", "/nonexistent/rootfs", "--", "/bin/true"])
+        .stdin(Stdio::null())
+        .stderr(full)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(125), "{status:?}: crabcan must not abort (134)");
+}
+
+#[test]
+fn control_characters_in_a_command_are_shown_escaped() {
+    let rootfs = rootfs();
+    let run = crabcan(&["--mount", rootfs.to_str().unwrap(), "--", "/bin/true\u{1}"]);
+    assert_one_clear_line(&run, 127, &[r"$'/bin/true\x01'", "not found"]);
+    assert!(!run.stderr.contains('\u{1}'));
+}
+
+#[test]
+fn a_script_whose_interpreter_is_missing_says_so() {
+    let dir = TempDir::new("interp");
+    let copy = dir.path().join("rootfs");
+    let status = Command::new("cp").arg("-a").arg(rootfs()).arg(&copy).status().unwrap();
+    assert!(status.success());
+    let script = copy.join("bin/needs-python");
+    std::fs::write(&script, "#!/usr/bin/python3\nprint('hi')\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let run = crabcan(&["--mount", copy.to_str().unwrap(), "--", "/bin/needs-python"]);
+    assert_one_clear_line(
+        &run,
+        127,
+        &["/bin/needs-python", "interpreter /usr/bin/python3", "missing"],
+    );
+}
+
+/// A rootfs the container's root cannot enter: the child's own error (EACCES on the first mount
+/// point, with the fix) must win over the broken handshake it leaves behind, every time.
+#[test]
+fn the_containers_own_setup_error_wins_the_race_every_time() {
+    let dir = TempDir::new("locked");
+    let locked = dir.path().join("rootfs");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(rootfs())
+        .arg(&locked)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Owned by a host uid outside every container's map, closed to everyone else.
+    let status = Command::new("chown")
+        .args(["-R", "-h", "12345:12345"])
+        .arg(&locked)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    for _ in 0..20 {
+        let run = crabcan(&["--mount", locked.to_str().unwrap(), "--", "/bin/true"]);
+        assert_one_clear_line(&run, 125, &["EACCES", "cannot enter the rootfs", "chown"]);
+    }
 }

@@ -103,6 +103,10 @@ fn a_crabcan_in_another_pid_namespace_keeps_its_container() {
     if !tool_available_or_skip_in_vm("unshare", "it runs crabcan in a new pid namespace") {
         return;
     }
+    if std::env::var_os("CRABCAN_IN_VM").is_some() {
+        println!("crabcan-skip: busybox's unshare in the VM starts the inner crabcan as pid 1, a pid the host has too, so the test would prove nothing; it runs on the host with util-linux");
+        return;
+    }
     let inner = Crabcan::new("inner");
     let _clean_up = CleanUp(&inner.hostname);
     let crabcan = inner.command(&["/bin/sleep", "20"]);

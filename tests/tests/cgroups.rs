@@ -94,6 +94,27 @@ fn container_sees_its_own_limits_in_a_read_only_cgroupfs() {
     );
 }
 
+/// A child killed by the OOM killer is a fact to report, not the command's fate: the command's
+/// own status stays, with a warning line.
+#[test]
+fn an_oom_killed_child_leaves_the_commands_status() {
+    let run = Crabcan::new("oom-child")
+        .args(["--memory", "64M"])
+        .sh("dd if=/dev/zero of=/dev/null bs=200M count=1 2>/dev/null; sleep 1; exit 3");
+    run.expect_code(3);
+    assert!(
+        run.stderr
+            .contains("a process of the container was killed: out of memory (limit 64 MiB)"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("container killed"), "{}", run.stderr);
+    let ok = Crabcan::new("oom-child-0")
+        .args(["--memory", "64M"])
+        .sh("dd if=/dev/zero of=/dev/null bs=200M count=1 2>/dev/null; exit 0");
+    ok.expect_code(0);
+}
+
 #[test]
 fn container_sees_its_cgroup_as_root() {
     let run = Crabcan::new("cg-ns").run(&["/bin/cat", "/proc/self/cgroup"]);

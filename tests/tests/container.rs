@@ -54,7 +54,10 @@ fn uid_and_gid_maps_are_a_private_range_of_crabcans_pool() {
     assert_eq!(lines[0][2], "65536");
     assert_eq!(lines[0], lines[1], "uids and gids come from the same slot");
     let outside: u64 = lines[0][1].parse().unwrap();
-    assert!(outside >= 1 << 31 && (outside - (1 << 31)).is_multiple_of(65536), "{outside}");
+    assert!(
+        outside >= 1 << 31 && (outside - (1 << 31)).is_multiple_of(65536),
+        "{outside}"
+    );
     assert_eq!(lines[2], ["0"]);
 }
 
@@ -205,6 +208,73 @@ fn kernel_files_are_masked_and_proc_sys_is_read_only() {
     assert_eq!(run.value("firmware").as_deref(), Some("0"));
     assert_eq!(run.value("keys").as_deref(), Some("0"));
     assert_eq!(run.value("sysfs").as_deref(), Some("refused"));
+}
+
+/// Every path Docker masks is empty (a file) or an empty directory, and what it makes read-only
+/// refuses writes.
+#[test]
+fn every_path_docker_masks_is_masked() {
+    let run = Crabcan::new("masks").sh(
+        "for p in /proc/asound /proc/acpi /proc/interrupts /proc/kcore /proc/keys /proc/latency_stats \
+                  /proc/timer_list /proc/timer_stats /proc/sched_debug /proc/scsi /proc/sysrq-trigger \
+                  /sys/firmware /sys/devices/virtual/powercap; do \
+           if [ -d $p ]; then echo \"$p=$(ls -A $p | wc -l)\"; elif [ -e $p ]; then echo \"$p=$(head -c 64 $p | wc -c)\"; fi; \
+         done; \
+         for p in /proc/bus /proc/fs /proc/irq /proc/sys; do \
+           [ -e $p ] && echo \"$p=$(awk -v p=$p '$2 == p {split($4, o, \",\"); print o[1]}' /proc/mounts)\"; \
+         done",
+    );
+    run.expect_success();
+    assert!(run.stdout.contains("/proc/interrupts="), "{}", run.stdout);
+    for line in run.stdout.lines() {
+        let (path, value) = line.split_once('=').unwrap();
+        let expected = if ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"].contains(&path) {
+            "ro"
+        } else {
+            "0"
+        };
+        assert_eq!(value, expected, "{path} is not masked: {}", run.stdout);
+    }
+}
+
+#[test]
+fn tmp_is_a_tmpfs_of_bounded_size() {
+    let size_kib = |run: &Run| -> u64 {
+        let line = run.stdout.lines().last().unwrap_or_default().to_owned();
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|kib| kib.parse().ok())
+            .unwrap_or(0)
+    };
+    let limited = Crabcan::new("tmp-64m").args(["--memory", "64M"]).sh("df -k /tmp");
+    limited.expect_success();
+    assert_eq!(size_kib(&limited), 64 * 1024, "{}", limited.stdout);
+    let sized = Crabcan::new("tmp-size").args(["--tmp-size", "8M"]).sh("df -k /tmp");
+    sized.expect_success();
+    assert_eq!(size_kib(&sized), 8 * 1024, "{}", sized.stdout);
+    let default = Crabcan::new("tmp-default").sh("df -k /tmp");
+    default.expect_success();
+    assert_eq!(
+        size_kib(&default),
+        1024 * 1024,
+        "the default memory limit, 1G: {}",
+        default.stdout
+    );
+}
+
+#[test]
+fn open_files_default_to_1024_soft_and_524288_hard_capped_at_crabcans_own() {
+    let mut own = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) }, 0);
+    let hard = own.rlim_max.min(524_288);
+    let run = Crabcan::new("nofile-default").sh("echo soft=$(ulimit -n); echo hard=$(ulimit -Hn)");
+    run.expect_success();
+    assert_eq!(run.value("soft"), Some(hard.min(1024).to_string()), "{}", run.stdout);
+    assert_eq!(run.value("hard"), Some(hard.to_string()), "{}", run.stdout);
 }
 
 #[test]
@@ -518,5 +588,140 @@ fn held_container_dies_with_a_signal_to_crabcan() {
     // namespace, no handler) would discard SIGTERM, so crabcan applies its default action.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(143));
+    before.assert_clean_after(&c.hostname);
+}
+
+/// The zombie children of `hostname`'s container processes (a zombie has left its cgroup, so
+/// it is found through its parent).
+fn zombies_of(hostname: &str) -> Vec<i32> {
+    let parents = processes_in_container_cgroup(hostname);
+    let mut zombies = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let mut fields = rest.split(' ');
+        let (state, ppid) = (fields.next(), fields.next().and_then(|p| p.parse::<i32>().ok()));
+        if state == Some("Z") && ppid.is_some_and(|ppid| parents.contains(&ppid)) {
+            zombies.push(pid);
+        }
+    }
+    zombies
+}
+
+/// `--init`: a pid 1 that forwards signals to the command and reaps orphans, so a command
+/// never written to be pid 1 ends on SIGTERM and leaves no zombies.
+#[test]
+fn init_forwards_signals_and_reaps_orphans() {
+    // An orphan ends while the command (exec'd `sleep`, no reaper) runs: without an init it
+    // stays a zombie of pid 1.
+    let orphan = "sh -c 'sleep 0.2 &'; exec sleep 30";
+    for (init, zombies_expected) in [(false, true), (true, false)] {
+        let c = Crabcan::new("init-reap").args(if init { vec!["--init"] } else { vec![] });
+        let mut child = c.command(&["/bin/sh", "-c", orphan]).spawn().unwrap();
+        wait_for_command(&c.hostname, "sleep");
+        if zombies_expected {
+            let zombie = wait_until(5, || !zombies_of(&c.hostname).is_empty());
+            assert!(zombie, "the test needs a zombie without --init");
+        } else {
+            // The orphan ends 0.2 s in; a zombie of the init would show by then.
+            std::thread::sleep(std::time::Duration::from_millis(800));
+            assert!(
+                zombies_of(&c.hostname).is_empty(),
+                "--init left zombies: {:?}",
+                zombies_of(&c.hostname)
+            );
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let run = Crabcan::new("init-pid")
+        .args(["--init"])
+        .sh("echo pid=$$; echo init=$(tr '\\0' ' ' < /proc/1/cmdline)");
+    run.expect_success();
+    assert_eq!(
+        run.value("pid").as_deref(),
+        Some("2"),
+        "the command is not pid 2: {}",
+        run.stdout
+    );
+    let init = run.value("init").unwrap_or_default();
+    assert_eq!(
+        init.trim(),
+        "crabcan-init",
+        "no host path in the init's command line: {init}"
+    );
+    // SIGTERM to crabcan reaches `sleep`, which dies of it: 128 + 15.
+    let c = Crabcan::new("init-term").args(["--init"]);
+    let before = HostSnapshot::take();
+    let mut child = c.command(&["/bin/sleep", "30"]).spawn().unwrap();
+    wait_for_command(&c.hostname, "sleep");
+    // SAFETY: kill(2) of the crabcan this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    before.assert_clean_after(&c.hostname);
+}
+
+/// Ctrl-C typed at the container's terminal interrupts a command that is not pid 1 (`--init`).
+#[test]
+fn ctrl_c_behind_a_pty_stops_the_command_with_init() {
+    if !tool_available_or_skip_in_vm("script", "it gives crabcan a terminal") {
+        return;
+    }
+    use std::io::Write;
+    let c = Crabcan::new("init-ctrl-c");
+    let before = HostSnapshot::take();
+    let inner = format!(
+        "{} --mount {} --hostname {} --init -- sleep 100; echo rc=$?",
+        crabcan_bin().display(),
+        rootfs().display(),
+        c.hostname
+    );
+    let mut script = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_command(&c.hostname, "sleep");
+    script.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
+    let output = script.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("rc=130"),
+        "Ctrl-C did not end sleep with SIGINT: {stdout:?}"
+    );
+    before.assert_clean_after(&c.hostname);
+}
+
+/// A crabcan whose stdin is a terminal it is not the foreground of (`crabcan ... &`, `timeout
+/// crabcan ...`) takes no pty, so it is never stopped by SIGTTOU.
+#[test]
+fn a_crabcan_in_the_background_of_a_terminal_does_not_hang() {
+    if !tool_available_or_skip_in_vm("script", "it gives crabcan a terminal") {
+        return;
+    }
+    let c = Crabcan::new("background");
+    let before = HostSnapshot::take();
+    let inner = format!(
+        "timeout 20 {} --mount {} --hostname {} -- /bin/true; echo rc=$?",
+        crabcan_bin().display(),
+        rootfs().display(),
+        c.hostname
+    );
+    let output = std::process::Command::new("timeout")
+        .args(["30", "script", "-qec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("rc=0"),
+        "crabcan hung or failed in the background: {stdout:?}"
+    );
     before.assert_clean_after(&c.hostname);
 }

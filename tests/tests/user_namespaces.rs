@@ -245,10 +245,9 @@ fn a_root_owned_rootfs_is_idmapped_where_the_kernel_can_and_used_as_it_is_with_o
     let _serial = serial();
     let dir = TempDir::new("idmap");
     let copy = root_owned_rootfs(dir.path());
-    let run = Crabcan::new("idmap")
-        .rootfs(&copy)
-        .auto_ids()
-        .sh("echo hi > /root/x 2>/dev/null && echo wrote=yes || echo wrote=no; echo owner=$(stat -c %u /bin/busybox)");
+    let run = Crabcan::new("idmap").rootfs(&copy).auto_ids().sh(
+        "(echo hi > /root/x) 2>/dev/null && echo wrote=yes || echo wrote=no; echo owner=$(stat -c %u /bin/busybox)",
+    );
     run.expect_success();
     if idmap_supported(dir.path()) {
         assert_eq!(run.value("wrote").as_deref(), Some("yes"), "{run:?}");

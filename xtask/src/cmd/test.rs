@@ -59,8 +59,15 @@ pub fn run(args: &TestArgs) -> Result<i32, CmdError> {
 }
 
 /// What the tests need besides the Rust toolchain: busybox for the rootfs, gcc and libc.a for
-/// the static seccomp probe, `script` for the pty tests, qemu for the VM.
-const TEST_PACKAGES: [&str; 5] = ["busybox-static", "libseccomp-dev", "gcc", "libc6-dev", "bsdutils"];
+/// the static seccomp probe, `script` for the pty tests, `newuidmap` for the subordinate-id tests.
+const TEST_PACKAGES: [&str; 6] = [
+    "busybox-static",
+    "libseccomp-dev",
+    "gcc",
+    "libc6-dev",
+    "bsdutils",
+    "uidmap",
+];
 
 fn phases(args: &TestArgs, tally: &mut Tally) -> Result<(), CmdError> {
     crate::util::packages::ensure(&TEST_PACKAGES)?;

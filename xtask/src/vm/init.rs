@@ -42,8 +42,10 @@ done
 ip link set lo up 2>/dev/null
 # crabcan reads the accounts to choose host ids no one owns.
 mkdir -p /etc /run
-[ -f /etc/passwd ] || printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n' > /etc/passwd
-[ -f /etc/group ] || printf 'root:x:0:\nnogroup:x:65534:\n' > /etc/group
+grep -q '^root:' /etc/passwd 2>/dev/null || echo 'root:x:0:0:root:/root:/bin/sh' >> /etc/passwd
+grep -q '^nobody:' /etc/passwd || echo 'nobody:x:65534:65534::/:/bin/false' >> /etc/passwd
+grep -q '^root:' /etc/group 2>/dev/null || echo 'root:x:0:' >> /etc/group
+grep -q '^nogroup:' /etc/group || echo 'nogroup:x:65534:' >> /etc/group
 rootfs_type=$(awk '$2 == "/" {t=$3} END {print t}' /proc/mounts)
 echo "CRABCAN-VM-BOOTED kernel=$(uname -r) root=$rootfs_type cgroup=[$(cat /sys/fs/cgroup/cgroup.subtree_control)] cpus=$(nproc)"
 
