@@ -55,7 +55,7 @@ impl Failure {
 
 impl From<crabcan_core::Error> for Failure {
     fn from(error: crabcan_core::Error) -> Failure {
-        use crabcan_core::id_ranges::IdRangeError;
+        use crabcan_core::IdRangeError;
         // The library names the maps; the user wrote flags.
         let message = match &error {
             crabcan_core::Error::Ids(IdRangeError::MapOverlaps { .. } | IdRangeError::MapInPool { .. }) => error
@@ -211,7 +211,7 @@ fn limits(args: &Args) -> Result<Option<Limits>, Failure> {
 /// foreground: a crabcan in the background (`crabcan ... &`, `timeout crabcan ...`) that put
 /// the terminal in raw mode would be stopped by SIGTTOU and take the terminal from the shell.
 fn terminal(args: &Args) -> Result<Terminal, Failure> {
-    use crabcan_core::terminal::{is_foreground, is_terminal};
+    use crabcan_core::{is_foreground, is_terminal};
     if args.no_tty {
         return Ok(Terminal::Inherit);
     }
@@ -235,7 +235,7 @@ fn seccomp_filter(args: &Args) -> Result<Option<crabcan_seccomp::CompiledFilter>
 fn exit_code_of(report: &ExitReport) -> i32 {
     let limit = report
         .memory_limit
-        .map(|bytes| format!(" (limit {})", crabcan_core::error::human_size(bytes)))
+        .map(|bytes| format!(" (limit {})", crabcan_core::human_size(bytes)))
         .unwrap_or_default();
     if report.command_oom_killed() {
         say(&format!("container killed: out of memory{limit}"));

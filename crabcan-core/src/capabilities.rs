@@ -55,6 +55,7 @@ impl CapabilitySet {
         Ok(CapabilitySet(set))
     }
 
+    /// Whether the set keeps `capability`.
     pub fn contains(&self, capability: Capability) -> bool {
         self.0.contains(&capability)
     }

@@ -58,10 +58,20 @@ const VIEW_FLAGS: MsFlags = MsFlags::MS_RDONLY
     .union(MsFlags::MS_NODEV)
     .union(MsFlags::MS_NOEXEC);
 
-/// Mounts `view` (inside the container, after pivot_root and the cgroup namespace). Returns
-/// the path and errno of a failure.
-pub fn mount(view: &CgroupView) -> Result<(), (String, Errno)> {
-    let at = |path: &str, errno| (path.to_owned(), errno);
+/// Mounting the view failed at `path`.
+#[derive(Debug, thiserror::Error)]
+#[error("mounting the container's cgroup view on {path}: {errno}")]
+pub struct CgroupViewError {
+    pub path: String,
+    pub errno: Errno,
+}
+
+/// Mounts `view` (inside the container, after pivot_root and the cgroup namespace).
+pub fn mount(view: &CgroupView) -> Result<(), CgroupViewError> {
+    let at = |path: &str, errno| CgroupViewError {
+        path: path.to_owned(),
+        errno,
+    };
     match view {
         CgroupView::None => Ok(()),
         CgroupView::V2 => nix::mount::mount(Some("cgroup2"), MOUNT_POINT, Some("cgroup2"), VIEW_FLAGS, None::<&str>)

@@ -114,8 +114,8 @@ fn set_up_and_exec(
     ops.set_no_new_privs()?;
 
     ops.enter_working_directory(&config.workdir)?;
-    let prepared =
-        exec::prepare(&config.argv, &config.environment()).map_err(|why| Failure::new("exec", Errno::EINVAL, why))?;
+    let prepared = exec::prepare(&config.argv, &config.environment())
+        .map_err(|error| Failure::new("exec", Errno::EINVAL, error.to_string()))?;
     ops.reset_signals()?;
 
     log::debug!("identity, capabilities and limits applied");

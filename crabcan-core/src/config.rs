@@ -33,7 +33,9 @@ pub const DEFAULT_TMP_SIZE: u64 = 1 << 30;
 /// RLIMIT_NOFILE of the container's process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileLimit {
+    /// The soft limit: what the process gets.
     pub soft: u64,
+    /// The hard limit: the most it may raise the soft one to.
     pub hard: u64,
 }
 
@@ -60,7 +62,7 @@ pub enum Terminal {
 /// Who releases a container held before execve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartGate {
-    /// crabcan itself, with [`crate::Container::start`].
+    /// crabcan itself, with [`crate::CreatedContainer::start`].
     Parent,
     /// Whichever process opens this FIFO for reading (`cat PATH`): another crabcan, a script,
     /// an OCI `start`. The FIFO must exist and be writable by the container's user (e.g.
@@ -76,7 +78,12 @@ pub enum IdMapping {
     /// podman's `--userns=auto`). Container ids 0..65536.
     Auto,
     /// These ranges; refused when they overlap another user's subordinate ids or an account.
-    Fixed { uid_map: IdRange, gid_map: IdRange },
+    Fixed {
+        /// The uid map.
+        uid_map: IdRange,
+        /// The gid map.
+        gid_map: IdRange,
+    },
 }
 
 impl IdMapping {
@@ -115,27 +122,34 @@ pub struct ContainerConfig {
     pub hostname: String,
     /// Which host ids the container's ids are.
     pub id_mapping: IdMapping,
-    /// The uid and gid the command runs as inside the container.
+    /// The uid the command runs as inside the container.
     pub uid: u32,
+    /// The gid the command runs as inside the container.
     pub gid: u32,
+    /// Host paths bound into the container (`--add`), in order.
     pub mounts: Vec<BindMount>,
     /// Extra environment (`--env`), applied over the defaults.
     pub env: Vec<(String, String)>,
+    /// The command's working directory inside the container (created if missing).
     pub workdir: PathBuf,
     /// Cgroup limits; `None` runs the container without a cgroup of its own.
     pub limits: Option<Limits>,
+    /// What to do when the host lacks a cgroup controller a limit needs.
     pub missing_controllers: MissingController,
     /// RLIMIT_NOFILE; `None` is [`DEFAULT_NOFILE`], capped at crabcan's own hard limit.
     pub nofile: Option<FileLimit>,
     /// Size of the `/tmp` tmpfs in bytes; `None` is the memory limit, or [`DEFAULT_TMP_SIZE`].
     pub tmp_size: Option<u64>,
+    /// The capabilities the command keeps (as root; a non-root command keeps none).
     pub capabilities: CapabilitySet,
     /// The compiled seccomp filter; `None` means unconfined.
     pub seccomp: Option<CompiledFilter>,
+    /// A pty of its own, or crabcan's stdio in a new session.
     pub terminal: Terminal,
     /// Run a minimal init as pid 1 that forwards signals to the command and reaps zombies
-    /// (see [`crate::init`]).
+    /// (like `docker run --init`).
     pub init: bool,
+    /// Who releases the container held before execve.
     pub start_gate: StartGate,
     /// Read resource use from the cgroup at exit (for `--debug`); off by default, it costs a
     /// dozen file reads.

@@ -1,43 +1,46 @@
-//! The parent's side of a container's life: create (validate, cgroup, clone, id maps, handshake
-//! up to a process held before execve), start (release it), wait (forward signals, relay the
-//! pty, reap), and clean up on every path. Dropping a [`Container`] at any point kills its
-//! process and removes its cgroup; its mounts live only in its own mount namespace and vanish
-//! with it, and it never creates a directory on the host.
+//! The parent's side of a container's life, as types: [`create`] validates, makes the cgroup,
+//! clones the process and takes it through its setup, giving a [`CreatedContainer`] (held just
+//! before execve); [`CreatedContainer::start`] releases it, giving a [`RunningContainer`];
+//! [`RunningContainer::wait`] forwards signals, relays the pty, reaps, removes the cgroup and
+//! reports. A container dropped in either state is killed and its cgroup removed; its mounts
+//! live only in its own mount namespace and vanish with it, and no directory is made on the
+//! host.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 
 use crabcan_cgroups::{CgroupHost, ContainerCgroup, Layout, Stats};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-
-use std::path::Path;
 
 use crate::config::{ContainerConfig, IdMapping, StartGate};
 use crate::error::{ConfigError, Error, Result};
 use crate::handshake::{Channel, Message, Received};
 use crate::id_ranges::{self, IdFiles, IdKind, IdLease};
-use crate::idmap;
 use crate::namespaces::{
     clone_flags, clone_into_namespaces, clone_into_namespaces_and_cgroup, write_id_maps, CloneResult,
 };
-use crate::signals::{self, BlockedSignals};
+use crate::signals::{BlockedSignals, Forwarder};
 use crate::spec::IdRange;
-use crate::{child, terminal};
+use crate::terminal::{self, PtyRelay, RelayEnd};
+use crate::{child, idmap};
 
 /// How the container's first process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
+    /// It exited with this status.
     Exited(i32),
+    /// It was killed by this signal.
     Signaled(i32),
 }
 
 /// What crabcan knows after the container is gone.
 #[derive(Debug, Clone)]
 pub struct ExitReport {
+    /// How the command ended.
     pub status: ExitStatus,
     /// The kernel's OOM killer killed a process of the container (the command itself, or any
     /// other: see [`ExitReport::command_oom_killed`]), like Docker's `OOMKilled`.
@@ -71,110 +74,287 @@ impl ExitReport {
     }
 }
 
-/// A container whose first process exists, set up and held before execve (after
-/// [`Container::create`]) or running the command (after [`Container::start`]).
-pub struct Container {
+/// Creates, starts and waits for a container: what `crabcan --mount DIR --command CMD` does.
+pub fn run(config: ContainerConfig) -> Result<ExitReport> {
+    create(config)?.start()?.wait()
+}
+
+/// Validates `config`, chooses the container's host ids, creates its cgroup, clones its process
+/// into new namespaces and takes it through its whole setup. The process is then held just
+/// before execve.
+///
+/// Must be called from a single-threaded process (checked): the container process is a
+/// fork-like clone of the caller.
+pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
+    let config = config.validate()?;
+    check_privileges()?;
+    check_single_threaded()?;
+    let host_ids = HostIds::choose(&config.id_mapping)?;
+    log::debug!(
+        "configuration checked; container ids are host uids {} and gids {}",
+        host_ids.uid_map,
+        host_ids.gid_map
+    );
+    // The host's cgroup mounts, read once. On cgroup v2 the cgroup exists before the clone,
+    // which puts the child straight into it; elsewhere it is made while the child sets up its
+    // filesystem.
+    let cgroup_host = match config.limits {
+        Some(_) => Some(CgroupHost::detect()?),
+        None => None,
+    };
+    if let Some(host) = &cgroup_host {
+        remove_stale_cgroups(host);
+    }
+    let cgroup = match &cgroup_host {
+        Some(host) if host.layout() == Layout::V2 => create_cgroup(host, &config)?,
+        _ => None,
+    };
+    let (parent_end, child_end) =
+        Channel::pair().map_err(|errno| Error::sys("socketpair(AF_UNIX, SOCK_SEQPACKET)", errno))?;
+    let blocked = BlockedSignals::block().map_err(|errno| Error::sys("sigprocmask", errno))?;
+    log::debug!("cloning into new namespaces (hostname {})", config.hostname);
+    let (cloned, born_in_cgroup) = clone_child(cgroup.as_ref());
+    let child = match cloned {
+        Ok(CloneResult::Child) => {
+            drop(parent_end);
+            child::run(&config, cgroup_host.as_ref().map(CgroupHost::layout), child_end)
+        }
+        Ok(CloneResult::Parent { child }) => child,
+        Err(errno) => {
+            return Err(Error::sys(
+                "clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET)",
+                errno,
+            ))
+        }
+    };
+    drop(child_end);
+    let mut inner = Inner {
+        hostname: config.hostname.clone(),
+        child: Some(child),
+        channel: parent_end,
+        memory_limit: config.limits.as_ref().and_then(|limits| limits.memory),
+        collect_stats: config.collect_stats,
+        released_by_fifo: matches!(config.start_gate, StartGate::Fifo(_)),
+        host_ids,
+        cgroup,
+        pty_master: None,
+        _blocked: blocked,
+    };
+    inner.set_up_child(&config, child, born_in_cgroup, cgroup_host.as_ref())?;
+    Ok(CreatedContainer { inner })
+}
+
+/// A container whose first process is set up and held just before execve.
+pub struct CreatedContainer {
+    inner: Inner,
+}
+
+/// A container whose command runs (or, with a [`StartGate::Fifo`], runs once another process
+/// opens the FIFO).
+pub struct RunningContainer {
+    inner: Inner,
+    /// Released through the FIFO by someone else: execve's outcome is still to be read from
+    /// the handshake socket while waiting.
+    exec_pending: bool,
+    exec_error: Option<Error>,
+}
+
+impl CreatedContainer {
+    /// The container's first process, as seen from the host.
+    pub fn pid(&self) -> Option<i32> {
+        self.inner.pid()
+    }
+
+    /// The container's hostname (which also names its cgroup).
+    pub fn hostname(&self) -> &str {
+        &self.inner.hostname
+    }
+
+    /// The container's cgroup, if it has one.
+    pub fn cgroup(&self) -> Option<&ContainerCgroup> {
+        self.inner.cgroup.as_ref()
+    }
+
+    /// Releases the process held before execve. Returns once the command runs (the handshake
+    /// socket closes at execve), or with the reason it could not be executed.
+    ///
+    /// With a [`StartGate::Fifo`], crabcan does not release the process itself: whoever opens
+    /// the FIFO does, and [`RunningContainer::wait`] reports an exec failure then.
+    pub fn start(self) -> Result<RunningContainer> {
+        let running = RunningContainer {
+            exec_pending: self.inner.released_by_fifo,
+            inner: self.inner,
+            exec_error: None,
+        };
+        if running.exec_pending {
+            return Ok(running);
+        }
+        if let Some(master) = &running.inner.pty_master {
+            terminal::size_like_caller(master.as_fd());
+        }
+        running
+            .inner
+            .channel
+            .send(&Message::Start)
+            .map_err(|errno| Error::sys("sending Start to the container", errno))?;
+        let received = running.inner.receive()?;
+        exec_outcome(received)?;
+        Ok(running)
+    }
+}
+
+/// What the event loop of [`RunningContainer::wait`] polls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Signals,
+    Handshake,
+    Pty(RelayEnd),
+}
+
+impl RunningContainer {
+    /// The container's first process, as seen from the host.
+    pub fn pid(&self) -> Option<i32> {
+        self.inner.pid()
+    }
+
+    /// The container's hostname (which also names its cgroup).
+    pub fn hostname(&self) -> &str {
+        &self.inner.hostname
+    }
+
+    /// The container's cgroup, if it has one.
+    pub fn cgroup(&self) -> Option<&ContainerCgroup> {
+        self.inner.cgroup.as_ref()
+    }
+
+    /// Waits for the command to end, forwarding signals and relaying the pty meanwhile, then
+    /// removes the cgroup and reports.
+    pub fn wait(mut self) -> Result<ExitReport> {
+        let status = self.event_loop()?;
+        log::debug!("command ended: {status:?}");
+        if let Some(error) = self.exec_error.take() {
+            return Err(error);
+        }
+        let inner = &mut self.inner;
+        let oom_killed = inner.cgroup.as_ref().is_some_and(ContainerCgroup::oom_killed);
+        let stats = if inner.collect_stats {
+            inner.cgroup.as_ref().map(ContainerCgroup::stats)
+        } else {
+            None
+        };
+        if let Some(cgroup) = inner.cgroup.take() {
+            cgroup.remove()?;
+            log::debug!("cgroup removed");
+        }
+        Ok(ExitReport {
+            status,
+            oom_killed,
+            memory_limit: inner.memory_limit,
+            stats,
+        })
+    }
+
+    fn event_loop(&mut self) -> Result<ExitStatus> {
+        let Some(child) = self.inner.child else {
+            return Err(Error::Protocol {
+                detail: "the container has no process to wait for".into(),
+            });
+        };
+        let signals = Forwarder::new().map_err(|errno| Error::sys("signalfd", errno))?;
+        let master = self.inner.pty_master.take();
+        let mut relay = master.as_ref().map(|master| PtyRelay::new(master.as_fd()));
+        // A signal whose default action crabcan applied for the container's init: the exit
+        // status reports it rather than the SIGKILL that did it.
+        let mut emulated_signal: Option<Signal> = None;
+        loop {
+            if let Some(mut status) = self.inner.reap(child, WaitPidFlag::WNOHANG)? {
+                if let (ExitStatus::Signaled(9), Some(signal)) = (status, emulated_signal) {
+                    status = ExitStatus::Signaled(signal as i32);
+                }
+                if let Some(relay) = relay.as_mut() {
+                    relay.drain();
+                }
+                if self.exec_pending {
+                    // The peer is gone, so this read cannot block: it is the exec failure, or EOF.
+                    self.note_exec_outcome();
+                }
+                return Ok(status);
+            }
+            let mut sources = vec![(Source::Signals, signals.as_fd())];
+            if self.exec_pending {
+                sources.push((Source::Handshake, self.inner.channel.as_fd()));
+            }
+            if let Some(relay) = relay.as_ref() {
+                sources.extend(relay.open_ends().into_iter().map(|(end, fd)| (Source::Pty(end), fd)));
+            }
+            for source in ready(&sources)? {
+                match source {
+                    Source::Signals => {
+                        let seen = signals.forward_pending(child);
+                        if let (true, Some(master)) = (seen.window_changed, master.as_ref()) {
+                            terminal::size_like_caller(master.as_fd());
+                        }
+                        emulated_signal = seen.emulated.or(emulated_signal);
+                    }
+                    Source::Handshake => self.note_exec_outcome(),
+                    Source::Pty(end) => {
+                        if let Some(relay) = relay.as_mut() {
+                            relay.pump(end);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A FIFO-gated container was released (or failed to exec) while crabcan waited.
+    fn note_exec_outcome(&mut self) {
+        self.exec_pending = false;
+        if let Err(error) = self.inner.receive().and_then(exec_outcome) {
+            self.exec_error = Some(error);
+        }
+    }
+}
+
+/// Polls `sources` until one is readable (or a signal interrupts); the readable ones.
+fn ready<T: Copy>(sources: &[(T, BorrowedFd<'_>)]) -> Result<Vec<T>> {
+    let mut fds: Vec<PollFd> = sources
+        .iter()
+        .map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
+    match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+        Ok(_) | Err(Errno::EINTR) => {}
+        Err(errno) => return Err(Error::sys("poll", errno)),
+    }
+    Ok(sources
+        .iter()
+        .zip(&fds)
+        .filter(|(_, fd)| fd.revents().is_some_and(|events| !events.is_empty()))
+        .map(|((source, _), _)| *source)
+        .collect())
+}
+
+/// What both states hold: the process, the handshake, the cgroup and the host ids. Dropping it
+/// kills the process, then removes the cgroup, then releases the ids.
+struct Inner {
     hostname: String,
     child: Option<Pid>,
     channel: Channel,
     cgroup: Option<ContainerCgroup>,
     memory_limit: Option<u64>,
     collect_stats: bool,
+    /// The start gate is a FIFO: `start` does not release the process itself.
+    released_by_fifo: bool,
     /// The container's host ids (and, for [`IdMapping::Auto`], their lease).
     host_ids: HostIds,
-    /// Released through a FIFO by another process rather than by `start`.
-    fifo_gate: bool,
-    /// Released, but execve's outcome not yet read from the handshake socket.
-    awaiting_exec: bool,
-    exec_error: Option<Error>,
     pty_master: Option<OwnedFd>,
     // Declared last: the signal mask comes back only after the child is reaped.
     _blocked: BlockedSignals,
 }
 
-/// Creates, starts and waits for a container: what `crabcan --mount DIR --command CMD` does.
-pub fn run(config: ContainerConfig) -> Result<ExitReport> {
-    let mut container = Container::create(config)?;
-    container.start()?;
-    container.wait()
-}
-
-impl Container {
-    /// Validates `config`, creates the cgroup, clones the process into its namespaces and takes
-    /// it through its whole setup. On return the process is held just before execve.
-    ///
-    /// Must be called from a single-threaded process (checked): the container process is a
-    /// fork-like clone of the caller.
-    pub fn create(config: ContainerConfig) -> Result<Container> {
-        let config = config.validate()?;
-        check_privileges()?;
-        check_single_threaded()?;
-        let host_ids = HostIds::choose(&config.id_mapping)?;
-        log::debug!(
-            "configuration checked; container ids are host uids {} and gids {}",
-            host_ids.uid_map,
-            host_ids.gid_map
-        );
-        // The host's cgroup mounts, read once. On cgroup v2 the cgroup exists before the clone,
-        // which puts the child straight into it; elsewhere it is made while the child sets up
-        // its filesystem.
-        let cgroup_host = match config.limits {
-            Some(_) => Some(CgroupHost::detect()?),
-            None => None,
-        };
-        let cgroup = match &cgroup_host {
-            Some(host) if host.layout() == Layout::V2 => create_cgroup(host, &config)?,
-            _ => None,
-        };
-        let (parent_end, child_end) =
-            Channel::pair().map_err(|errno| Error::sys("socketpair(AF_UNIX, SOCK_SEQPACKET)", errno))?;
-        let blocked = BlockedSignals::block().map_err(|errno| Error::sys("sigprocmask", errno))?;
-        log::debug!("cloning into new namespaces (hostname {})", config.hostname);
-        let (cloned, born_in_cgroup) = clone_child(cgroup.as_ref());
-        let child = match cloned {
-            Ok(CloneResult::Child) => {
-                drop(parent_end);
-                child::run(&config, cgroup_host.as_ref().map(CgroupHost::layout), child_end)
-            }
-            Ok(CloneResult::Parent { child }) => child,
-            Err(errno) => {
-                return Err(Error::sys(
-                    "clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET)",
-                    errno,
-                ))
-            }
-        };
-        drop(child_end);
-        let mut container = Container {
-            hostname: config.hostname.clone(),
-            child: Some(child),
-            channel: parent_end,
-            memory_limit: config.limits.as_ref().and_then(|limits| limits.memory),
-            collect_stats: config.collect_stats,
-            host_ids,
-            fifo_gate: matches!(config.start_gate, StartGate::Fifo(_)),
-            awaiting_exec: false,
-            exec_error: None,
-            cgroup,
-            pty_master: None,
-            _blocked: blocked,
-        };
-        container.set_up_child(&config, child, born_in_cgroup, cgroup_host.as_ref())?;
-        Ok(container)
-    }
-
-    /// The container's first process, as seen from the host.
-    pub fn pid(&self) -> Option<i32> {
+impl Inner {
+    fn pid(&self) -> Option<i32> {
         self.child.map(Pid::as_raw)
-    }
-
-    pub fn hostname(&self) -> &str {
-        &self.hostname
-    }
-
-    /// The container's cgroup, if it has one.
-    pub fn cgroup(&self) -> Option<&ContainerCgroup> {
-        self.cgroup.as_ref()
     }
 
     fn set_up_child(
@@ -184,8 +364,7 @@ impl Container {
         born_in_cgroup: bool,
         cgroup_host: Option<&CgroupHost>,
     ) -> Result<()> {
-        write_id_maps(child, &self.host_ids.uid_map, &self.host_ids.gid_map)
-            .map_err(|(what, errno)| Error::sys(what, errno))?;
+        write_id_maps(child, &self.host_ids.uid_map, &self.host_ids.gid_map)?;
         log::debug!("id maps written for pid {child}");
         let trees = idmap::make_trees(child, config, &idmap::wanted(config));
         let tree_fds: Vec<i32> = trees.fds.iter().map(AsRawFd::as_raw_fd).collect();
@@ -225,7 +404,11 @@ impl Container {
                     return Ok(());
                 }
                 Received::Message(Message::Failed { step, errno, detail }, _) => {
-                    return Err(Error::Setup { step, detail, errno })
+                    return Err(Error::Setup {
+                        step,
+                        detail,
+                        errno: Errno::from_raw(errno),
+                    })
                 }
                 Received::Message(other, _) => {
                     return Err(Error::Protocol {
@@ -233,113 +416,6 @@ impl Container {
                     })
                 }
                 Received::Closed => return Err(self.child_died()),
-            }
-        }
-    }
-
-    /// Releases the process held before execve. Returns once the command runs (the handshake
-    /// socket closes at execve), or with the reason it could not be executed.
-    ///
-    /// With a [`StartGate::Fifo`], crabcan does not release the process itself: whoever opens
-    /// the FIFO does, and [`Container::wait`] reports an exec failure then.
-    pub fn start(&mut self) -> Result<()> {
-        if self.fifo_gate {
-            self.awaiting_exec = true;
-            return Ok(());
-        }
-        if let Some(master) = &self.pty_master {
-            match_caller_window_size(master);
-        }
-        self.channel
-            .send(&Message::Start)
-            .map_err(|errno| Error::sys("sending Start to the container", errno))?;
-        let received = self.receive()?;
-        exec_outcome(received)
-    }
-
-    /// Waits for the command to end, forwarding signals and relaying the pty meanwhile, then
-    /// removes the cgroup and reports.
-    pub fn wait(mut self) -> Result<ExitReport> {
-        let status = self.event_loop()?;
-        log::debug!("command ended: {status:?}");
-        if let Some(error) = self.exec_error.take() {
-            return Err(error);
-        }
-        let oom_killed = self.cgroup.as_ref().is_some_and(ContainerCgroup::oom_killed);
-        let stats = if self.collect_stats {
-            self.cgroup.as_ref().map(ContainerCgroup::stats)
-        } else {
-            None
-        };
-        if let Some(cgroup) = self.cgroup.take() {
-            cgroup.remove()?;
-            log::debug!("cgroup removed");
-        }
-        Ok(ExitReport {
-            status,
-            oom_killed,
-            memory_limit: self.memory_limit,
-            stats,
-        })
-    }
-
-    fn event_loop(&mut self) -> Result<ExitStatus> {
-        let Some(child) = self.child else {
-            return Err(Error::Protocol {
-                detail: "the container has no process to wait for".into(),
-            });
-        };
-        let signal_fd = SignalFd::with_flags(&signals::handled(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-            .map_err(|errno| Error::sys("signalfd", errno))?;
-        let master = self.pty_master.take();
-        let mut relay = master.as_ref().map(|master| PtyRelay::new(master.as_fd()));
-        // A signal whose default action crabcan applied for the container's init (see
-        // `handle_signals`): the exit status reports it rather than the SIGKILL that did it.
-        let mut emulated_signal: Option<Signal> = None;
-        loop {
-            if let Some(mut status) = self.reap(child, WaitPidFlag::WNOHANG)? {
-                if let (ExitStatus::Signaled(9), Some(signal)) = (status, emulated_signal) {
-                    status = ExitStatus::Signaled(signal as i32);
-                }
-                if let Some(relay) = relay.as_mut() {
-                    relay.drain();
-                }
-                if self.awaiting_exec {
-                    // The peer is gone, so this read cannot block: it is the exec failure, or EOF.
-                    self.note_exec_outcome();
-                }
-                return Ok(status);
-            }
-            let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
-            if self.awaiting_exec {
-                fds.push(PollFd::new(self.channel.as_fd(), PollFlags::POLLIN));
-            }
-            if let Some(relay) = relay.as_ref() {
-                relay.add_poll_fds(&mut fds);
-            }
-            match nix::poll::poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(errno) => return Err(Error::sys("poll", errno)),
-            }
-            let ready: Vec<bool> = fds
-                .iter()
-                .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
-                .collect();
-            drop(fds);
-            if ready[0] {
-                if let Some(signal) = handle_signals(&signal_fd, child, master.as_ref()) {
-                    emulated_signal = Some(signal);
-                }
-            }
-            let mut next = 1;
-            if self.awaiting_exec {
-                if ready[1] {
-                    self.note_exec_outcome();
-                }
-                next = 2;
-            }
-            if let Some(relay) = relay.as_mut() {
-                relay.pump(&ready[next..]);
             }
         }
     }
@@ -362,17 +438,8 @@ impl Container {
         Ok(Some(exit))
     }
 
-    /// A FIFO-gated container was released (or failed to exec) while crabcan waited.
-    fn note_exec_outcome(&mut self) {
-        self.awaiting_exec = false;
-        match self.receive().and_then(exec_outcome) {
-            Ok(()) => {}
-            Err(error) => self.exec_error = Some(error),
-        }
-    }
-
     fn receive(&self) -> Result<Received> {
-        self.channel.receive().map_err(|detail| Error::Protocol { detail })
+        self.channel.receive().map_err(Error::from)
     }
 
     /// The conversation with the child broke during setup (`broken`: a send or receive that
@@ -381,7 +448,11 @@ impl Container {
     /// if it left nothing, say how it died.
     fn setup_failure(&mut self, broken: Error) -> Error {
         match self.receive() {
-            Ok(Received::Message(Message::Failed { step, errno, detail }, _)) => Error::Setup { step, detail, errno },
+            Ok(Received::Message(Message::Failed { step, errno, detail }, _)) => Error::Setup {
+                step,
+                detail,
+                errno: Errno::from_raw(errno),
+            },
             Ok(Received::Closed) | Err(_) if self.child.is_some() => self.child_died(),
             _ => broken,
         }
@@ -409,7 +480,7 @@ impl Container {
     }
 }
 
-impl Drop for Container {
+impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(child) = self.child.take() {
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
@@ -444,44 +515,15 @@ fn exec_outcome(received: Received) -> Result<()> {
                 _ => Error::CommandNotExecutable { command: detail, errno },
             })
         }
-        Received::Message(Message::Failed { step, errno, detail }, _) => Err(Error::Setup { step, detail, errno }),
+        Received::Message(Message::Failed { step, errno, detail }, _) => Err(Error::Setup {
+            step,
+            detail,
+            errno: Errno::from_raw(errno),
+        }),
         Received::Message(other, _) => Err(Error::Protocol {
             detail: format!("{other:?} after Start"),
         }),
     }
-}
-
-/// Forwards what arrived on the signalfd; SIGWINCH resizes the pty, SIGCHLD just wakes us.
-/// Where the container's first process would discard the signal (see
-/// [`signals::init_would_discard`]: it has the default action, which the kernel never applies
-/// to a pid namespace's init) crabcan applies that default action itself: the forwarded signals
-/// all terminate by default, so it kills the process, and returns the signal so the exit status
-/// can say 128+N for it. This also covers a container still held before execve.
-fn handle_signals(signal_fd: &SignalFd, child: Pid, pty_master: Option<&OwnedFd>) -> Option<Signal> {
-    let mut emulated = None;
-    while let Ok(Some(info)) = signal_fd.read_signal() {
-        let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
-            continue;
-        };
-        match signal {
-            Signal::SIGCHLD => {}
-            Signal::SIGWINCH => {
-                if let Some(master) = pty_master {
-                    match_caller_window_size(master);
-                }
-            }
-            forwarded if signals::init_would_discard(child, forwarded) => {
-                log::debug!("{forwarded}: the container's init has no handler, so crabcan ends it");
-                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
-                emulated = Some(forwarded);
-            }
-            forwarded => {
-                log::debug!("forwarding {forwarded} to the container");
-                let _ = nix::sys::signal::kill(child, forwarded);
-            }
-        }
-    }
-    emulated
 }
 
 /// Clones the container's process: straight into its cgroup where the host has cgroup v2 and
@@ -564,10 +606,9 @@ fn check_single_threaded() -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn create_cgroup(host: &CgroupHost, config: &ContainerConfig) -> Result<Option<ContainerCgroup>> {
-    let Some(limits) = &config.limits else {
-        return Ok(None);
-    };
+/// Removes the cgroups of crabcans that are gone (their lease is no longer held), so a
+/// SIGKILLed crabcan leaves nothing behind for long.
+fn remove_stale_cgroups(host: &CgroupHost) {
     match host.remove_stale() {
         Ok(removed) => {
             for name in removed {
@@ -576,102 +617,17 @@ fn create_cgroup(host: &CgroupHost, config: &ContainerConfig) -> Result<Option<C
         }
         Err(error) => log::warn!("could not look for stale cgroups: {error}"),
     }
+}
+
+fn create_cgroup(host: &CgroupHost, config: &ContainerConfig) -> Result<Option<ContainerCgroup>> {
+    let Some(limits) = &config.limits else {
+        return Ok(None);
+    };
     Ok(Some(host.create_cgroup(
         &config.hostname,
         limits,
         config.missing_controllers,
     )?))
-}
-
-/// Gives the container's pty the window size of crabcan's terminal (at start and on SIGWINCH).
-fn match_caller_window_size(master: &OwnedFd) {
-    if terminal::is_terminal(0) {
-        terminal::copy_window_size(unsafe_borrow(0), master.as_fd());
-    }
-}
-
-/// Relays bytes between crabcan's stdin/stdout and the container's pty master, with crabcan's
-/// terminal in raw mode for as long as the relay lives.
-struct PtyRelay<'a> {
-    master: BorrowedFd<'a>,
-    stdin_open: bool,
-    master_open: bool,
-    _raw: Option<terminal::RawMode>,
-}
-
-impl<'a> PtyRelay<'a> {
-    fn new(master: BorrowedFd<'a>) -> PtyRelay<'a> {
-        let raw = if terminal::is_terminal(0) {
-            terminal::RawMode::enable(unsafe_borrow(0)).ok()
-        } else {
-            None
-        };
-        PtyRelay {
-            master,
-            stdin_open: true,
-            master_open: true,
-            _raw: raw,
-        }
-    }
-
-    /// Adds, in order, the master and stdin to the poll set (only those still open).
-    fn add_poll_fds(&self, fds: &mut Vec<PollFd<'a>>) {
-        if self.master_open {
-            fds.push(PollFd::new(self.master, PollFlags::POLLIN));
-        }
-        if self.stdin_open {
-            fds.push(PollFd::new(unsafe_borrow(0), PollFlags::POLLIN));
-        }
-    }
-
-    fn pump(&mut self, ready: &[bool]) {
-        let mut index = 0;
-        if self.master_open {
-            if ready.get(index).copied().unwrap_or(false) && !copy_once(self.master.as_raw_fd(), 1) {
-                self.master_open = false;
-            }
-            index += 1;
-        }
-        if self.stdin_open && ready.get(index).copied().unwrap_or(false) && !copy_once(0, self.master.as_raw_fd()) {
-            self.stdin_open = false;
-        }
-    }
-
-    /// Copies what the container wrote before it exited.
-    fn drain(&mut self) {
-        if !self.master_open {
-            return;
-        }
-        let mut fds = [PollFd::new(self.master, PollFlags::POLLIN)];
-        while matches!(nix::poll::poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
-            if !copy_once(self.master.as_raw_fd(), 1) {
-                break;
-            }
-        }
-    }
-}
-
-/// Reads once from `from` and writes it all to `to`. False at end of file or on error.
-fn copy_once(from: i32, to: i32) -> bool {
-    let mut buffer = [0u8; 8192];
-    let count = match nix::unistd::read(unsafe_borrow(from), &mut buffer) {
-        Ok(0) | Err(_) => return false,
-        Ok(count) => count,
-    };
-    let mut written = 0;
-    while written < count {
-        match nix::unistd::write(unsafe_borrow(to), &buffer[written..count]) {
-            Ok(n) => written += n,
-            Err(Errno::EINTR) | Err(Errno::EAGAIN) => continue,
-            Err(_) => return false,
-        }
-    }
-    true
-}
-
-fn unsafe_borrow(fd: i32) -> BorrowedFd<'static> {
-    // SAFETY: only used for fds 0 and 1 and the pty master, which outlive every relay call.
-    unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
 #[cfg(test)]
@@ -692,7 +648,7 @@ mod tests {
         // libtest runs tests on threads of its own, so this process has several.
         let _keep_a_thread = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_secs(2)));
         let rootfs = crate::test_support::TempTree::new("multi-threaded");
-        let result = Container::create(ContainerConfig::new(&*rootfs, vec!["/bin/true".into()]));
+        let result = create(ContainerConfig::new(&*rootfs, vec!["/bin/true".into()]));
         match result {
             Err(Error::Config(ConfigError::MultiThreaded { threads })) => assert!(threads > 1),
             Err(Error::Config(ConfigError::NotPrivileged)) => assert!(!nix::unistd::geteuid().is_root()),

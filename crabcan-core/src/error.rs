@@ -10,99 +10,253 @@ use nix::errno::Errno;
 /// A malformed command-line spec (`--add`, `--uid-map`, `--env`, the command string).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SpecError {
-    #[error("the command {command:?} has an unclosed quote; close it or pass the command after `--`")]
-    UnbalancedQuotes { command: String },
+    /// A quote in the command string is not closed.
+    #[error(
+        "the command {} has an unclosed quote; close it or pass the command after `--`",
+        crate::spec::display_word(command)
+    )]
+    UnbalancedQuotes {
+        /// The command as given.
+        command: String,
+    },
+    /// No command was given.
     #[error("the command is empty; give a program to run, e.g. --command /bin/sh")]
     EmptyCommand,
+    /// A `HOST:CONTAINER[:ro]` spec is malformed.
     #[error("bad bind mount {spec:?}: {why}")]
-    BadBindMount { spec: String, why: &'static str },
+    BadBindMount {
+        /// The text as given.
+        spec: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// An `INSIDE:OUTSIDE:COUNT` id map is malformed.
     #[error("bad id map {spec:?}: {why}")]
-    BadIdMap { spec: String, why: &'static str },
+    BadIdMap {
+        /// The text as given.
+        spec: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// A `KEY=VALUE` spec is malformed.
     #[error("bad environment variable {spec:?}: {why}")]
-    BadEnv { spec: String, why: &'static str },
+    BadEnv {
+        /// The text as given.
+        spec: String,
+        /// What is wrong.
+        why: &'static str,
+    },
 }
 
 /// A configuration that is well-formed but cannot work on this host. Found before anything on the
 /// system is touched.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The rootfs does not exist.
     #[error(
         "the rootfs {path} does not exist; build one with `cargo xtask rootfs --out {path}` or pass another --mount"
     )]
-    RootfsMissing { path: PathBuf },
+    RootfsMissing {
+        /// The path at fault.
+        path: PathBuf,
+    },
+    /// The rootfs is not a directory.
     #[error("the rootfs {path} is not a directory; --mount takes a directory holding a root filesystem")]
-    RootfsNotDirectory { path: PathBuf },
+    RootfsNotDirectory {
+        /// The path at fault.
+        path: PathBuf,
+    },
+    /// The rootfs is the host's `/`.
     #[error("the rootfs path {path} must not be '/'; give the directory of a container root filesystem")]
-    RootfsIsHostRoot { path: PathBuf },
+    RootfsIsHostRoot {
+        /// The path at fault.
+        path: PathBuf,
+    },
+    /// A directory crabcan mounts on is a symlink.
     #[error("{path} in the rootfs is a symlink (to {target}); crabcan mounts there, so it must be a real directory: replace the link with a directory")]
-    MountPointIsSymlink { path: PathBuf, target: PathBuf },
+    MountPointIsSymlink {
+        /// The path at fault.
+        path: PathBuf,
+        /// Where the symlink points.
+        target: PathBuf,
+    },
+    /// A directory crabcan mounts on is not a directory.
     #[error("{path} in the rootfs is not a directory; crabcan mounts a filesystem there: make it a directory")]
-    MountPointNotDirectory { path: PathBuf },
+    MountPointNotDirectory {
+        /// The path at fault.
+        path: PathBuf,
+    },
+    /// A malformed spec.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// The hostname is invalid.
     #[error("the hostname {name:?} is invalid: {why}")]
-    BadHostname { name: String, why: &'static str },
+    BadHostname {
+        /// The name as given.
+        name: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// A bind mount source does not exist.
     #[error("the bind mount source {path} does not exist on the host; create it or fix the --add spec")]
-    BindSourceMissing { path: PathBuf },
+    BindSourceMissing {
+        /// The path at fault.
+        path: PathBuf,
+    },
+    /// A bind mount targets the container's `/`.
     #[error("the bind mount target {path} is the container's root; pick a directory below /")]
-    BindTargetIsRoot { path: PathBuf },
+    BindTargetIsRoot {
+        /// The path at fault.
+        path: PathBuf,
+    },
+    /// A bind mount targets `/proc`, `/sys` or `/dev`, or a path below.
     #[error("the bind mount target {path} is on {filesystem}, where crabcan mounts a kernel filesystem; pick a target outside /proc, /sys and /dev")]
-    BindTargetOnKernelFilesystem { path: PathBuf, filesystem: &'static str },
+    BindTargetOnKernelFilesystem {
+        /// The path at fault.
+        path: PathBuf,
+        /// The kernel filesystem's mount point.
+        filesystem: &'static str,
+    },
+    /// The `/tmp` size is zero.
     #[error("the /tmp size must be at least 1 byte; give a size such as 64M")]
     BadTmpSize,
+    /// The uid is outside the uid map.
     #[error("uid {uid} is outside the container's uid map {map}; pick a uid in the map or widen --uid-map")]
-    UidNotMapped { uid: u32, map: String },
+    UidNotMapped {
+        /// The uid.
+        uid: u32,
+        /// The map.
+        map: String,
+    },
+    /// The gid is outside the gid map.
     #[error("gid {gid} is outside the container's gid map {map}; pick a gid in the map or widen --gid-map")]
-    GidNotMapped { gid: u32, map: String },
+    GidNotMapped {
+        /// The gid.
+        gid: u32,
+        /// The map.
+        map: String,
+    },
+    /// The working directory is relative.
     #[error("the working directory {path} must be an absolute path inside the container")]
-    WorkdirNotAbsolute { path: PathBuf },
+    WorkdirNotAbsolute {
+        /// The path at fault.
+        path: PathBuf,
+    },
+    /// A capability name is unknown.
     #[error("unknown capability {name:?}; use names like CAP_NET_ADMIN or NET_ADMIN (see capabilities(7)), or ALL")]
-    UnknownCapability { name: String },
+    UnknownCapability {
+        /// The name as given.
+        name: String,
+    },
+    /// The open-files limit is zero, above crabcan's own hard limit, or soft above hard.
     #[error("the open-files limit {value} is out of range; give a value from 1 to {max} (crabcan's own hard limit, which it cannot raise)")]
-    BadFileLimit { value: u64, max: u64 },
+    BadFileLimit {
+        /// The value given.
+        value: u64,
+        /// The largest value allowed.
+        max: u64,
+    },
+    /// The start FIFO is unusable.
     #[error("the start FIFO {path}: {why}")]
-    BadStartFifo { path: PathBuf, why: &'static str },
+    BadStartFifo {
+        /// The path at fault.
+        path: PathBuf,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// crabcan is not root with CAP_SYS_ADMIN.
     #[error("crabcan must run as root (it needs CAP_SYS_ADMIN to create namespaces and mounts); run it with sudo")]
     NotPrivileged,
+    /// `create` was called from a multi-threaded process.
     #[error("Container::create was called from a process with {threads} threads; the container process is forked, so call it before starting other threads (or from a single-threaded helper process)")]
-    MultiThreaded { threads: usize },
+    MultiThreaded {
+        /// How many threads the calling process has.
+        threads: usize,
+    },
 }
 
 /// Anything that stops a container from being created, started or waited for.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The configuration cannot work on this host.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The seccomp filter failed.
     #[error(transparent)]
     Seccomp(#[from] crabcan_seccomp::SeccompError),
+    /// The cgroup failed.
     #[error(transparent)]
     Cgroup(#[from] crabcan_cgroups::CgroupError),
+    /// No host ids could be chosen, or the given ones are not free.
     #[error(transparent)]
     Ids(#[from] crate::id_ranges::IdRangeError),
     /// A syscall made by crabcan itself (the parent side) failed.
     #[error("{what} failed: {errno}")]
-    Sys { what: String, errno: Errno },
+    Sys {
+        /// What was attempted.
+        what: String,
+        /// The errno.
+        errno: Errno,
+    },
     /// A setup step inside the new container failed; `detail` names the syscall and path.
     #[error("container setup failed at {step}: {detail}")]
-    Setup { step: String, detail: String, errno: i32 },
+    Setup {
+        /// The setup step that failed.
+        step: String,
+        /// What was attempted, on which path.
+        detail: String,
+        /// The errno.
+        errno: Errno,
+    },
+    /// The command is not in the container.
     #[error(
         "the command {} was not found in the container; check the path inside the rootfs and PATH",
         crate::spec::display_word(command)
     )]
-    CommandNotFound { command: String },
+    CommandNotFound {
+        /// The command as given.
+        command: String,
+    },
+    /// The command exists, but its `#!` interpreter or dynamic loader does not.
     #[error("the command {} exists but its interpreter {} is missing in the container; install it in the rootfs or fix the script's #! line", crate::spec::display_word(command), crate::spec::display_word(interpreter))]
-    InterpreterMissing { command: String, interpreter: String },
+    InterpreterMissing {
+        /// The command as given.
+        command: String,
+        /// The missing interpreter or dynamic loader.
+        interpreter: String,
+    },
+    /// The command cannot be executed.
     #[error(
         "the command {} cannot be executed in the container: {errno}",
         crate::spec::display_word(command)
     )]
-    CommandNotExecutable { command: String, errno: Errno },
+    CommandNotExecutable {
+        /// The command as given.
+        command: String,
+        /// The errno.
+        errno: Errno,
+    },
+    /// The container process died during setup without saying why.
     #[error("the container process died during setup ({how}) before it could run the command")]
-    ChildDied { how: String },
+    ChildDied {
+        /// How it ended.
+        how: String,
+    },
+    /// The OOM killer killed the container process during setup.
     #[error("the container process was killed by the out-of-memory killer during setup{}: the memory limit is too small to start it; raise it", limit.map(|bytes| format!(" (memory limit {})", crate::error::human_size(bytes))).unwrap_or_default())]
-    SetupOutOfMemory { limit: Option<u64> },
+    SetupOutOfMemory {
+        /// The memory limit in force, in bytes.
+        limit: Option<u64>,
+    },
+    /// The container process sent an unexpected message.
     #[error("the container process sent an unexpected message during setup: {detail}")]
-    Protocol { detail: String },
+    Protocol {
+        /// What was attempted, on which path.
+        detail: String,
+    },
+    /// The handshake socket broke.
+    #[error(transparent)]
+    Handshake(#[from] crate::handshake::HandshakeError),
 }
 
 /// Exit status when crabcan itself failed before the command ran.

@@ -15,10 +15,15 @@ pub struct PreparedExec {
     candidates: Vec<CString>,
 }
 
+/// An argument, variable or path holds a NUL byte, which execve cannot carry.
+#[derive(Debug, thiserror::Error)]
+#[error("{} contains a NUL byte", crate::spec::display_word(.0))]
+pub struct NulByte(pub String);
+
 /// Prepares execve of `argv` with `env`. The program is searched in the PATH of `env` unless it
 /// contains a '/'.
-pub fn prepare(argv: &[String], env: &[(String, String)]) -> Result<PreparedExec, String> {
-    let to_c = |text: &str| CString::new(text).map_err(|_| format!("{text:?} contains a NUL byte"));
+pub fn prepare(argv: &[String], env: &[(String, String)]) -> Result<PreparedExec, NulByte> {
+    let to_c = |text: &str| CString::new(text).map_err(|_| NulByte(text.to_owned()));
     let program = argv.first().cloned().unwrap_or_default();
     let argv_c = argv.iter().map(|arg| to_c(arg)).collect::<Result<Vec<_>, _>>()?;
     let envp = env

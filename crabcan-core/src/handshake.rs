@@ -23,6 +23,17 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 use nix::sys::socket::{self, ControlMessage, ControlMessageOwned, MsgFlags};
 
+/// The handshake socket broke, or carried something that is not a message.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// recvmsg failed.
+    #[error("reading the handshake socket failed: {0}")]
+    Read(Errno),
+    /// The bytes are no message of this protocol.
+    #[error("an undecodable handshake message ({length} bytes, first {first:?})")]
+    Undecodable { length: usize, first: Option<u8> },
+}
+
 /// One message of the handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -80,7 +91,7 @@ impl Message {
         }
     }
 
-    fn decode(bytes: &[u8]) -> Result<Message, String> {
+    fn decode(bytes: &[u8]) -> Result<Message, HandshakeError> {
         match bytes {
             [b'G', flags @ ..] if flags.iter().all(|&b| b <= 1) => Ok(Message::Go {
                 idmapped: flags.iter().map(|&b| b == 1).collect(),
@@ -97,7 +108,10 @@ impl Message {
                     detail: String::from_utf8_lossy(detail).into_owned(),
                 })
             }
-            _ => Err(format!("{} bytes starting with {:?}", bytes.len(), bytes.first())),
+            _ => Err(HandshakeError::Undecodable {
+                length: bytes.len(),
+                first: bytes.first().copied(),
+            }),
         }
     }
 }
@@ -155,7 +169,7 @@ impl Channel {
     }
 
     /// Waits for the next message. Errors only on a broken socket or an undecodable message.
-    pub fn receive(&self) -> Result<Received, String> {
+    pub fn receive(&self) -> Result<Received, HandshakeError> {
         let mut buffer = [0u8; MAX_MESSAGE];
         let mut control = nix::cmsg_space!([RawFd; MAX_FDS]);
         let mut iov = [IoSliceMut::new(&mut buffer)];
@@ -175,7 +189,7 @@ impl Channel {
                     continue;
                 }
                 Err(Errno::ECONNRESET) => return Ok(Received::Closed),
-                Err(errno) => return Err(format!("reading the handshake socket failed: {errno}")),
+                Err(errno) => return Err(HandshakeError::Read(errno)),
                 Ok(received) => {
                     let mut passed = Vec::new();
                     if let Ok(messages) = received.cmsgs() {

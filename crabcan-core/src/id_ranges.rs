@@ -85,7 +85,9 @@ const ID_LIMIT: u64 = u32::MAX as u64;
 /// Uids or gids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IdKind {
+    /// User ids.
     Uid,
+    /// Group ids.
     Gid,
 }
 
@@ -101,9 +103,13 @@ impl fmt::Display for IdKind {
 /// The files that say who owns which host ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdFiles {
+    /// `/etc/subuid` or its stand-in.
     pub subuid: PathBuf,
+    /// `/etc/subgid` or its stand-in.
     pub subgid: PathBuf,
+    /// `/etc/passwd` or its stand-in.
     pub passwd: PathBuf,
+    /// `/etc/group` or its stand-in.
     pub group: PathBuf,
 }
 
@@ -133,7 +139,9 @@ impl IdFiles {
 pub struct SubIdEntry {
     /// A login name or a numeric uid, as written.
     pub owner: String,
+    /// The first id.
     pub start: u64,
+    /// How many ids.
     pub count: u64,
     /// 1-based line number.
     pub line: usize,
@@ -151,20 +159,25 @@ impl SubIdEntry {
 pub struct MalformedLine {
     /// 1-based line number.
     pub line: usize,
+    /// What is wrong.
     pub why: &'static str,
 }
 
 /// The readable lines of a subordinate id file and the lines that were left out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubIds {
+    /// The entries read.
     pub entries: Vec<SubIdEntry>,
+    /// The lines that could not be read.
     pub malformed: Vec<MalformedLine>,
 }
 
 /// An account from `/etc/passwd` (a user with uid `id`) or `/etc/group` (a group with gid `id`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
+    /// The account or group name.
     pub name: String,
+    /// The id.
     pub id: u32,
     /// The primary gid (4th field) of a passwd line. `None` for group lines, and for passwd lines
     /// where that field is not a number.
@@ -176,7 +189,9 @@ pub struct Account {
 /// The readable lines of a passwd or group file and the lines that were left out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Accounts {
+    /// The entries read.
     pub entries: Vec<Account>,
+    /// The lines that could not be read.
     pub malformed: Vec<MalformedLine>,
 }
 
@@ -355,19 +370,30 @@ pub enum AccountKind {
 pub enum IdOwner {
     /// A subordinate range of another user.
     SubIds {
+        /// Uids or gids.
         kind: IdKind,
+        /// The user (a name or a numeric uid).
         user: String,
+        /// The first id of the range.
         first: u64,
+        /// The last id of the range.
         last: u64,
+        /// The path at fault.
         path: PathBuf,
+        /// The line number in the file.
         line: usize,
     },
     /// The uid or gid of a real account.
     Account {
+        /// Uids or gids.
         kind: AccountKind,
+        /// The id.
         id: u32,
+        /// The account or group name.
         name: String,
+        /// The path at fault.
         path: PathBuf,
+        /// The line number in the file.
         line: usize,
     },
 }
@@ -403,62 +429,129 @@ impl fmt::Display for IdOwner {
 /// Everything that goes wrong while choosing or checking host id ranges.
 #[derive(Debug, thiserror::Error)]
 pub enum IdRangeError {
+    /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The path at fault.
         path: PathBuf,
         #[source]
+        /// The underlying error.
         source: io::Error,
     },
+    /// A file is larger than [`MAX_FILE_SIZE`].
     #[error("{path} is larger than {limit} bytes, so crabcan cannot tell which host ids are taken; shorten the file")]
-    FileTooLarge { path: PathBuf, limit: u64 },
+    FileTooLarge {
+        /// The path at fault.
+        path: PathBuf,
+        /// The size limit in bytes.
+        limit: u64,
+    },
+    /// crabcan's entry holds no whole slot.
     #[error("the {owner} entry on line {line} of {path} gives {count} {kind}s from {start}, which holds no range of {SLOT_SIZE} {kind}s below 4294967295; give it a count of at least {SLOT_SIZE}", owner = POOL_OWNER)]
     PoolTooSmall {
+        /// Uids or gids.
         kind: IdKind,
+        /// The first id.
         start: u64,
+        /// How many ids.
         count: u64,
+        /// The path at fault.
         path: PathBuf,
+        /// The line number in the file.
         line: usize,
     },
+    /// Every slot of the pool is leased or owned by someone.
     #[error("no free host id range for the container: of the {slots} ranges of {SLOT_SIZE} ids in crabcan's pool (host uids {first_uid}-{last_uid}), {leased} are leased by running containers and {owned} overlap ids that users or accounts own; stop a container or give {POOL_OWNER} a larger range in {subuid} and {subgid}", subuid = subuid.display(), subgid = subgid.display())]
     PoolExhausted {
+        /// Slots in the pool.
         slots: u32,
+        /// Slots leased by running containers.
         leased: u32,
+        /// Slots overlapping ids someone owns.
         owned: u32,
+        /// The first uid of the pool.
         first_uid: u32,
+        /// The last uid of the pool.
         last_uid: u32,
+        /// `/etc/subuid` or its stand-in.
         subuid: PathBuf,
+        /// `/etc/subgid` or its stand-in.
         subgid: PathBuf,
     },
+    /// The lease directory could not be made or opened.
     #[error("cannot {what} the id lease directory {path}: {source}")]
     StateDir {
+        /// The path at fault.
         path: PathBuf,
+        /// What was attempted.
         what: &'static str,
         #[source]
+        /// The underlying error.
         source: io::Error,
     },
+    /// The lease directory is not owned by crabcan alone.
     #[error("the id lease directory {path} {why}; it must be a directory owned by uid {euid} and not writable by group or others: remove it so crabcan creates it again")]
-    StateDirUnsafe { path: PathBuf, why: String, euid: u32 },
+    StateDirUnsafe {
+        /// The path at fault.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+        /// The effective uid that must own it.
+        euid: u32,
+    },
+    /// A lease file could not be made, locked or removed.
     #[error("cannot {what} the id lease {path}: {source}")]
     Lease {
+        /// The path at fault.
         path: PathBuf,
+        /// What was attempted.
         what: &'static str,
         #[source]
+        /// The underlying error.
         source: io::Error,
     },
+    /// The lease directory's filesystem lacks `renameat2(RENAME_NOREPLACE)`.
     #[error("the filesystem of {path} does not support renameat2(RENAME_NOREPLACE), which id leases need; put the lease directory on a local filesystem such as tmpfs")]
-    RenameUnsupported { path: PathBuf },
+    RenameUnsupported {
+        /// The path at fault.
+        path: PathBuf,
+    },
+    /// The map runs past the largest valid id.
     #[error("the {kind} map {map} runs past host {kind} 4294967294 (4294967295 is the invalid id); pick a lower host start or a smaller count")]
-    MapOutOfRange { kind: IdKind, map: IdRange },
+    MapOutOfRange {
+        /// Uids or gids.
+        kind: IdKind,
+        /// The map as given.
+        map: IdRange,
+    },
+    /// The map overlaps ids that someone else owns.
     #[error("the {kind} map {map} (host {kind}s {first}-{last}) overlaps {owner}; leave the {kind} map out to get a private range, or pick host {kind}s no one owns", first = map.outside, last = u64::from(map.outside) + u64::from(map.count) - 1)]
-    MapOverlaps { kind: IdKind, map: IdRange, owner: IdOwner },
+    MapOverlaps {
+        /// Uids or gids.
+        kind: IdKind,
+        /// The map as given.
+        map: IdRange,
+        /// Who owns the ids.
+        owner: IdOwner,
+    },
+    /// The map overlaps crabcan's pool of private ranges.
     #[error("the {kind} map {map} (host {kind}s {first}-{last}) overlaps crabcan's pool of private ranges (host {kind}s {pool_first}-{pool_last}), where it could share ids with another container; leave the {kind} map out to get a private range, or pick host {kind}s outside the pool", first = map.outside, last = u64::from(map.outside) + u64::from(map.count) - 1, pool_first = pool.start, pool_last = u64::from(pool.start) + u64::from(pool.count) - 1)]
-    MapInPool { kind: IdKind, map: IdRange, pool: IdPool },
+    MapInPool {
+        /// Uids or gids.
+        kind: IdKind,
+        /// The map as given.
+        map: IdRange,
+        /// crabcan's pool.
+        pool: IdPool,
+    },
 }
 
 /// A contiguous range of host ids that crabcan hands out in slots of [`SLOT_SIZE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdPool {
+    /// The first id.
     pub start: u32,
+    /// How many ids.
     pub count: u32,
 }
 
@@ -678,8 +771,10 @@ pub struct IdLease {
     uid_map: IdRange,
     gid_map: IdRange,
     slot: u32,
+    /// The path at fault.
     path: PathBuf,
     dir: OwnedFd,
+    /// The account or group name.
     name: String,
     /// `None` only after [`IdLease::release`].
     file: Option<File>,

@@ -1,43 +1,67 @@
 //! crabcan-core: runs a command in a Linux container.
 //!
-//! The modules follow the steps a container goes through:
-//! [`config`] (what to build, checked first) → [`namespaces`] (clone, id maps) →
-//! [`handshake`] (parent/child protocol) → the child's steps (`child.rs`): [`identity`], [`network`],
-//! [`mounts`] (with [`safe_path`]), [`rlimits`], [`terminal`], [`capabilities`], then seccomp
-//! (from `crabcan-seccomp`) → [`exec`]. [`container`] is the parent's side: create, start, wait,
-//! clean up, with [`signals`] forwarded. [`setup_ops`] puts the child's syscalls behind a
-//! trait so the order of its steps is unit-tested without root. Limits come from `crabcan-cgroups`.
+//! The public API is small: a [`ContainerConfig`] (what to build; [`ContainerConfig::validate`]
+//! checks it without touching the host), then a container whose states are types: [`create`]
+//! gives a [`CreatedContainer`], set up and held just before execve; [`CreatedContainer::start`]
+//! gives a [`RunningContainer`]; only that one can be waited for ([`RunningContainer::wait`] →
+//! [`ExitReport`]). [`run`] does all three. Dropping a container in any state kills it and
+//! removes everything it had on the host. The create/start split is the shape an OCI
+//! `create`/`start` pair needs.
 //!
-//! A container can be created and held before execve ([`Container::create`]) and released later
-//! ([`Container::start`]): the shape an OCI `create`/`start` pair needs.
+//! ```no_run
+//! use crabcan_core::ContainerConfig;
+//!
+//! # fn main() -> Result<(), crabcan_core::Error> {
+//! let config = ContainerConfig::new("/srv/rootfs", vec!["/bin/echo".into(), "hi".into()]);
+//! let created = crabcan_core::create(config)?; // namespaces, mounts, cgroup, caps... held
+//! let report = created.start()?.wait()?; // execve, then wait
+//! std::process::exit(report.exit_code());
+//! # }
+//! ```
+//!
+//! Inside, the modules follow the steps a container goes through: `config` (checked first) →
+//! `id_ranges` (its host ids) → `namespaces` (clone, id maps) → `handshake` (the parent/child
+//! protocol) → the child's steps (`child.rs`, run against the `setup_ops` traits so their order
+//! is unit-tested without root): `identity`, `network`, `mounts` (with `safe_path` and
+//! `idmap`), `rlimits`, `terminal`, `cgroupfs`, `capabilities`, seccomp (from
+//! `crabcan-seccomp`), `init`, `exec`. `container` is the parent's side, with `signals`
+//! forwarded and the pty relayed (`terminal`). Limits come from `crabcan-cgroups`.
 
-pub mod capabilities;
-pub mod cgroupfs;
+#![deny(missing_docs)]
+
+mod capabilities;
+mod cgroupfs;
 mod child;
-pub mod config;
-pub mod container;
-pub mod error;
-pub mod exec;
-pub mod handshake;
-pub mod hostname;
+mod config;
+mod container;
+mod error;
+mod exec;
+mod handshake;
+mod hostname;
 pub mod id_ranges;
-pub mod identity;
-pub mod idmap;
-pub mod init;
-pub mod mounts;
-pub mod namespaces;
-pub mod network;
-pub mod rlimits;
-pub mod safe_path;
-pub mod setup_ops;
-pub mod signals;
+mod identity;
+mod idmap;
+mod init;
+mod mounts;
+mod namespaces;
+mod network;
+mod rlimits;
+mod safe_path;
+mod setup_ops;
+mod signals;
 pub mod spec;
-pub mod terminal;
+mod terminal;
 #[cfg(test)]
 mod test_support;
 
-pub use capabilities::CapabilitySet;
-pub use config::{ContainerConfig, FileLimit, IdMapping, StartGate, Terminal};
-pub use container::{run, Container, ExitReport, ExitStatus};
-pub use error::{ConfigError, Error, SpecError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED};
+pub use capabilities::{CapabilitySet, DEFAULT_CAPABILITIES};
+pub use config::{
+    ContainerConfig, FileLimit, IdMapping, StartGate, Terminal, DEFAULT_NOFILE, DEFAULT_PATH, DEFAULT_TMP_SIZE,
+};
+pub use container::{create, run, CreatedContainer, ExitReport, ExitStatus, RunningContainer};
+pub use crabcan_cgroups::{Limits, MissingController, Stats};
+pub use crabcan_seccomp::CompiledFilter;
+pub use error::{human_size, ConfigError, Error, SpecError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED};
+pub use id_ranges::IdRangeError;
 pub use spec::{BindMount, IdRange};
+pub use terminal::{is_foreground, is_terminal};

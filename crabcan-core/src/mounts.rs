@@ -171,7 +171,8 @@ pub fn plan(config: &ContainerConfig) -> Vec<MountStep> {
 }
 
 /// A failed step: what was attempted, on which path, and the errno.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{detail}: {errno}")]
 pub struct MountError {
     pub detail: String,
     pub errno: Errno,

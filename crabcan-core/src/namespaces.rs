@@ -104,12 +104,12 @@ pub fn clone_into_namespaces(flags: CloneFlags) -> Result<CloneResult, Errno> {
 
 /// Writes the child's uid and gid maps. crabcan runs as root, so `setgroups` stays allowed and
 /// the container can manage its supplementary groups.
-pub fn write_id_maps(child: Pid, uid_map: &IdRange, gid_map: &IdRange) -> Result<(), (String, Errno)> {
+pub fn write_id_maps(child: Pid, uid_map: &IdRange, gid_map: &IdRange) -> Result<(), crate::Error> {
     for (file, range) in [("uid_map", uid_map), ("gid_map", gid_map)] {
         let path = format!("/proc/{child}/{file}");
         std::fs::write(&path, range.map_line()).map_err(|error| {
             let errno = Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO));
-            (format!("writing {:?} to {path}", range.map_line().trim_end()), errno)
+            crate::Error::sys(format!("writing {:?} to {path}", range.map_line().trim_end()), errno)
         })?;
     }
     Ok(())

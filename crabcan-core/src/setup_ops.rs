@@ -77,7 +77,7 @@ impl ParentLink for Channel {
             // crabcan is gone: there is nobody to report to.
             // SAFETY: _exit ends this cloned process without running the parent's destructors.
             Ok(Received::Closed) => unsafe { libc::_exit(EXIT_SETUP_FAILED) },
-            Err(why) => Err(Failure::new("handshake", Errno::EIO, why)),
+            Err(error) => Err(Failure::new("handshake", Errno::EIO, error.to_string())),
         }
     }
 
@@ -189,7 +189,7 @@ impl SetupOps for LinuxOps {
             } else {
                 ""
             };
-            Failure::new("mounts", e.errno, format!("{}: {}{hint}", e.detail, e.errno))
+            Failure::new("mounts", e.errno, format!("{e}{hint}"))
         };
         // The mounter's descriptor of the rootfs is dropped with it, right after pivot_root.
         Mounter::new(rootfs, trees).map_err(failure)?.run(plan).map_err(failure)
@@ -238,13 +238,7 @@ impl SetupOps for LinuxOps {
         if *view == CgroupView::None || !crate::cgroupfs::mount_point_exists() {
             return Ok(());
         }
-        crate::cgroupfs::mount(view).map_err(|(path, errno)| {
-            Failure::new(
-                "cgroup",
-                errno,
-                format!("mounting the container's cgroup view on {path}: {errno}"),
-            )
-        })
+        crate::cgroupfs::mount(view).map_err(|error| Failure::new("cgroup", error.errno, error.to_string()))
     }
 
     fn restrict_bounding_set(&mut self, keep: &CapabilitySet) -> Result<(), Failure> {

@@ -5,6 +5,8 @@
 
 use nix::errno::Errno;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
 
 /// Signals crabcan passes on to the container's first process.
 pub const FORWARDED: [Signal; 6] = [
@@ -70,6 +72,62 @@ pub fn init_would_discard(pid: nix::unistd::Pid, signal: Signal) -> bool {
     match (mask("SigCgt:"), mask("SigIgn:")) {
         (Some(caught), Some(ignored)) => (caught | ignored) & bit == 0,
         _ => false,
+    }
+}
+
+/// What [`Forwarder::forward_pending`] saw besides signals it passed on.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarded {
+    /// The terminal's size changed (SIGWINCH): the pty should follow.
+    pub window_changed: bool,
+    /// A signal whose default action crabcan applied for the container's init (it was killed
+    /// with SIGKILL): the exit status should report this signal rather than SIGKILL.
+    pub emulated: Option<Signal>,
+}
+
+/// Reads the signals blocked by [`BlockedSignals`] from a signalfd and passes them on to the
+/// container's first process.
+pub struct Forwarder {
+    fd: SignalFd,
+}
+
+impl Forwarder {
+    /// A non-blocking signalfd for [`handled`].
+    pub fn new() -> Result<Forwarder, Errno> {
+        SignalFd::with_flags(&handled(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map(|fd| Forwarder { fd })
+    }
+
+    /// The descriptor to poll.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
+    }
+
+    /// Forwards what arrived to `child`; SIGCHLD just wakes the caller. Where the child would
+    /// discard the signal ([`init_would_discard`]: it has the default action, which the kernel
+    /// never applies to a pid namespace's init) crabcan applies that default action itself:
+    /// the forwarded signals all terminate by default, so it kills the child and reports the
+    /// signal. This also covers a container still held before execve.
+    pub fn forward_pending(&self, child: Pid) -> Forwarded {
+        let mut seen = Forwarded::default();
+        while let Ok(Some(info)) = self.fd.read_signal() {
+            let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
+            match signal {
+                Signal::SIGCHLD => {}
+                Signal::SIGWINCH => seen.window_changed = true,
+                forwarded if init_would_discard(child, forwarded) => {
+                    log::debug!("{forwarded}: the container's init has no handler, so crabcan ends it");
+                    let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                    seen.emulated = Some(forwarded);
+                }
+                forwarded => {
+                    log::debug!("forwarding {forwarded} to the container");
+                    let _ = nix::sys::signal::kill(child, forwarded);
+                }
+            }
+        }
+        seen
     }
 }
 

@@ -118,8 +118,11 @@ impl fmt::Display for BindMount {
 /// `outside`.. on the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdRange {
+    /// The first id inside the container.
     pub inside: u32,
+    /// The host id it is.
     pub outside: u32,
+    /// How many ids follow, one to one.
     pub count: u32,
 }
 

@@ -2,12 +2,13 @@
 //! so TIOCSTI cannot push keystrokes into the caller's shell. With a pty (interactive use), the
 //! container opens a pseudo-terminal in its own devpts instance, makes it its controlling
 //! terminal and stdio, and hands the master to crabcan over the handshake socket; crabcan puts
-//! its own terminal in raw mode and relays bytes and window sizes.
+//! its own terminal in raw mode and relays bytes and window sizes ([`PtyRelay`]).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::Mode;
 use nix::sys::termios::{self, SetArg, Termios};
 
@@ -96,4 +97,112 @@ impl Drop for RawMode {
         let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
         let _ = termios::tcsetattr(fd.as_fd(), SetArg::TCSANOW, &self.saved);
     }
+}
+
+/// crabcan's own standard streams, for the relay.
+fn stdio(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: only used for fds 0 and 1, which stay open for the life of crabcan.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// Gives the container's pty (`master`) the window size of crabcan's terminal, if crabcan has
+/// one (at start and on SIGWINCH).
+pub fn size_like_caller(master: BorrowedFd<'_>) {
+    if is_terminal(0) {
+        copy_window_size(stdio(0), master);
+    }
+}
+
+/// One end of the relay that has something to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayEnd {
+    /// The container's pty master: what the container wrote, for crabcan's stdout.
+    Master,
+    /// crabcan's stdin: what the user typed, for the container.
+    Stdin,
+}
+
+/// Relays bytes between crabcan's stdin/stdout and the container's pty master, with crabcan's
+/// terminal in raw mode for as long as the relay lives.
+pub struct PtyRelay<'a> {
+    master: BorrowedFd<'a>,
+    stdin_open: bool,
+    master_open: bool,
+    _raw: Option<RawMode>,
+}
+
+impl<'a> PtyRelay<'a> {
+    /// A relay for `master`; raw mode when stdin is a terminal.
+    pub fn new(master: BorrowedFd<'a>) -> PtyRelay<'a> {
+        let raw = if is_terminal(0) {
+            RawMode::enable(stdio(0)).ok()
+        } else {
+            None
+        };
+        PtyRelay {
+            master,
+            stdin_open: true,
+            master_open: true,
+            _raw: raw,
+        }
+    }
+
+    /// The ends still open, each with the descriptor to poll for reading.
+    pub fn open_ends(&self) -> Vec<(RelayEnd, BorrowedFd<'a>)> {
+        let mut ends = Vec::with_capacity(2);
+        if self.master_open {
+            ends.push((RelayEnd::Master, self.master));
+        }
+        if self.stdin_open {
+            ends.push((RelayEnd::Stdin, stdio(0)));
+        }
+        ends
+    }
+
+    /// Copies what `end` has to the other side; an end at EOF or failing is closed.
+    pub fn pump(&mut self, end: RelayEnd) {
+        match end {
+            RelayEnd::Master => {
+                if !copy_once(self.master, stdio(1)) {
+                    self.master_open = false;
+                }
+            }
+            RelayEnd::Stdin => {
+                if !copy_once(stdio(0), self.master) {
+                    self.stdin_open = false;
+                }
+            }
+        }
+    }
+
+    /// Copies what the container wrote before it exited.
+    pub fn drain(&mut self) {
+        if !self.master_open {
+            return;
+        }
+        let mut fds = [PollFd::new(self.master, PollFlags::POLLIN)];
+        while matches!(nix::poll::poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
+            if !copy_once(self.master, stdio(1)) {
+                break;
+            }
+        }
+    }
+}
+
+/// Reads once from `from` and writes it all to `to`. False at end of file or on error.
+fn copy_once(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> bool {
+    let mut buffer = [0u8; 8192];
+    let count = match nix::unistd::read(from, &mut buffer) {
+        Ok(0) | Err(_) => return false,
+        Ok(count) => count,
+    };
+    let mut written = 0;
+    while written < count {
+        match nix::unistd::write(to, &buffer[written..count]) {
+            Ok(n) => written += n,
+            Err(Errno::EINTR) | Err(Errno::EAGAIN) => continue,
+            Err(_) => return false,
+        }
+    }
+    true
 }
