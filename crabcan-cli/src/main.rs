@@ -95,7 +95,7 @@ fn build_config(args: Args) -> Result<ContainerConfig, Failure> {
     config.uid = args.uid;
     config.gid = args.gid.unwrap_or(args.uid);
     config.id_mapping = id_mapping(&args)?;
-    config.mounts = args
+    config.binds = args
         .add
         .iter()
         .map(|spec| BindMount::parse(spec))

@@ -127,7 +127,7 @@ pub struct ContainerConfig {
     /// The gid the command runs as inside the container.
     pub gid: u32,
     /// Host paths bound into the container (`--add`), in order.
-    pub mounts: Vec<BindMount>,
+    pub binds: Vec<BindMount>,
     /// Extra environment (`--env`), applied over the defaults.
     pub env: Vec<(String, String)>,
     /// The command's working directory inside the container (created if missing).
@@ -166,7 +166,7 @@ impl ContainerConfig {
             id_mapping: IdMapping::Auto,
             uid: 0,
             gid: 0,
-            mounts: Vec::new(),
+            binds: Vec::new(),
             env: Vec::new(),
             workdir: PathBuf::from("/"),
             limits: Some(Limits::default()),
@@ -190,7 +190,7 @@ impl ContainerConfig {
             return Err(crate::error::SpecError::EmptyCommand.into());
         }
         validate_hostname(&self.hostname)?;
-        for mount in &self.mounts {
+        for mount in &self.binds {
             validate_bind_mount(mount)?;
         }
         let (uid_map, gid_map) = self.id_mapping.inside();
@@ -432,7 +432,7 @@ mod tests {
         bad.workdir = PathBuf::from("relative");
         assert!(matches!(bad.validate(), Err(ConfigError::WorkdirNotAbsolute { .. })));
         let mut bad = config(&rootfs);
-        bad.mounts.push(BindMount::parse("/nonexistent/source:/data").unwrap());
+        bad.binds.push(BindMount::parse("/nonexistent/source:/data").unwrap());
         assert!(matches!(bad.validate(), Err(ConfigError::BindSourceMissing { .. })));
         let mut bad = config(&rootfs);
         bad.hostname = "x".repeat(65);
@@ -442,14 +442,14 @@ mod tests {
         assert!(matches!(bad.validate(), Err(ConfigError::BadFileLimit { .. })));
         for target in ["/proc", "/proc/self", "//sys/./kernel", "/dev", "/dev/shm"] {
             let mut bad = config(&rootfs);
-            bad.mounts.push(BindMount::parse(&format!("/tmp:{target}")).unwrap());
+            bad.binds.push(BindMount::parse(&format!("/tmp:{target}")).unwrap());
             assert!(
                 matches!(bad.validate(), Err(ConfigError::BindTargetOnKernelFilesystem { .. })),
                 "{target}"
             );
         }
         let mut fine = config(&rootfs);
-        fine.mounts.push(BindMount::parse("/tmp:/procfs").unwrap());
+        fine.binds.push(BindMount::parse("/tmp:/procfs").unwrap());
         assert!(fine.validate().is_ok(), "/procfs is not /proc");
     }
 

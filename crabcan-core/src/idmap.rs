@@ -49,7 +49,7 @@ pub fn wanted(config: &ContainerConfig) -> Vec<bool> {
     let mut wanted = vec![owned_by_root(&config.rootfs)];
     wanted.extend(
         config
-            .mounts
+            .binds
             .iter()
             .map(|bind| !bind.read_only && owned_by_root(&bind.source)),
     );
@@ -72,7 +72,7 @@ pub fn make_trees(child: Pid, config: &ContainerConfig, wanted: &[bool]) -> Tree
             return trees;
         }
     };
-    let paths = std::iter::once(config.rootfs.as_path()).chain(config.mounts.iter().map(|b| b.source.as_path()));
+    let paths = std::iter::once(config.rootfs.as_path()).chain(config.binds.iter().map(|b| b.source.as_path()));
     for (path, &want) in paths.zip(wanted) {
         if !want {
             trees.idmapped.push(false);

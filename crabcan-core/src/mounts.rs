@@ -73,7 +73,7 @@ pub enum MountStep {
         target: &'static str,
     },
     /// A `--add` bind mount.
-    UserBind(BindMount),
+    Bind(BindMount),
     /// Hide a path: a file behind /dev/null, a directory behind an empty read-only tmpfs
     /// (skipped where the path does not exist).
     Mask {
@@ -162,7 +162,7 @@ pub fn plan(config: &ContainerConfig) -> Vec<MountStep> {
             data: format!("mode=1777,size={}", config.tmp_size()),
         },
     ]);
-    steps.extend(config.mounts.iter().cloned().map(MountStep::UserBind));
+    steps.extend(config.binds.iter().cloned().map(MountStep::Bind));
     steps.extend(MASKED_PATHS.iter().map(|path| MountStep::Mask { path }));
     steps.extend(READ_ONLY_PATHS.iter().map(|path| MountStep::ReadOnly { path }));
     steps.push(MountStep::WorkingDirectory(config.workdir.clone()));
@@ -184,7 +184,7 @@ pub struct Mounter {
     root: OwnedFd,
     /// Idmapped copies of the rootfs and of `--add` sources, attached instead of plain binds.
     trees: ReceivedTrees,
-    /// How many `UserBind` steps have run: the index into `trees.binds`.
+    /// How many `Bind` steps have run: the index into `trees.binds`.
     binds_done: usize,
 }
 
@@ -235,7 +235,7 @@ impl Mounter {
             }),
             MountStep::HostDevice { name } => self.bind_host_device(name),
             MountStep::Symlink { path, target } => self.symlink(path, target),
-            MountStep::UserBind(bind) => self.user_bind(bind),
+            MountStep::Bind(bind) => self.bind(bind),
             MountStep::Mask { path } => self.mask(path),
             MountStep::ReadOnly { path } => self.read_only(path),
             MountStep::WorkingDirectory(path) => self.with_path(&path.display().to_string(), |root| {
@@ -315,7 +315,7 @@ impl Mounter {
         }
     }
 
-    fn user_bind(&mut self, bind: &BindMount) -> Result<(), MountError> {
+    fn bind(&mut self, bind: &BindMount) -> Result<(), MountError> {
         let tree = self.trees.binds.get_mut(self.binds_done).and_then(Option::take);
         self.binds_done += 1;
         let target = bind.target.display().to_string();
@@ -491,7 +491,7 @@ mod tests {
 
     fn sample_config() -> ContainerConfig {
         let mut config = ContainerConfig::new("/srv/rootfs", vec!["/bin/sh".into()]);
-        config.mounts.push(BindMount::parse("/srv/data:/tmp/data:ro").unwrap());
+        config.binds.push(BindMount::parse("/srv/data:/tmp/data:ro").unwrap());
         config
     }
 
@@ -508,7 +508,7 @@ mod tests {
         let dev_at = position(&steps, |s| matches!(s, MountStep::Filesystem { target: "dev", .. }));
         let pts_at = position(&steps, |s| matches!(s, MountStep::Filesystem { target: "dev/pts", .. }));
         let tmp_at = position(&steps, |s| matches!(s, MountStep::Filesystem { target: "tmp", .. }));
-        let bind_at = position(&steps, |s| matches!(s, MountStep::UserBind(_)));
+        let bind_at = position(&steps, |s| matches!(s, MountStep::Bind(_)));
         let mask_at = position(&steps, |s| matches!(s, MountStep::Mask { path: "proc/kcore" }));
         let ro_at = position(&steps, |s| matches!(s, MountStep::ReadOnly { path: "proc/sys" }));
         assert!(proc_at < mask_at && proc_at < ro_at, "masks need /proc mounted first");
@@ -556,7 +556,7 @@ mod tests {
     #[test]
     fn plan_gets_no_host_paths_but_devices_and_user_binds() {
         for step in plan(&sample_config()) {
-            if let MountStep::UserBind(bind) = step {
+            if let MountStep::Bind(bind) = step {
                 assert_eq!(bind.source, PathBuf::from("/srv/data"));
                 assert!(bind.read_only);
             }
