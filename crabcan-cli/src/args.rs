@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+/// The examples and exit statuses shown after the flags, before the defaults (see [`after_help`]).
 const EXAMPLES: &str = "\
 Examples:
   crabcan --mount ./rootfs                         interactive shell (/bin/sh)
@@ -22,12 +23,7 @@ kill); 125 if crabcan failed before the command ran; 126 if the command cannot b
 Build a root filesystem with `cargo xtask rootfs`, or run everything at once with `cargo xtask run`.";
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "crabcan",
-    version,
-    about = "Run a command in an isolated Linux container",
-    after_help = EXAMPLES
-)]
+#[command(name = "crabcan", version, about = "Run a command in an isolated Linux container")]
 pub struct Args {
     /// Root filesystem of the container (a directory)
     #[arg(short, long, value_name = "DIR")]
@@ -74,7 +70,7 @@ pub struct Args {
     #[arg(long, value_name = "INSIDE:OUTSIDE:COUNT")]
     pub gid_map: Option<String>,
 
-    /// Memory limit, e.g. 512M or 1G, at least 6M ("max" for none) [default: 1G]
+    /// Memory limit, e.g. 512M or 1G, at least 6M ("max" for none)
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory: Option<String>,
 
@@ -82,11 +78,11 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
 
-    /// Maximum number of processes and threads ("max" for none) [default: 64]
+    /// Maximum number of processes and threads ("max" for none)
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub pids: Option<String>,
 
-    /// CPU weight, 1 to 10000 (cgroup v2 scale; v1 hosts get the equivalent shares) [default: 10]
+    /// CPU weight, 1 to 10000 (cgroup v2 scale; v1 hosts get the equivalent shares)
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = clap::value_parser!(u64).range(1..=10000))]
     pub cpu_weight: Option<u64>,
 
@@ -94,7 +90,7 @@ pub struct Args {
     #[arg(long, value_name = "CPUS", allow_hyphen_values = true)]
     pub cpus: Option<f64>,
 
-    /// I/O weight, 1 to 10000 [default: 50]
+    /// I/O weight, 1 to 10000
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = clap::value_parser!(u16).range(1..=10000))]
     pub io_weight: Option<u16>,
 
@@ -106,11 +102,11 @@ pub struct Args {
     #[arg(long)]
     pub allow_missing_controllers: bool,
 
-    /// Open files limit (RLIMIT_NOFILE), soft and hard [default: 1024 soft, 524288 hard]
+    /// Open files limit (RLIMIT_NOFILE), soft and hard
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub nofile: Option<u64>,
 
-    /// Size of the container's /tmp tmpfs [default: the memory limit, or 1G without one]
+    /// Size of the container's /tmp tmpfs
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub tmp_size: Option<String>,
 
@@ -156,4 +152,27 @@ pub struct Args {
     /// Log each setup step (also RUST_LOG=debug)
     #[arg(short, long)]
     pub debug: bool,
+}
+
+/// What `--help` shows after the flags: the examples, then the defaults, read from where each
+/// default lives (crabcan-core and crabcan-cgroups), so help never disagrees with behaviour.
+pub fn after_help() -> String {
+    let limits = crabcan_core::Limits::default();
+    let size = |bytes: Option<u64>| bytes.map(crabcan_core::human_size).unwrap_or_else(|| "none".into());
+    let number = |value: Option<u64>| value.map(|n| n.to_string()).unwrap_or_else(|| "none".into());
+    let nofile = crabcan_core::DEFAULT_NOFILE;
+    format!(
+        "{EXAMPLES}\n\nDefaults: --memory {}, --memory-swap none beyond it, --pids {}, --cpu-weight {}, \
+         --io-weight {}, --nofile {} soft / {} hard (at most crabcan's own hard limit), --tmp-size the \
+         memory limit (or {} without one), capabilities: Docker's less MKNOD ({}), --seccomp default, \
+         host ids: a private range from crabcan's pool.",
+        size(limits.memory),
+        number(limits.pids),
+        number(limits.cpu_weight),
+        number(limits.io_weight.map(u64::from)),
+        nofile.soft,
+        nofile.hard,
+        crabcan_core::human_size(crabcan_core::DEFAULT_TMP_SIZE),
+        crabcan_core::DEFAULT_CAPABILITIES.len(),
+    )
 }

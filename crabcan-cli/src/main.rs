@@ -7,7 +7,7 @@ mod seccomp;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use crabcan_cgroups::{parse_size, CgroupError, Limits, MemoryLimit, MissingController};
 use crabcan_core::{
     spec, BindMount, CapabilitySet, ContainerConfig, ExitReport, FileLimit, IdMapping, IdRange, StartGate, Terminal,
@@ -17,7 +17,11 @@ use crabcan_core::{
 use args::Args;
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let command = Args::command().after_help(args::after_help());
+    let args = match command
+        .try_get_matches()
+        .and_then(|matches| Args::from_arg_matches(&matches))
+    {
         Ok(args) => args,
         Err(error) => return clap_error(error),
     };
