@@ -127,13 +127,6 @@ pub struct IdRange {
 }
 
 impl IdRange {
-    /// crabcan's default: container ids 0..65536 are host ids 100000..165536.
-    pub const DEFAULT: IdRange = IdRange {
-        inside: 0,
-        outside: 100_000,
-        count: 65_536,
-    };
-
     /// Parses `INSIDE:OUTSIDE:COUNT`.
     pub fn parse(spec: &str) -> Result<IdRange, SpecError> {
         let bad = |why: &'static str| SpecError::BadIdMap {
@@ -243,7 +236,14 @@ mod tests {
     #[test]
     fn parses_id_maps() {
         let range = IdRange::parse("0:100000:65536").unwrap();
-        assert_eq!(range, IdRange::DEFAULT);
+        assert_eq!(
+            range,
+            IdRange {
+                inside: 0,
+                outside: 100_000,
+                count: 65_536
+            }
+        );
         assert_eq!(range.to_host(0), Some(100_000));
         assert_eq!(range.to_host(65_535), Some(165_535));
         assert_eq!(range.to_host(65_536), None);
