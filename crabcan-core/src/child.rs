@@ -209,37 +209,41 @@ mod tests {
         }
     }
 
+    /// Recorder methods for the steps whose arguments do not matter to the order: each just
+    /// notes its own name.
+    macro_rules! noted {
+        ($($step:ident($($arg:ty),*);)*) => {
+            $(fn $step(&mut self, $(_: $arg),*) -> Result<(), Failure> {
+                self.note(stringify!($step))
+            })*
+        };
+    }
+
     impl SetupOps for Recorder {
-        fn die_with_parent(&mut self) -> Result<(), Failure> {
-            self.note("die_with_parent")
-        }
-        fn hide_from_proc(&mut self) -> Result<(), Failure> {
-            self.note("hide_from_proc")
-        }
-        fn close_inherited_fds(&mut self) -> Result<(), Failure> {
-            self.note("close_inherited_fds")
-        }
-        fn hold_start_fifo(&mut self, _: &Path) -> Result<(), Failure> {
-            self.note("hold_start_fifo")
-        }
-        fn become_namespace_root(&mut self) -> Result<(), Failure> {
-            self.note("become_namespace_root")
-        }
-        fn set_hostname(&mut self, _: &str) -> Result<(), Failure> {
-            self.note("set_hostname")
-        }
-        fn bring_up_loopback(&mut self) -> Result<(), Failure> {
-            self.note("bring_up_loopback")
+        noted! {
+            die_with_parent();
+            hide_from_proc();
+            close_inherited_fds();
+            hold_start_fifo(&Path);
+            become_namespace_root();
+            set_hostname(&str);
+            bring_up_loopback();
+            limit_open_files(crate::config::FileLimit);
+            new_session();
+            enter_cgroup_namespace();
+            restrict_bounding_set(&CapabilitySet);
+            switch_identity(u32, u32);
+            set_no_new_privs();
+            enter_working_directory(&Path);
+            reset_signals();
+            wait_for_fifo_reader();
+            start_init(Option<&CompiledFilter>);
+            close_fds_on_exec();
+            load_seccomp(&CompiledFilter);
         }
         fn build_filesystem(&mut self, _: &Path, plan: &[MountStep], _: ReceivedTrees) -> Result<(), Failure> {
             assert_eq!(plan.last(), Some(&MountStep::PivotRoot));
             self.note("build_filesystem")
-        }
-        fn limit_open_files(&mut self, _: crate::config::FileLimit) -> Result<(), Failure> {
-            self.note("limit_open_files")
-        }
-        fn new_session(&mut self) -> Result<(), Failure> {
-            self.note("new_session")
         }
         fn open_pty(&mut self) -> Result<OwnedFd, Failure> {
             self.note("open_pty")?;
@@ -248,9 +252,6 @@ mod tests {
         fn join_cgroup(&mut self, files: Vec<OwnedFd>) -> Result<(), Failure> {
             assert_eq!(files.len(), self.tasks_files);
             self.note("join_cgroup")
-        }
-        fn enter_cgroup_namespace(&mut self) -> Result<(), Failure> {
-            self.note("enter_cgroup_namespace")
         }
         fn own_cgroups(&mut self) -> Result<Vec<ProcCgroup>, Failure> {
             self.note("own_cgroups")?;
@@ -262,39 +263,12 @@ mod tests {
                 _ => "mount_cgroup_view",
             })
         }
-        fn restrict_bounding_set(&mut self, _: &CapabilitySet) -> Result<(), Failure> {
-            self.note("restrict_bounding_set")
-        }
-        fn switch_identity(&mut self, _: u32, _: u32) -> Result<(), Failure> {
-            self.note("switch_identity")
-        }
         fn apply_capability_sets(&mut self, _: &CapabilitySet, as_root: bool) -> Result<(), Failure> {
             self.note(if as_root {
                 "apply_capability_sets(root)"
             } else {
                 "apply_capability_sets(none)"
             })
-        }
-        fn set_no_new_privs(&mut self) -> Result<(), Failure> {
-            self.note("set_no_new_privs")
-        }
-        fn enter_working_directory(&mut self, _: &Path) -> Result<(), Failure> {
-            self.note("enter_working_directory")
-        }
-        fn reset_signals(&mut self) -> Result<(), Failure> {
-            self.note("reset_signals")
-        }
-        fn wait_for_fifo_reader(&mut self) -> Result<(), Failure> {
-            self.note("wait_for_fifo_reader")
-        }
-        fn start_init(&mut self, _: Option<&CompiledFilter>) -> Result<(), Failure> {
-            self.note("start_init")
-        }
-        fn close_fds_on_exec(&mut self) -> Result<(), Failure> {
-            self.note("close_fds_on_exec")
-        }
-        fn load_seccomp(&mut self, _: &CompiledFilter) -> Result<(), Failure> {
-            self.note("load_seccomp")
         }
         fn exec(&mut self, _: &PreparedExec) -> Errno {
             let _ = self.note("exec");
