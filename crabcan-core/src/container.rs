@@ -160,21 +160,6 @@ pub struct RunningContainer {
 }
 
 impl CreatedContainer {
-    /// The container's first process, as seen from the host.
-    pub fn pid(&self) -> Option<i32> {
-        self.inner.pid()
-    }
-
-    /// The container's hostname (which also names its cgroup).
-    pub fn hostname(&self) -> &str {
-        &self.inner.hostname
-    }
-
-    /// The container's cgroup, if it has one.
-    pub fn cgroup(&self) -> Option<&ContainerCgroup> {
-        self.inner.cgroup.as_ref()
-    }
-
     /// Releases the process held before execve. Returns once the command runs (the handshake
     /// socket closes at execve), or with the reason it could not be executed.
     ///
@@ -203,6 +188,31 @@ impl CreatedContainer {
     }
 }
 
+/// What a container shows in either state: its process, hostname and cgroup.
+macro_rules! container_facts {
+    ($($state:ty),*) => {$(
+        impl $state {
+            /// The container's first process, as seen from the host.
+            pub fn pid(&self) -> Option<i32> {
+                self.inner.pid()
+            }
+
+            /// The container's hostname (which also names its cgroup).
+            pub fn hostname(&self) -> &str {
+                &self.inner.hostname
+            }
+
+            /// The container's cgroup, if it has one.
+            pub fn cgroup(&self) -> Option<&ContainerCgroup> {
+                self.inner.cgroup.as_ref()
+            }
+
+        }
+    )*};
+}
+
+container_facts!(CreatedContainer, RunningContainer);
+
 /// What the event loop of [`RunningContainer::wait`] polls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
@@ -212,21 +222,6 @@ enum Source {
 }
 
 impl RunningContainer {
-    /// The container's first process, as seen from the host.
-    pub fn pid(&self) -> Option<i32> {
-        self.inner.pid()
-    }
-
-    /// The container's hostname (which also names its cgroup).
-    pub fn hostname(&self) -> &str {
-        &self.inner.hostname
-    }
-
-    /// The container's cgroup, if it has one.
-    pub fn cgroup(&self) -> Option<&ContainerCgroup> {
-        self.inner.cgroup.as_ref()
-    }
-
     /// Waits for the command to end, forwarding signals and relaying the pty meanwhile, then
     /// removes the cgroup and reports.
     pub fn wait(mut self) -> Result<ExitReport> {

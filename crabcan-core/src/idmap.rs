@@ -21,18 +21,8 @@ use crate::config::ContainerConfig;
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
-
-/// `struct mount_attr` of mount_setattr(2).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
 
 /// What the parent sends with `Go`: which of [rootfs, bind 1, bind 2...] are idmapped, and
 /// their detached trees in that order.
@@ -125,27 +115,7 @@ fn idmapped_tree(path: &Path, userns: &OwnedFd) -> Result<OwnedFd, Errno> {
     }
     // SAFETY: the kernel just returned this descriptor; nothing else owns it.
     let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: `tree` is a valid descriptor, the path is an empty C string, and `attr` is a live
-    // `struct mount_attr` whose size is passed alongside it.
-    let result = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if result != 0 {
-        return Err(Errno::last());
-    }
+    crate::mounts::set_attributes(&tree, crate::mounts::MOUNT_ATTR_IDMAP, Some(userns))?;
     Ok(tree)
 }
 

@@ -434,15 +434,17 @@ struct MountAttr {
 }
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// `MOUNT_ATTR_IDMAP`: map the mount's ids through the user namespace `userns_fd`.
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
-/// Makes the mount at `fd` and every mount below it read-only (mount_setattr with AT_RECURSIVE,
-/// Linux 5.12+), falling back on a remount of the top mount on older kernels.
-fn make_read_only(fd: &OwnedFd) -> Result<(), Errno> {
+/// Sets the attributes `attr_set` on the mount at `fd` and every mount below it
+/// (mount_setattr(2) with AT_RECURSIVE, Linux 5.12+); `userns_fd` for [`MOUNT_ATTR_IDMAP`].
+pub fn set_attributes(fd: &OwnedFd, attr_set: u64, userns_fd: Option<&OwnedFd>) -> Result<(), Errno> {
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
+        attr_set,
         attr_clr: 0,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd: userns_fd.map_or(0, |userns| std::os::fd::AsRawFd::as_raw_fd(userns) as u64),
     };
     // SAFETY: `fd` is a valid descriptor, the path is an empty C string, and `attr` is a live
     // `struct mount_attr` whose size is passed alongside it.
@@ -457,11 +459,18 @@ fn make_read_only(fd: &OwnedFd) -> Result<(), Errno> {
         )
     };
     if result == 0 {
-        return Ok(());
+        Ok(())
+    } else {
+        Err(Errno::last())
     }
-    match Errno::last() {
-        Errno::ENOSYS => remount_read_only(fd),
-        errno => Err(errno),
+}
+
+/// Makes the mount at `fd` and every mount below it read-only, falling back on a remount of
+/// the top mount on kernels without mount_setattr.
+fn make_read_only(fd: &OwnedFd) -> Result<(), Errno> {
+    match set_attributes(fd, MOUNT_ATTR_RDONLY, None) {
+        Err(Errno::ENOSYS) => remount_read_only(fd),
+        other => other,
     }
 }
 
