@@ -569,18 +569,21 @@ fn create_cgroup(host: &CgroupHost, config: &ContainerConfig) -> Result<Option<C
         return Ok(None);
     };
     match host.remove_stale() {
-        Ok(removed) => {
-            for name in removed {
+        Ok(cleanup) => {
+            for name in cleanup.removed {
                 log::info!("removed the stale cgroup {name} of a crabcan that is gone");
+            }
+            for (name, error) in cleanup.failed {
+                log::warn!("cannot remove stale cgroup {name}: {error}");
             }
         }
         Err(error) => log::warn!("could not look for stale cgroups: {error}"),
     }
-    Ok(Some(host.create_cgroup(
-        &config.hostname,
-        limits,
-        config.missing_controllers,
-    )?))
+    let cgroup = host.create(&config.hostname, limits, config.missing_controllers)?;
+    for unapplied in cgroup.unapplied() {
+        log::warn!("running without the {}: {}", unapplied.limit, unapplied.reason);
+    }
+    Ok(Some(cgroup))
 }
 
 /// Gives the container's pty the window size of crabcan's terminal (at start and on SIGWINCH).
