@@ -89,13 +89,9 @@ impl V1Cgroup {
             freeze(dir);
         }
         let result = self.all_pids().map(|pids| pids.into_iter().for_each(sigkill));
-        if let Some(dir) = freezer {
-            // Killed tasks only die once thawed.
-            if let Err(e) = write_file(&dir.join("freezer.state"), "THAWED") {
-                log::warn!("{e}");
-            }
-        }
-        result
+        // Killed tasks only die once thawed: a failure to thaw is this round's error.
+        let thawed = freezer.map_or(Ok(()), |dir| write_file(&dir.join("freezer.state"), "THAWED"));
+        result.and(thawed)
     }
 }
 
@@ -123,7 +119,7 @@ fn make_leaf(dir: &Path) -> Result<(), CgroupError> {
 fn freeze(dir: &Path) {
     let state = dir.join("freezer.state");
     if let Err(e) = write_file(&state, "FROZEN") {
-        log::warn!("{e}");
+        log::debug!("{e}; killing without freezing");
         return;
     }
     let frozen = wait_until(Duration::from_millis(200), || {

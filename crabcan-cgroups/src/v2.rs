@@ -108,12 +108,8 @@ impl V2Cgroup {
             });
         }
         let result = self.pids().map(|pids| pids.into_iter().for_each(sigkill));
-        if frozen {
-            if let Err(e) = write_file(&freeze, "0") {
-                log::warn!("{e}");
-            }
-        }
-        result
+        let thawed = if frozen { write_file(&freeze, "0") } else { Ok(()) };
+        result.and(thawed)
     }
 }
 
