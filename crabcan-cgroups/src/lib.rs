@@ -71,3 +71,8 @@ pub const DEFAULT_STATE_DIR: &str = "/run/crabcan/.cgroups";
 const KILL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long removal retries `rmdir` while the kernel reports EBUSY.
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The README's example, compiled as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
