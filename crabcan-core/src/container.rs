@@ -581,7 +581,7 @@ fn create_cgroup(host: &CgroupHost, config: &ContainerConfig) -> Result<Option<C
     }
     let cgroup = host.create(&config.hostname, limits, config.missing_controllers)?;
     for unapplied in cgroup.unapplied() {
-        log::warn!("running without the {}: {}", unapplied.limit, unapplied.reason);
+        log::warn!("{}; running without it", unapplied.reason);
     }
     Ok(Some(cgroup))
 }
