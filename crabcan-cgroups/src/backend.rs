@@ -1,6 +1,6 @@
-//! [`CgroupBackend`]: the one interface over a v1 or v2 container cgroup,
-//! and the shared "apply limit writes with the missing-controller policy"
-//! logic. `v1.rs` and `v2.rs` implement it.
+//! [`CgroupBackend`]: the one interface over a v1 or v2 container cgroup, the
+//! missing-controller policy ([`MissingController`], [`Unapplied`]) and the shared
+//! "apply limit writes under that policy" logic. `v1.rs` and `v2.rs` implement the trait.
 
 use std::fmt;
 use std::io;
@@ -8,39 +8,63 @@ use std::path::{Path, PathBuf};
 
 use crate::error::CgroupError;
 use crate::fsutil::write_file;
+use crate::layout::Version;
+use crate::limits::LimitKind;
 use crate::stats::Stats;
 use crate::writes::{IfAbsent, LimitWrite};
 
-/// What to do with a limit the host cannot apply.
+/// What to do with a limit the host cannot apply (no controller, no interface file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MissingController {
     /// Fail (and remove what was created). The default.
     #[default]
     Error,
-    /// `log::warn!` and go on without that limit.
+    /// Go on without that limit, and list it in [`crate::ContainerCgroup::unapplied`].
     Warn,
 }
 
+/// A limit the cgroup was created without, under [`MissingController::Warn`] or because it
+/// is best effort (an I/O weight on a host without a weight-aware I/O scheduler).
+#[derive(Debug)]
+pub struct Unapplied {
+    /// The limit that is not applied.
+    pub limit: LimitKind,
+    /// Why: [`CgroupError::MissingController`], [`CgroupError::ControllerNotEnabled`] or
+    /// [`CgroupError::MissingFeature`].
+    pub reason: CgroupError,
+}
+
+impl fmt::Display for Unapplied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.reason)
+    }
+}
+
 impl MissingController {
-    /// Returns `err` under [`MissingController::Error`]; logs it otherwise.
-    pub(crate) fn handle(self, err: CgroupError) -> Result<(), CgroupError> {
-        match self {
-            MissingController::Error => Err(err),
-            MissingController::Warn => {
-                match &err {
-                    CgroupError::MissingController { controller, option } => {
-                        log::warn!(
-                            "the host has no '{controller}' cgroup controller: running without the {option} limit"
-                        )
-                    }
-                    CgroupError::MissingFeature { what, option, .. } => {
-                        log::warn!("the host does not support {what}: running without the {option} limit")
-                    }
-                    other => log::warn!("{other}; continuing without it"),
+    /// Applies the policy to limits the host cannot apply: under [`MissingController::Error`]
+    /// the error for the first of `limits`; otherwise one [`Unapplied`] per limit.
+    pub(crate) fn handle(
+        self,
+        limits: &[LimitKind],
+        error: impl Fn(LimitKind) -> CgroupError,
+        unapplied: &mut Vec<Unapplied>,
+    ) -> Result<(), CgroupError> {
+        match (self, limits.first()) {
+            (MissingController::Error, Some(first)) => Err(error(*first)),
+            _ => {
+                for limit in limits {
+                    push_unapplied(unapplied, *limit, error(*limit));
                 }
                 Ok(())
             }
         }
+    }
+}
+
+/// Adds `limit` to `unapplied` unless it is listed already (creation may retry).
+pub(crate) fn push_unapplied(unapplied: &mut Vec<Unapplied>, limit: LimitKind, reason: CgroupError) {
+    if !unapplied.iter().any(|u| u.limit == limit) {
+        unapplied.push(Unapplied { limit, reason });
     }
 }
 
@@ -59,43 +83,63 @@ pub(crate) trait CgroupBackend: Send + Sync + fmt::Debug {
     fn oom_killed(&self) -> bool;
 }
 
-/// Applies `writes` in order. A missing file (after the fallback) is a
-/// missing-controller case for requested limits and skipped for implied ones.
+/// Applies `writes` in order. A missing file (after the fallback) goes through the `missing`
+/// policy for requested limits, is unapplied for best-effort ones and skipped for implied ones.
+/// A write whose controller is unavailable was handled at creation (or is best effort).
 pub(crate) fn apply_writes(
     backend: &dyn CgroupBackend,
     writes: &[LimitWrite],
+    version: Version,
     missing: MissingController,
+    unapplied: &mut Vec<Unapplied>,
 ) -> Result<(), CgroupError> {
     for write in writes {
         let Some(dir) = backend.dir_for(write) else {
-            if let IfAbsent::BestEffort { what } = write.if_absent {
-                log::warn!(
-                    "the host has no cgroup controller for {what}: running without the {} limit",
-                    write.option
+            if let IfAbsent::BestEffort { .. } = write.if_absent {
+                let controller = write.controller.name(version).to_string();
+                push_unapplied(
+                    unapplied,
+                    write.limit,
+                    CgroupError::MissingController {
+                        controller,
+                        limit: write.limit,
+                    },
                 );
             }
             continue;
         };
-        if let Err(err) = apply_one(dir, write) {
-            let absent = err.raw_os_error() == Some(libc::ENOENT);
-            match (absent, write.if_absent) {
-                (true, IfAbsent::Skip) => log::debug!("{err}; skipped"),
-                (true, IfAbsent::BestEffort { what }) => {
-                    log::warn!(
-                        "the host does not support {what}: running without the {} limit",
-                        write.option
-                    )
-                }
-                (true, IfAbsent::Required { what }) => missing.handle(CgroupError::MissingFeature {
-                    what,
-                    path: dir.join(write.file),
-                    option: write.option,
-                })?,
-                (false, _) => return Err(err),
+        match apply_one(dir, write) {
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
+                absent_file(dir, write, missing, unapplied)?;
             }
+            result => result?,
         }
     }
     Ok(())
+}
+
+/// `write`'s file does not exist in `dir`: what [`IfAbsent`] says.
+fn absent_file(
+    dir: &Path,
+    write: &LimitWrite,
+    missing: MissingController,
+    unapplied: &mut Vec<Unapplied>,
+) -> Result<(), CgroupError> {
+    let feature = |what| {
+        move |limit| CgroupError::MissingFeature {
+            what,
+            path: dir.join(write.file),
+            limit,
+        }
+    };
+    match write.if_absent {
+        IfAbsent::Skip => Ok(()),
+        IfAbsent::BestEffort { what } => {
+            push_unapplied(unapplied, write.limit, feature(what)(write.limit));
+            Ok(())
+        }
+        IfAbsent::Required { what } => missing.handle(&[write.limit], feature(what), unapplied),
+    }
 }
 
 fn apply_one(dir: &Path, write: &LimitWrite) -> Result<(), CgroupError> {
@@ -129,7 +173,6 @@ pub(crate) fn write_pid(dir: &Path, pid: i32) -> Result<(), CgroupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::Version;
     use crate::limits::Limits;
     use crate::writes::limit_writes;
     use std::fs;
@@ -190,7 +233,9 @@ mod tests {
             &["memory.limit_in_bytes", "pids.max", "cpu.shares", "blkio.bfq.weight"],
         );
         let writes = limit_writes(&Limits::default(), Version::V1);
-        apply_writes(&dir, &writes, MissingController::Error).unwrap();
+        let mut unapplied = Vec::new();
+        apply_writes(&dir, &writes, Version::V1, MissingController::Error, &mut unapplied).unwrap();
+        assert!(unapplied.is_empty(), "{unapplied:?}");
         assert_eq!(read(&dir, "memory.limit_in_bytes"), "1073741824");
         assert_eq!(read(&dir, "pids.max"), "64");
         assert_eq!(read(&dir, "cpu.shares"), "238");
@@ -208,14 +253,19 @@ mod tests {
             ..Limits::unlimited()
         };
         let writes = limit_writes(&limits, Version::V1);
-        let err = apply_writes(&dir, &writes, MissingController::Error).unwrap_err();
+        let mut unapplied = Vec::new();
+        let err = apply_writes(&dir, &writes, Version::V1, MissingController::Error, &mut unapplied).unwrap_err();
         let expected = format!(
-            "the host does not support swap accounting ({}/memory.memsw.limit_in_bytes is missing), needed for --memory-swap; allow missing controllers (crabcan: --allow-missing-controllers) to run without that limit",
+            "the host does not support swap accounting ({}/memory.memsw.limit_in_bytes is missing), needed for the memory+swap limit",
             dir.0.display()
         );
         assert_eq!(err.to_string(), expected);
-        apply_writes(&dir, &writes, MissingController::Warn).unwrap();
+        assert_eq!(err.limit(), Some(LimitKind::MemorySwap));
+        apply_writes(&dir, &writes, Version::V1, MissingController::Warn, &mut unapplied).unwrap();
         assert_eq!(read(&dir, "memory.limit_in_bytes"), "1048576");
+        let limits: Vec<LimitKind> = unapplied.iter().map(|u| u.limit).collect();
+        assert_eq!(limits, [LimitKind::MemorySwap, LimitKind::IoWeight]);
+        assert!(unapplied.iter().all(|u| u.reason.is_missing_controller()));
         let io_only = limit_writes(
             &Limits {
                 io_weight: Some(100),
@@ -224,7 +274,10 @@ mod tests {
             Version::V1,
         );
         // An I/O weight is best effort: without blkio.weight (nor BFQ) the container still runs.
-        apply_writes(&dir, &io_only, MissingController::Error).unwrap();
+        let mut unapplied = Vec::new();
+        apply_writes(&dir, &io_only, Version::V1, MissingController::Error, &mut unapplied).unwrap();
         assert!(!dir.0.join("blkio.weight").exists());
+        assert_eq!(unapplied.len(), 1);
+        assert_eq!(unapplied[0].limit, LimitKind::IoWeight);
     }
 }

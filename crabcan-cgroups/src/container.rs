@@ -1,5 +1,6 @@
-//! [`ContainerCgroup`]: the lifecycle of one container's cgroup — create
-//! with limits, add tasks, stats, kill, remove (explicitly or on drop).
+//! [`ContainerCgroup`]: the lifecycle of one container's cgroup — created with limits (by
+//! [`CgroupHost::create`]), add tasks, stats, kill, remove (explicitly or on drop) — and
+//! [`validate_name`] for the names it is created under.
 //!
 //! Security note (CVE-2022-0492, the `release_agent` escape): crabcan never
 //! enables `notify_on_release` nor writes `release_agent`; the container
@@ -9,25 +10,27 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::backend::{apply_writes, CgroupBackend, MissingController};
+use crate::backend::{apply_writes, CgroupBackend, MissingController, Unapplied};
 use crate::error::CgroupError;
 use crate::fsutil::remove_parent_if_empty;
-use crate::layout::{CgroupHost, Version};
+use crate::host::CgroupHost;
+use crate::layout::Version;
 use crate::lease::Lease;
 use crate::limits::Limits;
 use crate::self_join::SelfJoin;
 use crate::stats::Stats;
 use crate::tree::remove_subtree;
 use crate::v1::V1Cgroup;
-use crate::v2::V2Cgroup;
-use crate::writes::{limit_writes, Controller};
+use crate::v2::{V2Cgroup, Wanted};
+use crate::writes::{limit_writes, needed, Controller, LimitWrite};
 use crate::REMOVE_TIMEOUT;
 
 /// Longest accepted container name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
 
 /// Checks `name` is a safe single path component: 1..=64 bytes of
-/// `[A-Za-z0-9_.-]`, not containing "..".
+/// `[A-Za-z0-9_.-]`, not containing "..". Container names and the parent folder's name
+/// ([`CgroupHost::with_parent`]) must pass it.
 pub fn validate_name(name: &str) -> Result<(), CgroupError> {
     let invalid = |reason| {
         Err(CgroupError::InvalidName {
@@ -55,70 +58,82 @@ pub fn validate_name(name: &str) -> Result<(), CgroupError> {
 /// best effort.
 #[derive(Debug)]
 pub struct ContainerCgroup {
-    /// `<name>.<owner pid>`, the directory name under `crabcan/`.
+    /// `<name>.<owner pid>`, the directory name under the parent folder.
     leaf: String,
     /// `None` once removed.
     backend: Option<Box<dyn CgroupBackend>>,
     /// Held (locked) for as long as the directories exist; `None` once removed.
     lease: Option<Lease>,
+    /// The limits created without (see [`ContainerCgroup::unapplied`]).
+    unapplied: Vec<Unapplied>,
 }
 
-impl CgroupHost {
-    /// [`ContainerCgroup::create`] on these mounts, with its lease in
-    /// [`CgroupHost::state_dir`]. [`CgroupError::InUse`] if the lease or a directory of
-    /// `<name>.<crabcan pid>` exists already (nothing is taken over).
-    pub fn create_cgroup(
-        &self,
+impl ContainerCgroup {
+    /// Creates `<parent>/<name>.<pid>` on `host`'s mounts, its lease first (see
+    /// [`CgroupHost::create`]). On any error, everything created is removed again.
+    pub(crate) fn create_on(
+        host: &CgroupHost,
         name: &str,
         limits: &Limits,
         missing: MissingController,
     ) -> Result<ContainerCgroup, CgroupError> {
         validate_name(name)?;
         limits.validate()?;
-        let mounts = &self.mounts;
-        let version = mounts.layout.version();
+        let version = host.mounts.layout.version();
         let writes = limit_writes(limits, version);
-        // Controllers a limit needs (policy applies when absent), and those used if present.
-        let needed: BTreeSet<Controller> = writes
-            .iter()
-            .filter(|w| w.is_required())
-            .map(|w| w.controller)
-            .collect();
-        let optional: BTreeSet<Controller> = writes.iter().map(|w| w.controller).collect();
         let leaf = format!("{name}.{}", std::process::id());
         // The lease first: a scanner must never see our directories without a held lease.
-        let lease = Lease::acquire(&self.state_dir, &leaf)?;
-        let created = match version {
-            Version::V1 => {
-                V1Cgroup::create(mounts, &leaf, &needed, missing).map(|c| Box::new(c) as Box<dyn CgroupBackend>)
-            }
-            Version::V2 => V2Cgroup::create(mounts, &leaf, &needed, &optional, missing)
-                .map(|c| Box::new(c) as Box<dyn CgroupBackend>),
-        };
-        let backend = match created {
+        let lease = Lease::acquire(&host.state_dir, &leaf, &host.parent)?;
+        let mut unapplied = Vec::new();
+        let backend = match create_backend(host, &leaf, &writes, missing, &mut unapplied) {
             Ok(backend) => backend,
             Err(e) => {
-                if let Err(release) = lease.release() {
-                    log::warn!("{release}");
-                }
-                return Err(in_use_if_exists(e, &leaf));
+                // A lease that cannot be unlinked is left unlocked: stale cleanup removes it.
+                let _ = lease.release();
+                return Err(in_use_if_exists(e, &host.parent, &leaf));
             }
         };
-        let cgroup = ContainerCgroup {
+        let mut cgroup = ContainerCgroup {
             leaf,
             backend: Some(backend),
             lease: Some(lease),
+            unapplied: Vec::new(),
         };
-        log::debug!("created cgroup {:?} ({:?})", cgroup.paths(), mounts.layout);
-        apply_writes(cgroup.backend(), &writes, missing)?; // on error, Drop removes it
+        apply_writes(cgroup.backend(), &writes, version, missing, &mut unapplied)?; // on error, Drop removes it
+        cgroup.unapplied = unapplied;
         Ok(cgroup)
     }
 }
 
+/// The directories of `leaf` on `host` for `writes`, with the controllers they need.
+fn create_backend(
+    host: &CgroupHost,
+    leaf: &str,
+    writes: &[LimitWrite],
+    missing: MissingController,
+    unapplied: &mut Vec<Unapplied>,
+) -> Result<Box<dyn CgroupBackend>, CgroupError> {
+    let needed = needed(writes);
+    let (mounts, parent) = (&host.mounts, host.parent.as_str());
+    Ok(match mounts.layout.version() {
+        Version::V1 => Box::new(V1Cgroup::create(mounts, parent, leaf, &needed, missing, unapplied)?),
+        Version::V2 => {
+            let optional: BTreeSet<Controller> = writes.iter().map(|w| w.controller).collect();
+            let wanted = Wanted {
+                needed: &needed,
+                optional: &optional,
+                missing,
+            };
+            Box::new(V2Cgroup::create(mounts, parent, leaf, &wanted, unapplied)?)
+        }
+    })
+}
+
 /// A directory that already exists is someone else's cgroup: [`CgroupError::InUse`].
-fn in_use_if_exists(error: CgroupError, leaf: &str) -> CgroupError {
+fn in_use_if_exists(error: CgroupError, parent: &str, leaf: &str) -> CgroupError {
     match error {
         CgroupError::Io { path, cause, .. } if cause.raw_os_error() == Some(libc::EEXIST) => CgroupError::InUse {
+            parent: parent.to_string(),
             leaf: leaf.to_string(),
             path,
         },
@@ -127,19 +142,13 @@ fn in_use_if_exists(error: CgroupError, leaf: &str) -> CgroupError {
 }
 
 impl ContainerCgroup {
-    /// Creates `crabcan/<name>.<crabcan pid>` and applies `limits`. Limits
-    /// the host cannot apply fail unless `missing` is [`MissingController::Warn`].
-    /// On any error, everything created is removed again.
-    pub fn create(name: &str, limits: &Limits, missing: MissingController) -> Result<ContainerCgroup, CgroupError> {
-        CgroupHost::detect()?.create_cgroup(name, limits, missing)
-    }
-
     /// Wraps existing directories and their lease, taken over from a dead owner (stale cleanup).
     pub(crate) fn from_stale(leaf: String, backend: Box<dyn CgroupBackend>, lease: Lease) -> ContainerCgroup {
         ContainerCgroup {
             leaf,
             backend: Some(backend),
             lease: Some(lease),
+            unapplied: Vec::new(),
         }
     }
 
@@ -158,9 +167,17 @@ impl ContainerCgroup {
         }
     }
 
-    /// The directory name under `crabcan/`: `<name>.<owner pid>`.
+    /// The directory name under the parent folder: `<name>.<owner pid>`.
     pub fn name(&self) -> &str {
         &self.leaf
+    }
+
+    /// The limits this cgroup was created without: those the host cannot apply, under
+    /// [`MissingController::Warn`], and best-effort ones (the I/O weight) it cannot apply
+    /// under either policy. Empty when every limit is applied. The caller decides whether to
+    /// tell anyone (this crate prints nothing).
+    pub fn unapplied(&self) -> &[Unapplied] {
+        &self.unapplied
     }
 
     /// Moves process `pid` into the cgroup (cgroup.procs of every hierarchy on v1).
@@ -206,7 +223,7 @@ impl ContainerCgroup {
     }
 
     /// Kills everything inside, then removes every directory (retrying
-    /// while busy for up to 1 s) and the `crabcan/` parents if now empty, then the lease. If a
+    /// while busy for up to 1 s) and the parent folders if now empty, then the lease. If a
     /// directory cannot be removed, the lease is left unlocked, so a later
     /// [`CgroupHost::remove_stale`] retries.
     pub fn remove(mut self) -> Result<(), CgroupError> {
@@ -251,7 +268,7 @@ impl CgroupBackend for Removed {
     fn dirs(&self) -> Vec<PathBuf> {
         Vec::new()
     }
-    fn dir_for(&self, _: &crate::writes::LimitWrite) -> Option<&Path> {
+    fn dir_for(&self, _: &LimitWrite) -> Option<&Path> {
         None
     }
     fn v2_path(&self) -> Option<&Path> {

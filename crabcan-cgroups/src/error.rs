@@ -2,74 +2,156 @@
 //! cgroup filesystem and [`ParseSizeError`] for size strings.
 //!
 //! Every message is a single line naming the operation and the path (or the
-//! limit) involved, so the CLI can print it as-is.
+//! limit, in words) involved. Errors about one limit carry its [`LimitKind`]
+//! ([`CgroupError::limit`]), so a caller can add its own name for it.
 
 use std::io;
 use std::path::PathBuf;
 
+use crate::limits::LimitKind;
+
 /// An error creating, configuring, inspecting or removing a container cgroup.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    /// The container name is not a safe single path component.
+    /// The container name (or the parent folder's name) is not a safe single path component.
     #[error("invalid cgroup name '{name}': {reason}")]
-    InvalidName { name: String, reason: &'static str },
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 
-    /// The limits are inconsistent (e.g. swap limit below the memory limit).
-    #[error("invalid cgroup limits: {0}")]
-    InvalidLimits(String),
+    /// A memory+swap limit without a memory limit.
+    #[error("invalid cgroup limits: a memory+swap limit needs a memory limit too")]
+    SwapWithoutMemory,
+
+    /// A memory+swap limit below the memory limit.
+    #[error("invalid cgroup limits: memory+swap limit {swap} is below the memory limit {memory}")]
+    SwapBelowMemory {
+        /// The memory+swap limit in bytes.
+        swap: u64,
+        /// The memory limit in bytes.
+        memory: u64,
+    },
 
     /// A memory (or memory+swap) limit too small for any process to start under.
     #[error("{limit} {} is below the minimum allowed {limit}, {}", format_bytes(*.bytes), format_bytes(*.min))]
-    MemoryBelowMinimum { limit: MemoryLimit, bytes: u64, min: u64 },
+    MemoryBelowMinimum {
+        /// [`LimitKind::Memory`] or [`LimitKind::MemorySwap`].
+        limit: LimitKind,
+        /// The limit given, in bytes.
+        bytes: u64,
+        /// The smallest limit accepted, in bytes ([`crate::MIN_MEMORY`]).
+        min: u64,
+    },
 
     /// A pids limit outside what the kernel accepts (`pids.max` is at most PID_MAX_LIMIT).
     #[error("pids limit {pids} is out of range: it must be from {min} to {max} (the kernel's PID_MAX_LIMIT)")]
-    PidsOutOfRange { pids: u64, min: u64, max: u64 },
+    PidsOutOfRange {
+        /// The limit given.
+        pids: u64,
+        /// The smallest limit accepted.
+        min: u64,
+        /// The largest limit accepted ([`crate::PID_MAX_LIMIT`]).
+        max: u64,
+    },
+
+    /// A CPU or I/O weight outside the cgroup v2 range.
+    #[error("{limit} {weight} is outside {min}..={max}")]
+    WeightOutOfRange {
+        /// [`LimitKind::CpuWeight`] or [`LimitKind::IoWeight`].
+        limit: LimitKind,
+        /// The weight given.
+        weight: u64,
+        /// The smallest weight accepted.
+        min: u64,
+        /// The largest weight accepted.
+        max: u64,
+    },
 
     /// A CPU quota below 0.01 CPUs or above the CPUs this process may run on.
     #[error("CPU quota {cpus} is out of range: the range of CPUs is from 0.01 to {available}.00, as there are only {available} CPUs available")]
-    CpuQuotaOutOfRange { cpus: f64, available: usize },
+    CpuQuotaOutOfRange {
+        /// The quota given, in CPUs.
+        cpus: f64,
+        /// The CPUs this process may run on ([`crate::available_cpus`]).
+        available: usize,
+    },
 
     /// The container's cgroup name is taken: its lease or a cgroup directory of that name exists
     /// (another crabcan, possibly in another pid namespace, with the same name and pid, or a
     /// directory made by hand). Nothing is taken over.
-    #[error("cgroup crabcan/{leaf} is already in use ({} exists); choose another container name", .path.display())]
-    InUse { leaf: String, path: PathBuf },
+    #[error("cgroup {parent}/{leaf} is already in use ({} exists); choose another name", .path.display())]
+    InUse {
+        /// The parent folder ([`crate::CgroupHost::parent`]).
+        parent: String,
+        /// `<name>.<pid>`, the cgroup's directory name.
+        leaf: String,
+        /// The lease or directory that exists.
+        path: PathBuf,
+    },
 
     /// `/proc/self/mountinfo` shows no usable cgroup filesystem.
     #[error("no cgroup filesystem with usable controllers is mounted (checked {path})")]
-    NotMounted { path: PathBuf },
-
-    /// A limit needs a controller the host does not have (or cannot delegate).
-    #[error("the host has no '{controller}' cgroup controller, needed for {option}; allow missing controllers (crabcan: --allow-missing-controllers) to run without that limit")]
-    MissingController { controller: String, option: &'static str },
-
-    /// The controller exists but the interface file for a limit does not
-    /// (no swap accounting, no CFQ/BFQ I/O scheduler, ...).
-    #[error("the host does not support {what} ({path} is missing), needed for {option}; allow missing controllers (crabcan: --allow-missing-controllers) to run without that limit")]
-    MissingFeature {
-        what: &'static str,
+    NotMounted {
+        /// The file read.
         path: PathBuf,
-        option: &'static str,
     },
 
-    /// A file system operation on the cgroup tree failed.
-    #[error("cannot {op} {path}: {}", describe(.cause))]
-    Io {
-        op: String,
+    /// A limit needs a controller the host does not have.
+    #[error("the host has no '{controller}' cgroup controller, needed for the {limit}")]
+    MissingController {
+        /// The controller's name (`memory`, `pids`, `cpu`, `blkio`, `io`).
+        controller: String,
+        /// The limit that needs it.
+        limit: LimitKind,
+    },
+
+    /// A limit needs a cgroup v2 controller that cannot be enabled for crabcan's cgroups.
+    #[error("cannot enable the '{controller}' cgroup controller in {}: {}, needed for the {limit}", .path.display(), describe(.cause))]
+    ControllerNotEnabled {
+        /// The controller's name.
+        controller: String,
+        /// The `cgroup.subtree_control` file written.
         path: PathBuf,
+        /// The limit that needs it.
+        limit: LimitKind,
+        /// Why the write failed.
         cause: io::Error,
     },
 
-    /// A cgroup file did not have the expected format.
-    #[error("cannot parse {path}: unexpected content '{content}'")]
-    Parse { path: PathBuf, content: String },
+    /// The controller exists but the interface file for a limit does not
+    /// (no swap accounting, no CFQ/BFQ I/O scheduler, ...).
+    #[error("the host does not support {what} ({} is missing), needed for the {limit}", .path.display())]
+    MissingFeature {
+        /// The feature, in words ("swap accounting").
+        what: &'static str,
+        /// The missing interface file.
+        path: PathBuf,
+        /// The limit that needs it.
+        limit: LimitKind,
+    },
+
+    /// A file system operation on the cgroup tree failed.
+    #[error("cannot {op} {}: {}", .path.display(), describe(.cause))]
+    Io {
+        /// The operation ("create directory", "write 64 to", ...).
+        op: String,
+        /// The file or directory.
+        path: PathBuf,
+        /// Why it failed.
+        cause: io::Error,
+    },
 
     /// Processes survived `kill_all` for longer than the time bound.
-    #[error("processes {pids:?} still in {path} after killing for {waited_ms} ms")]
+    #[error("processes {pids:?} still in {} after killing for {waited_ms} ms", .path.display())]
     KillTimeout {
+        /// The cgroup directory.
         path: PathBuf,
+        /// The processes left.
         pids: Vec<i32>,
+        /// How long killing went on.
         waited_ms: u128,
     },
 }
@@ -91,23 +173,33 @@ impl CgroupError {
             _ => None,
         }
     }
-}
 
-/// Which memory limit a [`CgroupError::MemoryBelowMinimum`] is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemoryLimit {
-    /// The memory limit.
-    Memory,
-    /// The memory+swap limit.
-    MemorySwap,
-}
+    /// The limit this error is about, if it is about one: a caller maps it to its own words
+    /// (a command-line flag, a configuration key).
+    pub fn limit(&self) -> Option<LimitKind> {
+        match self {
+            CgroupError::SwapWithoutMemory | CgroupError::SwapBelowMemory { .. } => Some(LimitKind::MemorySwap),
+            CgroupError::PidsOutOfRange { .. } => Some(LimitKind::Pids),
+            CgroupError::CpuQuotaOutOfRange { .. } => Some(LimitKind::CpuQuota),
+            CgroupError::MemoryBelowMinimum { limit, .. }
+            | CgroupError::WeightOutOfRange { limit, .. }
+            | CgroupError::MissingController { limit, .. }
+            | CgroupError::ControllerNotEnabled { limit, .. }
+            | CgroupError::MissingFeature { limit, .. } => Some(*limit),
+            _ => None,
+        }
+    }
 
-impl std::fmt::Display for MemoryLimit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            MemoryLimit::Memory => "memory limit",
-            MemoryLimit::MemorySwap => "memory+swap limit",
-        })
+    /// Whether the host cannot apply a limit ([`CgroupError::MissingController`],
+    /// [`CgroupError::ControllerNotEnabled`], [`CgroupError::MissingFeature`]): the errors
+    /// [`crate::MissingController::Warn`] turns into [`crate::Unapplied`] entries.
+    pub fn is_missing_controller(&self) -> bool {
+        matches!(
+            self,
+            CgroupError::MissingController { .. }
+                | CgroupError::ControllerNotEnabled { .. }
+                | CgroupError::MissingFeature { .. }
+        )
     }
 }
 
@@ -137,14 +229,24 @@ fn describe(err: &io::Error) -> String {
 /// An error parsing a size such as `512M` or `1.5G`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseSizeError {
+    /// Nothing but white space.
     #[error("empty size")]
     Empty,
+    /// No number where one was expected.
     #[error("invalid size '{0}': expected a number optionally followed by a unit (B, K, M, G, T, P; KiB/KB/... also accepted)")]
     InvalidNumber(String),
+    /// A unit other than B, K, M, G, T, P (with optional `B`/`iB`).
     #[error("invalid size '{input}': unknown unit '{unit}' (use B, K, M, G, T or P)")]
-    UnknownUnit { input: String, unit: String },
+    UnknownUnit {
+        /// The whole size given.
+        input: String,
+        /// The unit part of it.
+        unit: String,
+    },
+    /// A fraction of a byte (`1.5` without a unit).
     #[error("invalid size '{0}': a fraction of a byte is not a size")]
     FractionalBytes(String),
+    /// More than `u64::MAX` bytes.
     #[error("invalid size '{0}': too large (the maximum is {max} bytes)", max = u64::MAX)]
     Overflow(String),
 }

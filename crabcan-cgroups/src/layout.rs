@@ -16,7 +16,7 @@ pub enum Layout {
     /// Only cgroup v1 controller hierarchies.
     V1,
     /// v1 controller hierarchies plus a cgroup2 mount (systemd "hybrid");
-    /// crabcan uses the v1 controllers there.
+    /// this crate uses the v1 controllers there.
     Hybrid,
     /// Only the unified cgroup2 hierarchy.
     V2,
@@ -30,6 +30,7 @@ pub(crate) enum Version {
 }
 
 impl Layout {
+    /// The interface container cgroups are driven through on this layout.
     pub(crate) fn version(self) -> Version {
         match self {
             Layout::V1 | Layout::Hybrid => Version::V1,
@@ -38,7 +39,7 @@ impl Layout {
     }
 }
 
-/// Controllers crabcan knows by their v1 names; other super options
+/// Controllers this crate knows by their v1 names; other super options
 /// (`rw`, `name=systemd`, `xattr`, ...) are ignored.
 const V1_CONTROLLERS: &[&str] = &[
     "cpu",
@@ -177,49 +178,6 @@ fn unescape_octal(field: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The host's cgroup mounts, read once from `/proc/self/mountinfo`. One value serves the
-/// layout check, the stale cleanup ([`CgroupHost::remove_stale`]) and the creation of a
-/// container's cgroup ([`CgroupHost::create_cgroup`]), so starting a container reads mountinfo
-/// once. It also names the state directory holding the cgroups' leases
-/// ([`crate::DEFAULT_STATE_DIR`] unless [`CgroupHost::with_state_dir`] says otherwise).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgroupHost {
-    pub(crate) mounts: Mounts,
-    pub(crate) state_dir: PathBuf,
-}
-
-impl CgroupHost {
-    /// Reads the cgroup mounts of this process's mount namespace.
-    pub fn detect() -> Result<CgroupHost, CgroupError> {
-        Mounts::detect().map(|mounts| CgroupHost {
-            mounts,
-            state_dir: PathBuf::from(crate::DEFAULT_STATE_DIR),
-        })
-    }
-
-    /// Keeps the leases in `dir` (created with mode 0700 when missing). Every crabcan that
-    /// shares cgroups must use the same directory, or it cannot tell their owners are alive
-    /// and leaves their cgroups alone.
-    pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> CgroupHost {
-        self.state_dir = dir.into();
-        self
-    }
-
-    /// The directory holding the leases of container cgroups.
-    pub fn state_dir(&self) -> &Path {
-        &self.state_dir
-    }
-
-    pub fn layout(&self) -> Layout {
-        self.mounts.layout
-    }
-}
-
-/// Detects the host's cgroup layout from `/proc/self/mountinfo`.
-pub fn detect_layout() -> Result<Layout, CgroupError> {
-    CgroupHost::detect().map(|host| host.layout())
 }
 
 /// One line of `/proc/<pid>/cgroup`: `hierarchy-id:controllers:path`.

@@ -1,8 +1,9 @@
-//! Leases: proof that a `crabcan/<leaf>` cgroup belongs to a live crabcan.
+//! Leases: proof that a `<parent>/<leaf>` cgroup belongs to a live crabcan.
 //!
 //! Each container cgroup has a lease file `<state dir>/<leaf>` (default
 //! [`crate::DEFAULT_STATE_DIR`]) on which the owning crabcan holds an exclusive
-//! `flock(2)` for as long as the cgroup exists:
+//! `flock(2)` for as long as the cgroup exists. The file holds the owner's pid and the
+//! parent folder's name, so a cleaner for another parent folder leaves it alone:
 //!
 //! 1. the lease is created under a temporary name (`.<leaf>.<random>.tmp`, `O_EXCL`,
 //!    `O_CLOEXEC`), locked, and only then renamed into place with `RENAME_NOREPLACE`
@@ -68,9 +69,9 @@ fn is_temp_name(name: &str) -> bool {
 }
 
 impl Lease {
-    /// Creates and locks `<state_dir>/<leaf>`, creating `state_dir` (mode 0700) if missing.
-    /// [`CgroupError::InUse`] if a lease of that name exists.
-    pub fn acquire(state_dir: &Path, leaf: &str) -> Result<Lease, CgroupError> {
+    /// Creates and locks `<state_dir>/<leaf>` for a cgroup under `parent`, creating
+    /// `state_dir` (mode 0700) if missing. [`CgroupError::InUse`] if a lease of that name exists.
+    pub fn acquire(state_dir: &Path, leaf: &str, parent: &str) -> Result<Lease, CgroupError> {
         let path = state_dir.join(leaf);
         let mut attempts = 0;
         let (temp, file) = loop {
@@ -84,19 +85,24 @@ impl Lease {
         };
         let placed = try_lock(&file)
             .map_err(|e| CgroupError::io("lock", &temp, e))
-            .and_then(|()| writeln!(&file, "{}", std::process::id()).map_err(|e| CgroupError::io("write", &temp, e)))
+            .and_then(|()| {
+                let content = format!("{}\n{parent}\n", std::process::id());
+                (&file)
+                    .write_all(content.as_bytes())
+                    .map_err(|e| CgroupError::io("write", &temp, e))
+            })
             .and_then(|()| match rename_noreplace(&temp, &path) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(CgroupError::InUse {
+                    parent: parent.to_string(),
                     leaf: leaf.to_string(),
                     path: path.clone(),
                 }),
                 Err(e) => Err(CgroupError::io(format!("rename {} to", temp.display()), &path, e)),
             });
         if let Err(e) = placed {
-            if let Err(unlink) = fs::remove_file(&temp) {
-                log::warn!("cannot remove {}: {unlink}", temp.display());
-            }
+            // A temporary lease left behind is removed by stale cleanup once unlocked.
+            let _ = fs::remove_file(&temp);
             return Err(e);
         }
         Ok(Lease { file, path })
@@ -128,6 +134,13 @@ impl Lease {
         Ok(same.then_some(Lease { file, path }))
     }
 
+    /// The parent folder the lease's cgroup is under: its second line; `None` for a lease
+    /// without one (an older crabcan's, whose parent was always [`crate::DEFAULT_PARENT`]).
+    pub fn parent(&self) -> Result<Option<String>, CgroupError> {
+        let content = fs::read_to_string(&self.path).map_err(|e| CgroupError::io("read", &self.path, e))?;
+        Ok(content.lines().nth(1).map(str::to_string))
+    }
+
     /// The lease file.
     #[cfg(test)]
     pub fn path(&self) -> &Path {
@@ -155,25 +168,15 @@ impl Lease {
     }
 }
 
-/// Removes temporary lease files (`.<leaf>...tmp`) whose creator died before placing them.
+/// Removes a temporary lease file (`.<leaf>...tmp`) whose creator died before placing it.
 /// Returns whether `name` was one and was removed.
-pub(crate) fn remove_stale_temp(state_dir: &Path, name: &str) -> bool {
+pub(crate) fn remove_stale_temp(state_dir: &Path, name: &str) -> Result<bool, CgroupError> {
     if !is_temp_name(name) {
-        return false;
+        return Ok(false);
     }
-    match Lease::take_over_if_stale(state_dir, name) {
-        Ok(Some(lease)) => match lease.release() {
-            Ok(()) => true,
-            Err(e) => {
-                log::warn!("{e}");
-                false
-            }
-        },
-        Ok(None) => false,
-        Err(e) => {
-            log::warn!("{e}");
-            false
-        }
+    match Lease::take_over_if_stale(state_dir, name)? {
+        Some(lease) => lease.release().map(|()| true),
+        None => Ok(false),
     }
 }
 
@@ -299,7 +302,7 @@ mod tests {
     #[test]
     fn acquire_creates_a_locked_cloexec_lease_in_a_private_dir() {
         let state = temp_state_dir("acquire");
-        let lease = Lease::acquire(&state, "web.12").expect("acquire");
+        let lease = Lease::acquire(&state, "web.12", "crabcan").expect("acquire");
         assert_eq!(lease.path(), state.join("web.12"));
         let mode = fs::metadata(&state).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o700, "state dir mode {mode:o}");
@@ -316,11 +319,12 @@ mod tests {
             "temp file left"
         );
         assert_eq!(
-            fs::read_to_string(lease.path()).unwrap().trim(),
-            std::process::id().to_string()
+            fs::read_to_string(lease.path()).unwrap(),
+            format!("{}\ncrabcan\n", std::process::id())
         );
+        assert_eq!(lease.parent().unwrap().as_deref(), Some("crabcan"));
 
-        let err = Lease::acquire(&state, "web.12").unwrap_err();
+        let err = Lease::acquire(&state, "web.12", "crabcan").unwrap_err();
         assert!(matches!(err, CgroupError::InUse { .. }), "{err}");
         assert_eq!(lease_names(&state).unwrap(), vec!["web.12".to_string()]);
         assert!(!lockable(lease.path()), "a failed second acquire released the first");
@@ -334,7 +338,7 @@ mod tests {
     #[test]
     fn a_dropped_lease_is_stale_and_taken_over_once() {
         let state = temp_state_dir("stale");
-        let lease = Lease::acquire(&state, "db.7").expect("acquire");
+        let lease = Lease::acquire(&state, "db.7", "crabcan").expect("acquire");
         drop(lease); // as if crabcan had died
         assert!(state.join("db.7").is_file());
         let taken = Lease::take_over_if_stale(&state, "db.7").unwrap().expect("stale lease");
@@ -350,7 +354,7 @@ mod tests {
     #[test]
     fn a_lease_replaced_while_locking_is_not_taken_over() {
         let state = temp_state_dir("replaced");
-        let old = Lease::acquire(&state, "x.1").unwrap();
+        let old = Lease::acquire(&state, "x.1", "crabcan").unwrap();
         // A scanner opened the old inode...
         let opened = File::open(state.join("x.1")).unwrap();
         // ...another scanner removed it, and a new crabcan leased the name again.
@@ -360,7 +364,7 @@ mod tests {
             .unwrap()
             .release()
             .unwrap();
-        let new = Lease::acquire(&state, "x.1").unwrap();
+        let new = Lease::acquire(&state, "x.1", "crabcan").unwrap();
         // The first scanner can lock its old inode, but it is not the lease any more.
         assert!(try_lock(&opened).is_ok());
         let now = fs::metadata(state.join("x.1")).unwrap();
@@ -380,12 +384,12 @@ mod tests {
         try_lock(&held).unwrap();
         let dead_name = dead.file_name().unwrap().to_str().unwrap().to_string();
         let live_name = live.file_name().unwrap().to_str().unwrap().to_string();
-        assert!(!remove_stale_temp(&state, "a.1"), "not a temporary name");
-        assert!(remove_stale_temp(&state, &dead_name));
-        assert!(!remove_stale_temp(&state, &live_name));
+        assert!(!remove_stale_temp(&state, "a.1").unwrap(), "not a temporary name");
+        assert!(remove_stale_temp(&state, &dead_name).unwrap());
+        assert!(!remove_stale_temp(&state, &live_name).unwrap());
         assert!(!dead.exists() && live.exists());
         drop(held);
-        assert!(remove_stale_temp(&state, &live_name));
+        assert!(remove_stale_temp(&state, &live_name).unwrap());
         let _ = fs::remove_dir_all(state.parent().unwrap());
     }
 

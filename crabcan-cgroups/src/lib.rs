@@ -1,26 +1,39 @@
-//! Container cgroups for crabcan on cgroup v1, hybrid and v2 hosts.
+//! Containers' cgroups on cgroup v1, hybrid and v2 hosts: create one with resource
+//! [`Limits`], put processes in it, read its [`Stats`], kill everything in it and remove it.
 //!
-//! [`ContainerCgroup::create`] makes `crabcan/<name>.<crabcan pid>` (in each
-//! v1 hierarchy, or once under the cgroup2 mount), applies [`Limits`], and
-//! later kills and removes it; [`CgroupHost::remove_stale`] cleans up after
-//! crashed crabcan processes. A cgroup is proven to be a live crabcan's by a
-//! lease file in [`DEFAULT_STATE_DIR`] that its owner keeps `flock`ed (see
-//! the `lease` module for why this holds across pid and mount namespaces). The layout is detected from `/proc/self/mountinfo`
-//! ([`detect_layout`]); hybrid hosts use their v1 controllers.
+//! Everything starts from a [`CgroupHost`], read once from `/proc/self/mountinfo`: its
+//! [`CgroupHost::layout`], [`CgroupHost::create`] (which makes `<parent>/<name>.<pid>` in each
+//! v1 hierarchy, or once under the cgroup2 mount, and returns a [`ContainerCgroup`]) and
+//! [`CgroupHost::remove_stale`] (which removes the cgroups of processes that died without
+//! removing them; never called implicitly). The parent folder is [`DEFAULT_PARENT`] unless
+//! [`CgroupHost::with_parent`] says otherwise. Hybrid hosts use their v1 controllers.
+//!
+//! A cgroup is proven to be a live process's by a lease file in the host's state directory
+//! ([`DEFAULT_STATE_DIR`] unless [`CgroupHost::with_state_dir`] says otherwise) that its owner
+//! keeps `flock`ed: the kernel drops the lock when the owner dies, however it dies, so stale
+//! cleanup removes exactly the cgroups whose lease nobody holds, across pid and mount
+//! namespaces.
+//!
+//! Limits the host cannot apply fail creation or, with [`MissingController::Warn`], are left
+//! out and listed in [`ContainerCgroup::unapplied`]; errors and unapplied limits name the
+//! limit as a [`LimitKind`]. The crate prints nothing and never exits.
 //!
 //! Why no `cgroups-rs`: 0.5 pulls zbus (rejected for build time). 0.3.4 is
 //! lighter but still adds regex, a second nix (0.25) and thiserror 1, and
 //! hard-codes `/sys/fs/cgroup` for v2 detection and its v1 root (derived
 //! with `unwrap()` from the first v1 mount), so it is not a fit for
 //! arbitrary mount points and cannot fail cleanly. The cgroup interface
-//! crabcan needs is a dozen file writes, so this crate does them itself
+//! needed is a dozen file writes, so this crate does them itself
 //! behind a small internal `CgroupBackend` trait (v1 / v2 implementations)
 //! with the limit→file mapping kept pure and unit-tested.
+
+#![deny(missing_docs)]
 
 mod backend;
 mod container;
 mod error;
 mod fsutil;
+mod host;
 mod layout;
 mod lease;
 mod limits;
@@ -34,19 +47,23 @@ mod writes;
 
 use std::time::Duration;
 
-pub use backend::MissingController;
+pub use backend::{MissingController, Unapplied};
 pub use container::{validate_name, ContainerCgroup, MAX_NAME_LEN};
-pub use error::{CgroupError, MemoryLimit, ParseSizeError};
-pub use layout::{current_cgroups, detect_layout, CgroupHost, Layout, ProcCgroup};
+pub use error::{CgroupError, ParseSizeError};
+pub use host::CgroupHost;
+pub use layout::{current_cgroups, Layout, ProcCgroup};
 pub use limits::{
-    available_cpus, cpu_shares_to_weight, cpu_weight_to_shares, io_weight_to_blkio_weight, parse_size, Limits,
-    DEFAULT_CPU_SHARES, MIN_CPU_QUOTA, MIN_MEMORY, PID_MAX_LIMIT,
+    available_cpus, cpu_shares_to_weight, cpu_weight_to_shares, io_weight_to_blkio_weight, parse_size, LimitKind,
+    Limits, DEFAULT_CPU_SHARES, DEFAULT_CPU_WEIGHT, DEFAULT_IO_WEIGHT, DEFAULT_MEMORY, DEFAULT_PIDS, MIN_CPU_QUOTA,
+    MIN_MEMORY, PID_MAX_LIMIT,
 };
 pub use self_join::SelfJoin;
+pub use stale::StaleCleanup;
 pub use stats::Stats;
 
-/// The directory (in each hierarchy) holding all container cgroups.
-pub const CRABCAN_DIR: &str = "crabcan";
+/// The folder (in each hierarchy) holding container cgroups unless
+/// [`CgroupHost::with_parent`] says otherwise.
+pub const DEFAULT_PARENT: &str = "crabcan";
 /// Where the leases of container cgroups are kept unless [`CgroupHost::with_state_dir`] says
 /// otherwise: one file per cgroup, named like its directory.
 pub const DEFAULT_STATE_DIR: &str = "/run/crabcan/.cgroups";
@@ -54,3 +71,8 @@ pub const DEFAULT_STATE_DIR: &str = "/run/crabcan/.cgroups";
 const KILL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long removal retries `rmdir` while the kernel reports EBUSY.
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The README's example, compiled as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

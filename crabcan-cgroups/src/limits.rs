@@ -1,7 +1,43 @@
-//! [`Limits`] (what a container may use), [`parse_size`] for human sizes and
-//! the CPU/I/O weight conversions between cgroup v1 and v2 scales.
+//! [`Limits`] (what a container may use) and [`LimitKind`] (which limit an error or an
+//! [`crate::Unapplied`] is about), crabcan's default limits as named constants, the
+//! validation of limits, [`parse_size`] for human sizes and the CPU/I/O weight conversions
+//! between the cgroup v1 and v2 scales.
 
-use crate::error::{CgroupError, MemoryLimit, ParseSizeError};
+use std::fmt;
+
+use crate::error::{CgroupError, ParseSizeError};
+
+/// One kind of limit of [`Limits`]: errors and [`crate::Unapplied`] entries name the limit
+/// they are about with it, so a caller can map it to its own words (e.g. a command-line flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LimitKind {
+    /// [`Limits::memory`].
+    Memory,
+    /// [`Limits::memory_swap`].
+    MemorySwap,
+    /// [`Limits::pids`].
+    Pids,
+    /// [`Limits::cpu_weight`].
+    CpuWeight,
+    /// [`Limits::cpu_quota`].
+    CpuQuota,
+    /// [`Limits::io_weight`].
+    IoWeight,
+}
+
+impl fmt::Display for LimitKind {
+    /// The limit in words, as messages use it: "memory limit", "CPU weight", ...
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LimitKind::Memory => "memory limit",
+            LimitKind::MemorySwap => "memory+swap limit",
+            LimitKind::Pids => "pids limit",
+            LimitKind::CpuWeight => "CPU weight",
+            LimitKind::CpuQuota => "CPU quota",
+            LimitKind::IoWeight => "I/O weight",
+        })
+    }
+}
 
 /// Resource limits for one container. `None` means "no limit".
 #[derive(Debug, Clone, PartialEq)]
@@ -23,21 +59,30 @@ pub struct Limits {
     pub io_weight: Option<u16>,
 }
 
-/// The tutorial's CPU shares default (v1 scale).
+/// crabcan's default memory limit: 1 GiB.
+pub const DEFAULT_MEMORY: u64 = 1 << 30;
+/// crabcan's default pids limit: 64 tasks.
+pub const DEFAULT_PIDS: u64 = 64;
+/// crabcan's default CPU share (v1 scale): 256, a quarter of a v1 cgroup's default 1024.
 pub const DEFAULT_CPU_SHARES: u64 = 256;
+/// crabcan's default CPU weight (v2 scale): the equivalent of [`DEFAULT_CPU_SHARES`], 10
+/// (v1 hosts get 238 shares after the round trip through the v2 scale).
+pub const DEFAULT_CPU_WEIGHT: u64 = cpu_shares_to_weight(DEFAULT_CPU_SHARES);
+/// crabcan's default I/O weight (v2 scale; the same number on v1's `blkio.weight`): 50.
+pub const DEFAULT_IO_WEIGHT: u16 = 50;
 
 impl Default for Limits {
-    /// The tutorial's defaults: 1 GiB memory (no swap), 64 tasks, the v2
-    /// equivalent of 256 CPU shares (weight 10; v1 hosts get 238 shares
-    /// after the round trip), I/O weight 50.
+    /// crabcan's defaults: [`DEFAULT_MEMORY`] (1 GiB) of memory and no swap, [`DEFAULT_PIDS`]
+    /// (64) tasks, [`DEFAULT_CPU_WEIGHT`] (the equivalent of 256 CPU shares), I/O weight
+    /// [`DEFAULT_IO_WEIGHT`] (50), no CPU quota.
     fn default() -> Self {
         Limits {
-            memory: Some(1 << 30),
+            memory: Some(DEFAULT_MEMORY),
             memory_swap: None,
-            pids: Some(64),
-            cpu_weight: Some(cpu_shares_to_weight(DEFAULT_CPU_SHARES)),
+            pids: Some(DEFAULT_PIDS),
+            cpu_weight: Some(DEFAULT_CPU_WEIGHT),
             cpu_quota: None,
-            io_weight: Some(50),
+            io_weight: Some(DEFAULT_IO_WEIGHT),
         }
     }
 }
@@ -64,53 +109,54 @@ impl Limits {
 
     /// [`Limits::validate`] with `cpus` CPUs available.
     pub(crate) fn validate_for_cpus(&self, cpus: usize) -> Result<(), CgroupError> {
-        let invalid = |msg: String| Err(CgroupError::InvalidLimits(msg));
-        let at_least_min = |limit: MemoryLimit, bytes: Option<u64>| match bytes {
-            Some(bytes) if bytes < MIN_MEMORY => Err(CgroupError::MemoryBelowMinimum {
-                limit,
-                bytes,
-                min: MIN_MEMORY,
-            }),
-            _ => Ok(()),
-        };
-        at_least_min(MemoryLimit::Memory, self.memory)?;
-        at_least_min(MemoryLimit::MemorySwap, self.memory_swap)?;
+        at_least_min_memory(LimitKind::Memory, self.memory)?;
+        at_least_min_memory(LimitKind::MemorySwap, self.memory_swap)?;
         match (self.memory, self.memory_swap) {
-            (None, Some(_)) => return invalid("a memory+swap limit needs a memory limit too".into()),
-            (Some(mem), Some(swap)) if swap < mem => {
-                return invalid(format!("memory+swap limit {swap} is below the memory limit {mem}"))
-            }
+            (None, Some(_)) => return Err(CgroupError::SwapWithoutMemory),
+            (Some(memory), Some(swap)) if swap < memory => return Err(CgroupError::SwapBelowMemory { swap, memory }),
             _ => {}
         }
-        if let Some(pids) = self.pids {
-            if !(1..=PID_MAX_LIMIT).contains(&pids) {
-                return Err(CgroupError::PidsOutOfRange {
-                    pids,
-                    min: 1,
-                    max: PID_MAX_LIMIT,
-                });
-            }
+        if let Some(pids) = self.pids.filter(|pids| !(1..=PID_MAX_LIMIT).contains(pids)) {
+            return Err(CgroupError::PidsOutOfRange {
+                pids,
+                min: 1,
+                max: PID_MAX_LIMIT,
+            });
         }
-        if let Some(w) = self.cpu_weight {
-            if !(CPU_WEIGHT_MIN..=CPU_WEIGHT_MAX).contains(&w) {
-                return invalid(format!("cpu weight {w} is outside 1..=10000"));
-            }
+        weight_in_range(LimitKind::CpuWeight, self.cpu_weight)?;
+        // NaN is in no range, so it is refused too.
+        if let Some(q) = self.cpu_quota.filter(|q| !(MIN_CPU_QUOTA..=cpus as f64).contains(q)) {
+            return Err(CgroupError::CpuQuotaOutOfRange {
+                cpus: q,
+                available: cpus,
+            });
         }
-        if let Some(q) = self.cpu_quota {
-            // NaN is in no range, so it is refused too.
-            if !(MIN_CPU_QUOTA..=cpus as f64).contains(&q) {
-                return Err(CgroupError::CpuQuotaOutOfRange {
-                    cpus: q,
-                    available: cpus,
-                });
-            }
-        }
-        if let Some(w) = self.io_weight {
-            if !(1..=10000).contains(&w) {
-                return invalid(format!("io weight {w} is outside 1..=10000"));
-            }
-        }
-        Ok(())
+        weight_in_range(LimitKind::IoWeight, self.io_weight.map(u64::from))
+    }
+}
+
+/// [`CgroupError::MemoryBelowMinimum`] for a memory limit below [`MIN_MEMORY`].
+fn at_least_min_memory(limit: LimitKind, bytes: Option<u64>) -> Result<(), CgroupError> {
+    match bytes {
+        Some(bytes) if bytes < MIN_MEMORY => Err(CgroupError::MemoryBelowMinimum {
+            limit,
+            bytes,
+            min: MIN_MEMORY,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// [`CgroupError::WeightOutOfRange`] for a CPU or I/O weight outside 1..=10000.
+fn weight_in_range(limit: LimitKind, weight: Option<u64>) -> Result<(), CgroupError> {
+    match weight {
+        Some(weight) if !(CPU_WEIGHT_MIN..=CPU_WEIGHT_MAX).contains(&weight) => Err(CgroupError::WeightOutOfRange {
+            limit,
+            weight,
+            min: CPU_WEIGHT_MIN,
+            max: CPU_WEIGHT_MAX,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -148,8 +194,15 @@ const CPU_SHARES_MAX: u64 = 262_144;
 
 /// v1 `cpu.shares` (2..=262144, clamped) to v2 `cpu.weight` (1..=10000),
 /// with the formula runc/crun/systemd use: `1 + ((shares - 2) * 9999) / 262142`.
-pub fn cpu_shares_to_weight(shares: u64) -> u64 {
-    let shares = shares.clamp(CPU_SHARES_MIN, CPU_SHARES_MAX);
+pub const fn cpu_shares_to_weight(shares: u64) -> u64 {
+    // `Ord::clamp` is not const.
+    let shares = if shares < CPU_SHARES_MIN {
+        CPU_SHARES_MIN
+    } else if shares > CPU_SHARES_MAX {
+        CPU_SHARES_MAX
+    } else {
+        shares
+    };
     1 + ((shares - CPU_SHARES_MIN) * 9999) / (CPU_SHARES_MAX - CPU_SHARES_MIN)
 }
 
@@ -162,7 +215,7 @@ pub fn cpu_weight_to_shares(weight: u64) -> u64 {
 }
 
 /// v2 I/O weight to v1 `blkio.weight`: clamped to 10..=1000 (the v1 range),
-/// so the tutorial's weight 50 stays 50 on v1 hosts.
+/// so the default weight 50 stays 50 on v1 hosts.
 pub fn io_weight_to_blkio_weight(weight: u16) -> u16 {
     weight.clamp(10, 1000)
 }
@@ -301,7 +354,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_the_tutorial() {
+    fn defaults_are_crabcans() {
         let d = Limits::default();
         assert_eq!(d.memory, Some(1 << 30));
         assert_eq!(d.pids, Some(64));
@@ -380,7 +433,7 @@ mod tests {
             .validate()
             .unwrap_err();
             assert!(
-                matches!(err, CgroupError::MemoryBelowMinimum { limit: MemoryLimit::Memory, bytes: b, min: MIN_MEMORY } if b == bytes),
+                matches!(err, CgroupError::MemoryBelowMinimum { limit: LimitKind::Memory, bytes: b, min: MIN_MEMORY } if b == bytes),
                 "{err:?}"
             );
             assert_eq!(

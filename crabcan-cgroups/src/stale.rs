@@ -1,54 +1,67 @@
-//! [`CgroupHost::remove_stale`]: cleanup of `crabcan/<name>.<pid>` cgroups left behind
-//! by a crabcan process that died without removing them, found through their leases.
+//! Cleanup of `<parent>/<name>.<pid>` cgroups left behind by a process that died without
+//! removing them, found through their leases ([`crate::CgroupHost::remove_stale`]), and
+//! [`StaleCleanup`], what it did.
 
 use crate::backend::CgroupBackend;
 use crate::container::{validate_name, ContainerCgroup};
 use crate::error::CgroupError;
-use crate::layout::{CgroupHost, Version};
+use crate::host::CgroupHost;
+use crate::layout::Version;
 use crate::lease::{lease_names, remove_stale_temp, Lease};
 use crate::v1::V1Cgroup;
 use crate::v2::V2Cgroup;
+use crate::DEFAULT_PARENT;
 
-impl CgroupHost {
-    /// Finds the leases in [`CgroupHost::state_dir`] that nobody holds (their crabcan died:
-    /// the kernel released its `flock`), kills what runs in their cgroups and removes the
-    /// cgroups and the leases. A cgroup directory without a lease is never touched, nor is one
-    /// whose lease is held, whatever pid its name carries. Returns the removed cgroup names;
-    /// failures on single cgroups are logged and skipped (their lease stays, for a later try).
-    pub fn remove_stale(&self) -> Result<Vec<String>, CgroupError> {
-        let mut removed = Vec::new();
-        for name in lease_names(&self.state_dir)? {
-            if remove_stale_temp(&self.state_dir, &name) || owner_pid(&name).is_none() {
-                continue; // a temporary lease, or not a name of ours
-            }
-            let lease = match Lease::take_over_if_stale(&self.state_dir, &name) {
-                Ok(Some(lease)) => lease,
-                Ok(None) => continue, // its owner is alive (or it just went away)
-                Err(e) => {
-                    log::warn!("cannot check the lease of cgroup {name}: {e}");
-                    continue;
-                }
-            };
-            match self.remove_leased(name.clone(), lease) {
-                Ok(()) => removed.push(name),
-                Err(e) => log::warn!("cannot remove stale cgroup {name}: {e}"),
-            }
+/// What [`CgroupHost::remove_stale`] did.
+#[derive(Debug, Default)]
+pub struct StaleCleanup {
+    /// The cgroups removed, by directory name (`<name>.<pid>`).
+    pub removed: Vec<String>,
+    /// The leases or cgroups that could not be checked or removed, with why; a later
+    /// cleanup tries them again.
+    pub failed: Vec<(String, CgroupError)>,
+}
+
+/// [`CgroupHost::remove_stale`].
+pub(crate) fn remove_stale(host: &CgroupHost) -> Result<StaleCleanup, CgroupError> {
+    let mut cleanup = StaleCleanup::default();
+    for name in lease_names(&host.state_dir)? {
+        match remove_if_stale(host, &name) {
+            Ok(true) => cleanup.removed.push(name),
+            Ok(false) => {}
+            Err(e) => cleanup.failed.push((name, e)),
         }
-        Ok(removed)
     }
+    Ok(cleanup)
+}
 
-    /// Kills and removes the directories of `leaf`, then its lease.
-    fn remove_leased(&self, leaf: String, lease: Lease) -> Result<(), CgroupError> {
-        let mounts = &self.mounts;
-        let backend: Box<dyn CgroupBackend> = match mounts.layout.version() {
-            Version::V1 => Box::new(V1Cgroup::open(mounts, &leaf)),
-            Version::V2 => match V2Cgroup::open(mounts, &leaf) {
-                Some(cgroup) => Box::new(cgroup),
-                None => return lease.release(), // died before making its directory
-            },
-        };
-        ContainerCgroup::from_stale(leaf, backend, lease).remove()
+/// Removes the cgroup of lease `name` and the lease if nobody holds it and it is one of
+/// this parent folder's. Returns whether it did; temporary leases of dead creators are
+/// removed without counting.
+fn remove_if_stale(host: &CgroupHost, name: &str) -> Result<bool, CgroupError> {
+    if remove_stale_temp(&host.state_dir, name)? || owner_pid(name).is_none() {
+        return Ok(false); // a temporary lease, or not a name of ours
     }
+    let Some(lease) = Lease::take_over_if_stale(&host.state_dir, name)? else {
+        return Ok(false); // its owner is alive (or it just went away)
+    };
+    if lease.parent()?.as_deref().unwrap_or(DEFAULT_PARENT) != host.parent {
+        return Ok(false); // another parent folder's: dropping the lease unlocks it again
+    }
+    remove_leased(host, name.to_string(), lease).map(|()| true)
+}
+
+/// Kills and removes the directories of `leaf`, then its lease.
+fn remove_leased(host: &CgroupHost, leaf: String, lease: Lease) -> Result<(), CgroupError> {
+    let (mounts, parent) = (&host.mounts, host.parent.as_str());
+    let backend: Box<dyn CgroupBackend> = match mounts.layout.version() {
+        Version::V1 => Box::new(V1Cgroup::open(mounts, parent, &leaf)),
+        Version::V2 => match V2Cgroup::open(mounts, parent, &leaf) {
+            Some(cgroup) => Box::new(cgroup),
+            None => return lease.release(), // died before making its directory
+        },
+    };
+    ContainerCgroup::from_stale(leaf, backend, lease).remove()
 }
 
 /// The owner pid of a `<name>.<pid>` lease name (in the owner's pid namespace: only a
@@ -72,6 +85,7 @@ mod tests {
     use crate::backend::MissingController;
     use crate::layout::{Layout, Mounts};
     use crate::limits::Limits;
+    use crate::DEFAULT_PARENT;
 
     /// A v1 "host" made of plain directories (pids and memory hierarchies) and a state dir,
     /// under a fresh temporary directory: the lease logic without root or cgroupfs.
@@ -97,6 +111,7 @@ mod tests {
             let host = CgroupHost {
                 mounts,
                 state_dir: root.join("run/state"),
+                parent: DEFAULT_PARENT.to_string(),
             };
             FakeHost { root, host }
         }
@@ -114,7 +129,7 @@ mod tests {
 
         fn create(&self, name: &str) -> ContainerCgroup {
             self.host
-                .create_cgroup(name, &Limits::unlimited(), MissingController::Error)
+                .create(name, &Limits::unlimited(), MissingController::Error)
                 .expect("create")
         }
     }
@@ -157,7 +172,7 @@ mod tests {
         assert!(fake.dirs(&dead_leaf).iter().all(|d| d.is_dir()));
 
         // A crabcan in another pid namespace: a pid that does not exist here, lease held.
-        let inner = Lease::acquire(fake.host.state_dir(), "inner.4000001").unwrap();
+        let inner = Lease::acquire(fake.host.state_dir(), "inner.4000001", "crabcan").unwrap();
         for dir in fake.dirs("inner.4000001") {
             fs::create_dir_all(dir).unwrap();
         }
@@ -167,7 +182,7 @@ mod tests {
         // An unlocked file that is not a lease name of ours.
         fs::write(fake.host.state_dir().join("notes"), "x").unwrap();
 
-        let removed = fake.host.remove_stale().expect("remove_stale");
+        let removed = fake.host.remove_stale().expect("remove_stale").removed;
         assert_eq!(removed, vec![dead_leaf.clone()]);
         assert!(fake.dirs(&dead_leaf).iter().all(|d| !d.exists()), "stale dirs left");
         assert!(!fake.lease(&dead_leaf).exists(), "stale lease left");
@@ -182,7 +197,10 @@ mod tests {
 
         // Once the inner crabcan is gone, its cgroup is stale like any other.
         drop(inner);
-        assert_eq!(fake.host.remove_stale().unwrap(), vec!["inner.4000001".to_string()]);
+        assert_eq!(
+            fake.host.remove_stale().unwrap().removed,
+            vec!["inner.4000001".to_string()]
+        );
         assert!(fake.dirs("inner.4000001").iter().all(|d| !d.exists()));
         assert!(by_hand.is_dir());
         live.remove().unwrap();
@@ -191,10 +209,10 @@ mod tests {
     #[test]
     fn a_stale_lease_without_dirs_is_removed() {
         let fake = FakeHost::new("nodirs");
-        drop(Lease::acquire(fake.host.state_dir(), "early.77").unwrap()); // died before mkdir
-        assert_eq!(fake.host.remove_stale().unwrap(), vec!["early.77".to_string()]);
+        drop(Lease::acquire(fake.host.state_dir(), "early.77", "crabcan").unwrap()); // died before mkdir
+        assert_eq!(fake.host.remove_stale().unwrap().removed, vec!["early.77".to_string()]);
         assert!(!fake.lease("early.77").exists());
-        assert!(fake.host.remove_stale().unwrap().is_empty());
+        assert!(fake.host.remove_stale().unwrap().removed.is_empty());
     }
 
     #[test]
@@ -203,7 +221,7 @@ mod tests {
         let first = fake.create("dup");
         let err = fake
             .host
-            .create_cgroup("dup", &Limits::unlimited(), MissingController::Error)
+            .create("dup", &Limits::unlimited(), MissingController::Error)
             .unwrap_err();
         assert!(matches!(err, CgroupError::InUse { .. }), "{err}");
         assert!(err.to_string().contains(&format!("crabcan/{}", first.name())), "{err}");
@@ -217,7 +235,7 @@ mod tests {
         fs::create_dir_all(&existing).unwrap();
         let err = fake
             .host
-            .create_cgroup("mine", &Limits::unlimited(), MissingController::Error)
+            .create("mine", &Limits::unlimited(), MissingController::Error)
             .unwrap_err();
         assert!(matches!(err, CgroupError::InUse { .. }), "{err}");
         assert!(err.to_string().contains(&existing.display().to_string()), "{err}");
@@ -237,10 +255,7 @@ mod tests {
             ..Limits::unlimited()
         };
         // The fake hierarchy has no pids.max: the write fails after the dirs were made.
-        let err = fake
-            .host
-            .create_cgroup("rb", &limits, MissingController::Error)
-            .unwrap_err();
+        let err = fake.host.create("rb", &limits, MissingController::Error).unwrap_err();
         assert!(err.to_string().contains("pids.max"), "{err}");
         let leaf = format!("rb.{}", std::process::id());
         assert!(fake.dirs(&leaf).iter().all(|d| !d.exists()), "dirs left");
@@ -257,8 +272,28 @@ mod tests {
         assert!(cg.remove().is_err());
         assert!(fake.lease(&leaf).exists() && !locked(&fake.lease(&leaf)));
         fs::remove_file(&blocker).unwrap();
-        assert_eq!(fake.host.remove_stale().unwrap(), vec![leaf.clone()]);
+        assert_eq!(fake.host.remove_stale().unwrap().removed, vec![leaf.clone()]);
         assert!(fake.dirs(&leaf).iter().all(|d| !d.exists()));
+    }
+
+    #[test]
+    fn another_parent_folders_cgroups_are_left_alone() {
+        let fake = FakeHost::new("parents");
+        let other = fake.host.clone().with_parent("other").unwrap();
+        let theirs = other
+            .create("theirs", &Limits::unlimited(), MissingController::Error)
+            .unwrap();
+        let leaf = theirs.name().to_string();
+        assert_eq!(theirs.paths()[0], fake.root.join("memory/other").join(&leaf));
+        theirs.abandon();
+        assert!(fake.host.remove_stale().unwrap().removed.is_empty());
+        assert!(
+            fake.root.join("pids/other").join(&leaf).is_dir(),
+            "another parent's cgroup touched"
+        );
+        assert!(fake.lease(&leaf).exists() && !locked(&fake.lease(&leaf)));
+        assert_eq!(other.remove_stale().unwrap().removed, vec![leaf.clone()]);
+        assert!(!fake.root.join("pids/other").exists());
     }
 
     #[test]

@@ -1,20 +1,19 @@
-//! cgroup v1 (and hybrid) backend: one `crabcan/<leaf>` directory in each
+//! cgroup v1 (and hybrid) backend: one `<parent>/<leaf>` directory in each
 //! mounted hierarchy crabcan uses (memory, pids, cpu, cpuacct, blkio,
 //! freezer; co-mounted hierarchies share a directory). Never writes
 //! `notify_on_release`/`release_agent` (CVE-2022-0492).
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::backend::{write_pid, CgroupBackend, MissingController};
+use crate::backend::{write_pid, CgroupBackend, MissingController, Unapplied};
 use crate::error::CgroupError;
 use crate::fsutil::{create_dir, ensure_dir, read_keyed, read_string, read_u64, sigkill, wait_until, write_file};
 use crate::layout::Mounts;
 use crate::stats::Stats;
 use crate::tree::{remove_subtree, subtree_pids};
-use crate::writes::{Controller, LimitWrite};
-use crate::{CRABCAN_DIR, KILL_TIMEOUT, REMOVE_TIMEOUT};
+use crate::writes::{Controller, LimitWrite, Needed};
+use crate::{KILL_TIMEOUT, REMOVE_TIMEOUT};
 
 #[derive(Debug)]
 pub(crate) struct V1Cgroup {
@@ -23,22 +22,28 @@ pub(crate) struct V1Cgroup {
 }
 
 impl V1Cgroup {
-    /// Creates `crabcan/<leaf>` in every mounted hierarchy of
+    /// Creates `<parent>/<leaf>` in every mounted hierarchy of
     /// [`Controller::V1_ALL`]; `needed` controllers that are not mounted go
     /// through the `missing` policy. Removes what it made on error.
     pub fn create(
         mounts: &Mounts,
+        parent: &str,
         leaf: &str,
-        needed: &BTreeSet<Controller>,
+        needed: &Needed,
         missing: MissingController,
+        unapplied: &mut Vec<Unapplied>,
     ) -> Result<V1Cgroup, CgroupError> {
-        for controller in needed {
+        for (controller, limits) in needed {
             if mounts.v1_mount(controller.v1_name()).is_none() {
-                missing.handle(missing_controller(*controller))?;
+                let error = |limit| CgroupError::MissingController {
+                    controller: controller.v1_name().to_string(),
+                    limit,
+                };
+                missing.handle(limits, error, unapplied)?;
             }
         }
         let cgroup = V1Cgroup {
-            dirs: leaf_dirs(mounts, leaf),
+            dirs: leaf_dirs(mounts, parent, leaf),
         };
         let mut made: Vec<PathBuf> = Vec::new();
         for dir in cgroup.dirs() {
@@ -53,9 +58,9 @@ impl V1Cgroup {
         Ok(cgroup)
     }
 
-    /// The existing directories of `crabcan/<leaf>` (for stale cleanup).
-    pub fn open(mounts: &Mounts, leaf: &str) -> V1Cgroup {
-        let mut dirs = leaf_dirs(mounts, leaf);
+    /// The existing directories of `<parent>/<leaf>` (for stale cleanup).
+    pub fn open(mounts: &Mounts, parent: &str, leaf: &str) -> V1Cgroup {
+        let mut dirs = leaf_dirs(mounts, parent, leaf);
         dirs.retain(|(_, dir)| dir.is_dir());
         V1Cgroup { dirs }
     }
@@ -84,44 +89,21 @@ impl V1Cgroup {
             freeze(dir);
         }
         let result = self.all_pids().map(|pids| pids.into_iter().for_each(sigkill));
-        if let Some(dir) = freezer {
-            // Killed tasks only die once thawed.
-            if let Err(e) = write_file(&dir.join("freezer.state"), "THAWED") {
-                log::warn!("{e}");
-            }
-        }
-        result
+        // Killed tasks only die once thawed: a failure to thaw is this round's error.
+        let thawed = freezer.map_or(Ok(()), |dir| write_file(&dir.join("freezer.state"), "THAWED"));
+        result.and(thawed)
     }
 }
 
-fn missing_controller(controller: Controller) -> CgroupError {
-    let option = match controller {
-        Controller::Memory => "--memory",
-        Controller::Pids => "--pids",
-        Controller::Cpu | Controller::CpuAcct => "--cpus/--cpu-weight",
-        Controller::Io => "--io-weight",
-        Controller::Freezer => "the freezer",
-    };
-    CgroupError::MissingController {
-        controller: controller.v1_name().to_string(),
-        option,
-    }
-}
-
-/// `<mount>/crabcan/<leaf>` for each mounted controller crabcan uses.
-fn leaf_dirs(mounts: &Mounts, leaf: &str) -> Vec<(Controller, PathBuf)> {
+/// `<mount>/<parent>/<leaf>` for each mounted controller crabcan uses.
+fn leaf_dirs(mounts: &Mounts, parent: &str, leaf: &str) -> Vec<(Controller, PathBuf)> {
     Controller::V1_ALL
         .iter()
-        .filter_map(|c| {
-            mounts
-                .v1_mount(c.v1_name())
-                .map(|m| (*c, m.join(CRABCAN_DIR).join(leaf)))
-        })
+        .filter_map(|c| mounts.v1_mount(c.v1_name()).map(|m| (*c, m.join(parent).join(leaf))))
         .collect()
 }
 
-/// Creates `dir` (never adopting an existing one) and its `crabcan/`
-/// parent, retrying if a concurrent crabcan removed the empty parent.
+/// Creates `dir` (never adopting an existing one) and its parent folder, retrying if a concurrent crabcan removed the empty parent.
 fn make_leaf(dir: &Path) -> Result<(), CgroupError> {
     let parent = dir.parent().unwrap_or(dir);
     let mut attempts = 0;
@@ -137,7 +119,7 @@ fn make_leaf(dir: &Path) -> Result<(), CgroupError> {
 fn freeze(dir: &Path) {
     let state = dir.join("freezer.state");
     if let Err(e) = write_file(&state, "FROZEN") {
-        log::warn!("{e}");
+        log::debug!("{e}; killing without freezing");
         return;
     }
     let frozen = wait_until(Duration::from_millis(200), || {

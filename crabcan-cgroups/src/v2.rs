@@ -1,21 +1,21 @@
-//! cgroup v2 backend: the container cgroup is `<cgroup2 mount>/crabcan/<leaf>`.
+//! cgroup v2 backend: the container cgroup is `<cgroup2 mount>/<parent>/<leaf>`.
 //! Controllers are enabled top-down in `cgroup.subtree_control` of the mount
-//! root and of `crabcan/`; crabcan's own process is never moved, so the
-//! "no internal processes" rule holds (`crabcan/` only has child cgroups).
+//! root and of `<parent>/`; the calling process is never moved, so the
+//! "no internal processes" rule holds (`<parent>/` only has child cgroups).
 //! Interface files per Documentation/admin-guide/cgroup-v2.rst.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::backend::{write_pid, CgroupBackend, MissingController};
+use crate::backend::{write_pid, CgroupBackend, MissingController, Unapplied};
 use crate::error::CgroupError;
 use crate::fsutil::{create_dir, ensure_dir, read_keyed, read_string, read_u64, sigkill, wait_until, write_file};
 use crate::layout::Mounts;
 use crate::stats::Stats;
 use crate::tree::subtree_pids;
-use crate::writes::{Controller, LimitWrite};
-use crate::{CRABCAN_DIR, KILL_TIMEOUT};
+use crate::writes::{Controller, LimitWrite, Needed};
+use crate::KILL_TIMEOUT;
 
 /// Controllers always enabled when available, for statistics and OOM detection.
 const ALWAYS: [Controller; 2] = [Controller::Memory, Controller::Pids];
@@ -27,45 +27,34 @@ pub(crate) struct V2Cgroup {
     enabled: BTreeSet<Controller>,
 }
 
+/// What creating a v2 cgroup needs to know besides its place.
+pub(crate) struct Wanted<'a> {
+    /// Controllers the limits need, with those limits (the policy applies when absent).
+    pub needed: &'a Needed,
+    /// Controllers used when present (best-effort limits).
+    pub optional: &'a BTreeSet<Controller>,
+    pub missing: MissingController,
+}
+
 impl V2Cgroup {
-    /// Enables the controllers and creates `<mount>/crabcan/<leaf>`.
+    /// Enables the controllers and creates `<mount>/<parent>/<leaf>`.
     pub fn create(
         mounts: &Mounts,
+        parent: &str,
         leaf: &str,
-        needed: &BTreeSet<Controller>,
-        optional: &BTreeSet<Controller>,
-        missing: MissingController,
+        wanted: &Wanted,
+        unapplied: &mut Vec<Unapplied>,
     ) -> Result<V2Cgroup, CgroupError> {
         let root = v2_root(mounts)?;
-        let parent = root.join(CRABCAN_DIR);
+        let parent = root.join(parent);
         let dir = parent.join(leaf);
         let available = read_controllers(&root.join("cgroup.controllers"))?;
-        let mut wanted = BTreeSet::new();
-        let candidates: BTreeSet<Controller> = needed
-            .iter()
-            .chain(optional.iter())
-            .chain(ALWAYS.iter())
-            .copied()
-            .collect();
-        for controller in &candidates {
-            let Some(name) = controller.v2_name() else {
-                continue;
-            };
-            if available.contains(name) {
-                wanted.insert(*controller);
-            } else if needed.contains(controller) {
-                let option = option_for(*controller);
-                missing.handle(CgroupError::MissingController {
-                    controller: name.to_string(),
-                    option,
-                })?;
-            }
-        }
+        let usable = usable_controllers(&available, wanted, unapplied)?;
         let mut attempts = 0;
         loop {
-            let mut enabled = enable(&root, &wanted, needed, missing)?;
+            let mut enabled = enable(&root, &usable, wanted, unapplied)?;
             ensure_dir(&parent)?;
-            enabled = enable(&parent, &enabled, needed, missing)?;
+            enabled = enable(&parent, &enabled, wanted, unapplied)?;
             match create_dir(&dir) {
                 // A concurrent crabcan removed the empty parent: set it up again.
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) && attempts < 3 => attempts += 1,
@@ -75,9 +64,9 @@ impl V2Cgroup {
         }
     }
 
-    /// An existing `crabcan/<leaf>` (for stale cleanup); `None` if absent.
-    pub fn open(mounts: &Mounts, leaf: &str) -> Option<V2Cgroup> {
-        let dir = mounts.v2.as_ref()?.join(CRABCAN_DIR).join(leaf);
+    /// An existing `<parent>/<leaf>` (for stale cleanup); `None` if absent.
+    pub fn open(mounts: &Mounts, parent: &str, leaf: &str) -> Option<V2Cgroup> {
+        let dir = mounts.v2.as_ref()?.join(parent).join(leaf);
         dir.is_dir().then_some(V2Cgroup {
             dir,
             enabled: BTreeSet::new(),
@@ -119,12 +108,8 @@ impl V2Cgroup {
             });
         }
         let result = self.pids().map(|pids| pids.into_iter().for_each(sigkill));
-        if frozen {
-            if let Err(e) = write_file(&freeze, "0") {
-                log::warn!("{e}");
-            }
-        }
-        result
+        let thawed = if frozen { write_file(&freeze, "0") } else { Ok(()) };
+        result.and(thawed)
     }
 }
 
@@ -134,14 +119,36 @@ fn v2_root(mounts: &Mounts) -> Result<PathBuf, CgroupError> {
     })
 }
 
-fn option_for(controller: Controller) -> &'static str {
-    match controller {
-        Controller::Memory => "--memory",
-        Controller::Pids => "--pids",
-        Controller::Cpu | Controller::CpuAcct => "--cpus/--cpu-weight",
-        Controller::Io => "--io-weight",
-        Controller::Freezer => "the freezer",
+/// The needed, optional and [`ALWAYS`] controllers that `available` (the root's
+/// `cgroup.controllers`) offers; needed ones it lacks go through the missing policy.
+fn usable_controllers(
+    available: &BTreeSet<String>,
+    wanted: &Wanted,
+    unapplied: &mut Vec<Unapplied>,
+) -> Result<BTreeSet<Controller>, CgroupError> {
+    let candidates: BTreeSet<Controller> = wanted
+        .needed
+        .keys()
+        .chain(wanted.optional.iter())
+        .chain(ALWAYS.iter())
+        .copied()
+        .collect();
+    let mut usable = BTreeSet::new();
+    for controller in candidates {
+        let Some(name) = controller.v2_name() else {
+            continue;
+        };
+        if available.contains(name) {
+            usable.insert(controller);
+        } else if let Some(limits) = wanted.needed.get(&controller) {
+            let error = |limit| CgroupError::MissingController {
+                controller: name.to_string(),
+                limit,
+            };
+            wanted.missing.handle(limits, error, unapplied)?;
+        }
     }
+    Ok(usable)
 }
 
 /// Space-separated controller names (cgroup.controllers / cgroup.subtree_control).
@@ -158,14 +165,14 @@ pub(crate) fn parse_controllers(text: &str) -> BTreeSet<String> {
 /// does not block the others. Returns the controllers now enabled there.
 fn enable(
     cgroup: &Path,
-    wanted: &BTreeSet<Controller>,
-    needed: &BTreeSet<Controller>,
-    missing: MissingController,
+    controllers: &BTreeSet<Controller>,
+    wanted: &Wanted,
+    unapplied: &mut Vec<Unapplied>,
 ) -> Result<BTreeSet<Controller>, CgroupError> {
     let control = cgroup.join("cgroup.subtree_control");
     let already = read_controllers(&control)?;
     let mut enabled = BTreeSet::new();
-    for controller in wanted {
+    for controller in controllers {
         let Some(name) = controller.v2_name() else {
             continue;
         };
@@ -177,11 +184,32 @@ fn enable(
             Ok(()) => {
                 enabled.insert(*controller);
             }
-            Err(e) if needed.contains(controller) => missing.handle(e)?,
-            Err(e) => log::debug!("{e}; statistics for '{name}' unavailable"),
+            Err(e) => match wanted.needed.get(controller) {
+                Some(limits) => not_enabled(&control, name, limits, &e, wanted.missing, unapplied)?,
+                None => log::debug!("{e}; statistics for '{name}' unavailable"),
+            },
         }
     }
     Ok(enabled)
+}
+
+/// The policy for `limits`, whose controller `name` could not be enabled in `control`.
+fn not_enabled(
+    control: &Path,
+    name: &str,
+    limits: &[crate::LimitKind],
+    error: &CgroupError,
+    missing: MissingController,
+    unapplied: &mut Vec<Unapplied>,
+) -> Result<(), CgroupError> {
+    let errno = error.raw_os_error().unwrap_or(libc::EIO);
+    let error = |limit| CgroupError::ControllerNotEnabled {
+        controller: name.to_string(),
+        path: control.to_path_buf(),
+        limit,
+        cause: std::io::Error::from_raw_os_error(errno),
+    };
+    missing.handle(limits, error, unapplied)
 }
 
 impl CgroupBackend for V2Cgroup {

@@ -3,8 +3,12 @@
 //! File names and formats follow the kernel's
 //! Documentation/admin-guide/cgroup-v2.rst and cgroup-v1/*.rst.
 
+use std::collections::BTreeMap;
+
 use crate::layout::Version;
-use crate::limits::{cpu_weight_to_shares, io_weight_to_blkio_weight, Limits, CPU_WEIGHT_MAX, CPU_WEIGHT_MIN};
+use crate::limits::{
+    cpu_weight_to_shares, io_weight_to_blkio_weight, LimitKind, Limits, CPU_WEIGHT_MAX, CPU_WEIGHT_MIN,
+};
 
 /// CFS period used for `cpu.max` / `cpu.cfs_period_us`, in microseconds.
 pub(crate) const CPU_PERIOD_US: u64 = 100_000;
@@ -37,6 +41,7 @@ impl Controller {
         Controller::Freezer,
     ];
 
+    /// The v1 name (of its hierarchy).
     pub fn v1_name(self) -> &'static str {
         match self {
             Controller::Memory => "memory",
@@ -59,7 +64,7 @@ impl Controller {
         }
     }
 
-    #[cfg(test)]
+    /// The name on `version` (v1's for what v2 has built in).
     pub fn name(self, version: Version) -> &'static str {
         match version {
             Version::V1 => self.v1_name(),
@@ -73,8 +78,8 @@ impl Controller {
 pub(crate) enum IfAbsent {
     /// The user asked for this limit: apply the missing-controller policy.
     Required { what: &'static str },
-    /// A soft limit (I/O weight): without it the container still runs, with a warning, as
-    /// Docker does for `--blkio-weight` on hosts without CFQ/BFQ.
+    /// A soft limit (I/O weight): without it the container still runs, listed as unapplied,
+    /// as Docker's containers run without their blkio weight on hosts without CFQ/BFQ.
     BestEffort { what: &'static str },
     /// An implied setting ("no swap" when only memory is limited): skip.
     Skip,
@@ -89,8 +94,8 @@ pub(crate) struct LimitWrite {
     /// Tried when `file` does not exist (e.g. the BFQ weight file).
     pub fallback: Option<(&'static str, String)>,
     pub if_absent: IfAbsent,
-    /// The user-facing option, for error messages ("--memory").
-    pub option: &'static str,
+    /// The limit this write applies.
+    pub limit: LimitKind,
 }
 
 impl LimitWrite {
@@ -98,7 +103,7 @@ impl LimitWrite {
         controller: Controller,
         file: &'static str,
         value: impl ToString,
-        option: &'static str,
+        limit: LimitKind,
         what: &'static str,
     ) -> Self {
         LimitWrite {
@@ -107,7 +112,7 @@ impl LimitWrite {
             value: value.to_string(),
             fallback: None,
             if_absent: IfAbsent::Required { what },
-            option,
+            limit,
         }
     }
 
@@ -145,6 +150,22 @@ impl LimitWrite {
     }
 }
 
+/// The controllers the required writes of `writes` need, each with the limits that need it
+/// (in order, once each): what the missing-controller policy is about.
+pub(crate) type Needed = BTreeMap<Controller, Vec<LimitKind>>;
+
+/// [`Needed`] for `writes`.
+pub(crate) fn needed(writes: &[LimitWrite]) -> Needed {
+    let mut needed = Needed::new();
+    for write in writes.iter().filter(|w| w.is_required()) {
+        let limits = needed.entry(write.controller).or_default();
+        if !limits.contains(&write.limit) {
+            limits.push(write.limit);
+        }
+    }
+    needed
+}
+
 /// The file writes that apply `limits`, in order. Expects validated limits
 /// ([`Limits::validate`]); out-of-range values are clamped, never rejected.
 pub(crate) fn limit_writes(limits: &Limits, version: Version) -> Vec<LimitWrite> {
@@ -158,7 +179,7 @@ pub(crate) fn limit_writes(limits: &Limits, version: Version) -> Vec<LimitWrite>
 fn pids_write(limits: &Limits) -> Option<LimitWrite> {
     limits
         .pids
-        .map(|pids| LimitWrite::new(Controller::Pids, "pids.max", pids, "--pids", "pids limits"))
+        .map(|pids| LimitWrite::new(Controller::Pids, "pids.max", pids, LimitKind::Pids, "pids limits"))
 }
 
 fn cpu_quota_us(cpus: f64) -> u64 {
@@ -181,14 +202,14 @@ fn v1_writes(limits: &Limits) -> Vec<LimitWrite> {
             Memory,
             "memory.limit_in_bytes",
             memory,
-            "--memory",
+            LimitKind::Memory,
             "memory limits",
         ));
         let swap = LimitWrite::new(
             Memory,
             "memory.memsw.limit_in_bytes",
             limits.memory_swap.unwrap_or(memory),
-            "--memory-swap",
+            LimitKind::MemorySwap,
             "swap accounting",
         );
         writes.push(swap.required_if(limits.memory_swap.is_some()));
@@ -196,21 +217,27 @@ fn v1_writes(limits: &Limits) -> Vec<LimitWrite> {
     writes.extend(pids_write(limits));
     if let Some(weight) = limits.cpu_weight {
         let shares = cpu_weight_to_shares(clamp_cpu_weight(weight));
-        writes.push(LimitWrite::new(Cpu, "cpu.shares", shares, "--cpu-weight", "CPU shares"));
+        writes.push(LimitWrite::new(
+            Cpu,
+            "cpu.shares",
+            shares,
+            LimitKind::CpuWeight,
+            "CPU shares",
+        ));
     }
     if let Some(cpus) = limits.cpu_quota {
         writes.push(LimitWrite::new(
             Cpu,
             "cpu.cfs_period_us",
             CPU_PERIOD_US,
-            "--cpus",
+            LimitKind::CpuQuota,
             "CPU bandwidth limits",
         ));
         writes.push(LimitWrite::new(
             Cpu,
             "cpu.cfs_quota_us",
             cpu_quota_us(cpus),
-            "--cpus",
+            LimitKind::CpuQuota,
             "CPU bandwidth limits",
         ));
     }
@@ -221,7 +248,7 @@ fn v1_writes(limits: &Limits) -> Vec<LimitWrite> {
                 Io,
                 "blkio.weight",
                 weight,
-                "--io-weight",
+                LimitKind::IoWeight,
                 "I/O weights (no CFQ or BFQ scheduler)",
             )
             .with_fallback("blkio.bfq.weight", weight)
@@ -242,11 +269,17 @@ fn v2_writes(limits: &Limits) -> Vec<LimitWrite> {
             Memory,
             "memory.max",
             memory,
-            "--memory",
+            LimitKind::Memory,
             "memory limits",
         ));
         let swap_only = limits.memory_swap.map_or(0, |total| total.saturating_sub(memory));
-        let swap = LimitWrite::new(Memory, "memory.swap.max", swap_only, "--memory-swap", "swap limits");
+        let swap = LimitWrite::new(
+            Memory,
+            "memory.swap.max",
+            swap_only,
+            LimitKind::MemorySwap,
+            "swap limits",
+        );
         writes.push(swap.required_if(limits.memory_swap.is_some()));
     }
     writes.extend(pids_write(limits));
@@ -255,13 +288,19 @@ fn v2_writes(limits: &Limits) -> Vec<LimitWrite> {
             Cpu,
             "cpu.weight",
             clamp_cpu_weight(weight),
-            "--cpu-weight",
+            LimitKind::CpuWeight,
             "CPU weights",
         ));
     }
     if let Some(cpus) = limits.cpu_quota {
         let value = format!("{} {}", cpu_quota_us(cpus), CPU_PERIOD_US);
-        writes.push(LimitWrite::new(Cpu, "cpu.max", value, "--cpus", "CPU bandwidth limits"));
+        writes.push(LimitWrite::new(
+            Cpu,
+            "cpu.max",
+            value,
+            LimitKind::CpuQuota,
+            "CPU bandwidth limits",
+        ));
     }
     if let Some(weight) = limits.io_weight {
         let weight = weight.clamp(1, 10_000);
@@ -270,7 +309,7 @@ fn v2_writes(limits: &Limits) -> Vec<LimitWrite> {
                 Io,
                 "io.weight",
                 format!("default {weight}"),
-                "--io-weight",
+                LimitKind::IoWeight,
                 "I/O weights (no io.cost or BFQ)",
             )
             .with_fallback("io.bfq.weight", weight.min(1000))
@@ -371,6 +410,15 @@ mod tests {
                 IfAbsent::Required { .. }
             ));
         }
+    }
+
+    #[test]
+    fn needed_controllers_name_their_limits_once() {
+        let needed = needed(&limit_writes(&all_limits(), Version::V1));
+        assert_eq!(needed[&Controller::Memory], [LimitKind::Memory, LimitKind::MemorySwap]);
+        assert_eq!(needed[&Controller::Pids], [LimitKind::Pids]);
+        assert_eq!(needed[&Controller::Cpu], [LimitKind::CpuWeight, LimitKind::CpuQuota]);
+        assert!(!needed.contains_key(&Controller::Io), "the I/O weight is best effort");
     }
 
     #[test]

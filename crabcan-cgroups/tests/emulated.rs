@@ -13,13 +13,20 @@ use std::fs;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crabcan_cgroups::{detect_layout, ContainerCgroup, Layout, Limits, MissingController};
+use crabcan_cgroups::{CgroupError, CgroupHost, ContainerCgroup, Layout, LimitKind, Limits, MissingController};
 
 fn require_root() -> Layout {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(euid, 0, "these tests need root (euid is {euid})");
-    detect_layout().unwrap_or_else(|e| panic!("cgroups are not usable here: {e}"))
+    CgroupHost::detect()
+        .map(|host| host.layout())
+        .unwrap_or_else(|e| panic!("cgroups are not usable here: {e}"))
+}
+
+/// Creates a cgroup under the default parent folder on this (emulated) host.
+fn create(name: &str, limits: &Limits, missing: MissingController) -> Result<ContainerCgroup, CgroupError> {
+    CgroupHost::detect()?.create(name, limits, missing)
 }
 
 /// Mount points of v1 cgroup hierarchies (fstype "cgroup").
@@ -99,13 +106,19 @@ fn inner_v2_lifecycle() {
 
     let limits = Limits::default();
     if !has_memory {
-        let err = ContainerCgroup::create("v2-err", &limits, MissingController::Error).unwrap_err();
+        let err = create("v2-err", &limits, MissingController::Error).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "the host has no 'memory' cgroup controller, needed for --memory; allow missing controllers (crabcan: --allow-missing-controllers) to run without that limit"
+            "the host has no 'memory' cgroup controller, needed for the memory limit"
         );
+        assert_eq!(err.limit(), Some(LimitKind::Memory));
     }
-    let cg = ContainerCgroup::create("v2-life", &limits, MissingController::Warn).expect("create with Warn");
+    let cg = create("v2-life", &limits, MissingController::Warn).expect("create with Warn");
+    if !has_memory {
+        let unapplied: Vec<LimitKind> = cg.unapplied().iter().map(|u| u.limit).collect();
+        assert!(unapplied.contains(&LimitKind::Memory), "{:?}", cg.unapplied());
+        assert!(cg.unapplied().iter().all(|u| u.reason.is_missing_controller()));
+    }
     let dir = cg.v2_path().expect("v2 path").to_path_buf();
     assert_eq!(cg.paths(), vec![dir.clone()]);
     assert!(
@@ -156,17 +169,26 @@ fn inner_v1_without_pids() {
         pids: Some(8),
         ..Limits::unlimited()
     };
-    let err = ContainerCgroup::create("nopids", &limits, MissingController::Error).unwrap_err();
+    let err = create("nopids", &limits, MissingController::Error).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the host has no 'pids' cgroup controller, needed for --pids; allow missing controllers (crabcan: --allow-missing-controllers) to run without that limit"
+        "the host has no 'pids' cgroup controller, needed for the pids limit"
     );
+    assert!(matches!(
+        err,
+        CgroupError::MissingController {
+            limit: LimitKind::Pids,
+            ..
+        }
+    ));
     let leaf = format!("nopids.{}", std::process::id());
     assert!(!std::path::Path::new("/sys/fs/cgroup/memory/crabcan")
         .join(&leaf)
         .exists());
 
-    let cg = ContainerCgroup::create("nopids", &limits, MissingController::Warn).expect("create with Warn");
+    let cg = create("nopids", &limits, MissingController::Warn).expect("create with Warn");
+    let unapplied: Vec<LimitKind> = cg.unapplied().iter().map(|u| u.limit).collect();
+    assert_eq!(unapplied, [LimitKind::Pids]);
     assert!(cg.paths().iter().all(|p| !p.starts_with("/sys/fs/cgroup/pids")));
     let memory = cg
         .paths()

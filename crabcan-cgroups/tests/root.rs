@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crabcan_cgroups::{
-    detect_layout, CgroupError, CgroupHost, ContainerCgroup, Layout, Limits, MissingController, DEFAULT_STATE_DIR,
+    CgroupError, CgroupHost, ContainerCgroup, Layout, LimitKind, Limits, MissingController, DEFAULT_STATE_DIR,
 };
 
 /// Panics with the reason unless we are root on a host with cgroups.
@@ -19,12 +19,19 @@ fn require_root() -> Layout {
         euid, 0,
         "these tests need root (euid is {euid}); run `sudo cargo test -p crabcan-cgroups`"
     );
-    detect_layout().unwrap_or_else(|e| panic!("cgroups are not usable here: {e}"))
+    CgroupHost::detect()
+        .map(|host| host.layout())
+        .unwrap_or_else(|e| panic!("cgroups are not usable here: {e}"))
 }
 
 /// A per-test name; the crate appends our pid.
 fn name(test: &str) -> String {
     format!("t-{test}")
+}
+
+/// Creates a cgroup under the default parent folder on this host.
+fn create(name: &str, limits: &Limits, missing: MissingController) -> Result<ContainerCgroup, CgroupError> {
+    CgroupHost::detect()?.create(name, limits, missing)
 }
 
 /// Kills and reaps a child on drop, so failed tests leave nothing running.
@@ -112,7 +119,12 @@ fn test_limits() -> Limits {
 #[test]
 fn create_limits_task_kill_remove() {
     let layout = require_root();
-    let cg = ContainerCgroup::create(&name("lifecycle"), &test_limits(), MissingController::Error).expect("create");
+    let cg = create(&name("lifecycle"), &test_limits(), MissingController::Error).expect("create");
+    assert!(
+        cg.unapplied().iter().all(|u| u.limit == LimitKind::IoWeight),
+        "{:?}",
+        cg.unapplied()
+    );
     let paths = cg.paths();
     assert!(!paths.is_empty());
     for p in &paths {
@@ -195,7 +207,7 @@ fn create_limits_task_kill_remove() {
 #[test]
 fn drop_kills_and_removes() {
     require_root();
-    let cg = ContainerCgroup::create(&name("drop"), &Limits::default(), MissingController::Error).expect("create");
+    let cg = create(&name("drop"), &Limits::default(), MissingController::Error).expect("create");
     let paths = cg.paths();
     let mut child = ChildGuard::spawn(Command::new("sleep").arg("100"));
     cg.add_task(child.pid()).expect("add_task");
@@ -213,7 +225,7 @@ fn pids_limit_holds() {
         pids: Some(8),
         ..Limits::unlimited()
     };
-    let cg = ContainerCgroup::create(&name("pids"), &limits, MissingController::Error).expect("create");
+    let cg = create(&name("pids"), &limits, MissingController::Error).expect("create");
     let mut child = ChildGuard::gated_shell("i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); done; wait");
     cg.add_task(child.pid()).expect("add_task");
     child.start();
@@ -256,7 +268,7 @@ fn memory_hog_is_oom_killed() {
         memory: Some(32 << 20),
         ..Limits::unlimited()
     };
-    let cg = ContainerCgroup::create(&name("oom"), &limits, MissingController::Error).expect("create");
+    let cg = create(&name("oom"), &limits, MissingController::Error).expect("create");
     let mut child = ChildGuard::gated_shell("exec tail /dev/zero");
     cg.add_task(child.pid()).expect("add_task");
     child.start();
@@ -280,8 +292,7 @@ fn memory_hog_is_oom_killed() {
 #[test]
 fn remove_stale_removes_abandoned_cgroups_only() {
     require_root();
-    let stale =
-        ContainerCgroup::create(&name("stale"), &Limits::default(), MissingController::Error).expect("create stale");
+    let stale = create(&name("stale"), &Limits::default(), MissingController::Error).expect("create stale");
     let stale_paths = stale.paths();
     let stale_name = stale.name().to_string();
     let mut inside = ChildGuard::spawn(Command::new("sleep").arg("100"));
@@ -290,11 +301,11 @@ fn remove_stale_removes_abandoned_cgroups_only() {
     let lease = Path::new(DEFAULT_STATE_DIR).join(&stale_name);
     assert!(lease.is_file(), "{} missing", lease.display());
 
-    let live =
-        ContainerCgroup::create(&name("live"), &Limits::default(), MissingController::Error).expect("create live");
-    let removed = CgroupHost::detect()
+    let live = create(&name("live"), &Limits::default(), MissingController::Error).expect("create live");
+    let cleanup = CgroupHost::detect()
         .and_then(|host| host.remove_stale())
         .expect("remove_stale");
+    let removed = cleanup.removed;
     let leftovers: Vec<_> = stale_paths.iter().filter(|p| p.exists()).collect();
     // Clean up before asserting, so a failure leaves nothing behind.
     for p in &leftovers {
@@ -322,7 +333,7 @@ fn unusable_limits_create_nothing() {
         pids: Some(u64::MAX),
         ..Limits::unlimited()
     };
-    let err = ContainerCgroup::create(&name("rollback"), &limits, MissingController::Error).unwrap_err();
+    let err = create(&name("rollback"), &limits, MissingController::Error).unwrap_err();
     assert!(matches!(err, CgroupError::PidsOutOfRange { .. }), "{err}");
     let leaf = format!("{}.{}", name("rollback"), std::process::id());
     for mount in ["memory", "pids", "cpu", "cpuacct", "blkio", "freezer", "unified", ""] {
@@ -335,15 +346,15 @@ fn unusable_limits_create_nothing() {
 #[test]
 fn existing_cgroup_is_not_adopted_and_bad_names_are_rejected() {
     require_root();
-    let first = ContainerCgroup::create(&name("dup"), &Limits::unlimited(), MissingController::Error).expect("create");
-    let err = ContainerCgroup::create(&name("dup"), &Limits::unlimited(), MissingController::Error).unwrap_err();
+    let first = create(&name("dup"), &Limits::unlimited(), MissingController::Error).expect("create");
+    let err = create(&name("dup"), &Limits::unlimited(), MissingController::Error).unwrap_err();
     assert!(matches!(err, CgroupError::InUse { .. }), "{err}");
     assert!(
         first.paths().iter().all(|p| p.is_dir()),
         "failed duplicate removed the original"
     );
     first.remove().expect("remove");
-    let err = ContainerCgroup::create("../escape", &Limits::unlimited(), MissingController::Error).unwrap_err();
+    let err = create("../escape", &Limits::unlimited(), MissingController::Error).unwrap_err();
     assert!(matches!(err, CgroupError::InvalidName { .. }), "{err}");
 }
 
@@ -355,7 +366,7 @@ fn a_process_joins_by_itself_through_open_tasks_files() {
         println!("crabcan-skip: cgroup v2 host: processes are cloned into their cgroup instead");
         return;
     }
-    let cgroup = ContainerCgroup::create(&name("selfjoin"), &Limits::default(), MissingController::Warn).unwrap();
+    let cgroup = create(&name("selfjoin"), &Limits::default(), MissingController::Warn).unwrap();
     let join = cgroup.open_self_join().unwrap().expect("v1 hosts offer a self join");
     // SAFETY: the child only writes to inherited descriptors and exits.
     let pid = unsafe { libc::fork() };

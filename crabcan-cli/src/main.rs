@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use crabcan_cgroups::{parse_size, CgroupError, Limits, MemoryLimit, MissingController};
+use crabcan_cgroups::{parse_size, LimitKind, Limits, MissingController};
 use crabcan_core::{
     spec, BindMount, CapabilitySet, ContainerConfig, ExitReport, FileLimit, IdMapping, IdRange, StartGate, Terminal,
     EXIT_SETUP_FAILED,
@@ -66,6 +66,13 @@ impl From<crabcan_core::Error> for Failure {
                 .to_string()
                 .replace("leave the uid map out", "leave --uid-map out")
                 .replace("leave the gid map out", "leave --gid-map out"),
+            crabcan_core::Error::Cgroup(cgroup) if cgroup.is_missing_controller() => match cgroup.limit() {
+                Some(limit) => format!(
+                    "{cgroup} ({}); --allow-missing-controllers runs without that limit",
+                    flag_of(limit)
+                ),
+                None => cgroup.to_string(),
+            },
             _ => error.to_string(),
         };
         Failure {
@@ -195,20 +202,23 @@ fn limits(args: &Args) -> Result<Option<Limits>, Failure> {
         cpu_quota: args.cpus,
         io_weight: args.io_weight.or(defaults.io_weight),
     };
-    limits.validate().map_err(|error| {
-        let flag = match &error {
-            CgroupError::MemoryBelowMinimum {
-                limit: MemoryLimit::Memory,
-                ..
-            } => "--memory: ",
-            CgroupError::MemoryBelowMinimum { .. } => "--memory-swap: ",
-            CgroupError::PidsOutOfRange { .. } => "--pids: ",
-            CgroupError::CpuQuotaOutOfRange { .. } => "--cpus: ",
-            _ => "",
-        };
-        Failure::setup(format!("{flag}{error}"))
+    limits.validate().map_err(|error| match error.limit() {
+        Some(limit) => Failure::setup(format!("{}: {error}", flag_of(limit))),
+        None => Failure::setup(error),
     })?;
     Ok(Some(limits))
+}
+
+/// The flag that sets `limit`.
+fn flag_of(limit: LimitKind) -> &'static str {
+    match limit {
+        LimitKind::Memory => "--memory",
+        LimitKind::MemorySwap => "--memory-swap",
+        LimitKind::Pids => "--pids",
+        LimitKind::CpuWeight => "--cpu-weight",
+        LimitKind::CpuQuota => "--cpus",
+        LimitKind::IoWeight => "--io-weight",
+    }
 }
 
 /// A pty when asked for, or by default when stdin is a terminal of which crabcan is in the

@@ -605,9 +605,12 @@ fn check_single_threaded() -> Result<(), ConfigError> {
 /// SIGKILLed crabcan leaves nothing behind for long.
 fn remove_stale_cgroups(host: &CgroupHost) {
     match host.remove_stale() {
-        Ok(removed) => {
-            for name in removed {
+        Ok(cleanup) => {
+            for name in cleanup.removed {
                 log::info!("removed the stale cgroup {name} of a crabcan that is gone");
+            }
+            for (name, error) in cleanup.failed {
+                log::warn!("cannot remove stale cgroup {name}: {error}");
             }
         }
         Err(error) => log::warn!("could not look for stale cgroups: {error}"),
@@ -618,11 +621,11 @@ fn create_cgroup(host: &CgroupHost, config: &ContainerConfig) -> Result<Option<C
     let Some(limits) = &config.limits else {
         return Ok(None);
     };
-    Ok(Some(host.create_cgroup(
-        &config.hostname,
-        limits,
-        config.missing_controllers,
-    )?))
+    let cgroup = host.create(&config.hostname, limits, config.missing_controllers)?;
+    for unapplied in cgroup.unapplied() {
+        log::warn!("{}; running without it", unapplied.reason);
+    }
+    Ok(Some(cgroup))
 }
 
 #[cfg(test)]

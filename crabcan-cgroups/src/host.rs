@@ -1,0 +1,129 @@
+//! [`CgroupHost`]: the crate's entry point. One handle on the host's cgroup mounts (read once
+//! from `/proc/self/mountinfo`), the parent folder container cgroups are made in and the state
+//! directory their leases are kept in; everything else starts from it: the layout, creating a
+//! container's cgroup, removing stale ones.
+
+use std::path::{Path, PathBuf};
+
+use crate::backend::MissingController;
+use crate::container::{validate_name, ContainerCgroup};
+use crate::error::CgroupError;
+use crate::layout::{Layout, Mounts};
+use crate::limits::Limits;
+use crate::stale::{self, StaleCleanup};
+use crate::{DEFAULT_PARENT, DEFAULT_STATE_DIR};
+
+/// The host's cgroup mounts, with where container cgroups go: `<parent>/<name>.<pid>` in each
+/// v1 hierarchy or under the cgroup2 mount, leased in a state directory. Read once, it serves
+/// the layout check, the stale cleanup and the creation of any number of containers' cgroups.
+///
+/// ```no_run
+/// use crabcan_cgroups::{CgroupHost, Limits, MissingController};
+///
+/// let host = CgroupHost::detect()?.with_parent("my-runtime")?;
+/// let cgroup = host.create("web", &Limits::default(), MissingController::Error)?;
+/// cgroup.add_task(std::process::id() as i32)?;
+/// # Ok::<(), crabcan_cgroups::CgroupError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupHost {
+    pub(crate) mounts: Mounts,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) parent: String,
+}
+
+impl CgroupHost {
+    /// Reads the cgroup mounts of this process's mount namespace; the parent folder is
+    /// [`DEFAULT_PARENT`] and the state directory [`DEFAULT_STATE_DIR`].
+    /// [`CgroupError::NotMounted`] when there is no cgroup filesystem.
+    pub fn detect() -> Result<CgroupHost, CgroupError> {
+        Mounts::detect().map(|mounts| CgroupHost {
+            mounts,
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            parent: DEFAULT_PARENT.to_string(),
+        })
+    }
+
+    /// Makes container cgroups in the folder `name` (one path component, checked like
+    /// container names by [`crate::validate_name`]) of each hierarchy instead of
+    /// [`DEFAULT_PARENT`]. Leases record their parent folder, so stale cleanup through one
+    /// parent never touches the cgroups of another, even with a shared state directory.
+    pub fn with_parent(mut self, name: &str) -> Result<CgroupHost, CgroupError> {
+        validate_name(name)?;
+        self.parent = name.to_string();
+        Ok(self)
+    }
+
+    /// Keeps the leases in `dir` (created with mode 0700 when missing). Every process that
+    /// shares cgroups must use the same directory, or it cannot tell their owners are alive
+    /// and leaves their cgroups alone.
+    pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> CgroupHost {
+        self.state_dir = dir.into();
+        self
+    }
+
+    /// The folder (in each hierarchy) container cgroups are made in.
+    pub fn parent(&self) -> &str {
+        &self.parent
+    }
+
+    /// The directory holding the leases of container cgroups.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// How cgroups are mounted on this host.
+    pub fn layout(&self) -> Layout {
+        self.mounts.layout
+    }
+
+    /// Creates `<parent>/<name>.<pid>` (pid: this process's) and applies `limits`, with its
+    /// lease held in [`CgroupHost::state_dir`] until the cgroup is removed.
+    ///
+    /// Limits the host cannot apply fail with the error of the first of them
+    /// ([`CgroupError::is_missing_controller`]) under [`MissingController::Error`]; under
+    /// [`MissingController::Warn`] the cgroup is made without them and lists them in
+    /// [`ContainerCgroup::unapplied`]. [`CgroupError::InUse`] if the lease or a directory of
+    /// that name exists already (nothing is taken over); invalid names and limits
+    /// ([`Limits::validate`]) fail before anything is made. On any error, everything created
+    /// is removed again. Stale cgroups are not removed here: see [`CgroupHost::remove_stale`].
+    pub fn create(
+        &self,
+        name: &str,
+        limits: &Limits,
+        missing: MissingController,
+    ) -> Result<ContainerCgroup, CgroupError> {
+        ContainerCgroup::create_on(self, name, limits, missing)
+    }
+
+    /// Finds the leases in [`CgroupHost::state_dir`] of cgroups under this parent folder that
+    /// nobody holds (their owner died: the kernel released its `flock`), kills what runs in
+    /// those cgroups and removes the cgroups and the leases. A cgroup directory without a
+    /// lease is never touched, nor is one whose lease is held, whatever pid its name carries.
+    /// Failures on single cgroups are returned in [`StaleCleanup::failed`] (their lease stays,
+    /// for a later try); `Err` only when the state directory cannot be read.
+    pub fn remove_stale(&self) -> Result<StaleCleanup, CgroupError> {
+        stale::remove_stale(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_names_are_checked() {
+        let host = CgroupHost {
+            mounts: Mounts::from_mountinfo("35 22 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw").unwrap(),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            parent: DEFAULT_PARENT.to_string(),
+        };
+        assert_eq!(host.parent(), "crabcan");
+        assert_eq!(host.layout(), Layout::V2);
+        assert_eq!(host.clone().with_parent("other").unwrap().parent(), "other");
+        for bad in ["", "..", "a/b", "/abs"] {
+            let err = host.clone().with_parent(bad).unwrap_err();
+            assert!(matches!(err, CgroupError::InvalidName { .. }), "{bad}: {err}");
+        }
+    }
+}
