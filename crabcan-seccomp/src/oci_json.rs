@@ -26,8 +26,6 @@ use crate::oci_fields::{self as fields, Described, Number, Object, ObjectList, T
 use crate::profile::{validate_action, Action, ArgCondition, CmpOp, Profile, Rule, MAX_ARGS};
 use crate::syscalls;
 
-/// Architecture names under which Docker profiles mean x86_64.
-const NATIVE_ARCH_NAMES: [&str; 3] = ["amd64", "x86_64", "SCMP_ARCH_X86_64"];
 
 /// Errno used when `SCMP_ACT_ERRNO` comes without an errno value.
 const DEFAULT_ERRNO: u64 = libc::EPERM as u64;
@@ -170,13 +168,13 @@ fn import_entry(entry: OciSyscall) -> Result<Vec<Rule>, SeccompError> {
         .collect::<Result<Vec<_>, _>>()?;
     let mut rules = Vec::new();
     for name in names {
-        if syscalls::x86_64_number(&name).is_some() {
+        if crate::Arch::NATIVE.syscall_number(&name).is_some() {
             rules.push(Rule {
                 syscall: name,
                 action,
                 args: args.clone(),
             });
-        } else if syscalls::exists_on_other_arch(&name) {
+        } else if syscalls::exists_elsewhere(crate::Arch::NATIVE, &name) {
             log::debug!("seccomp: skipping `{name}`: not a syscall on x86_64");
         } else {
             return Err(SeccompError::UnknownSyscall { name });
@@ -225,7 +223,7 @@ fn entry_applies(
 }
 
 fn names_native_arch(arches: &[String]) -> bool {
-    arches.iter().any(|arch| NATIVE_ARCH_NAMES.contains(&arch.as_str()))
+    arches.iter().any(|arch| crate::Arch::NATIVE.is_named(arch))
 }
 
 /// Parses `major.minor[...]` into a comparable pair.

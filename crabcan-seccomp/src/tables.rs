@@ -601,7 +601,6 @@ fn allow_ioctl_except_tiocsti() -> Vec<Rule> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syscalls::x86_64_number;
     use crate::CmpOp;
 
     fn shipped() -> [Profile; 2] {
@@ -613,7 +612,7 @@ mod tests {
         for profile in shipped() {
             for rule in &profile.rules {
                 assert!(
-                    x86_64_number(&rule.syscall).is_some(),
+                    crate::Arch::X86_64.syscall_number(&rule.syscall).is_some(),
                     "`{}` is not an x86_64 syscall",
                     rule.syscall
                 );
