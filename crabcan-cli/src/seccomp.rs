@@ -1,18 +1,16 @@
 //! Which seccomp filter the container gets: a shipped profile precompiled at build time
 //! (see build.rs), a Docker/OCI JSON profile compiled now, or none (`unconfined`).
 
-use crabcan_seccomp::{CompiledFilter, Profile, SeccompError};
+use crabcan_seccomp::{CompiledFilter, Profile, SeccompError, ShippedProfile};
 
-const DEFAULT_BPF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/default.bpf"));
-const TUTORIAL_BPF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tutorial.bpf"));
+include!(concat!(env!("OUT_DIR"), "/shipped_bpf.rs"));
 
-/// The precompiled filter of a shipped profile, if `name` is one.
-pub fn precompiled(name: &str) -> Option<&'static [u8]> {
-    match name {
-        "default" => Some(DEFAULT_BPF),
-        "tutorial" => Some(TUTORIAL_BPF),
-        _ => None,
-    }
+/// The precompiled filter of a shipped profile.
+pub fn precompiled(shipped: ShippedProfile) -> &'static [u8] {
+    SHIPPED_BPF
+        .iter()
+        .find(|(built, _)| *built == shipped)
+        .map_or(&[], |(_, bytes)| *bytes)
 }
 
 /// The filter for `--seccomp NAME` / `--seccomp-profile FILE`; `Ok(None)` for `unconfined`.
@@ -32,13 +30,16 @@ pub fn filter_for(name: &str, profile_file: Option<&std::path::Path>) -> Result<
         log::warn!("seccomp filtering is off (--seccomp unconfined): the container may make any syscall");
         return Ok(None);
     }
-    let unknown =
-        || format!("unknown seccomp profile {name:?}; use default, tutorial or unconfined, or --seccomp-profile FILE");
-    let bytes = precompiled(name).ok_or_else(unknown)?;
+    let shipped = ShippedProfile::from_name(name).ok_or_else(|| {
+        format!(
+            "unknown seccomp profile {name:?}; use {} or unconfined, or --seccomp-profile FILE",
+            ShippedProfile::names()
+        )
+    })?;
     if log::log_enabled!(log::Level::Debug) {
-        log_rules(&Profile::by_name(name).ok_or_else(unknown)?);
+        log_rules(&shipped.profile());
     }
-    CompiledFilter::from_bytes(bytes)
+    CompiledFilter::from_bytes(precompiled(shipped))
         .map(Some)
         .map_err(|error| format!("the built-in {name} seccomp filter: {error}"))
 }
@@ -56,12 +57,13 @@ mod tests {
 
     #[test]
     fn precompiled_filters_match_the_rule_tables() {
-        for name in ["default", "tutorial"] {
-            let fresh = Profile::by_name(name).unwrap().compile().unwrap();
+        assert_eq!(SHIPPED_BPF.len(), ShippedProfile::ALL.len());
+        for shipped in ShippedProfile::ALL {
+            let fresh = shipped.profile().compile().unwrap();
             assert_eq!(
-                precompiled(name).unwrap(),
+                precompiled(shipped),
                 fresh.to_bytes().as_slice(),
-                "{name} drifted: rebuild"
+                "{shipped} drifted: rebuild"
             );
         }
     }
@@ -121,7 +123,8 @@ mod tests {
 
     #[test]
     fn unknown_profile_names_are_refused() {
-        assert!(filter_for("nope", None).unwrap_err().contains("nope"));
+        let message = filter_for("nope", None).unwrap_err();
+        assert!(message.contains("nope") && message.contains("use default, tutorial or unconfined"), "{message}");
         assert!(filter_for("unconfined", None).unwrap().is_none());
         assert!(filter_for("default", None).unwrap().is_some());
     }

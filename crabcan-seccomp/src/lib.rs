@@ -3,8 +3,9 @@
 //! - [`Profile`] / [`Rule`] / [`Action`] / [`ArgCondition`]: the rules,
 //!   printable (one line per rule), comparable and serialisable
 //!   (`profile.rs`).
-//! - [`Profile::tutorial`], [`Profile::default_profile`],
-//!   [`Profile::by_name`]: the shipped profiles (`tables.rs`).
+//! - [`ShippedProfile`] (the one list of them), [`Profile::tutorial`],
+//!   [`Profile::default_profile`], [`Profile::by_name`]: the shipped
+//!   profiles (`tables.rs`).
 //! - [`Profile::from_oci_json`] / [`Profile::to_oci_json`]: Docker / OCI
 //!   seccomp JSON (`oci_json.rs`); [`Profile::from_oci_json_file`] reads a
 //!   file with bounds: regular files of at most [`MAX_PROFILE_BYTES`] only
@@ -48,6 +49,7 @@ pub use error::SeccompError;
 pub use file::{read_profile_file, MAX_PROFILE_BYTES};
 pub use install::set_no_new_privs;
 pub use profile::{Action, ArgCondition, CmpOp, Profile, Rule, MAX_ARGS, MAX_ERRNO, MAX_RULES};
+pub use tables::ShippedProfile;
 
 /// The number of syscall `name` on [`Arch::NATIVE`], or `None` if it has no such call.
 /// Same as `Arch::NATIVE.syscall_number(name)`.
