@@ -6,8 +6,10 @@
 //! - [`ShippedProfile`] (the one list of them), [`Profile::tutorial`],
 //!   [`Profile::default_profile`], [`Profile::by_name`]: the shipped
 //!   profiles (`tables.rs`).
-//! - [`Profile::from_oci_json`] / [`Profile::to_oci_json`]: Docker / OCI
-//!   seccomp JSON (`oci_json.rs`); [`Profile::from_oci_json_file`] reads a
+//! - [`Profile::from_oci_json_with`] / [`Profile::to_oci_json`]: Docker / OCI
+//!   seccomp JSON (`oci_json.rs`), its conditional rules resolved against an
+//!   [`ImportContext`] (capabilities kept, kernel, architecture:
+//!   `import_context.rs`); [`Profile::from_oci_json_file_with`] reads a
 //!   file with bounds: regular files of at most [`MAX_PROFILE_BYTES`] only
 //!   (`file.rs`).
 //! - [`Arch`]: x86_64 and aarch64, one syscall table each (`arch.rs`,
@@ -36,6 +38,7 @@ mod compile;
 mod error;
 mod ffi;
 mod file;
+mod import_context;
 mod install;
 mod oci_fields;
 mod oci_json;
@@ -47,6 +50,7 @@ pub use arch::Arch;
 pub use compile::CompiledFilter;
 pub use error::SeccompError;
 pub use file::{read_profile_file, MAX_PROFILE_BYTES};
+pub use import_context::{running_kernel, ImportContext};
 pub use install::set_no_new_privs;
 pub use profile::{Action, ArgCondition, CmpOp, Profile, Rule, MAX_ARGS, MAX_ERRNO, MAX_RULES};
 pub use tables::ShippedProfile;
