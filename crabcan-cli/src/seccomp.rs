@@ -145,7 +145,10 @@ mod tests {
     #[test]
     fn unknown_profile_names_are_refused() {
         let message = filter_for("nope", None, &[]).unwrap_err();
-        assert!(message.contains("nope") && message.contains("use default, tutorial or unconfined"), "{message}");
+        assert!(
+            message.contains("nope") && message.contains("use default, tutorial or unconfined"),
+            "{message}"
+        );
         assert!(filter_for("unconfined", None, &[]).unwrap().is_none());
         assert!(filter_for("default", None, &[]).unwrap().is_some());
     }

@@ -173,7 +173,9 @@ fn add_rule(context: &FilterContext, rule: &Rule) -> Result<(), SeccompError> {
             name: rule.syscall.clone(),
         })?;
     let args: Vec<ScmpArgCmp> = rule.args.iter().map(to_scmp_arg).collect();
-    context.add_rule(action_code(rule.action), number, &args, || format!("adding rule `{rule}`"))
+    context.add_rule(action_code(rule.action), number, &args, || {
+        format!("adding rule `{rule}`")
+    })
 }
 
 /// Exports the BPF program through a memfd and reads it back.

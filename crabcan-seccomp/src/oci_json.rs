@@ -127,7 +127,10 @@ impl Profile {
                 reason: error.to_string(),
             })?;
         if let Some(TextList(arches, _)) = &oci.architectures {
-            log::debug!("seccomp: ignoring architectures {arches:?}: the filter covers {} only", context.arch);
+            log::debug!(
+                "seccomp: ignoring architectures {arches:?}: the filter covers {} only",
+                context.arch
+            );
         }
         let default_errno = oci.default_errno_ret.map_or(DEFAULT_ERRNO, |errno| errno.0);
         let default_action = parse_action(&oci.default_action.0, Some(default_errno), "defaultAction")?;
@@ -245,7 +248,11 @@ fn arches_allow(includes: &OciCondition, excludes: &OciCondition, context: &Impo
 }
 
 /// The context's kernel is at least `includes.minKernel` and below `excludes.minKernel`.
-fn kernel_allows(includes: &OciCondition, excludes: &OciCondition, context: &ImportContext) -> Result<bool, SeccompError> {
+fn kernel_allows(
+    includes: &OciCondition,
+    excludes: &OciCondition,
+    context: &ImportContext,
+) -> Result<bool, SeccompError> {
     if let Some(Text(min, _)) = &includes.min_kernel {
         if !context.kernel_at_least(kernel_version(min)?) {
             return Ok(false);

@@ -47,7 +47,9 @@ impl ShippedProfile {
             ShippedProfile::Default => default_rules(),
             ShippedProfile::Tutorial => tutorial_rules(),
         };
-        profile.rules.retain(|rule| arch.syscall_number(&rule.syscall).is_some());
+        profile
+            .rules
+            .retain(|rule| arch.syscall_number(&rule.syscall).is_some());
         profile
     }
 

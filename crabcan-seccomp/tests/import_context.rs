@@ -43,10 +43,7 @@ fn includes_caps_needs_every_capability_and_excludes_caps_any() {
         capabilities: &["CAP_SYS_ADMIN"],
         ..X86_64_ON_6_1
     };
-    assert_eq!(
-        names(&admin),
-        ["read", "open", "mount", "arch_prctl", "getpid", "kcmp"]
-    );
+    assert_eq!(names(&admin), ["read", "open", "mount", "arch_prctl", "getpid", "kcmp"]);
     let both = ImportContext {
         capabilities: &["SYS_ADMIN", "cap_sys_ptrace"],
         ..X86_64_ON_6_1

@@ -59,7 +59,10 @@ pub(crate) fn exists_elsewhere(arch: Arch, name: &str) -> bool {
     if NEWER_FOREIGN_SYSCALLS.contains(&name) {
         return true;
     }
-    if Arch::ALL.iter().any(|&other| other != arch && number(other, name).is_some()) {
+    if Arch::ALL
+        .iter()
+        .any(|&other| other != arch && number(other, name).is_some())
+    {
         return true;
     }
     let Ok(c_name) = CString::new(name) else {
