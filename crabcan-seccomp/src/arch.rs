@@ -1,15 +1,21 @@
 //! The architectures a filter can be made for: [`Arch`], the one this build runs on
 //! ([`Arch::NATIVE`]), and their names in OCI / Docker JSON. A build for any other target
-//! stops here with a compile error, so it can never emit another architecture's numbers.
+//! (x32, big-endian aarch64, any other architecture) stops here with a compile error, so it
+//! can never emit another architecture's numbers.
 
 use std::fmt;
 
 use crate::ffi::ScmpArch;
 
-#[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_endian = "little")))]
+#[cfg(not(all(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_endian = "little",
+    target_pointer_width = "64"
+)))]
 compile_error!(
-    "crabcan-seccomp supports x86_64 and little-endian aarch64 only: it has syscall tables for \
-     those two, and a filter built with another architecture's numbers would filter the wrong calls"
+    "crabcan-seccomp supports 64-bit x86_64 (not x32) and little-endian aarch64 only: it has \
+     syscall tables for those two, and a filter built with another architecture's numbers would \
+     filter the wrong calls"
 );
 
 /// A CPU architecture with a syscall table in this crate.

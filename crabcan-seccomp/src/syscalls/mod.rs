@@ -114,7 +114,6 @@ mod tests {
             ("clone", libc::SYS_clone),
             ("seccomp", libc::SYS_seccomp),
             ("pidfd_open", libc::SYS_pidfd_open),
-            ("fchmodat2", libc::SYS_fchmodat2),
             ("mseal", libc::SYS_mseal),
         ] {
             assert_eq!(native(name), Some(sys), "{name}");
