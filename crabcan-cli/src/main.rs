@@ -136,7 +136,8 @@ fn build_config(args: Args) -> Result<ContainerConfig, Failure> {
         config.start_gate = StartGate::Fifo(fifo.clone());
     }
     config.collect_stats = log::log_enabled!(log::Level::Debug);
-    config.seccomp = seccomp_filter(&args)?;
+    // After the capabilities: a JSON profile's `includes.caps` rules depend on them.
+    config.seccomp = seccomp_filter(&args, &config.capabilities)?;
     Ok(config)
 }
 
@@ -242,8 +243,11 @@ fn terminal(args: &Args) -> Result<Terminal, Failure> {
     })
 }
 
-fn seccomp_filter(args: &Args) -> Result<Option<crabcan_seccomp::CompiledFilter>, Failure> {
-    seccomp::filter_for(&args.seccomp, args.seccomp_profile.as_deref()).map_err(Failure::setup)
+fn seccomp_filter(
+    args: &Args,
+    capabilities: &CapabilitySet,
+) -> Result<Option<crabcan_seccomp::CompiledFilter>, Failure> {
+    seccomp::filter_for(&args.seccomp, args.seccomp_profile.as_deref(), &capabilities.names()).map_err(Failure::setup)
 }
 
 fn exit_code_of(report: &ExitReport) -> i32 {

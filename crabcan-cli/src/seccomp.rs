@@ -1,46 +1,68 @@
 //! Which seccomp filter the container gets: a shipped profile precompiled at build time
-//! (see build.rs), a Docker/OCI JSON profile compiled now, or none (`unconfined`).
+//! (see build.rs), a Docker/OCI JSON profile compiled now, or none (`unconfined`). A JSON
+//! profile's conditional rules are resolved for the container crabcan runs: the capabilities
+//! it keeps, this host's kernel and architecture.
 
-use crabcan_seccomp::{CompiledFilter, Profile, SeccompError};
+use std::path::Path;
 
-const DEFAULT_BPF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/default.bpf"));
-const TUTORIAL_BPF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tutorial.bpf"));
+use crabcan_seccomp::{CompiledFilter, ImportContext, Profile, SeccompError, ShippedProfile};
 
-/// The precompiled filter of a shipped profile, if `name` is one.
-pub fn precompiled(name: &str) -> Option<&'static [u8]> {
-    match name {
-        "default" => Some(DEFAULT_BPF),
-        "tutorial" => Some(TUTORIAL_BPF),
-        _ => None,
-    }
+include!(concat!(env!("OUT_DIR"), "/shipped_bpf.rs"));
+
+/// The precompiled filter of a shipped profile.
+pub fn precompiled(shipped: ShippedProfile) -> &'static [u8] {
+    SHIPPED_BPF
+        .iter()
+        .find(|(built, _)| *built == shipped)
+        .map_or(&[], |(_, bytes)| *bytes)
 }
 
 /// The filter for `--seccomp NAME` / `--seccomp-profile FILE`; `Ok(None)` for `unconfined`.
-pub fn filter_for(name: &str, profile_file: Option<&std::path::Path>) -> Result<Option<CompiledFilter>, String> {
+/// `capabilities` are the names of the capabilities the container keeps (`CAP_CHOWN`, ...).
+pub fn filter_for(
+    name: &str,
+    profile_file: Option<&Path>,
+    capabilities: &[String],
+) -> Result<Option<CompiledFilter>, String> {
     if let Some(path) = profile_file {
-        // Errors about the file itself name it already; the others get its name in front.
-        let describe = |error: SeccompError| match error.path() {
-            Some(_) => error.to_string(),
-            None => format!("the seccomp profile {}: {error}", path.display()),
-        };
-        let profile = Profile::from_oci_json_file(path).map_err(describe)?;
-        profile.check_can_exec().map_err(describe)?;
+        let profile = import_profile(path, capabilities)?;
         log_rules(&profile);
-        return profile.compile().map(Some).map_err(describe);
+        return profile.compile().map(Some).map_err(|error| describe(path, error));
     }
     if name == "unconfined" {
         log::warn!("seccomp filtering is off (--seccomp unconfined): the container may make any syscall");
         return Ok(None);
     }
-    let unknown =
-        || format!("unknown seccomp profile {name:?}; use default, tutorial or unconfined, or --seccomp-profile FILE");
-    let bytes = precompiled(name).ok_or_else(unknown)?;
+    let shipped = ShippedProfile::from_name(name).ok_or_else(|| {
+        format!(
+            "unknown seccomp profile {name:?}; use {} or unconfined, or --seccomp-profile FILE",
+            ShippedProfile::names()
+        )
+    })?;
     if log::log_enabled!(log::Level::Debug) {
-        log_rules(&Profile::by_name(name).ok_or_else(unknown)?);
+        log_rules(&shipped.profile());
     }
-    CompiledFilter::from_bytes(bytes)
+    CompiledFilter::from_bytes(precompiled(shipped))
         .map(Some)
         .map_err(|error| format!("the built-in {name} seccomp filter: {error}"))
+}
+
+/// The JSON profile at `path`, for a container keeping `capabilities`, refused if no command
+/// could start under it.
+fn import_profile(path: &Path, capabilities: &[String]) -> Result<Profile, String> {
+    let capabilities: Vec<&str> = capabilities.iter().map(String::as_str).collect();
+    let context = ImportContext::for_this_host(&capabilities);
+    let profile = Profile::from_oci_json_file_with(path, &context).map_err(|error| describe(path, error))?;
+    profile.check_can_exec().map_err(|error| describe(path, error))?;
+    Ok(profile)
+}
+
+/// Errors about the file itself name it already; the others get its name in front.
+fn describe(path: &Path, error: SeccompError) -> String {
+    match error.path() {
+        Some(_) => error.to_string(),
+        None => format!("the seccomp profile {}: {error}", path.display()),
+    }
 }
 
 fn log_rules(profile: &Profile) {
@@ -56,12 +78,13 @@ mod tests {
 
     #[test]
     fn precompiled_filters_match_the_rule_tables() {
-        for name in ["default", "tutorial"] {
-            let fresh = Profile::by_name(name).unwrap().compile().unwrap();
+        assert_eq!(SHIPPED_BPF.len(), ShippedProfile::ALL.len());
+        for shipped in ShippedProfile::ALL {
+            let fresh = shipped.profile().compile().unwrap();
             assert_eq!(
-                precompiled(name).unwrap(),
+                precompiled(shipped),
                 fresh.to_bytes().as_slice(),
-                "{name} drifted: rebuild"
+                "{shipped} drifted: rebuild"
             );
         }
     }
@@ -74,7 +97,7 @@ mod tests {
     }
 
     fn error_for(path: &std::path::Path) -> String {
-        filter_for("default", Some(path)).unwrap_err()
+        filter_for("default", Some(path), &[]).unwrap_err()
     }
 
     #[test]
@@ -121,8 +144,37 @@ mod tests {
 
     #[test]
     fn unknown_profile_names_are_refused() {
-        assert!(filter_for("nope", None).unwrap_err().contains("nope"));
-        assert!(filter_for("unconfined", None).unwrap().is_none());
-        assert!(filter_for("default", None).unwrap().is_some());
+        let message = filter_for("nope", None, &[]).unwrap_err();
+        assert!(
+            message.contains("nope") && message.contains("use default, tutorial or unconfined"),
+            "{message}"
+        );
+        assert!(filter_for("unconfined", None, &[]).unwrap().is_none());
+        assert!(filter_for("default", None, &[]).unwrap().is_some());
+    }
+
+    /// A rule under `includes.caps` applies when the container keeps the capability, one
+    /// under `excludes.caps` when it does not.
+    #[test]
+    fn conditional_rules_follow_the_capabilities_kept() {
+        let dir = scratch("caps");
+        let path = dir.join("caps.json");
+        let json = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["execve", "exit_group"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["chroot"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_CHROOT"]}},
+            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38, "excludes": {"caps": ["CAP_SYS_ADMIN"]}}]}"#;
+        std::fs::write(&path, json).unwrap();
+        let names = |capabilities: &[&str]| -> Vec<String> {
+            let capabilities: Vec<String> = capabilities.iter().map(|name| name.to_string()).collect();
+            let profile = import_profile(&path, &capabilities).unwrap();
+            profile.rules.into_iter().map(|rule| rule.syscall).collect()
+        };
+        assert_eq!(names(&["CAP_SYS_CHROOT"]), ["execve", "exit_group", "chroot", "clone3"]);
+        assert_eq!(names(&[]), ["execve", "exit_group", "clone3"]);
+        assert_eq!(names(&["CAP_SYS_ADMIN"]), ["execve", "exit_group"]);
+        assert!(filter_for("default", Some(&path), &["CAP_SYS_CHROOT".to_owned()])
+            .unwrap()
+            .is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crabcan_seccomp::{set_no_new_privs, CompiledFilter, Profile};
+use crabcan_seccomp::{set_no_new_privs, CompiledFilter, Profile, ShippedProfile};
 
 const COMPILE_RUNS: usize = 200;
 const INSTALL_RUNS: usize = 100;
@@ -67,8 +67,9 @@ fn install_once(filter: &CompiledFilter) -> Duration {
 }
 
 fn main() {
-    bench_compile("default", &Profile::default_profile());
-    bench_compile("tutorial", &Profile::tutorial());
+    for shipped in ShippedProfile::ALL {
+        bench_compile(shipped.name(), &shipped.profile());
+    }
     let filter = Profile::default_profile().compile().expect("compiles");
     let samples = (0..INSTALL_RUNS).map(|_| install_once(&filter)).collect();
     println!(

@@ -1,60 +1,16 @@
-//! Profile → BPF: builds a libseccomp filter for x86_64 only, exports it as
-//! a classic BPF program and keeps it as a [`CompiledFilter`], which can be
-//! stored as bytes and installed later without libseccomp (see `install.rs`).
-//!
-//! libseccomp is called directly rather than through syscallz's `Context`:
-//! syscallz takes only the syscalls of its own enum (no raw numbers for
-//! syscalls newer than its table) and has no `Log` action. syscallz is still
-//! used for name → number (see `syscalls.rs`).
+//! Profile → BPF: builds a libseccomp filter for the native architecture ([`Arch::NATIVE`]),
+//! exports it as a classic BPF program and keeps it as a [`CompiledFilter`], which can be
+//! stored as bytes and installed later without libseccomp (see `install.rs`). Syscall numbers
+//! come from the crate's own table for that architecture (`syscalls/`).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsFd, FromRawFd};
 
+use crate::arch::Arch;
 use crate::error::SeccompError;
+use crate::ffi::{self, FilterContext, ScmpArgCmp};
 use crate::profile::{Action, ArgCondition, CmpOp, Profile, Rule};
-use crate::syscalls;
-
-/// The few libseccomp (≥ 2.5) entry points and constants this crate uses.
-pub(crate) mod ffi {
-    use std::ffi::{c_char, c_int, c_uint, c_void};
-
-    pub const SCMP_ACT_KILL_PROCESS: u32 = 0x8000_0000;
-    pub const SCMP_ACT_KILL_THREAD: u32 = 0x0000_0000;
-    pub const SCMP_ACT_TRAP: u32 = 0x0003_0000;
-    pub const SCMP_ACT_ERRNO: u32 = 0x0005_0000;
-    pub const SCMP_ACT_LOG: u32 = 0x7ffc_0000;
-    pub const SCMP_ACT_ALLOW: u32 = 0x7fff_0000;
-
-    pub const SCMP_FLTATR_ACT_BADARCH: c_int = 2;
-    pub const SCMP_FLTATR_CTL_OPTIMIZE: c_int = 8;
-
-    /// `struct scmp_arg_cmp`.
-    #[repr(C)]
-    pub struct ScmpArgCmp {
-        pub arg: c_uint,
-        /// `enum scmp_compare`: NE=1, LT, LE, EQ, GE, GT, MASKED_EQ=7.
-        pub op: c_int,
-        pub datum_a: u64,
-        pub datum_b: u64,
-    }
-
-    #[link(name = "seccomp")]
-    extern "C" {
-        pub fn seccomp_init(default_action: u32) -> *mut c_void;
-        pub fn seccomp_release(ctx: *mut c_void);
-        pub fn seccomp_attr_set(ctx: *mut c_void, attr: c_int, value: u32) -> c_int;
-        pub fn seccomp_rule_add_array(
-            ctx: *mut c_void,
-            action: u32,
-            syscall: c_int,
-            arg_count: c_uint,
-            args: *const ScmpArgCmp,
-        ) -> c_int;
-        pub fn seccomp_export_bpf(ctx: *const c_void, fd: c_int) -> c_int;
-        pub fn seccomp_syscall_resolve_name_arch(arch: u32, name: *const c_char) -> c_int;
-    }
-}
 
 /// Size in bytes of one BPF instruction (`struct sock_filter`).
 pub(crate) const INSTRUCTION_SIZE: usize = 8;
@@ -62,7 +18,7 @@ pub(crate) const INSTRUCTION_SIZE: usize = 8;
 /// Longest program the kernel accepts (`BPF_MAXINSNS`).
 pub(crate) const MAX_INSTRUCTIONS: usize = 4096;
 
-/// A seccomp filter compiled to classic BPF for x86_64, ready to install.
+/// A seccomp filter compiled to classic BPF for [`Arch::NATIVE`], ready to install.
 ///
 /// Compile it in the parent (costly: libseccomp), install it in the child
 /// (one syscall, no allocation): see [`CompiledFilter::install`].
@@ -99,7 +55,8 @@ impl CompiledFilter {
     }
 
     /// The program as bytes: 8 per instruction, `code` (u16), `jt` (u8),
-    /// `jf` (u8), `k` (u32), little endian: the kernel's layout on x86_64.
+    /// `jf` (u8), `k` (u32), little endian: the kernel's layout on x86_64 and
+    /// aarch64, the two architectures this crate builds for.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(self.program.len() * INSTRUCTION_SIZE);
         for instruction in &self.program {
@@ -146,22 +103,25 @@ fn decode_instruction(chunk: &[u8]) -> libc::sock_filter {
 }
 
 impl Profile {
-    /// Validates the profile, resolves every syscall name on x86_64 and
-    /// builds the BPF program with libseccomp. Needs no privilege.
+    /// Validates the profile, resolves every syscall name on [`Arch::NATIVE`]
+    /// and builds the BPF program with libseccomp. Needs no privilege.
     ///
     /// Rules whose action equals the default action are left out (they
     /// change nothing, and libseccomp refuses them).
     pub fn compile(&self) -> Result<CompiledFilter, SeccompError> {
         self.validate()?;
-        let context = FilterContext::new(self.default_action)?;
+        let default_action = self.default_action;
+        let context = FilterContext::new(Arch::NATIVE.scmp(), action_code(default_action), || {
+            format!("seccomp_init({default_action})")
+        })?;
         for rule in &self.rules {
             if rule.action == self.default_action {
                 log::debug!("seccomp: skipping rule equal to the default action: {rule}");
                 continue;
             }
-            context.add_rule(rule)?;
+            add_rule(&context, rule)?;
         }
-        let program = context.export()?;
+        let program = export(&context)?;
         log::debug!(
             "seccomp: compiled {} rules into {} BPF instructions",
             self.rules.len(),
@@ -196,8 +156,8 @@ fn compare_code(op: CmpOp) -> i32 {
     }
 }
 
-fn to_scmp_arg(condition: &ArgCondition) -> ffi::ScmpArgCmp {
-    ffi::ScmpArgCmp {
+fn to_scmp_arg(condition: &ArgCondition) -> ScmpArgCmp {
+    ScmpArgCmp {
         arg: u32::from(condition.index),
         op: compare_code(condition.op),
         datum_a: condition.value,
@@ -205,81 +165,29 @@ fn to_scmp_arg(condition: &ArgCondition) -> ffi::ScmpArgCmp {
     }
 }
 
-/// Turns libseccomp's `-errno` return value into an error.
-fn check_libseccomp(rc: i32, operation: impl FnOnce() -> String) -> Result<(), SeccompError> {
-    if rc == 0 {
-        return Ok(());
-    }
-    Err(SeccompError::Libseccomp {
-        operation: operation(),
-        source: io::Error::from_raw_os_error(-rc),
+/// Adds one rule, its syscall resolved on the native architecture.
+fn add_rule(context: &FilterContext, rule: &Rule) -> Result<(), SeccompError> {
+    let number = Arch::NATIVE
+        .syscall_number(&rule.syscall)
+        .ok_or_else(|| SeccompError::UnknownSyscall {
+            name: rule.syscall.clone(),
+        })?;
+    let args: Vec<ScmpArgCmp> = rule.args.iter().map(to_scmp_arg).collect();
+    context.add_rule(action_code(rule.action), number, &args, || {
+        format!("adding rule `{rule}`")
     })
 }
 
-/// Owns a libseccomp filter context (native arch only: x86_64).
-struct FilterContext {
-    raw: *mut std::ffi::c_void,
-}
-
-impl FilterContext {
-    fn new(default_action: Action) -> Result<Self, SeccompError> {
-        // SAFETY: plain FFI call; a null result is handled below.
-        let raw = unsafe { ffi::seccomp_init(action_code(default_action)) };
-        if raw.is_null() {
-            return Err(SeccompError::Libseccomp {
-                operation: format!("seccomp_init({default_action})"),
-                source: io::Error::from_raw_os_error(libc::EINVAL),
-            });
-        }
-        let context = Self { raw };
-        context.set_attribute(
-            ffi::SCMP_FLTATR_ACT_BADARCH,
-            ffi::SCMP_ACT_KILL_PROCESS,
-            "bad-arch action",
-        )?;
-        context.set_attribute(ffi::SCMP_FLTATR_CTL_OPTIMIZE, 2, "binary-tree optimisation")?;
-        Ok(context)
-    }
-
-    fn set_attribute(&self, attribute: i32, value: u32, what: &str) -> Result<(), SeccompError> {
-        // SAFETY: `self.raw` is a live context from seccomp_init.
-        let rc = unsafe { ffi::seccomp_attr_set(self.raw, attribute, value) };
-        check_libseccomp(rc, || format!("setting the {what}"))
-    }
-
-    fn add_rule(&self, rule: &Rule) -> Result<(), SeccompError> {
-        let number = syscalls::x86_64_number(&rule.syscall).ok_or_else(|| SeccompError::UnknownSyscall {
-            name: rule.syscall.clone(),
-        })?;
-        let args: Vec<ffi::ScmpArgCmp> = rule.args.iter().map(to_scmp_arg).collect();
-        let count = args.len() as u32; // at most 6, checked by validate()
-                                       // SAFETY: `self.raw` is a live context; `args` holds `count` valid
-                                       // structs and outlives the call; libseccomp copies them.
-        let rc =
-            unsafe { ffi::seccomp_rule_add_array(self.raw, action_code(rule.action), number, count, args.as_ptr()) };
-        check_libseccomp(rc, || format!("adding rule `{rule}`"))
-    }
-
-    /// Exports the BPF program through a memfd and reads it back.
-    fn export(&self) -> Result<Vec<libc::sock_filter>, SeccompError> {
-        let mut memfd = create_memfd().map_err(|source| SeccompError::Export { source })?;
-        // SAFETY: `self.raw` is a live context; the fd is open and owned by `memfd`.
-        let rc = unsafe { ffi::seccomp_export_bpf(self.raw, memfd.as_raw_fd()) };
-        check_libseccomp(rc, || "exporting BPF".to_owned())?;
-        let mut bytes = Vec::new();
-        memfd
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| memfd.read_to_end(&mut bytes))
-            .map_err(|source| SeccompError::Export { source })?;
-        CompiledFilter::from_bytes(&bytes).map(|filter| filter.program)
-    }
-}
-
-impl Drop for FilterContext {
-    fn drop(&mut self) {
-        // SAFETY: `self.raw` came from seccomp_init and is released once.
-        unsafe { ffi::seccomp_release(self.raw) };
-    }
+/// Exports the BPF program through a memfd and reads it back.
+fn export(context: &FilterContext) -> Result<Vec<libc::sock_filter>, SeccompError> {
+    let mut memfd = create_memfd().map_err(|source| SeccompError::Export { source })?;
+    context.export_bpf(memfd.as_fd())?;
+    let mut bytes = Vec::new();
+    memfd
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| memfd.read_to_end(&mut bytes))
+        .map_err(|source| SeccompError::Export { source })?;
+    CompiledFilter::from_bytes(&bytes).map(|filter| filter.program)
 }
 
 /// An anonymous in-memory file to receive the exported program.

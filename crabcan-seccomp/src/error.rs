@@ -9,9 +9,10 @@ use crate::profile::Action;
 /// installing a seccomp filter.
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
-    /// A syscall name that does not exist on x86_64 (nor, for imported
-    /// profiles, on any other architecture libseccomp knows).
-    #[error("unknown syscall `{name}`: not a syscall on x86_64")]
+    /// A syscall name that does not exist on the architecture the filter is
+    /// compiled for, [`Arch::NATIVE`](crate::Arch::NATIVE) (nor, for imported
+    /// profiles, on any other architecture this crate or libseccomp knows).
+    #[error("unknown syscall `{name}`: not a syscall on {}", crate::Arch::NATIVE)]
     UnknownSyscall {
         /// The name as written in the profile.
         name: String,
@@ -183,6 +184,18 @@ pub enum SeccompError {
         operation: String,
         /// The errno libseccomp returned.
         source: std::io::Error,
+    },
+
+    /// libseccomp builds filters for another architecture than the one this
+    /// build of the crate has syscall numbers for ([`Arch::NATIVE`](crate::Arch::NATIVE)).
+    #[error(
+        "libseccomp's native architecture (audit token {native:#x}) is not {expected}, the one this build has syscall numbers for"
+    )]
+    ForeignLibseccomp {
+        /// libseccomp's `AUDIT_ARCH_*` token.
+        native: u32,
+        /// The architecture this crate was built for.
+        expected: crate::Arch,
     },
 
     /// Reading the exported BPF program back failed.

@@ -9,6 +9,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use crate::error::SeccompError;
+use crate::import_context::ImportContext;
 use crate::profile::Profile;
 
 /// Largest profile file accepted, in bytes (1 MiB). Docker's default
@@ -95,12 +96,19 @@ fn read_bounded(path: &Path, file: File) -> Result<Vec<u8>, SeccompError> {
 
 impl Profile {
     /// Reads an OCI / Docker seccomp profile from a file with the bounds of
-    /// [`read_profile_file`], then imports it as [`Profile::from_oci_json`]
-    /// does. Errors about the file itself name its path
-    /// ([`SeccompError::path`]); import errors do not.
-    pub fn from_oci_json_file(path: &Path) -> Result<Profile, SeccompError> {
+    /// [`read_profile_file`], then imports it for `context` as
+    /// [`Profile::from_oci_json_with`] does. Errors about the file itself
+    /// name its path ([`SeccompError::path`]); import errors do not.
+    pub fn from_oci_json_file_with(path: &Path, context: &ImportContext) -> Result<Profile, SeccompError> {
         let bytes = read_profile_file(path)?;
-        Profile::from_oci_json_bytes(&bytes)
+        Profile::from_oci_json_bytes_with(&bytes, context)
+    }
+
+    /// [`Profile::from_oci_json_file_with`] with the assumptions of
+    /// [`Profile::from_oci_json`]: a container that keeps no capability, on
+    /// this host's kernel and architecture.
+    pub fn from_oci_json_file(path: &Path) -> Result<Profile, SeccompError> {
+        Profile::from_oci_json_file_with(path, &ImportContext::for_this_host(&[]))
     }
 }
 

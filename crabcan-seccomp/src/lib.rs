@@ -3,14 +3,19 @@
 //! - [`Profile`] / [`Rule`] / [`Action`] / [`ArgCondition`]: the rules,
 //!   printable (one line per rule), comparable and serialisable
 //!   (`profile.rs`).
-//! - [`Profile::tutorial`], [`Profile::default_profile`],
-//!   [`Profile::by_name`]: the shipped profiles (`tables.rs`).
-//! - [`Profile::from_oci_json`] / [`Profile::to_oci_json`]: Docker / OCI
-//!   seccomp JSON (`oci_json.rs`); [`Profile::from_oci_json_file`] reads a
+//! - [`ShippedProfile`] (the one list of them), [`Profile::tutorial`],
+//!   [`Profile::default_profile`], [`Profile::by_name`]: the shipped
+//!   profiles (`tables.rs`).
+//! - [`Profile::from_oci_json_with`] / [`Profile::to_oci_json`]: Docker / OCI
+//!   seccomp JSON (`oci_json.rs`), its conditional rules resolved against an
+//!   [`ImportContext`] (capabilities kept, kernel, architecture:
+//!   `import_context.rs`); [`Profile::from_oci_json_file_with`] reads a
 //!   file with bounds: regular files of at most [`MAX_PROFILE_BYTES`] only
 //!   (`file.rs`).
-//! - [`Profile::compile`] → [`CompiledFilter`]: libseccomp → BPF for x86_64,
-//!   done once, needs no privilege (`compile.rs`).
+//! - [`Arch`]: x86_64 and aarch64, one syscall table each (`arch.rs`,
+//!   `syscalls/`); other targets do not compile.
+//! - [`Profile::compile`] → [`CompiledFilter`]: libseccomp (`ffi.rs`) → BPF
+//!   for [`Arch::NATIVE`], done once, needs no privilege (`compile.rs`).
 //! - [`CompiledFilter::install`]: one `seccomp(2)` call, no allocation, for
 //!   a child right before `execve` (`install.rs`). [`Profile::load`] does
 //!   compile + `PR_SET_NO_NEW_PRIVS` + install for a process filtering itself.
@@ -26,9 +31,14 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
+
+mod arch;
 mod compile;
 mod error;
+mod ffi;
 mod file;
+mod import_context;
 mod install;
 mod oci_fields;
 mod oci_json;
@@ -36,9 +46,17 @@ mod profile;
 mod syscalls;
 mod tables;
 
+pub use arch::Arch;
 pub use compile::CompiledFilter;
 pub use error::SeccompError;
 pub use file::{read_profile_file, MAX_PROFILE_BYTES};
+pub use import_context::{running_kernel, ImportContext};
 pub use install::set_no_new_privs;
 pub use profile::{Action, ArgCondition, CmpOp, Profile, Rule, MAX_ARGS, MAX_ERRNO, MAX_RULES};
-pub use syscalls::x86_64_number as syscall_number;
+pub use tables::ShippedProfile;
+
+/// The number of syscall `name` on [`Arch::NATIVE`], or `None` if it has no such call.
+/// Same as `Arch::NATIVE.syscall_number(name)`.
+pub fn syscall_number(name: &str) -> Option<i32> {
+    Arch::NATIVE.syscall_number(name)
+}

@@ -3,15 +3,17 @@
 //! errnoRet, args, includes, excludes}]`, as in moby's
 //! `profiles/seccomp/default.json`).
 //!
-//! Import rules, for a filter on x86_64 in a container without extra
-//! capabilities:
-//! - `architectures` and `archMap` are ignored: the filter covers x86_64 only.
-//! - A rule with a non-empty `includes.caps` is skipped (crabcan drops those
-//!   capabilities); `excludes.caps` is ignored, so such rules apply.
-//! - `includes.arches` must name amd64/x86_64 for the rule to apply;
-//!   `excludes.arches` naming it skips the rule.
+//! Import rules, for the container an [`ImportContext`] describes (its
+//! capabilities, kernel and architecture; nothing is read from the host):
+//! - `architectures` and `archMap` are ignored: the filter covers the
+//!   context's architecture only.
+//! - A rule with `includes.caps` applies only if the container keeps every
+//!   capability listed; a rule with `excludes.caps` is skipped if it keeps any.
+//! - `includes.arches` must name the context's architecture (`amd64`,
+//!   `x86_64`, `arm64`, ...) for the rule to apply; `excludes.arches` naming
+//!   it skips the rule.
 //! - `includes.minKernel` / `excludes.minKernel` are compared with the
-//!   running kernel.
+//!   context's kernel.
 //! - Syscall names of other architectures (`socketcall`, `arm_fadvise64_64`,
 //!   ...) are skipped with a debug log; names unknown everywhere are an error.
 //! - `SCMP_ACT_ERRNO` without `errnoRet` means EPERM.
@@ -22,12 +24,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::SeccompError;
+use crate::import_context::{parse_kernel_version, ImportContext};
 use crate::oci_fields::{self as fields, Described, Number, Object, ObjectList, Text, TextList};
 use crate::profile::{validate_action, Action, ArgCondition, CmpOp, Profile, Rule, MAX_ARGS};
 use crate::syscalls;
-
-/// Architecture names under which Docker profiles mean x86_64.
-const NATIVE_ARCH_NAMES: [&str; 3] = ["amd64", "x86_64", "SCMP_ARCH_X86_64"];
 
 /// Errno used when `SCMP_ACT_ERRNO` comes without an errno value.
 const DEFAULT_ERRNO: u64 = libc::EPERM as u64;
@@ -101,36 +101,56 @@ impl Described for OciCondition {
 }
 
 impl Profile {
-    /// Reads an OCI / Docker seccomp profile (see the module documentation
-    /// for how capabilities, architectures and kernel versions are handled)
-    /// and validates it. Never panics, whatever the input.
-    pub fn from_oci_json(json: &str) -> Result<Profile, SeccompError> {
-        Profile::from_oci_json_bytes(json.as_bytes())
+    /// Reads an OCI / Docker seccomp profile for the container `context`
+    /// describes (see the module documentation for how capabilities,
+    /// architectures and kernel versions are handled) and validates it. Reads
+    /// nothing from the host; never panics, whatever the input.
+    pub fn from_oci_json_with(json: &str, context: &ImportContext) -> Result<Profile, SeccompError> {
+        Profile::from_oci_json_bytes_with(json.as_bytes(), context)
     }
 
-    /// [`Profile::from_oci_json`] on bytes, as read from a file: bytes that
-    /// are not UTF-8 are an [`SeccompError::InvalidJson`] with their position.
-    pub fn from_oci_json_bytes(json: &[u8]) -> Result<Profile, SeccompError> {
+    /// [`Profile::from_oci_json_with`] for a container that keeps no
+    /// capability at all, on this host's kernel ([`running_kernel`](crate::running_kernel))
+    /// and architecture ([`Arch::NATIVE`](crate::Arch::NATIVE)): rules under
+    /// `includes.caps` are left out, rules under `excludes.caps` kept. A
+    /// container that keeps capabilities should pass them with
+    /// [`ImportContext::for_this_host`].
+    pub fn from_oci_json(json: &str) -> Result<Profile, SeccompError> {
+        Profile::from_oci_json_with(json, &ImportContext::for_this_host(&[]))
+    }
+
+    /// [`Profile::from_oci_json_with`] on bytes, as read from a file: bytes
+    /// that are not UTF-8 are an [`SeccompError::InvalidJson`] with their position.
+    pub fn from_oci_json_bytes_with(json: &[u8], context: &ImportContext) -> Result<Profile, SeccompError> {
         let Object(oci) =
             serde_json::from_slice::<Object<OciProfile>>(json).map_err(|error| SeccompError::InvalidJson {
                 reason: error.to_string(),
             })?;
         if let Some(TextList(arches, _)) = &oci.architectures {
-            log::debug!("seccomp: ignoring architectures {arches:?}: the filter covers x86_64 only");
+            log::debug!(
+                "seccomp: ignoring architectures {arches:?}: the filter covers {} only",
+                context.arch
+            );
         }
         let default_errno = oci.default_errno_ret.map_or(DEFAULT_ERRNO, |errno| errno.0);
         let default_action = parse_action(&oci.default_action.0, Some(default_errno), "defaultAction")?;
         let mut rules = Vec::new();
         for entry in oci.syscalls.map(|list| list.0).unwrap_or_default() {
-            rules.extend(import_entry(entry)?);
+            rules.extend(import_entry(entry, context)?);
         }
         let profile = Profile { default_action, rules };
         profile.validate()?;
         Ok(profile)
     }
 
+    /// [`Profile::from_oci_json_bytes_with`] with the assumptions of
+    /// [`Profile::from_oci_json`] (no capability, this host's kernel and architecture).
+    pub fn from_oci_json_bytes(json: &[u8]) -> Result<Profile, SeccompError> {
+        Profile::from_oci_json_bytes_with(json, &ImportContext::for_this_host(&[]))
+    }
+
     /// Writes the profile as OCI / Docker seccomp JSON (architecture
-    /// x86_64). Consecutive rules with the same action and arguments are
+    /// [`Arch::NATIVE`](crate::Arch::NATIVE)). Consecutive rules with the same action and arguments are
     /// grouped into one entry; [`Profile::from_oci_json`] reads it back
     /// unchanged.
     pub fn to_oci_json(&self) -> String {
@@ -138,14 +158,14 @@ impl Profile {
         if let Action::Errno(errno) = self.default_action {
             document["defaultErrnoRet"] = json!(errno);
         }
-        document["architectures"] = json!(["SCMP_ARCH_X86_64"]);
+        document["architectures"] = json!([crate::Arch::NATIVE.scmp_name()]);
         document["syscalls"] = Value::Array(group_rules(&self.rules).into_iter().map(export_group).collect());
         format!("{document:#}")
     }
 }
 
-/// Rules of one JSON entry, or none if the entry does not apply here.
-fn import_entry(entry: OciSyscall) -> Result<Vec<Rule>, SeccompError> {
+/// Rules of one JSON entry, or none if the entry does not apply to `context`.
+fn import_entry(entry: OciSyscall, context: &ImportContext) -> Result<Vec<Rule>, SeccompError> {
     let names: Vec<String> = entry
         .names
         .map(|names| names.0)
@@ -156,7 +176,7 @@ fn import_entry(entry: OciSyscall) -> Result<Vec<Rule>, SeccompError> {
     let label = names.first().cloned().unwrap_or_else(|| "<no name>".to_owned());
     let includes = entry.includes.map(|object| object.0);
     let excludes = entry.excludes.map(|object| object.0);
-    if !entry_applies(includes.as_ref(), excludes.as_ref(), &label)? {
+    if !entry_applies(includes.as_ref(), excludes.as_ref(), &label, context)? {
         return Ok(Vec::new());
     }
     let errno = entry.errno_ret.map(|errno| errno.0);
@@ -170,14 +190,14 @@ fn import_entry(entry: OciSyscall) -> Result<Vec<Rule>, SeccompError> {
         .collect::<Result<Vec<_>, _>>()?;
     let mut rules = Vec::new();
     for name in names {
-        if syscalls::x86_64_number(&name).is_some() {
+        if context.arch.syscall_number(&name).is_some() {
             rules.push(Rule {
                 syscall: name,
                 action,
                 args: args.clone(),
             });
-        } else if syscalls::exists_on_other_arch(&name) {
-            log::debug!("seccomp: skipping `{name}`: not a syscall on x86_64");
+        } else if syscalls::exists_elsewhere(context.arch, &name) {
+            log::debug!("seccomp: skipping `{name}`: not a syscall on {}", context.arch);
         } else {
             return Err(SeccompError::UnknownSyscall { name });
         }
@@ -185,78 +205,72 @@ fn import_entry(entry: OciSyscall) -> Result<Vec<Rule>, SeccompError> {
     Ok(rules)
 }
 
-/// Decides from `includes` / `excludes` whether an entry applies to an
-/// x86_64 container without extra capabilities on the running kernel.
+/// Decides from `includes` / `excludes` whether an entry applies to the
+/// container `context` describes.
 fn entry_applies(
     includes: Option<&OciCondition>,
     excludes: Option<&OciCondition>,
     label: &str,
+    context: &ImportContext,
 ) -> Result<bool, SeccompError> {
     let empty = OciCondition::default();
     let includes = includes.unwrap_or(&empty);
     let excludes = excludes.unwrap_or(&empty);
-    if let Some(TextList(caps, _)) = includes.caps.as_ref().filter(|caps| !caps.0.is_empty()) {
-        log::debug!("seccomp: skipping rule for `{label}`: needs capabilities {caps:?}");
-        return Ok(false);
+    Ok(caps_allow(includes, excludes, label, context)
+        && arches_allow(includes, excludes, context)
+        && kernel_allows(includes, excludes, context)?)
+}
+
+/// Every capability of `includes.caps` kept, none of `excludes.caps`.
+fn caps_allow(includes: &OciCondition, excludes: &OciCondition, label: &str, context: &ImportContext) -> bool {
+    let listed = |condition: &OciCondition| condition.caps.as_ref().map(|caps| caps.0.clone()).unwrap_or_default();
+    let needed = listed(includes);
+    if let Some(missing) = needed.iter().find(|cap| !context.keeps(cap)) {
+        log::debug!("seccomp: skipping rule for `{label}`: needs {missing}, which the container does not keep");
+        return false;
     }
+    if let Some(kept) = listed(excludes).iter().find(|cap| context.keeps(cap)) {
+        log::debug!("seccomp: skipping rule for `{label}`: not for a container that keeps {kept}");
+        return false;
+    }
+    true
+}
+
+/// `includes.arches` (if any) names the context's architecture, `excludes.arches` does not.
+fn arches_allow(includes: &OciCondition, excludes: &OciCondition, context: &ImportContext) -> bool {
+    let names_arch = |arches: &[String]| arches.iter().any(|arch| context.arch.is_named(arch));
     if let Some(TextList(arches, _)) = includes.arches.as_ref().filter(|arches| !arches.0.is_empty()) {
-        if !names_native_arch(arches) {
-            return Ok(false);
+        if !names_arch(arches) {
+            return false;
         }
     }
-    if excludes
-        .arches
-        .as_ref()
-        .is_some_and(|arches| names_native_arch(&arches.0))
-    {
-        return Ok(false);
-    }
+    !excludes.arches.as_ref().is_some_and(|arches| names_arch(&arches.0))
+}
+
+/// The context's kernel is at least `includes.minKernel` and below `excludes.minKernel`.
+fn kernel_allows(
+    includes: &OciCondition,
+    excludes: &OciCondition,
+    context: &ImportContext,
+) -> Result<bool, SeccompError> {
     if let Some(Text(min, _)) = &includes.min_kernel {
-        if !kernel_at_least(min)? {
+        if !context.kernel_at_least(kernel_version(min)?) {
             return Ok(false);
         }
     }
     if let Some(Text(min, _)) = &excludes.min_kernel {
-        if kernel_at_least(min)? {
+        if context.kernel_at_least(kernel_version(min)?) {
             return Ok(false);
         }
     }
     Ok(true)
 }
 
-fn names_native_arch(arches: &[String]) -> bool {
-    arches.iter().any(|arch| NATIVE_ARCH_NAMES.contains(&arch.as_str()))
-}
-
-/// Parses `major.minor[...]` into a comparable pair.
-fn parse_kernel_version(text: &str) -> Option<(u32, u32)> {
-    let mut parts = text.split(|c: char| !c.is_ascii_digit());
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next().map_or(Some(0), |minor| minor.parse().ok())?;
-    Some((major, minor))
-}
-
-/// Release of the running kernel (`uname -r`), if it can be read.
-fn running_kernel() -> Option<(u32, u32)> {
-    // SAFETY: utsname is plain bytes; an all-zero value is valid.
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `uts` is a valid, writable utsname.
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return None;
-    }
-    let release: Vec<u8> = uts.release.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-    parse_kernel_version(&String::from_utf8_lossy(&release))
-}
-
-/// True if the running kernel is at least `min` (assumed true if unknown).
-fn kernel_at_least(min: &str) -> Result<bool, SeccompError> {
-    let wanted = parse_kernel_version(min).ok_or_else(|| SeccompError::InvalidProfile {
+/// A `minKernel` value as `(major, minor)`.
+fn kernel_version(min: &str) -> Result<(u32, u32), SeccompError> {
+    parse_kernel_version(min).ok_or_else(|| SeccompError::InvalidProfile {
         reason: format!("minKernel `{min}` is not a kernel version"),
-    })?;
-    match running_kernel() {
-        Some(running) => Ok(running >= wanted),
-        None => Ok(true),
-    }
+    })
 }
 
 /// Parses an `SCMP_ACT_*` action; `errno` is used by `SCMP_ACT_ERRNO`.
@@ -379,18 +393,4 @@ fn export_arg(condition: &ArgCondition) -> Value {
     }
     arg["op"] = json!(op_name(condition.op));
     arg
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kernel_versions_parse() {
-        assert_eq!(parse_kernel_version("4.8"), Some((4, 8)));
-        assert_eq!(parse_kernel_version("6.18.44-fc-v595"), Some((6, 18)));
-        assert_eq!(parse_kernel_version("5"), Some((5, 0)));
-        assert_eq!(parse_kernel_version("x.y"), None);
-        assert!(running_kernel().is_some());
-    }
 }

@@ -1,9 +1,69 @@
 //! The profiles shipped with the crate, as data: [`Profile::tutorial`] (the
 //! seed tutorial's deny list) and [`Profile::default_profile`] (crabcan's
 //! default: an allowlist modelled on what Docker's default profile permits
-//! to a container without extra capabilities).
+//! to a container without extra capabilities), and [`ShippedProfile`], the one
+//! list of their names that everything else (the CLI, its build script) iterates.
 
+use std::fmt;
+
+use crate::arch::Arch;
 use crate::profile::{Action, ArgCondition, Profile, Rule};
+
+/// A profile shipped with the crate. [`ShippedProfile::ALL`] is the one list of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShippedProfile {
+    /// crabcan's default allowlist: [`Profile::default_profile`].
+    Default,
+    /// The seed tutorial's deny list: [`Profile::tutorial`].
+    Tutorial,
+}
+
+impl ShippedProfile {
+    /// Every shipped profile, the default first.
+    pub const ALL: [ShippedProfile; 2] = [ShippedProfile::Default, ShippedProfile::Tutorial];
+
+    /// Its name: `"default"` or `"tutorial"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShippedProfile::Default => "default",
+            ShippedProfile::Tutorial => "tutorial",
+        }
+    }
+
+    /// The shipped profile called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<ShippedProfile> {
+        Self::ALL.into_iter().find(|shipped| shipped.name() == name)
+    }
+
+    /// Its rules for [`Arch::NATIVE`].
+    pub fn profile(self) -> Profile {
+        self.profile_for(Arch::NATIVE)
+    }
+
+    /// Its rules for `arch`: the rules of syscalls `arch` lacks (e.g. `open`,
+    /// `fork` on aarch64) are left out. On x86_64 none are.
+    pub fn profile_for(self, arch: Arch) -> Profile {
+        let mut profile = match self {
+            ShippedProfile::Default => default_rules(),
+            ShippedProfile::Tutorial => tutorial_rules(),
+        };
+        profile
+            .rules
+            .retain(|rule| arch.syscall_number(&rule.syscall).is_some());
+        profile
+    }
+
+    /// The names of all shipped profiles joined for a message: `default, tutorial`.
+    pub fn names() -> String {
+        Self::ALL.map(ShippedProfile::name).join(", ")
+    }
+}
+
+impl fmt::Display for ShippedProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 const EPERM: Action = Action::Errno(libc::EPERM as u32);
 const ENOSYS: Action = Action::Errno(libc::ENOSYS as u32);
@@ -456,26 +516,14 @@ impl Profile {
     /// (EPERM): keyrings, NUMA policy, userfaultfd, perf_event_open;
     /// setting the set-user/group-ID bit with chmod, fchmod, fchmodat and
     /// fchmodat2; creating a user namespace with unshare or clone; and
-    /// faking terminal input with ioctl(TIOCSTI).
+    /// faking terminal input with ioctl(TIOCSTI). For [`Arch::NATIVE`]; see
+    /// [`ShippedProfile::profile_for`].
     pub fn tutorial() -> Profile {
-        let mut rules: Vec<Rule> = TUTORIAL_DENIED.iter().map(|name| Rule::new(name, EPERM)).collect();
-        rules.extend(deny_setuid_setgid_modes());
-        let new_user = libc::CLONE_NEWUSER as u64;
-        for name in ["unshare", "clone"] {
-            rules.push(Rule::with_args(
-                name,
-                EPERM,
-                &[ArgCondition::masked_equal(0, new_user, new_user)],
-            ));
-        }
-        rules.push(deny_tiocsti());
-        Profile {
-            default_action: Action::Allow,
-            rules,
-        }
+        ShippedProfile::Tutorial.profile()
     }
 
-    /// crabcan's default profile, an allowlist.
+    /// crabcan's default profile, an allowlist, for [`Arch::NATIVE`] (see
+    /// [`ShippedProfile::profile_for`]).
     ///
     /// - Syscalls no rule names get `ENOSYS`, so a program calling a syscall
     ///   newer than this table falls back as on an older kernel.
@@ -493,42 +541,65 @@ impl Profile {
     /// - `clone3` gets `ENOSYS`: its flags sit behind a pointer a filter
     ///   cannot read, and ENOSYS makes glibc and musl fall back to `clone`.
     pub fn default_profile() -> Profile {
-        let mut rules: Vec<Rule> = DEFAULT_ALLOWED
-            .iter()
-            .map(|name| Rule::new(name, Action::Allow))
-            .collect();
-        rules.extend(DEFAULT_DENIED.iter().map(|name| Rule::new(name, EPERM)));
-        rules.extend(allow_chmod_without_setid_bits());
-        rules.extend(deny_setuid_setgid_modes());
-        rules.extend(allow_clone_without_namespaces());
-        rules.extend(allow_ioctl_except_tiocsti());
-        rules.push(deny_tiocsti());
-        rules.push(Rule::with_args(
-            "socket",
-            Action::Allow,
-            &[ArgCondition::not_equal(0, AF_VSOCK)],
-        ));
-        rules.push(Rule::with_args("socket", EPERM, &[ArgCondition::equal(0, AF_VSOCK)]));
-        rules.extend(
-            SAFE_PERSONALITIES
-                .iter()
-                .map(|&value| Rule::with_args("personality", Action::Allow, &[ArgCondition::equal(0, value)])),
-        );
-        rules.push(Rule::new("clone3", ENOSYS));
-        Profile {
-            default_action: ENOSYS,
-            rules,
-        }
+        ShippedProfile::Default.profile()
     }
 
-    /// A shipped profile by name: `"default"` or `"tutorial"`.
+    /// A shipped profile by name (see [`ShippedProfile::ALL`]): `"default"` or `"tutorial"`.
     pub fn by_name(name: &str) -> Option<Profile> {
-        match name {
-            "default" => Some(Profile::default_profile()),
-            "tutorial" => Some(Profile::tutorial()),
-            _ => None,
-        }
+        ShippedProfile::from_name(name).map(ShippedProfile::profile)
     }
+}
+
+/// The tutorial's rules, with the names of every architecture.
+fn tutorial_rules() -> Profile {
+    let mut rules: Vec<Rule> = TUTORIAL_DENIED.iter().map(|name| Rule::new(name, EPERM)).collect();
+    rules.extend(deny_setuid_setgid_modes());
+    let new_user = libc::CLONE_NEWUSER as u64;
+    for name in ["unshare", "clone"] {
+        rules.push(Rule::with_args(
+            name,
+            EPERM,
+            &[ArgCondition::masked_equal(0, new_user, new_user)],
+        ));
+    }
+    rules.push(deny_tiocsti());
+    Profile {
+        default_action: Action::Allow,
+        rules,
+    }
+}
+
+/// The default profile's rules, with the names of every architecture.
+fn default_rules() -> Profile {
+    let mut rules: Vec<Rule> = DEFAULT_ALLOWED
+        .iter()
+        .map(|name| Rule::new(name, Action::Allow))
+        .collect();
+    rules.extend(DEFAULT_DENIED.iter().map(|name| Rule::new(name, EPERM)));
+    rules.extend(allow_chmod_without_setid_bits());
+    rules.extend(deny_setuid_setgid_modes());
+    rules.extend(allow_clone_without_namespaces());
+    rules.extend(allow_ioctl_except_tiocsti());
+    rules.push(deny_tiocsti());
+    rules.extend(socket_rules());
+    rules.extend(
+        SAFE_PERSONALITIES
+            .iter()
+            .map(|&value| Rule::with_args("personality", Action::Allow, &[ArgCondition::equal(0, value)])),
+    );
+    rules.push(Rule::new("clone3", ENOSYS));
+    Profile {
+        default_action: ENOSYS,
+        rules,
+    }
+}
+
+/// Allows `socket` for every domain but AF_VSOCK, which gets EPERM.
+fn socket_rules() -> [Rule; 2] {
+    [
+        Rule::with_args("socket", Action::Allow, &[ArgCondition::not_equal(0, AF_VSOCK)]),
+        Rule::with_args("socket", EPERM, &[ArgCondition::equal(0, AF_VSOCK)]),
+    ]
 }
 
 /// EPERM for chmod-like calls whose mode has S_ISUID or S_ISGID: one rule
@@ -601,24 +672,52 @@ fn allow_ioctl_except_tiocsti() -> Vec<Rule> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syscalls::x86_64_number;
     use crate::CmpOp;
 
     fn shipped() -> [Profile; 2] {
-        [Profile::tutorial(), Profile::default_profile()]
+        ShippedProfile::ALL.map(ShippedProfile::profile)
     }
 
     #[test]
     fn every_shipped_name_resolves_on_x86_64() {
-        for profile in shipped() {
-            for rule in &profile.rules {
+        for shipped in ShippedProfile::ALL {
+            let all_names = shipped.profile_for(Arch::X86_64);
+            for rule in &all_names.rules {
                 assert!(
-                    x86_64_number(&rule.syscall).is_some(),
+                    Arch::X86_64.syscall_number(&rule.syscall).is_some(),
                     "`{}` is not an x86_64 syscall",
                     rule.syscall
                 );
             }
+            let before = match shipped {
+                ShippedProfile::Default => default_rules(),
+                ShippedProfile::Tutorial => tutorial_rules(),
+            };
+            assert_eq!(all_names, before, "nothing is left out on x86_64");
         }
+    }
+
+    #[test]
+    fn aarch64_profiles_leave_out_only_what_it_lacks() {
+        let profile = ShippedProfile::Default.profile_for(Arch::Aarch64);
+        let names: Vec<&str> = profile.rules.iter().map(|rule| rule.syscall.as_str()).collect();
+        for lacking in ["open", "fork", "arch_prctl", "epoll_wait"] {
+            assert!(!names.contains(&lacking), "{lacking}");
+        }
+        for kept in ["openat", "clone", "ioctl", "execve", "exit_group", "socket"] {
+            assert!(names.contains(&kept), "{kept}");
+        }
+        profile.validate().expect("valid");
+        profile.check_can_exec().expect("can exec");
+    }
+
+    #[test]
+    fn shipped_names_are_listed_once() {
+        for shipped in ShippedProfile::ALL {
+            assert_eq!(ShippedProfile::from_name(shipped.name()), Some(shipped));
+            assert_eq!(Profile::by_name(shipped.name()), Some(shipped.profile()));
+        }
+        assert_eq!(ShippedProfile::names(), "default, tutorial");
     }
 
     #[test]
