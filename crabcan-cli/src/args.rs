@@ -123,7 +123,7 @@ pub struct Args {
     #[arg(long, value_name = "CAP")]
     pub cap_drop: Vec<String>,
 
-    /// Seccomp profile: default, tutorial, or unconfined (no filter)
+    /// Seccomp profile: one crabcan ships (listed below), or unconfined (no filter)
     #[arg(
         long,
         default_value = "default",
@@ -164,8 +164,8 @@ pub fn after_help() -> String {
     format!(
         "{EXAMPLES}\n\nDefaults: --memory {}, --memory-swap none beyond it, --pids {}, --cpu-weight {}, \
          --io-weight {}, --nofile {} soft / {} hard (at most crabcan's own hard limit), --tmp-size the \
-         memory limit (or {} without one), capabilities: Docker's less MKNOD ({}), --seccomp default, \
-         host ids: a private range from crabcan's pool.",
+         memory limit (or {} without one), capabilities: Docker's less MKNOD ({}), --seccomp default \
+         (shipped: {}), host ids: a private range from crabcan's pool.",
         size(limits.memory),
         number(limits.pids),
         number(limits.cpu_weight),
@@ -174,5 +174,6 @@ pub fn after_help() -> String {
         nofile.hard,
         crabcan_core::human_size(crabcan_core::DEFAULT_TMP_SIZE),
         crabcan_core::DEFAULT_CAPABILITIES.len(),
+        crabcan_seccomp::ShippedProfile::names(),
     )
 }
