@@ -803,11 +803,27 @@ impl IdLease {
 
     /// Releases the slot as dropping would, and reports a failure to unlink the lease file.
     pub fn release(mut self) -> Result<(), IdRangeError> {
-        self.unlink().map_err(|errno| IdRangeError::Lease {
+        let unlinked = self.unlink().map_err(|errno| IdRangeError::Lease {
             path: self.path.clone(),
             what: "remove",
             source: errno.into(),
-        })
+        });
+        self.prune_state_dir();
+        unlinked
+    }
+
+    /// Removes the lease directory once it is empty, and `/run/crabcan` too for the default one,
+    /// so a host without containers keeps no trace of crabcan (a directory still in use is not
+    /// empty and stays; a concurrent allocator recreates it, see [`allocate`]).
+    fn prune_state_dir(&self) {
+        let Some(state_dir) = self.path.parent() else {
+            return;
+        };
+        if std::fs::remove_dir(state_dir).is_ok() && state_dir == Path::new(DEFAULT_STATE_DIR) {
+            if let Some(parent) = state_dir.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
     }
 
     fn unlink(&mut self) -> Result<(), Errno> {
@@ -825,6 +841,7 @@ impl Drop for IdLease {
         // Nothing can be reported from drop. A lease file that stays behind is not locked, so the next
         // allocate takes it over.
         let _ = self.unlink();
+        self.prune_state_dir();
     }
 }
 
@@ -834,6 +851,20 @@ impl Drop for IdLease {
 /// if it is missing (its parents with the default mode). It must be owned by the effective uid and
 /// not writable by group or others.
 pub fn allocate(files: &IdFiles, state_dir: &Path) -> Result<IdLease, IdRangeError> {
+    let mut attempts = 0;
+    loop {
+        match allocate_once(files, state_dir) {
+            // A concurrent crabcan removed the emptied lease directory between our open and
+            // our create: make it again.
+            Err(IdRangeError::Lease { source, .. }) if source.kind() == io::ErrorKind::NotFound && attempts < 3 => {
+                attempts += 1
+            }
+            result => return result,
+        }
+    }
+}
+
+fn allocate_once(files: &IdFiles, state_dir: &Path) -> Result<IdLease, IdRangeError> {
     let uids = Owners::load(files, IdKind::Uid)?;
     let gids = Owners::load(files, IdKind::Gid)?;
     let (uid_pool, gid_pool) = (uids.pool()?, gids.pool()?);
@@ -1305,9 +1336,10 @@ mod tests {
         assert!(!path.exists());
         assert_eq!(host.allocate().unwrap().slot(), 0);
         third.release().unwrap();
+        assert!(host.state().is_dir(), "a lease is still held");
         drop(second);
-        // Only the lease files were ever left, no temporary files.
-        assert_eq!(fs::read_dir(host.state()).unwrap().count(), 0);
+        // The last lease took the emptied directory with it: no temporary files were left.
+        assert!(!host.state().exists());
     }
 
     #[test]
