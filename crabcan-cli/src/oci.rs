@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::{CommandFactory, FromArgMatches};
 use crabcan_core::oci::runtime::{self, CgroupManager, CreateOptions, EventsOptions, ExecOptions, ExecUser};
-use crabcan_core::oci::state::{ContainerState, StateStore};
+use crabcan_core::oci::state::{validate_id, ContainerState, StateStore};
 use crabcan_core::oci::{features, rfc3339, spec, OciError};
 
 use crate::oci_args::{CgroupManagerArg, CreateArgs, ExecArgs, Format, LogFormat, OciCli, OciCommand, Scan};
@@ -100,6 +100,9 @@ fn cgroup_manager(cli: &OciCli) -> (CgroupManager, &'static str) {
 
 /// Runs the subcommand: its exit status, or the error line.
 fn run(cli: OciCli) -> Result<i32, String> {
+    if let Some(id) = cli.command.id() {
+        validate_id(id).map_err(|e| e.to_string())?;
+    }
     let store = StateStore::new(&cli.root);
     let (manager, option) = cgroup_manager(&cli);
     let needs_cgroups = |what: &'static str| manager.check(what, option).map_err(|e| e.to_string());

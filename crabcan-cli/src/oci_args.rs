@@ -249,6 +249,27 @@ pub enum OciCommand {
     Features,
 }
 
+impl OciCommand {
+    /// The container id the subcommand is about, if it takes one.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            OciCommand::Spec { .. } | OciCommand::Features | OciCommand::List { .. } => None,
+            OciCommand::Create(create) => Some(&create.id),
+            OciCommand::Run(run) => Some(&run.create.id),
+            OciCommand::Exec(exec) => Some(&exec.id),
+            OciCommand::Start { id }
+            | OciCommand::State { id }
+            | OciCommand::Kill { id, .. }
+            | OciCommand::Delete { id, .. }
+            | OciCommand::Ps { id, .. }
+            | OciCommand::Pause { id }
+            | OciCommand::Resume { id }
+            | OciCommand::Events { id, .. }
+            | OciCommand::Update { id, .. } => Some(id),
+        }
+    }
+}
+
 /// The options `create` and `run` share.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
@@ -345,6 +366,7 @@ pub struct ExecArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn os(args: &[&str]) -> Vec<OsString> {
         args.iter().map(OsString::from).collect()
@@ -488,7 +510,7 @@ mod tests {
         let OciCommand::Run(run) = parse(&["crabcan", "run", "c1", "-d", "--bundle", "/b"]).command else {
             panic!()
         };
-        assert!(run.detach && run.create.id == "c1" && run.create.bundle == PathBuf::from("/b"));
+        assert!(run.detach && run.create.id == "c1" && run.create.bundle == Path::new("/b"));
         assert!(matches!(
             parse(&["crabcan", "list", "-q", "--format", "json"]).command,
             OciCommand::List {
@@ -498,7 +520,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(&["crabcan", "update", "c1", "--resources", "-"]).command,
-            OciCommand::Update { id, resources } if id == "c1" && resources == PathBuf::from("-")
+            OciCommand::Update { id, resources } if id == "c1" && resources == Path::new("-")
         ));
         assert!(matches!(
             parse(&["crabcan", "events", "c1", "--stats", "--interval", "1s"]).command,
@@ -506,7 +528,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(&["crabcan", "spec", "--rootless", "-b", "/b"]).command,
-            OciCommand::Spec { rootless: true, bundle: Some(b) } if b == PathBuf::from("/b")
+            OciCommand::Spec { rootless: true, bundle: Some(b) } if b == Path::new("/b")
         ));
     }
 
