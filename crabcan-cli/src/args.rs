@@ -16,6 +16,9 @@ Examples:
   mkfifo -m 0622 /run/go; crabcan --mount ./rootfs --start-fifo /run/go -- date &
   cat /run/go                                      set up now, start later from another process
 
+OCI runtime mode (runc's command line, for container engines): crabcan [--root DIR] SUBCOMMAND,
+e.g. crabcan spec, crabcan state ID, crabcan list; crabcan spec --help for one subcommand's options.
+
 Exit status: the command's own; 128+N if it was killed by signal N (137 after an out-of-memory
 kill); 125 if crabcan failed before the command ran; 126 if the command cannot be executed;
 127 if it was not found in the container.

@@ -2,6 +2,8 @@
 //! exits with its status. Every error is one line, `crabcan: error: ...`; nothing else here.
 
 mod args;
+mod oci;
+mod oci_args;
 mod seccomp;
 
 use std::io::Write;
@@ -17,9 +19,16 @@ use crabcan_core::{
 use args::Args;
 
 fn main() -> ExitCode {
+    // runc's command line when a runc subcommand comes first (after global options);
+    // the direct mode otherwise.
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let scan = oci_args::scan(&raw);
+    if scan.oci {
+        return oci::main(raw, scan);
+    }
     let command = Args::command().after_help(args::after_help());
     let args = match command
-        .try_get_matches()
+        .try_get_matches_from(raw)
         .and_then(|matches| Args::from_arg_matches(&matches))
     {
         Ok(args) => args,

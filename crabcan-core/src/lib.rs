@@ -45,6 +45,7 @@ mod init;
 mod mounts;
 mod namespaces;
 mod network;
+pub mod oci;
 mod rlimits;
 mod safe_path;
 mod setup_ops;
