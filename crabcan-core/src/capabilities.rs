@@ -55,6 +55,15 @@ impl CapabilitySet {
         Ok(CapabilitySet(set))
     }
 
+    /// The set of the capabilities `names` (as OCI configs list them: `CAP_CHOWN`, ...).
+    pub fn from_names(names: &[String]) -> Result<CapabilitySet, ConfigError> {
+        let mut set = CapsHashSet::new();
+        for name in names {
+            set.extend(parse_capabilities(name)?);
+        }
+        Ok(CapabilitySet(set))
+    }
+
     /// Whether the set keeps `capability`.
     pub fn contains(&self, capability: Capability) -> bool {
         self.0.contains(&capability)
@@ -113,6 +122,18 @@ pub fn apply_process_sets(keep: &CapabilitySet, as_root: bool) -> Result<(), cap
     caps::clear(None, CapSet::Inheritable)?;
     caps::set(None, CapSet::Effective, &kept)?;
     caps::set(None, CapSet::Permitted, &kept)?;
+    Ok(())
+}
+
+/// Sets the process's capability sets to exactly `sets` (the bounding set is restricted
+/// separately, before the identity changes), the ambient one last, as it must be a subset of
+/// the permitted and inheritable ones.
+pub fn apply_given_sets(sets: &crate::config::CapabilitySets) -> Result<(), caps::errors::CapsError> {
+    caps::clear(None, CapSet::Ambient)?;
+    caps::set(None, CapSet::Permitted, &sets.permitted.as_hash_set())?;
+    caps::set(None, CapSet::Inheritable, &sets.inheritable.as_hash_set())?;
+    caps::set(None, CapSet::Effective, &sets.effective.as_hash_set())?;
+    caps::set(None, CapSet::Ambient, &sets.ambient.as_hash_set())?;
     Ok(())
 }
 

@@ -59,7 +59,9 @@ fn set_up_and_exec(
     parent: &mut dyn ParentLink,
     ops: &mut dyn SetupOps,
 ) -> Result<Infallible, Failure> {
-    ops.die_with_parent()?;
+    if !config.survives_crabcan {
+        ops.die_with_parent()?;
+    }
     ops.hide_from_proc()?;
     // Nothing crabcan's caller had open may reach the container, not even during setup (a
     // directory fd and `--workdir /proc/self/fd/N` would be an escape, CVE-2024-21626).
@@ -84,11 +86,12 @@ fn set_up_and_exec(
     })?;
 
     ops.become_namespace_root()?;
-    ops.set_hostname(&config.hostname)?;
+    ops.set_hostname(&config.hostname, config.domainname.as_deref())?;
     ops.bring_up_loopback()?;
-    ops.build_filesystem(&config.rootfs, &mounts::plan(config), trees)?;
+    let plan = config.mount_plan.clone().unwrap_or_else(|| mounts::plan(config));
+    ops.build_filesystem(&config.rootfs, &plan, trees)?;
     log::debug!("filesystem ready, pivoted into {}", config.rootfs.display());
-    ops.limit_open_files(config.file_limit())?;
+    ops.limit_resources(config.file_limit(), &config.rlimits)?;
     ops.new_session()?;
     if config.terminal == Terminal::Pty {
         let master = ops.open_pty()?;
@@ -103,15 +106,27 @@ fn set_up_and_exec(
     }
     let cgroups_after = if moves_itself { ops.own_cgroups()? } else { Vec::new() };
     ops.enter_cgroup_namespace()?;
-    ops.mount_cgroup_view(&cgroupfs::plan(cgroup_layout, &cgroups_before, &cgroups_after))?;
+    let view = match config.cgroup_view {
+        true => cgroupfs::plan(cgroup_layout, &cgroups_before, &cgroups_after),
+        false => cgroupfs::CgroupView::None,
+    };
+    ops.mount_cgroup_view(&view)?;
 
     // The bounding set needs CAP_SETPCAP, so it shrinks before the identity changes; the
     // parent-death signal is reset by the kernel on every credential change.
-    ops.restrict_bounding_set(&config.capabilities)?;
-    ops.switch_identity(config.uid, config.gid)?;
-    ops.apply_capability_sets(&config.capabilities, config.uid == 0)?;
-    ops.die_with_parent()?;
-    ops.set_no_new_privs()?;
+    let bounding = config
+        .capability_sets
+        .as_ref()
+        .map_or(&config.capabilities, |sets| &sets.bounding);
+    ops.restrict_bounding_set(bounding)?;
+    ops.switch_identity(config.uid, config.gid, &config.additional_gids)?;
+    ops.apply_capability_sets(&config.capabilities, config.capability_sets.as_ref(), config.uid == 0)?;
+    if !config.survives_crabcan {
+        ops.die_with_parent()?;
+    }
+    if config.no_new_privs {
+        ops.set_no_new_privs()?;
+    }
 
     ops.enter_working_directory(&config.workdir)?;
     let prepared = exec::prepare(&config.argv, &config.environment())
@@ -127,6 +142,9 @@ fn set_up_and_exec(
 
     if config.init {
         ops.start_init(config.seccomp.as_ref())?;
+    }
+    if let Some(mask) = config.umask {
+        ops.set_umask(mask)?;
     }
     // Last, in this order: nothing but stdio crosses execve, and the filter (which needs
     // no_new_privs) is the very last thing before it.
@@ -226,13 +244,14 @@ mod tests {
             close_inherited_fds();
             hold_start_fifo(&Path);
             become_namespace_root();
-            set_hostname(&str);
+            set_hostname(&str, Option<&str>);
             bring_up_loopback();
-            limit_open_files(crate::config::FileLimit);
+            limit_resources(crate::config::FileLimit, &[crate::config::Rlimit]);
             new_session();
             enter_cgroup_namespace();
             restrict_bounding_set(&CapabilitySet);
-            switch_identity(u32, u32);
+            switch_identity(u32, u32, &[u32]);
+            set_umask(u32);
             set_no_new_privs();
             enter_working_directory(&Path);
             reset_signals();
@@ -263,7 +282,12 @@ mod tests {
                 _ => "mount_cgroup_view",
             })
         }
-        fn apply_capability_sets(&mut self, _: &CapabilitySet, as_root: bool) -> Result<(), Failure> {
+        fn apply_capability_sets(
+            &mut self,
+            _: &CapabilitySet,
+            _: Option<&crate::config::CapabilitySets>,
+            as_root: bool,
+        ) -> Result<(), Failure> {
             self.note(if as_root {
                 "apply_capability_sets(root)"
             } else {
@@ -329,7 +353,7 @@ mod tests {
             "become_namespace_root",
             "set_hostname",
             "build_filesystem",
-            "limit_open_files",
+            "limit_resources",
             "new_session",
             "wait Joined",
             "enter_cgroup_namespace",

@@ -77,6 +77,17 @@ pub enum IdMapping {
     /// for the container's life and overlapping no other container, user or account (like
     /// podman's `--userns=auto`). Container ids 0..65536.
     Auto,
+    /// No user namespace: the container's ids are the host's (an OCI config without a user
+    /// namespace, as podman and containerd send by default).
+    Host,
+    /// These ranges, written as they are: an OCI engine chose them (podman's `--userns=auto`
+    /// takes its own subordinate range), so crabcan does not second-guess them.
+    Given {
+        /// The uid map.
+        uid_map: IdRange,
+        /// The gid map.
+        gid_map: IdRange,
+    },
     /// These ranges; refused when they overlap another user's subordinate ids or an account.
     Fixed {
         /// The uid map.
@@ -99,14 +110,23 @@ impl IdMapping {
                 };
                 (range, range)
             }
-            IdMapping::Fixed { uid_map, gid_map } => (*uid_map, *gid_map),
+            IdMapping::Fixed { uid_map, gid_map } | IdMapping::Given { uid_map, gid_map } => (*uid_map, *gid_map),
+            IdMapping::Host => {
+                let all = IdRange {
+                    inside: 0,
+                    outside: 0,
+                    count: u32::MAX,
+                };
+                (all, all)
+            }
         }
     }
 
     fn describe(&self, range: IdRange) -> String {
         match self {
             IdMapping::Auto => format!("(container ids {}-{})", range.inside, range.inside + (range.count - 1)),
-            IdMapping::Fixed { .. } => range.to_string(),
+            IdMapping::Fixed { .. } | IdMapping::Given { .. } => range.to_string(),
+            IdMapping::Host => "(the host's ids)".to_owned(),
         }
     }
 }
@@ -154,6 +174,58 @@ pub struct ContainerConfig {
     /// Read resource use from the cgroup at exit (for `--debug`); off by default, it costs a
     /// dozen file reads.
     pub collect_stats: bool,
+    /// The five capability sets given one by one (OCI `process.capabilities`), applied as they
+    /// are; `None` applies [`ContainerConfig::capabilities`] as Docker does (all of it for root,
+    /// nothing for another uid, empty inheritable and ambient sets).
+    pub capability_sets: Option<CapabilitySets>,
+    /// Resource limits besides RLIMIT_NOFILE, set by the container process before execve.
+    pub rlimits: Vec<Rlimit>,
+    /// Start the command's environment from crabcan's defaults (PATH, HOME, TERM, HOSTNAME)
+    /// under [`ContainerConfig::env`]; false gives it exactly `env` (OCI `process.env`).
+    pub default_env: bool,
+    /// Set `PR_SET_NO_NEW_PRIVS` (on unless an OCI config says otherwise).
+    pub no_new_privs: bool,
+    /// Supplementary groups of the command (inside the container).
+    pub additional_gids: Vec<u32>,
+    /// The command's umask; `None` leaves the inherited one.
+    pub umask: Option<u32>,
+    /// The container's NIS domain name (`setdomainname`), if any.
+    pub domainname: Option<String>,
+    /// The container process does not die with the crabcan that created it: an OCI `create`
+    /// exits and leaves the container to its engine.
+    pub survives_crabcan: bool,
+    /// The mount steps, when a front end (the OCI bundle) gives them; `None`: crabcan's own
+    /// plan from this configuration ([`crate::mounts::plan`]).
+    pub(crate) mount_plan: Option<Vec<crate::mounts::MountStep>>,
+    /// Mount the container's cgroup view at /sys/fs/cgroup (crabcan's plan always does; an OCI
+    /// config does when it lists a cgroup mount).
+    pub(crate) cgroup_view: bool,
+}
+
+/// The capability sets of the command, each given on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapabilitySets {
+    /// The bounding set.
+    pub bounding: CapabilitySet,
+    /// The effective set.
+    pub effective: CapabilitySet,
+    /// The permitted set.
+    pub permitted: CapabilitySet,
+    /// The inheritable set.
+    pub inheritable: CapabilitySet,
+    /// The ambient set.
+    pub ambient: CapabilitySet,
+}
+
+/// One resource limit (soft and hard) of the container's process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    /// Which limit.
+    pub resource: rlimit::Resource,
+    /// The soft limit.
+    pub soft: u64,
+    /// The hard limit.
+    pub hard: u64,
 }
 
 impl ContainerConfig {
@@ -179,6 +251,16 @@ impl ContainerConfig {
             init: false,
             start_gate: StartGate::Parent,
             collect_stats: false,
+            capability_sets: None,
+            rlimits: Vec::new(),
+            default_env: true,
+            no_new_privs: true,
+            additional_gids: Vec::new(),
+            umask: None,
+            domainname: None,
+            survives_crabcan: false,
+            mount_plan: None,
+            cgroup_view: true,
         }
     }
 
@@ -244,6 +326,9 @@ impl ContainerConfig {
 
     /// The environment the command starts with: PATH, HOME, TERM, HOSTNAME, then `--env`.
     pub fn environment(&self) -> Vec<(String, String)> {
+        if !self.default_env {
+            return self.env.clone();
+        }
         let home = if self.uid == 0 { "/root" } else { "/" };
         let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".to_owned());
         let mut env: Vec<(String, String)> = vec![

@@ -90,11 +90,7 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
     check_privileges()?;
     check_single_threaded()?;
     let host_ids = HostIds::choose(&config.id_mapping)?;
-    log::debug!(
-        "configuration checked; container ids are host uids {} and gids {}",
-        host_ids.uid_map,
-        host_ids.gid_map
-    );
+    log::debug!("configuration checked; container ids are {}", host_ids.describe());
     // The host's cgroup mounts, read once. On cgroup v2 the cgroup exists before the clone,
     // which puts the child straight into it; elsewhere it is made while the child sets up its
     // filesystem.
@@ -113,7 +109,8 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
         Channel::pair().map_err(|errno| Error::sys("socketpair(AF_UNIX, SOCK_SEQPACKET)", errno))?;
     let blocked = BlockedSignals::block().map_err(|errno| Error::sys("sigprocmask", errno))?;
     log::debug!("cloning into new namespaces (hostname {})", config.hostname);
-    let (cloned, born_in_cgroup) = clone_child(cgroup.as_ref());
+    let flags = clone_flags(host_ids.maps.is_some());
+    let (cloned, born_in_cgroup) = clone_child(flags, cgroup.as_ref());
     let child = match cloned {
         Ok(CloneResult::Child) => {
             drop(parent_end);
@@ -359,9 +356,14 @@ impl Inner {
         born_in_cgroup: bool,
         cgroup_host: Option<&CgroupHost>,
     ) -> Result<()> {
-        write_id_maps(child, &self.host_ids.uid_map, &self.host_ids.gid_map)?;
-        log::debug!("id maps written for pid {child}");
-        let trees = idmap::make_trees(child, config, &idmap::wanted(config));
+        let trees = match &self.host_ids.maps {
+            Some((uid_map, gid_map)) => {
+                write_id_maps(child, uid_map, gid_map)?;
+                log::debug!("id maps written for pid {child}");
+                idmap::make_trees(child, config, &idmap::wanted(config))
+            }
+            None => idmap::Trees::none(config),
+        };
         let tree_fds: Vec<i32> = trees.fds.iter().map(AsRawFd::as_raw_fd).collect();
         let go = Message::Go {
             idmapped: trees.idmapped.clone(),
@@ -524,7 +526,10 @@ fn exec_outcome(received: Received) -> Result<()> {
 /// Clones the container's process: straight into its cgroup where the host has cgroup v2 and
 /// the kernel has clone3 (returns true), otherwise with clone(2), to be moved into the cgroup
 /// afterwards.
-fn clone_child(cgroup: Option<&ContainerCgroup>) -> (std::result::Result<CloneResult, Errno>, bool) {
+fn clone_child(
+    flags: nix::sched::CloneFlags,
+    cgroup: Option<&ContainerCgroup>,
+) -> (std::result::Result<CloneResult, Errno>, bool) {
     let v2_dir = cgroup.and_then(ContainerCgroup::v2_path).and_then(|path| {
         nix::fcntl::open(
             path,
@@ -534,48 +539,55 @@ fn clone_child(cgroup: Option<&ContainerCgroup>) -> (std::result::Result<CloneRe
         .ok()
     });
     if let Some(dir) = &v2_dir {
-        match clone_into_namespaces_and_cgroup(clone_flags(), dir.as_fd()) {
+        match clone_into_namespaces_and_cgroup(flags, dir.as_fd()) {
             Err(Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL) => {
                 log::debug!("clone3(CLONE_INTO_CGROUP) unavailable; using clone")
             }
             result => return (result, true),
         }
     }
-    (clone_into_namespaces(clone_flags()), false)
+    (clone_into_namespaces(flags), false)
 }
 
 /// The host ids of a container: the ranges written to its `uid_map` and `gid_map`.
 struct HostIds {
-    uid_map: IdRange,
-    gid_map: IdRange,
+    /// The uid and gid maps of the user namespace; `None`: no user namespace.
+    maps: Option<(IdRange, IdRange)>,
     /// Held while the container lives, for a range from crabcan's pool.
     _lease: Option<IdLease>,
 }
 
 impl HostIds {
     /// A private range from the pool for [`IdMapping::Auto`]; the given ranges, once checked
-    /// against the host's accounts and subordinate ids, for [`IdMapping::Fixed`].
+    /// against the host's accounts and subordinate ids, for [`IdMapping::Fixed`]; as they are
+    /// for [`IdMapping::Given`]; none for [`IdMapping::Host`].
     fn choose(mapping: &IdMapping) -> Result<HostIds> {
         let files = IdFiles::system();
-        match mapping {
+        let maps = match mapping {
             IdMapping::Auto => {
                 let lease = id_ranges::allocate(&files, Path::new(id_ranges::DEFAULT_STATE_DIR))?;
-                Ok(HostIds {
-                    uid_map: lease.uid_map(),
-                    gid_map: lease.gid_map(),
+                return Ok(HostIds {
+                    maps: Some((lease.uid_map(), lease.gid_map())),
                     _lease: Some(lease),
-                })
+                });
             }
+            IdMapping::Host => None,
+            IdMapping::Given { uid_map, gid_map } => Some((*uid_map, *gid_map)),
             IdMapping::Fixed { uid_map, gid_map } => {
                 let caller = nix::unistd::geteuid().as_raw();
                 id_ranges::check_map(uid_map, IdKind::Uid, &files, caller)?;
                 id_ranges::check_map(gid_map, IdKind::Gid, &files, caller)?;
-                Ok(HostIds {
-                    uid_map: *uid_map,
-                    gid_map: *gid_map,
-                    _lease: None,
-                })
+                Some((*uid_map, *gid_map))
             }
+        };
+        Ok(HostIds { maps, _lease: None })
+    }
+
+    /// What the debug log says about them.
+    fn describe(&self) -> String {
+        match &self.maps {
+            Some((uid_map, gid_map)) => format!("host uids {uid_map} and gids {gid_map}"),
+            None => "the host's own (no user namespace)".to_owned(),
         }
     }
 }

@@ -8,12 +8,17 @@ use nix::unistd::{Gid, Uid};
 
 /// Becomes uid 0 / gid 0 of the (freshly mapped) user namespace.
 pub fn become_namespace_root() -> Result<(), Errno> {
-    switch_to(0, 0)
+    switch_to(0, 0, &[])
 }
 
-/// Drops supplementary groups and switches real, effective and saved ids.
-pub fn switch_to(uid: u32, gid: u32) -> Result<(), Errno> {
-    nix::unistd::setgroups(&[])?;
+/// Sets the supplementary groups to `additional_gids` and switches real, effective and saved ids.
+pub fn switch_to(uid: u32, gid: u32, additional_gids: &[u32]) -> Result<(), Errno> {
+    let groups: Vec<Gid> = additional_gids.iter().map(|gid| Gid::from_raw(*gid)).collect();
+    nix::unistd::setgroups(&groups)?;
+    // Keep the permitted set across the uid change: the capability sets are set explicitly
+    // right after (to nothing, or to what an OCI config gives a non-root user); execve resets
+    // this flag.
+    prctl(libc::PR_SET_KEEPCAPS, 1)?;
     nix::unistd::setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid))?;
     nix::unistd::setresuid(Uid::from_raw(uid), Uid::from_raw(uid), Uid::from_raw(uid))?;
     Ok(())
@@ -47,4 +52,10 @@ fn prctl(option: libc::c_int, value: libc::c_ulong) -> Result<(), Errno> {
         )
     };
     Errno::result(result).map(drop)
+}
+
+/// Sets the NIS domain name of the container's uts namespace.
+pub fn set_domainname(name: &str) -> Result<(), Errno> {
+    // SAFETY: setdomainname reads `len` bytes from the pointer, which is valid for the call.
+    Errno::result(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) }).map(drop)
 }

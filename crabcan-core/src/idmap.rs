@@ -32,6 +32,16 @@ pub struct Trees {
     pub fds: Vec<OwnedFd>,
 }
 
+impl Trees {
+    /// No idmapped copies (a container without a user namespace).
+    pub fn none(config: &ContainerConfig) -> Trees {
+        Trees {
+            idmapped: vec![false; 1 + config.binds.len()],
+            fds: Vec::new(),
+        }
+    }
+}
+
 /// Which paths want an idmapped copy: the rootfs, and each writable `--add` source, when owned
 /// by host root. (A read-only source needs none; one owned by anyone else is used as it is.)
 pub fn wanted(config: &ContainerConfig) -> Vec<bool> {

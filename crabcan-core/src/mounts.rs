@@ -4,6 +4,7 @@
 //! mount namespace and no directory is created on the host outside the rootfs: the old root is
 //! pivoted onto "." and detached, so no put-old folder exists at all.
 
+use std::borrow::Cow;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,15 @@ use crate::spec::BindMount;
 /// Device nodes of the host bound into the container's `/dev` (device nodes cannot be created
 /// in a user namespace, so they are bind-mounted).
 pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// The links of /dev every container gets: the pty multiplexer and the standard streams.
+pub const DEV_LINKS: [(&str, &str); 5] = [
+    ("dev/ptmx", "pts/ptmx"),
+    ("dev/fd", "/proc/self/fd"),
+    ("dev/stdin", "/proc/self/fd/0"),
+    ("dev/stdout", "/proc/self/fd/1"),
+    ("dev/stderr", "/proc/self/fd/2"),
+];
 
 /// Paths hidden from the container: every path Docker masks, and `/proc/sysrq-trigger`, which
 /// Docker only makes read-only. A file is covered by /dev/null, a directory by an empty
@@ -53,16 +63,19 @@ pub enum MountStep {
     MakeEverythingPrivate,
     /// Bind the rootfs onto itself so it is a mount point `pivot_root` accepts.
     BindRootfs,
+    /// No device node on the rootfs (and the mounts below it) can be opened: device access is
+    /// only through the few nodes crabcan binds into /dev.
+    NoDevices,
     /// Mount a fresh filesystem on a directory that must not be a symlink.
     Filesystem {
-        target: &'static str,
-        fstype: &'static str,
+        target: Cow<'static, str>,
+        fstype: Cow<'static, str>,
         flags: MsFlags,
         data: String,
     },
     /// Create a directory inside a filesystem crabcan just mounted.
     Directory {
-        path: &'static str,
+        path: Cow<'static, str>,
     },
     /// Bind a host device node onto `dev/<name>`.
     HostDevice {
@@ -77,12 +90,14 @@ pub enum MountStep {
     /// Hide a path: a file behind /dev/null, a directory behind an empty read-only tmpfs
     /// (skipped where the path does not exist).
     Mask {
-        path: &'static str,
+        path: Cow<'static, str>,
     },
     /// Bind a directory onto itself and make it read-only, recursively.
     ReadOnly {
-        path: &'static str,
+        path: Cow<'static, str>,
     },
+    /// Make the rootfs's own mount read-only (the mounts on it keep their flags).
+    ReadOnlyRoot,
     /// Create the working directory (while still root) so the command can start there.
     WorkingDirectory(PathBuf),
     /// Make the rootfs `/` and detach the host's root.
@@ -100,71 +115,67 @@ pub fn plan(config: &ContainerConfig) -> Vec<MountStep> {
     let mut steps = vec![
         MountStep::MakeEverythingPrivate,
         MountStep::BindRootfs,
+        MountStep::NoDevices,
         MountStep::Filesystem {
-            target: "proc",
-            fstype: "proc",
+            target: "proc".into(),
+            fstype: "proc".into(),
             flags: nosuid_nodev_noexec,
             data: String::new(),
         },
         MountStep::Filesystem {
-            target: "dev",
-            fstype: "tmpfs",
+            target: "dev".into(),
+            fstype: "tmpfs".into(),
             flags: MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
             data: "mode=755,size=65536k".into(),
         },
     ];
     steps.extend(DEVICES.iter().map(|name| MountStep::HostDevice { name }));
     steps.extend([
-        MountStep::Directory { path: "dev/pts" },
+        MountStep::Directory { path: "dev/pts".into() },
         MountStep::Filesystem {
-            target: "dev/pts",
-            fstype: "devpts",
+            target: "dev/pts".into(),
+            fstype: "devpts".into(),
             flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
             data: pts_options.into(),
         },
         MountStep::Symlink {
-            path: "dev/ptmx",
-            target: "pts/ptmx",
+            path: DEV_LINKS[0].0,
+            target: DEV_LINKS[0].1,
         },
-        MountStep::Directory { path: "dev/shm" },
+        MountStep::Directory { path: "dev/shm".into() },
         MountStep::Filesystem {
-            target: "dev/shm",
-            fstype: "tmpfs",
+            target: "dev/shm".into(),
+            fstype: "tmpfs".into(),
             flags: nosuid_nodev_noexec,
             data: "mode=1777,size=65536k".into(),
         },
-        MountStep::Symlink {
-            path: "dev/fd",
-            target: "/proc/self/fd",
-        },
-        MountStep::Symlink {
-            path: "dev/stdin",
-            target: "/proc/self/fd/0",
-        },
-        MountStep::Symlink {
-            path: "dev/stdout",
-            target: "/proc/self/fd/1",
-        },
-        MountStep::Symlink {
-            path: "dev/stderr",
-            target: "/proc/self/fd/2",
-        },
+    ]);
+    steps.extend(
+        DEV_LINKS[1..]
+            .iter()
+            .map(|(path, target)| MountStep::Symlink { path, target }),
+    );
+    steps.extend([
         MountStep::Filesystem {
-            target: "sys",
-            fstype: "sysfs",
+            target: "sys".into(),
+            fstype: "sysfs".into(),
             flags: nosuid_nodev_noexec | MsFlags::MS_RDONLY,
             data: String::new(),
         },
         MountStep::Filesystem {
-            target: "tmp",
-            fstype: "tmpfs",
+            target: "tmp".into(),
+            fstype: "tmpfs".into(),
             flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             data: format!("mode=1777,size={}", config.tmp_size()),
         },
     ]);
     steps.extend(config.binds.iter().cloned().map(MountStep::Bind));
-    steps.extend(MASKED_PATHS.iter().map(|path| MountStep::Mask { path }));
-    steps.extend(READ_ONLY_PATHS.iter().map(|path| MountStep::ReadOnly { path }));
+    steps.extend(MASKED_PATHS.iter().map(|path| MountStep::Mask { path: (*path).into() }));
+    steps.extend(
+        READ_ONLY_PATHS
+            .iter()
+            .map(|path| MountStep::ReadOnly { path: (*path).into() }),
+    );
     steps.push(MountStep::WorkingDirectory(config.workdir.clone()));
     steps.push(MountStep::PivotRoot);
     steps
@@ -224,6 +235,8 @@ impl Mounter {
                 errno,
             }),
             MountStep::BindRootfs => self.bind_rootfs(),
+            MountStep::NoDevices => set_attributes(&self.root, MOUNT_ATTR_NODEV, None)
+                .map_err(|errno| self.error("cannot make the rootfs nodev:", "", errno)),
             MountStep::Filesystem {
                 target,
                 fstype,
@@ -231,13 +244,15 @@ impl Mounter {
                 data,
             } => self.mount_filesystem(target, fstype, *flags, data),
             MountStep::Directory { path } => self.with_path(path, |root| {
-                ensure_dir_in_root(root, Path::new(path), Symlinks::Refuse).map(drop)
+                ensure_dir_in_root(root, Path::new(path.as_ref()), Symlinks::Refuse).map(drop)
             }),
             MountStep::HostDevice { name } => self.bind_host_device(name),
             MountStep::Symlink { path, target } => self.symlink(path, target),
             MountStep::Bind(bind) => self.bind(bind),
             MountStep::Mask { path } => self.mask(path),
             MountStep::ReadOnly { path } => self.read_only(path),
+            MountStep::ReadOnlyRoot => remount_read_only(&self.root)
+                .map_err(|errno| self.error("cannot make the rootfs read-only:", "", errno)),
             MountStep::WorkingDirectory(path) => self.with_path(&path.display().to_string(), |root| {
                 ensure_dir_in_root(root, path, Symlinks::StayInRoot).map(drop)
             }),
@@ -337,12 +352,17 @@ impl Mounter {
             ),
         };
         bound.map_err(|errno| self.error(&format!("cannot bind {} onto", bind.source.display()), &target, errno))?;
-        if bind.read_only {
-            let mounted = open_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
-                .map_err(|errno| self.error("cannot reopen", &target, errno))?;
-            make_read_only(&mounted).map_err(|errno| self.error("cannot make read-only:", &target, errno))?;
+        // No device node of a bound host tree can be opened (with an idmapped bind, the
+        // container's root would own the host's root-owned nodes), and `:ro` is recursive.
+        let mounted = open_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
+            .map_err(|errno| self.error("cannot reopen", &target, errno))?;
+        let read_only = if bind.read_only { MOUNT_ATTR_RDONLY } else { 0 };
+        match set_attributes(&mounted, MOUNT_ATTR_NODEV | read_only, None) {
+            Err(Errno::ENOSYS) if bind.read_only => remount_read_only(&mounted),
+            Err(Errno::ENOSYS) => Ok(()),
+            other => other,
         }
-        Ok(())
+        .map_err(|errno| self.error("cannot set nodev (and read-only) on", &target, errno))
     }
 
     /// Opens a path of the kernel's filesystems that some kernels lack (`None` then).
@@ -434,6 +454,7 @@ struct MountAttr {
 }
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
 /// `MOUNT_ATTR_IDMAP`: map the mount's ids through the user namespace `userns_fd`.
 pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
@@ -513,13 +534,31 @@ mod tests {
         let steps = plan(&sample_config());
         assert_eq!(steps.first(), Some(&MountStep::MakeEverythingPrivate));
         assert_eq!(steps.last(), Some(&MountStep::PivotRoot));
-        let proc_at = position(&steps, |s| matches!(s, MountStep::Filesystem { target: "proc", .. }));
-        let dev_at = position(&steps, |s| matches!(s, MountStep::Filesystem { target: "dev", .. }));
-        let pts_at = position(&steps, |s| matches!(s, MountStep::Filesystem { target: "dev/pts", .. }));
-        let tmp_at = position(&steps, |s| matches!(s, MountStep::Filesystem { target: "tmp", .. }));
+        let proc_at = position(
+            &steps,
+            |s| matches!(s, MountStep::Filesystem { target, .. } if target == "proc"),
+        );
+        let dev_at = position(
+            &steps,
+            |s| matches!(s, MountStep::Filesystem { target, .. } if target == "dev"),
+        );
+        let pts_at = position(
+            &steps,
+            |s| matches!(s, MountStep::Filesystem { target, .. } if target == "dev/pts"),
+        );
+        let tmp_at = position(
+            &steps,
+            |s| matches!(s, MountStep::Filesystem { target, .. } if target == "tmp"),
+        );
         let bind_at = position(&steps, |s| matches!(s, MountStep::Bind(_)));
-        let mask_at = position(&steps, |s| matches!(s, MountStep::Mask { path: "proc/kcore" }));
-        let ro_at = position(&steps, |s| matches!(s, MountStep::ReadOnly { path: "proc/sys" }));
+        let mask_at = position(
+            &steps,
+            |s| matches!(s, MountStep::Mask { path } if path == "proc/kcore"),
+        );
+        let ro_at = position(
+            &steps,
+            |s| matches!(s, MountStep::ReadOnly { path } if path == "proc/sys"),
+        );
         assert!(proc_at < mask_at && proc_at < ro_at, "masks need /proc mounted first");
         assert!(
             dev_at < pts_at && dev_at < mask_at,
@@ -547,14 +586,20 @@ mod tests {
             "sys/firmware",
             "sys/devices/virtual/powercap",
         ] {
-            assert!(steps.contains(&MountStep::Mask { path }), "{path} not masked");
+            assert!(
+                steps.contains(&MountStep::Mask { path: path.into() }),
+                "{path} not masked"
+            );
         }
         for path in ["proc/sys", "proc/bus", "proc/irq", "proc/fs"] {
-            assert!(steps.contains(&MountStep::ReadOnly { path }), "{path} not read-only");
+            assert!(
+                steps.contains(&MountStep::ReadOnly { path: path.into() }),
+                "{path} not read-only"
+            );
         }
         let sys = steps
             .iter()
-            .find(|s| matches!(s, MountStep::Filesystem { target: "sys", .. }))
+            .find(|s| matches!(s, MountStep::Filesystem { target, .. } if target == "sys"))
             .unwrap();
         let MountStep::Filesystem { flags, .. } = sys else {
             unreachable!()

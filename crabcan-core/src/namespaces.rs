@@ -14,10 +14,15 @@ use nix::unistd::Pid;
 
 use crate::spec::IdRange;
 
-/// The namespaces the container's process is cloned into.
-pub fn clone_flags() -> CloneFlags {
-    CloneFlags::CLONE_NEWUSER
-        | CloneFlags::CLONE_NEWNS
+/// The namespaces the container's process is cloned into: a user namespace when it has id
+/// maps of its own, and always new mount, pid, uts, ipc and net namespaces.
+pub fn clone_flags(user_namespace: bool) -> CloneFlags {
+    let user = if user_namespace {
+        CloneFlags::CLONE_NEWUSER
+    } else {
+        CloneFlags::empty()
+    };
+    user | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC

@@ -5,9 +5,14 @@
 
 use rlimit::Resource;
 
-use crate::config::FileLimit;
+use crate::config::{FileLimit, Rlimit};
 
 /// Sets RLIMIT_NOFILE of the calling process.
 pub fn apply(nofile: FileLimit) -> std::io::Result<()> {
     Resource::NOFILE.set(nofile.soft, nofile.hard)
+}
+
+/// Sets one resource limit of the calling process.
+pub fn apply_one(limit: &Rlimit) -> std::io::Result<()> {
+    limit.resource.set(limit.soft, limit.hard)
 }

@@ -16,7 +16,7 @@ use nix::sys::stat::Mode;
 
 use crate::capabilities::{self, CapabilitySet};
 use crate::cgroupfs::CgroupView;
-use crate::config::FileLimit;
+use crate::config::{CapabilitySets, FileLimit, Rlimit};
 use crate::error::EXIT_SETUP_FAILED;
 use crate::exec::{self, PreparedExec};
 use crate::handshake::{Channel, Message, Received};
@@ -96,11 +96,13 @@ pub trait SetupOps {
     /// Takes hold of the start FIFO (a host path) while the host's root is still there.
     fn hold_start_fifo(&mut self, path: &Path) -> Result<(), Failure>;
     fn become_namespace_root(&mut self) -> Result<(), Failure>;
-    fn set_hostname(&mut self, hostname: &str) -> Result<(), Failure>;
+    /// Sets the hostname and, if given, the NIS domain name.
+    fn set_hostname(&mut self, hostname: &str, domainname: Option<&str>) -> Result<(), Failure>;
     fn bring_up_loopback(&mut self) -> Result<(), Failure>;
     /// Carries out the mount plan, ending with pivot_root.
     fn build_filesystem(&mut self, rootfs: &Path, plan: &[MountStep], trees: ReceivedTrees) -> Result<(), Failure>;
-    fn limit_open_files(&mut self, nofile: FileLimit) -> Result<(), Failure>;
+    /// RLIMIT_NOFILE and the other resource limits.
+    fn limit_resources(&mut self, nofile: FileLimit, others: &[Rlimit]) -> Result<(), Failure>;
     fn new_session(&mut self) -> Result<(), Failure>;
     /// Opens a pty in the container's devpts, makes it the controlling terminal and stdio;
     /// returns the master.
@@ -113,8 +115,15 @@ pub trait SetupOps {
     /// Mounts the container's read-only view of its cgroup at /sys/fs/cgroup.
     fn mount_cgroup_view(&mut self, view: &CgroupView) -> Result<(), Failure>;
     fn restrict_bounding_set(&mut self, keep: &CapabilitySet) -> Result<(), Failure>;
-    fn switch_identity(&mut self, uid: u32, gid: u32) -> Result<(), Failure>;
-    fn apply_capability_sets(&mut self, keep: &CapabilitySet, as_root: bool) -> Result<(), Failure>;
+    fn switch_identity(&mut self, uid: u32, gid: u32, additional_gids: &[u32]) -> Result<(), Failure>;
+    /// `sets` when given, else `keep` the Docker way (all for root, none for another uid).
+    fn apply_capability_sets(
+        &mut self,
+        keep: &CapabilitySet,
+        sets: Option<&CapabilitySets>,
+        as_root: bool,
+    ) -> Result<(), Failure>;
+    fn set_umask(&mut self, mask: u32) -> Result<(), Failure>;
     fn set_no_new_privs(&mut self) -> Result<(), Failure>;
     fn enter_working_directory(&mut self, workdir: &Path) -> Result<(), Failure>;
     fn reset_signals(&mut self) -> Result<(), Failure>;
@@ -172,8 +181,12 @@ impl SetupOps for LinuxOps {
         )
     }
 
-    fn set_hostname(&mut self, hostname: &str) -> Result<(), Failure> {
-        nix::unistd::sethostname(hostname).step("hostname", &format!("sethostname({hostname:?})"))
+    fn set_hostname(&mut self, hostname: &str, domainname: Option<&str>) -> Result<(), Failure> {
+        nix::unistd::sethostname(hostname).step("hostname", &format!("sethostname({hostname:?})"))?;
+        if let Some(domain) = domainname {
+            identity::set_domainname(domain).step("hostname", &format!("setdomainname({domain:?})"))?;
+        }
+        Ok(())
     }
 
     fn bring_up_loopback(&mut self) -> Result<(), Failure> {
@@ -195,7 +208,19 @@ impl SetupOps for LinuxOps {
         Mounter::new(rootfs, trees).map_err(failure)?.run(plan).map_err(failure)
     }
 
-    fn limit_open_files(&mut self, nofile: FileLimit) -> Result<(), Failure> {
+    fn limit_resources(&mut self, nofile: FileLimit, others: &[Rlimit]) -> Result<(), Failure> {
+        for limit in others {
+            rlimits::apply_one(limit).map_err(|error| {
+                Failure::new(
+                    "rlimits",
+                    io_errno(&error, libc::EINVAL),
+                    format!(
+                        "setrlimit({:?}, {}, {}): {error}",
+                        limit.resource, limit.soft, limit.hard
+                    ),
+                )
+            })?;
+        }
         rlimits::apply(nofile).map_err(|error| {
             Failure::new(
                 "rlimits",
@@ -251,12 +276,26 @@ impl SetupOps for LinuxOps {
         })
     }
 
-    fn switch_identity(&mut self, uid: u32, gid: u32) -> Result<(), Failure> {
-        identity::switch_to(uid, gid).step("identity", &format!("switching to uid {uid} gid {gid}"))
+    fn switch_identity(&mut self, uid: u32, gid: u32, additional_gids: &[u32]) -> Result<(), Failure> {
+        identity::switch_to(uid, gid, additional_gids).step("identity", &format!("switching to uid {uid} gid {gid}"))
     }
 
-    fn apply_capability_sets(&mut self, keep: &CapabilitySet, as_root: bool) -> Result<(), Failure> {
-        capabilities::apply_process_sets(keep, as_root).map_err(|error| {
+    fn set_umask(&mut self, mask: u32) -> Result<(), Failure> {
+        nix::sys::stat::umask(Mode::from_bits_truncate(mask as libc::mode_t));
+        Ok(())
+    }
+
+    fn apply_capability_sets(
+        &mut self,
+        keep: &CapabilitySet,
+        sets: Option<&CapabilitySets>,
+        as_root: bool,
+    ) -> Result<(), Failure> {
+        let applied = match sets {
+            Some(sets) => capabilities::apply_given_sets(sets),
+            None => capabilities::apply_process_sets(keep, as_root),
+        };
+        applied.map_err(|error| {
             Failure::new(
                 "capabilities",
                 Errno::EPERM,

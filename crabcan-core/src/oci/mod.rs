@@ -3,6 +3,7 @@
 //! ([`features`]) and the container lifecycle behind the runc-compatible command line
 //! ([`runtime`]). Everything here returns an [`OciError`]; the command line prints it.
 
+pub mod bundle;
 pub mod features;
 pub mod runtime;
 pub mod spec;
@@ -76,6 +77,28 @@ pub enum OciError {
         /// The serializer's error.
         source: serde_json::Error,
     },
+    /// The bundle's `config.json` cannot be read as a runtime spec.
+    #[error("the bundle's config {path} is invalid: {why}")]
+    BadConfig {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The bundle asks for something crabcan does not implement.
+    #[error("config.json field {field} is not supported: {why}")]
+    Unsupported {
+        /// The field, as a path (`linux.sysctl`, `mounts[2].type`).
+        field: String,
+        /// Why, and what to do.
+        why: String,
+    },
+    /// crabcan-core could not create, start or wait for the container.
+    #[error(transparent)]
+    Container(#[from] crate::Error),
+    /// The container's cgroup failed.
+    #[error(transparent)]
+    Cgroup(#[from] crabcan_cgroups::CgroupError),
     /// The operation needs a cgroup driver crabcan does not have.
     #[error("{what} needs the {driver} cgroup driver, and crabcan has only cgroupfs; drop {option}")]
     CgroupDriver {

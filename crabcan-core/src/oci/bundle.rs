@@ -1,0 +1,638 @@
+//! A bundle's `config.json` turned into crabcan's [`ContainerConfig`]: the process, the root,
+//! the mounts (as crabcan mount steps, in the config's order), masked and read-only paths,
+//! namespaces, id mappings, resources and seccomp. Every field crabcan does not implement yet is
+//! an error that names it ([`OciError::Unsupported`]): nothing is skipped silently. The reading
+//! is bounded ([`MAX_CONFIG_BYTES`]) and a hostile bundle cannot point a mount outside its rootfs
+//! (mount targets are opened inside the rootfs like every other crabcan mount).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crabcan_cgroups::{cpu_shares_to_weight, Limits};
+use nix::mount::MsFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde_json::Value;
+
+use super::OciError;
+use crate::capabilities::CapabilitySet;
+use crate::config::{CapabilitySets, ContainerConfig, FileLimit, IdMapping, Rlimit, Terminal};
+use crate::mounts::{MountStep, DEVICES};
+use crate::spec::{BindMount, IdRange};
+
+/// The largest `config.json` crabcan reads.
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// The file of a bundle that describes its container.
+pub const CONFIG_FILE: &str = "config.json";
+
+/// What a bundle asks for, ready for crabcan-core.
+#[derive(Debug)]
+pub struct Bundle {
+    /// The container, as crabcan-core runs it.
+    pub config: ContainerConfig,
+    /// The cgroup path (`linux.cgroupsPath`), relative to each hierarchy's root.
+    pub cgroups_path: Option<PathBuf>,
+    /// The bundle's annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// `process.terminal`.
+    pub terminal: bool,
+}
+
+/// The fields crabcan implements; `*` is any array index. A field present with a value that
+/// asks for something (not null, empty or false) and not on this list is refused.
+const SUPPORTED: &[&str] = &[
+    "ociVersion",
+    "root.path",
+    "root.readonly",
+    "hostname",
+    "domainname",
+    "annotations",
+    "process.terminal",
+    "process.consoleSize.height",
+    "process.consoleSize.width",
+    "process.user.uid",
+    "process.user.gid",
+    "process.user.umask",
+    "process.user.additionalGids",
+    "process.args",
+    "process.env",
+    "process.cwd",
+    "process.capabilities.bounding",
+    "process.capabilities.effective",
+    "process.capabilities.inheritable",
+    "process.capabilities.permitted",
+    "process.capabilities.ambient",
+    "process.rlimits.*.type",
+    "process.rlimits.*.hard",
+    "process.rlimits.*.soft",
+    "process.noNewPrivileges",
+    "mounts.*.destination",
+    "mounts.*.type",
+    "mounts.*.source",
+    "mounts.*.options",
+    "linux.namespaces.*.type",
+    "linux.uidMappings.*.containerID",
+    "linux.uidMappings.*.hostID",
+    "linux.uidMappings.*.size",
+    "linux.gidMappings.*.containerID",
+    "linux.gidMappings.*.hostID",
+    "linux.gidMappings.*.size",
+    "linux.resources.memory.limit",
+    "linux.resources.memory.swap",
+    "linux.resources.pids.limit",
+    "linux.resources.cpu.shares",
+    "linux.resources.cpu.quota",
+    "linux.resources.cpu.period",
+    "linux.resources.blockIO.weight",
+    "linux.resources.devices",
+    "linux.cgroupsPath",
+    "linux.maskedPaths",
+    "linux.readonlyPaths",
+    "linux.seccomp",
+];
+
+/// Reads and maps the bundle at `bundle`.
+pub fn load(bundle: &Path) -> Result<Bundle, OciError> {
+    let path = bundle.join(CONFIG_FILE);
+    let text = read_bounded(&path)?;
+    let value: Value = serde_json::from_slice(&text).map_err(|source| OciError::BadConfig {
+        path: path.clone(),
+        why: source.to_string(),
+    })?;
+    check_supported(&value, "")?;
+    let spec: Spec = serde_json::from_value(value.clone()).map_err(|source| OciError::BadConfig {
+        path: path.clone(),
+        why: source.to_string(),
+    })?;
+    map(bundle, &spec, &value)
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, OciError> {
+    let io = |what, source| OciError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(|source| io("open the bundle's config", source))?;
+    let metadata = file.metadata().map_err(|source| io("stat", source))?;
+    if !metadata.is_file() {
+        return Err(OciError::BadConfig {
+            path: path.to_owned(),
+            why: "it is not a regular file".into(),
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| io("read", source))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(OciError::BadConfig {
+            path: path.to_owned(),
+            why: format!("it is larger than {MAX_CONFIG_BYTES} bytes"),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Whether `value` asks for nothing (absent, null, empty, false, or a blank string).
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        Value::Object(fields) => fields.values().all(is_empty),
+        Value::Number(_) => false,
+    }
+}
+
+/// Whether the field at `path` (with array indices as `*`) is supported, or lies below one.
+fn supported(path: &str) -> bool {
+    SUPPORTED
+        .iter()
+        .any(|allowed| path == *allowed || path.starts_with(&format!("{allowed}.")))
+}
+
+/// Whether some supported field lies below `path`, so its members must be looked at.
+fn has_supported_members(path: &str) -> bool {
+    path.is_empty() || SUPPORTED.iter().any(|allowed| allowed.starts_with(&format!("{path}.")))
+}
+
+fn check_supported(value: &Value, path: &str) -> Result<(), OciError> {
+    if !path.is_empty() && supported(path) {
+        return Ok(());
+    }
+    if is_empty(value) {
+        return Ok(());
+    }
+    let child = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        Value::Object(fields) if has_supported_members(path) => fields
+            .iter()
+            .try_for_each(|(key, member)| check_supported(member, &child(key))),
+        Value::Array(items) if has_supported_members(path) => {
+            items.iter().try_for_each(|item| check_supported(item, &child("*")))
+        }
+        _ => Err(OciError::Unsupported {
+            field: path.to_owned(),
+            why: "crabcan does not implement it yet".into(),
+        }),
+    }
+}
+
+fn unsupported(field: &str, why: impl Into<String>) -> OciError {
+    OciError::Unsupported {
+        field: field.to_owned(),
+        why: why.into(),
+    }
+}
+
+fn map(bundle: &Path, spec: &Spec, value: &Value) -> Result<Bundle, OciError> {
+    let version = spec.version();
+    if !version.starts_with("1.") {
+        return Err(unsupported(
+            "ociVersion",
+            format!("{version} is not a 1.x runtime spec"),
+        ));
+    }
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| unsupported("root", "a bundle needs a root"))?;
+    let rootfs = match root.path() {
+        path if path.is_absolute() => path.clone(),
+        path => bundle.join(path),
+    };
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| unsupported("process", "a container needs a process"))?;
+    let args = process.args().clone().unwrap_or_default();
+    let mut config = ContainerConfig::new(&rootfs, args);
+    config.hostname = spec.hostname().clone().unwrap_or_else(|| config.hostname.clone());
+    config.domainname = spec.domainname().clone().filter(|d| !d.is_empty());
+    config.default_env = false;
+    config.env = process
+        .env()
+        .iter()
+        .flatten()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) => (key.to_owned(), value.to_owned()),
+            None => (pair.clone(), String::new()),
+        })
+        .collect();
+    config.workdir = process.cwd().clone();
+    let user = process.user();
+    config.uid = user.uid();
+    config.gid = user.gid();
+    config.additional_gids = user.additional_gids().clone().unwrap_or_default();
+    config.umask = user.umask();
+    config.no_new_privs = process.no_new_privileges().unwrap_or(false);
+    config.terminal = if process.terminal().unwrap_or(false) {
+        Terminal::Pty
+    } else {
+        Terminal::Inherit
+    };
+    config.capability_sets = Some(capability_sets(value)?);
+    set_rlimits(&mut config, value)?;
+    let linux = spec.linux().as_ref();
+    config.id_mapping = id_mapping(linux)?;
+    check_namespaces(linux)?;
+    let limits = limits(value)?;
+    config.limits = Some(limits);
+    if let Some(seccomp) = value.pointer("/linux/seccomp").filter(|s| !is_empty(s)) {
+        config.seccomp = Some(seccomp_filter(seccomp, config.capability_sets.as_ref())?);
+    }
+    let (plan, cgroup_view) = mount_plan(bundle, spec, root.readonly().unwrap_or(false), &config)?;
+    config.mount_plan = Some(plan);
+    config.cgroup_view = cgroup_view;
+    Ok(Bundle {
+        cgroups_path: linux.and_then(|l| l.cgroups_path().clone()),
+        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        terminal: config.terminal == Terminal::Pty,
+        config,
+    })
+}
+
+fn names(value: &Value, pointer: &str) -> Vec<String> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn capability_sets(value: &Value) -> Result<CapabilitySets, OciError> {
+    let set = |name: &str| {
+        let listed = names(value, &format!("/process/capabilities/{name}"));
+        CapabilitySet::from_names(&listed)
+            .map_err(|error| unsupported(&format!("process.capabilities.{name}"), error.to_string()))
+    };
+    Ok(CapabilitySets {
+        bounding: set("bounding")?,
+        effective: set("effective")?,
+        permitted: set("permitted")?,
+        inheritable: set("inheritable")?,
+        ambient: set("ambient")?,
+    })
+}
+
+fn set_rlimits(config: &mut ContainerConfig, value: &Value) -> Result<(), OciError> {
+    let Some(limits) = value.pointer("/process/rlimits").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    for limit in limits {
+        let kind = limit.get("type").and_then(Value::as_str).unwrap_or_default();
+        let number = |key: &str| limit.get(key).and_then(Value::as_u64).unwrap_or(0);
+        let (soft, hard) = (number("soft"), number("hard"));
+        if kind == "RLIMIT_NOFILE" {
+            config.nofile = Some(FileLimit { soft, hard });
+            continue;
+        }
+        let resource = resource_named(kind)
+            .ok_or_else(|| unsupported("process.rlimits.type", format!("{kind:?} is not a resource limit")))?;
+        config.rlimits.push(Rlimit { resource, soft, hard });
+    }
+    Ok(())
+}
+
+fn resource_named(name: &str) -> Option<rlimit::Resource> {
+    use rlimit::Resource;
+    Some(match name {
+        "RLIMIT_AS" => Resource::AS,
+        "RLIMIT_CORE" => Resource::CORE,
+        "RLIMIT_CPU" => Resource::CPU,
+        "RLIMIT_DATA" => Resource::DATA,
+        "RLIMIT_FSIZE" => Resource::FSIZE,
+        "RLIMIT_LOCKS" => Resource::LOCKS,
+        "RLIMIT_MEMLOCK" => Resource::MEMLOCK,
+        "RLIMIT_MSGQUEUE" => Resource::MSGQUEUE,
+        "RLIMIT_NICE" => Resource::NICE,
+        "RLIMIT_NPROC" => Resource::NPROC,
+        "RLIMIT_RSS" => Resource::RSS,
+        "RLIMIT_RTPRIO" => Resource::RTPRIO,
+        "RLIMIT_RTTIME" => Resource::RTTIME,
+        "RLIMIT_SIGPENDING" => Resource::SIGPENDING,
+        "RLIMIT_STACK" => Resource::STACK,
+        _ => return None,
+    })
+}
+
+fn id_mapping(linux: Option<&oci_spec::runtime::Linux>) -> Result<IdMapping, OciError> {
+    let user_namespace = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|namespaces| namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    let mappings =
+        |field: &str, list: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> Result<Option<IdRange>, OciError> {
+            match list.map(Vec::as_slice).unwrap_or_default() {
+                [] => Ok(None),
+                [one] => Ok(Some(IdRange {
+                    inside: one.container_id(),
+                    outside: one.host_id(),
+                    count: one.size(),
+                })),
+                _ => Err(unsupported(field, "crabcan maps one range of ids for now")),
+            }
+        };
+    let uid = mappings("linux.uidMappings", linux.and_then(|l| l.uid_mappings().as_ref()))?;
+    let gid = mappings("linux.gidMappings", linux.and_then(|l| l.gid_mappings().as_ref()))?;
+    match (user_namespace, uid, gid) {
+        (false, None, None) => Ok(IdMapping::Host),
+        (false, _, _) => Err(unsupported(
+            "linux.uidMappings",
+            "id mappings need a user namespace in linux.namespaces",
+        )),
+        (true, Some(uid_map), Some(gid_map)) => Ok(IdMapping::Given { uid_map, gid_map }),
+        (true, _, _) => Err(unsupported(
+            "linux.uidMappings",
+            "a user namespace needs uid and gid mappings",
+        )),
+    }
+}
+
+/// crabcan always gives a container new mount, pid, uts, ipc and net namespaces (and unshares
+/// the cgroup namespace itself); a config that shares one with the host, or joins one by path,
+/// is refused for now.
+fn check_namespaces(linux: Option<&oci_spec::runtime::Linux>) -> Result<(), OciError> {
+    let namespaces = linux.and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    for namespace in &namespaces {
+        if namespace.path().is_some() {
+            return Err(unsupported(
+                "linux.namespaces.path",
+                "joining an existing namespace is not implemented yet",
+            ));
+        }
+    }
+    for wanted in [
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Network,
+    ] {
+        if !namespaces.iter().any(|n| n.typ() == wanted) {
+            return Err(unsupported(
+                "linux.namespaces",
+                format!("crabcan always makes a new {wanted:?} namespace; sharing the host's is not implemented yet: add it"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn limits(value: &Value) -> Result<Limits, OciError> {
+    let resources = |pointer: &str| value.pointer(&format!("/linux/resources{pointer}"));
+    let number = |pointer: &str| resources(pointer).and_then(Value::as_i64);
+    // A negative memory or pids limit means "unlimited", as runc reads it.
+    let positive = |pointer: &str| number(pointer).and_then(|n| u64::try_from(n).ok()).filter(|n| *n > 0);
+    let cpu_quota = match (number("/cpu/quota").filter(|q| *q > 0), positive("/cpu/period")) {
+        (Some(quota), period) => Some(quota as f64 / period.unwrap_or(100_000) as f64),
+        (None, _) => None,
+    };
+    if let Some(rules) = resources("/devices").and_then(Value::as_array) {
+        check_device_rules(rules)?;
+    }
+    let limits = Limits {
+        memory: positive("/memory/limit"),
+        memory_swap: positive("/memory/swap"),
+        pids: positive("/pids/limit"),
+        cpu_weight: positive("/cpu/shares").map(cpu_shares_to_weight),
+        cpu_quota,
+        io_weight: positive("/blockIO/weight").and_then(|w| u16::try_from(w).ok()),
+    };
+    limits
+        .validate()
+        .map_err(|error| unsupported("linux.resources", error.to_string()))?;
+    Ok(limits)
+}
+
+/// The only device rule crabcan takes for now is runc's default, "deny all": crabcan enforces
+/// it by construction, as the container's /dev is a fresh tmpfs holding only the few devices
+/// crabcan binds (null, zero, full, random, urandom, tty) and device nodes cannot be used from
+/// another filesystem (crabcan mounts the rootfs and binds `nodev` where it matters).
+fn check_device_rules(rules: &[Value]) -> Result<(), OciError> {
+    let deny_all = |rule: &Value| {
+        rule.get("allow") == Some(&Value::Bool(false))
+            && rule.get("type").is_none_or(|t| t == "a")
+            && rule.get("major").is_none_or(Value::is_null)
+            && rule.get("minor").is_none_or(Value::is_null)
+    };
+    match rules {
+        [] => Ok(()),
+        [only] if deny_all(only) => Ok(()),
+        _ => Err(unsupported(
+            "linux.resources.devices",
+            "crabcan's OCI mode takes only the rule that denies every device for now",
+        )),
+    }
+}
+
+fn seccomp_filter(seccomp: &Value, sets: Option<&CapabilitySets>) -> Result<crabcan_seccomp::CompiledFilter, OciError> {
+    let text = seccomp.to_string();
+    let kept: Vec<String> = sets.map(|s| s.bounding.names()).unwrap_or_default();
+    let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
+    let context = crabcan_seccomp::ImportContext::for_this_host(&kept);
+    let profile = crabcan_seccomp::Profile::from_oci_json_with(&text, &context)
+        .map_err(|error| unsupported("linux.seccomp", error.to_string()))?;
+    profile
+        .compile()
+        .map_err(|error| unsupported("linux.seccomp", error.to_string()))
+}
+
+/// Mount flags and data of an OCI mount's options.
+fn mount_options(options: &[String]) -> Result<(MsFlags, Vec<String>, bool), String> {
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    let mut read_only = false;
+    for option in options {
+        match option.as_str() {
+            "ro" => {
+                read_only = true;
+                flags |= MsFlags::MS_RDONLY
+            }
+            "rw" => read_only = false,
+            "nosuid" => flags |= MsFlags::MS_NOSUID,
+            "nodev" => flags |= MsFlags::MS_NODEV,
+            "noexec" => flags |= MsFlags::MS_NOEXEC,
+            "relatime" => flags |= MsFlags::MS_RELATIME,
+            "strictatime" => flags |= MsFlags::MS_STRICTATIME,
+            "noatime" => flags |= MsFlags::MS_NOATIME,
+            "suid" | "dev" | "exec" | "atime" | "bind" | "rbind" | "private" | "rprivate" => {}
+            "shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable" => {
+                return Err(format!(
+                    "the propagation {option:?} is not implemented yet (mounts are private)"
+                ))
+            }
+            other => data.push(other.to_owned()),
+        }
+    }
+    Ok((flags, data, read_only))
+}
+
+fn relative(destination: &Path) -> String {
+    destination.to_string_lossy().trim_start_matches('/').to_owned()
+}
+
+/// The mount steps of `spec`, in its order, then crabcan's devices and /dev links where /dev is
+/// a tmpfs, the masked and read-only paths, the working directory, a read-only root, and
+/// pivot_root. Returns whether a cgroup mount was asked for (crabcan mounts its own view).
+fn mount_plan(
+    bundle: &Path,
+    spec: &Spec,
+    readonly_root: bool,
+    config: &ContainerConfig,
+) -> Result<(Vec<MountStep>, bool), OciError> {
+    let mut steps = vec![MountStep::MakeEverythingPrivate, MountStep::BindRootfs];
+    let mut cgroup_view = false;
+    let mut dev_is_tmpfs = false;
+    for (index, mount) in spec.mounts().iter().flatten().enumerate() {
+        let field = |name: &str| format!("mounts[{index}].{name}");
+        let destination = mount.destination();
+        if !destination.is_absolute() {
+            return Err(unsupported(&field("destination"), "must be an absolute path"));
+        }
+        let target = relative(destination);
+        if target.is_empty() || target.split('/').any(|c| c == "..") {
+            return Err(unsupported(
+                &field("destination"),
+                "must name a path below / without '..'",
+            ));
+        }
+        let options = mount.options().clone().unwrap_or_default();
+        let (flags, data, read_only) = mount_options(&options).map_err(|why| unsupported(&field("options"), why))?;
+        let kind = mount.typ().clone().unwrap_or_default();
+        let is_bind = kind == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+        if target == "proc" && kind != "proc" || target.starts_with("proc/") {
+            return Err(unsupported(
+                &field("destination"),
+                "nothing but procfs may be mounted on or under /proc",
+            ));
+        }
+        if is_bind {
+            let source = mount
+                .source()
+                .clone()
+                .ok_or_else(|| unsupported(&field("source"), "a bind needs a source"))?;
+            let source = if source.is_absolute() {
+                source
+            } else {
+                bundle.join(source)
+            };
+            steps.push(MountStep::Bind(BindMount {
+                source,
+                target: destination.clone(),
+                read_only,
+            }));
+            continue;
+        }
+        match kind.as_str() {
+            "cgroup" | "cgroup2" if target == "sys/fs/cgroup" => cgroup_view = true,
+            "proc" | "sysfs" | "tmpfs" | "devpts" | "mqueue" => {
+                dev_is_tmpfs |= kind == "tmpfs" && target == "dev";
+                steps.push(MountStep::Filesystem {
+                    target: target.clone().into(),
+                    fstype: kind.clone().into(),
+                    flags,
+                    data: data.join(","),
+                });
+                if dev_is_tmpfs && target == "dev" {
+                    steps.extend(DEVICES.iter().map(|name| MountStep::HostDevice { name }));
+                    steps.extend(
+                        crate::mounts::DEV_LINKS
+                            .iter()
+                            .map(|(path, to)| MountStep::Symlink { path, target: to }),
+                    );
+                }
+            }
+            other => {
+                return Err(unsupported(
+                    &field("type"),
+                    format!("{other:?} mounts are not implemented yet"),
+                ))
+            }
+        }
+    }
+    let paths = |field: &str| -> Result<Vec<String>, OciError> {
+        let listed = match field {
+            "maskedPaths" => spec.linux().as_ref().and_then(|l| l.masked_paths().clone()),
+            _ => spec.linux().as_ref().and_then(|l| l.readonly_paths().clone()),
+        };
+        let listed = listed.unwrap_or_default();
+        for path in &listed {
+            if !path.starts_with('/') || path.split('/').any(|c| c == "..") {
+                return Err(unsupported(
+                    &format!("linux.{field}"),
+                    format!("{path:?} must be absolute, without '..'"),
+                ));
+            }
+        }
+        Ok(listed.iter().map(|p| p.trim_start_matches('/').to_owned()).collect())
+    };
+    steps.extend(
+        paths("maskedPaths")?
+            .into_iter()
+            .map(|path| MountStep::Mask { path: path.into() }),
+    );
+    steps.extend(
+        paths("readonlyPaths")?
+            .into_iter()
+            .map(|path| MountStep::ReadOnly { path: path.into() }),
+    );
+    steps.push(MountStep::WorkingDirectory(config.workdir.clone()));
+    if readonly_root {
+        steps.push(MountStep::ReadOnlyRoot);
+    }
+    steps.push(MountStep::PivotRoot);
+    Ok((steps, cgroup_view))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_fields_are_named_and_empty_ones_pass() {
+        let ok = serde_json::json!({"ociVersion": "1.2.0", "hooks": {}, "linux": {"sysctl": {}}, "process": {"args": ["sh"]}});
+        assert!(check_supported(&ok, "").is_ok());
+        let sysctl = serde_json::json!({"linux": {"sysctl": {"net.ipv4.ip_forward": "1"}}});
+        let error = check_supported(&sysctl, "").unwrap_err();
+        assert!(error.to_string().contains("linux.sysctl"), "{error}");
+        let hooks = serde_json::json!({"hooks": {"prestart": [{"path": "/bin/true"}]}});
+        assert!(check_supported(&hooks, "").unwrap_err().to_string().contains("hooks"));
+        let ns_path = serde_json::json!({"linux": {"namespaces": [{"type": "network", "path": "/proc/1/ns/net"}]}});
+        assert!(check_supported(&ns_path, "")
+            .unwrap_err()
+            .to_string()
+            .contains("linux.namespaces.*.path"));
+        let rlimit =
+            serde_json::json!({"process": {"rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]}});
+        assert!(check_supported(&rlimit, "").is_ok());
+    }
+
+    #[test]
+    fn mount_options_become_flags_and_data() {
+        let options: Vec<String> = ["nosuid", "ro", "mode=755", "size=65536k"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (flags, data, read_only) = mount_options(&options).unwrap();
+        assert!(flags.contains(MsFlags::MS_NOSUID | MsFlags::MS_RDONLY));
+        assert_eq!(data, ["mode=755", "size=65536k"]);
+        assert!(read_only);
+        assert!(mount_options(&["rshared".to_string()]).is_err());
+    }
+
+    #[test]
+    fn only_the_deny_all_device_rule_is_taken() {
+        assert!(check_device_rules(&[serde_json::json!({"allow": false, "access": "rwm"})]).is_ok());
+        let allow = serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"});
+        assert!(check_device_rules(&[serde_json::json!({"allow": false, "access": "rwm"}), allow]).is_err());
+    }
+}
