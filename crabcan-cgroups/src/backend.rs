@@ -81,6 +81,9 @@ pub(crate) trait CgroupBackend: Send + Sync + fmt::Debug {
     fn kill_all(&self) -> Result<(), CgroupError>;
     fn stats(&self) -> Stats;
     fn oom_killed(&self) -> bool;
+    /// Freezes (`true`) or thaws (`false`) every process in the cgroup, waiting (bounded)
+    /// until the kernel reports it done.
+    fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError>;
 }
 
 /// Applies `writes` in order. A missing file (after the fallback) goes through the `missing`
@@ -202,6 +205,9 @@ mod tests {
         }
         fn oom_killed(&self) -> bool {
             false
+        }
+        fn set_frozen(&self, _: bool) -> Result<(), CgroupError> {
+            Ok(())
         }
     }
 

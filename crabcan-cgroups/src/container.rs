@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use crate::at_path::CgroupPath;
 use crate::backend::{apply_writes, CgroupBackend, MissingController, Unapplied};
 use crate::error::CgroupError;
 use crate::fsutil::remove_parent_if_empty;
@@ -32,6 +33,17 @@ pub const MAX_NAME_LEN: usize = 64;
 /// `[A-Za-z0-9_.-]`, not containing "..". Container names and the parent folder's name
 /// ([`CgroupHost::with_parent`]) must pass it.
 pub fn validate_name(name: &str) -> Result<(), CgroupError> {
+    check_name(name, MAX_NAME_LEN, "it is longer than 64 bytes")
+}
+
+/// Like [`validate_name`] but up to [`crate::at_path::MAX_COMPONENT_LEN`] (NAME_MAX) bytes:
+/// the components of a [`CgroupHost::create_at`] path (OCI engines' ids are often longer
+/// than 64 bytes with a prefix, e.g. `libpod-<64 hex digits>`).
+pub(crate) fn validate_component(name: &str) -> Result<(), CgroupError> {
+    check_name(name, crate::at_path::MAX_COMPONENT_LEN, "it is longer than 255 bytes")
+}
+
+fn check_name(name: &str, max_len: usize, too_long: &'static str) -> Result<(), CgroupError> {
     let invalid = |reason| {
         Err(CgroupError::InvalidName {
             name: name.to_string(),
@@ -41,8 +53,8 @@ pub fn validate_name(name: &str) -> Result<(), CgroupError> {
     if name.is_empty() {
         return invalid("it is empty");
     }
-    if name.len() > MAX_NAME_LEN {
-        return invalid("it is longer than 64 bytes");
+    if name.len() > max_len {
+        return invalid(too_long);
     }
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
         return invalid("only letters, digits, '_', '.' and '-' are allowed");
@@ -53,19 +65,29 @@ pub fn validate_name(name: &str) -> Result<(), CgroupError> {
     Ok(())
 }
 
-/// One container's cgroup (a directory per hierarchy on v1, one on v2), with the lease that
-/// proves it is ours (see the `lease` module). Dropping it kills its processes and removes it,
-/// best effort.
+/// One container's cgroup (a directory per hierarchy on v1, one on v2). Made by
+/// [`CgroupHost::create`], it comes with the lease that proves it is ours (see the `lease`
+/// module); made by [`CgroupHost::create_at`] or found by [`ContainerCgroup::open_at`], it has
+/// none. Dropping one made by `create`/`create_at` kills its processes and removes it, best
+/// effort (unless [`ContainerCgroup::keep`] gave it up); dropping one from `open_at` leaves
+/// it alone.
 #[derive(Debug)]
 pub struct ContainerCgroup {
-    /// `<name>.<owner pid>`, the directory name under the parent folder.
+    /// `<name>.<owner pid>`, the directory name under the parent folder; the path's last
+    /// component for a cgroup at a path.
     leaf: String,
     /// `None` once removed.
     backend: Option<Box<dyn CgroupBackend>>,
-    /// Held (locked) for as long as the directories exist; `None` once removed.
+    /// Held (locked) for as long as the directories exist; `None` once removed, and always for
+    /// a cgroup at a path.
     lease: Option<Lease>,
     /// The limits created without (see [`ContainerCgroup::unapplied`]).
     unapplied: Vec<Unapplied>,
+    /// How many directories above each leaf removal tries to remove if empty: 1 (the parent
+    /// folder) for a leased cgroup, every component of the path but the leaf for one at a path.
+    parent_levels: usize,
+    /// Whether dropping the handle removes the cgroup (not for [`ContainerCgroup::open_at`]).
+    remove_on_drop: bool,
 }
 
 impl ContainerCgroup {
@@ -85,7 +107,10 @@ impl ContainerCgroup {
         // The lease first: a scanner must never see our directories without a held lease.
         let lease = Lease::acquire(&host.state_dir, &leaf, &host.parent)?;
         let mut unapplied = Vec::new();
-        let backend = match create_backend(host, &leaf, &writes, missing, &mut unapplied) {
+        let parent = Path::new(&host.parent);
+        // The parent folder is shared and stays (removal removes it when empty).
+        let mut made = Vec::new();
+        let backend = match create_backend(host, parent, &leaf, &writes, missing, &mut unapplied, &mut made) {
             Ok(backend) => backend,
             Err(e) => {
                 // A lease that cannot be unlinked is left unlocked: stale cleanup removes it.
@@ -98,25 +123,116 @@ impl ContainerCgroup {
             backend: Some(backend),
             lease: Some(lease),
             unapplied: Vec::new(),
+            parent_levels: 1,
+            remove_on_drop: true,
         };
         apply_writes(cgroup.backend(), &writes, version, missing, &mut unapplied)?; // on error, Drop removes it
         cgroup.unapplied = unapplied;
         Ok(cgroup)
     }
+
+    /// Creates the cgroup at `path` on `host`'s mounts, without a lease (see
+    /// [`CgroupHost::create_at`]). On any error, the leaves and the parents it made (if
+    /// empty) are removed again.
+    pub(crate) fn create_at_on(
+        host: &CgroupHost,
+        path: &Path,
+        limits: &Limits,
+        missing: MissingController,
+    ) -> Result<ContainerCgroup, CgroupError> {
+        let at = CgroupPath::parse(path)?;
+        limits.validate()?;
+        let version = host.mounts.layout.version();
+        let writes = limit_writes(limits, version);
+        let mut unapplied = Vec::new();
+        let mut made = Vec::new();
+        let parent = at.parent();
+        let backend = match create_backend(host, &parent, at.leaf(), &writes, missing, &mut unapplied, &mut made) {
+            Ok(backend) => backend,
+            Err(e) => {
+                remove_made(&made);
+                return Err(in_use_if_exists(e, &at.parent_display(), at.leaf()));
+            }
+        };
+        let mut cgroup = ContainerCgroup {
+            leaf: at.leaf().to_string(),
+            backend: Some(backend),
+            lease: None,
+            unapplied: Vec::new(),
+            parent_levels: 0, // until it is complete: on error only the leaves go, then `made`
+            remove_on_drop: true,
+        };
+        if let Err(e) = apply_writes(cgroup.backend(), &writes, version, missing, &mut unapplied) {
+            if let Err(cleanup) = cgroup.remove_now() {
+                log::debug!("cannot remove the cgroup at {} again: {cleanup}", path.display());
+            }
+            remove_made(&made);
+            return Err(e);
+        }
+        cgroup.parent_levels = at.parent_levels();
+        cgroup.unapplied = unapplied;
+        Ok(cgroup)
+    }
+
+    /// The existing cgroup at `path` on `host`'s mounts (see [`ContainerCgroup::open_at`]).
+    fn open_at_on(host: &CgroupHost, path: &Path) -> Result<ContainerCgroup, CgroupError> {
+        let at = CgroupPath::parse(path)?;
+        let rel = at.relative();
+        let mounts = &host.mounts;
+        let backend: Box<dyn CgroupBackend> = match mounts.layout.version() {
+            Version::V1 => {
+                let cgroup = V1Cgroup::open(mounts, &rel);
+                if cgroup.dirs().is_empty() {
+                    return Err(CgroupError::NotFound {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Box::new(cgroup)
+            }
+            Version::V2 => match V2Cgroup::open(mounts, &rel) {
+                Some(cgroup) => Box::new(cgroup),
+                None => {
+                    return Err(CgroupError::NotFound {
+                        path: path.to_path_buf(),
+                    })
+                }
+            },
+        };
+        Ok(ContainerCgroup {
+            leaf: at.leaf().to_string(),
+            backend: Some(backend),
+            lease: None,
+            unapplied: Vec::new(),
+            parent_levels: at.parent_levels(),
+            remove_on_drop: false,
+        })
+    }
 }
 
-/// The directories of `leaf` on `host` for `writes`, with the controllers they need.
+/// Removes the parent directories creation made (deepest first), those that are empty.
+fn remove_made(made: &[PathBuf]) {
+    for dir in made.iter().rev() {
+        remove_parent_if_empty(dir);
+    }
+}
+
+/// The directories of `<parent>/<leaf>` on `host` for `writes`, with the controllers they
+/// need; the parent directories it creates are pushed to `made`.
 fn create_backend(
     host: &CgroupHost,
+    parent: &Path,
     leaf: &str,
     writes: &[LimitWrite],
     missing: MissingController,
     unapplied: &mut Vec<Unapplied>,
+    made: &mut Vec<PathBuf>,
 ) -> Result<Box<dyn CgroupBackend>, CgroupError> {
     let needed = needed(writes);
-    let (mounts, parent) = (&host.mounts, host.parent.as_str());
+    let mounts = &host.mounts;
     Ok(match mounts.layout.version() {
-        Version::V1 => Box::new(V1Cgroup::create(mounts, parent, leaf, &needed, missing, unapplied)?),
+        Version::V1 => Box::new(V1Cgroup::create(
+            mounts, parent, leaf, &needed, missing, unapplied, made,
+        )?),
         Version::V2 => {
             let optional: BTreeSet<Controller> = writes.iter().map(|w| w.controller).collect();
             let wanted = Wanted {
@@ -124,7 +240,7 @@ fn create_backend(
                 optional: &optional,
                 missing,
             };
-            Box::new(V2Cgroup::create(mounts, parent, leaf, &wanted, unapplied)?)
+            Box::new(V2Cgroup::create(mounts, parent, leaf, &wanted, unapplied, made)?)
         }
     })
 }
@@ -149,7 +265,55 @@ impl ContainerCgroup {
             backend: Some(backend),
             lease: Some(lease),
             unapplied: Vec::new(),
+            parent_levels: 1,
+            remove_on_drop: true,
         }
+    }
+
+    /// The existing cgroup at `path` (relative to each hierarchy's mount point, as for
+    /// [`CgroupHost::create_at`]): its directories that exist, in the hierarchies crabcan uses
+    /// ([`CgroupError::NotFound`] if there are none). For a later process than the creator's
+    /// (OCI `kill`, `pause`, `state`, `delete`): it can [`ContainerCgroup::kill_all`], read
+    /// [`ContainerCgroup::stats`], [`ContainerCgroup::freeze`] and
+    /// [`ContainerCgroup::remove`] it. Dropping the handle leaves the cgroup alone (only an
+    /// explicit `remove` removes it). No limits are applied, none are listed as unapplied.
+    pub fn open_at(host: &CgroupHost, path: &Path) -> Result<ContainerCgroup, CgroupError> {
+        ContainerCgroup::open_at_on(host, path)
+    }
+
+    /// Gives the cgroup up without removing anything, returning its directories: for an OCI
+    /// `create`, whose process exits leaving the container running; a later process finds it
+    /// again with [`ContainerCgroup::open_at`]. The lease of a cgroup made by
+    /// [`CgroupHost::create`] is removed (the directories are then never taken for stale by
+    /// [`CgroupHost::remove_stale`]; if it cannot be removed, it is left unlocked and stale
+    /// cleanup removes the cgroup).
+    pub fn keep(mut self) -> Vec<PathBuf> {
+        let dirs = self.paths();
+        self.backend = None;
+        if let Some(lease) = self.lease.take() {
+            if let Err(e) = lease.release() {
+                log::warn!("cannot remove the lease of cgroup {}: {e}", self.leaf);
+            }
+        }
+        dirs
+    }
+
+    /// Freezes every process in the cgroup and its descendants (OCI `pause`), waiting until
+    /// the kernel reports it frozen: v1 writes `FROZEN` to the freezer hierarchy's
+    /// `freezer.state` until it reads `FROZEN`, v2 writes 1 to `cgroup.freeze` and waits for
+    /// `frozen 1` in `cgroup.events`. [`CgroupError::FreezeTimeout`] after 2 s (the freeze is
+    /// then undone, best effort); [`CgroupError::FreezerUnavailable`] when the host has no
+    /// freezer (v1 without a `freezer` hierarchy, v2 before Linux 5.2). Killing the cgroup
+    /// ([`ContainerCgroup::kill_all`], removal) thaws it.
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        self.backend().set_frozen(true)
+    }
+
+    /// Thaws the cgroup (OCI `resume`): v1 `THAWED`, v2 `cgroup.freeze` 0, waiting likewise
+    /// (bounded, same errors as [`ContainerCgroup::freeze`]). Thawing a cgroup that is not
+    /// frozen does nothing.
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        self.backend().set_frozen(false)
     }
 
     /// Leaves the cgroup as a crashed crabcan would: its directories stay, and its lease stays
@@ -167,7 +331,8 @@ impl ContainerCgroup {
         }
     }
 
-    /// The directory name under the parent folder: `<name>.<owner pid>`.
+    /// The directory name under the parent folder: `<name>.<owner pid>`; for a cgroup at a
+    /// path ([`CgroupHost::create_at`], [`ContainerCgroup::open_at`]), the path's last component.
     pub fn name(&self) -> &str {
         &self.leaf
     }
@@ -225,7 +390,9 @@ impl ContainerCgroup {
     /// Kills everything inside, then removes every directory (retrying
     /// while busy for up to 1 s) and the parent folders if now empty, then the lease. If a
     /// directory cannot be removed, the lease is left unlocked, so a later
-    /// [`CgroupHost::remove_stale`] retries.
+    /// [`CgroupHost::remove_stale`] retries. For a cgroup at a path, the parent folders are
+    /// every directory of the path above the leaf (never the hierarchy root), removed deepest
+    /// first while they are empty, whoever made them.
     pub fn remove(mut self) -> Result<(), CgroupError> {
         self.remove_now()
     }
@@ -240,8 +407,12 @@ impl ContainerCgroup {
             if let Err(e) = remove_subtree(&dir, REMOVE_TIMEOUT) {
                 first_error.get_or_insert(e);
             }
-            if let Some(parent) = dir.parent() {
-                remove_parent_if_empty(parent);
+            let mut parent = dir.parent();
+            for _ in 0..self.parent_levels {
+                match parent {
+                    Some(p) if remove_parent_if_empty(p) => parent = p.parent(),
+                    _ => break,
+                }
             }
         }
         match (first_error, lease) {
@@ -254,6 +425,9 @@ impl ContainerCgroup {
 
 impl Drop for ContainerCgroup {
     fn drop(&mut self) {
+        if !self.remove_on_drop {
+            return;
+        }
         if let Err(e) = self.remove_now() {
             log::warn!("cannot clean up cgroup {}: {e}", self.leaf);
         }
@@ -286,6 +460,11 @@ impl CgroupBackend for Removed {
     }
     fn oom_killed(&self) -> bool {
         false
+    }
+    fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        let cause = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let op = if frozen { "freeze" } else { "thaw" };
+        Err(CgroupError::io(op, "a removed cgroup", cause))
     }
 }
 

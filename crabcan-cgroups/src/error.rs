@@ -81,15 +81,51 @@ pub enum CgroupError {
 
     /// The container's cgroup name is taken: its lease or a cgroup directory of that name exists
     /// (another crabcan, possibly in another pid namespace, with the same name and pid, or a
-    /// directory made by hand). Nothing is taken over.
+    /// directory made by hand). Nothing is taken over. For [`crate::CgroupHost::create_at`]:
+    /// the leaf directory at that path exists.
     #[error("cgroup {parent}/{leaf} is already in use ({} exists); choose another name", .path.display())]
     InUse {
-        /// The parent folder ([`crate::CgroupHost::parent`]).
+        /// The parent folder ([`crate::CgroupHost::parent`]); for
+        /// [`crate::CgroupHost::create_at`], the path's parent components, each after a '/'
+        /// (`/machine` for `machine/abc`, empty for `abc`).
         parent: String,
-        /// `<name>.<pid>`, the cgroup's directory name.
+        /// `<name>.<pid>`, the cgroup's directory name; for [`crate::CgroupHost::create_at`],
+        /// the path's last component.
         leaf: String,
         /// The lease or directory that exists.
         path: PathBuf,
+    },
+
+    /// [`crate::ContainerCgroup::open_at`]: no hierarchy has a directory at that path.
+    #[error("no cgroup at {} in any cgroup hierarchy crabcan uses", .path.display())]
+    NotFound {
+        /// The path given (relative to each hierarchy's mount point).
+        path: PathBuf,
+    },
+
+    /// [`crate::ContainerCgroup::freeze`] or [`crate::ContainerCgroup::thaw`] on a cgroup
+    /// that cannot be frozen: on v1 the host has no `freezer` hierarchy (so the cgroup has no
+    /// directory in it), on v2 the kernel has no `cgroup.freeze` (before Linux 5.2).
+    #[error("cannot freeze or thaw {}: the host has no '{controller}' cgroup controller for it", .path.display())]
+    FreezerUnavailable {
+        /// The missing controller: `freezer`.
+        controller: &'static str,
+        /// The cgroup directory (v1) or the missing `cgroup.freeze` file (v2).
+        path: PathBuf,
+    },
+
+    /// The cgroup did not reach the frozen (or thawed) state within the time bound; a freeze
+    /// that timed out is undone, best effort.
+    #[error("{} reads '{state}' instead of '{wanted}' after waiting {waited_ms} ms", .path.display())]
+    FreezeTimeout {
+        /// The file watched: v1 `freezer.state`, v2 `cgroup.events`.
+        path: PathBuf,
+        /// The state waited for: `FROZEN`/`THAWED` (v1), `frozen 1`/`frozen 0` (v2).
+        wanted: &'static str,
+        /// The state last read.
+        state: String,
+        /// How long it waited.
+        waited_ms: u128,
     },
 
     /// `/proc/self/mountinfo` shows no usable cgroup filesystem.

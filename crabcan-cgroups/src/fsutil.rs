@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -54,11 +54,18 @@ pub(crate) fn read_pids(dir: &Path) -> Result<Vec<i32>, CgroupError> {
     read_string(&dir.join("cgroup.procs")).map(|t| parse_pids(&t))
 }
 
-/// `mkdir` that accepts an existing directory (for shared parents).
-pub(crate) fn ensure_dir(path: &Path) -> Result<(), CgroupError> {
+/// `mkdir` (mode 0755 less the umask) that accepts an existing directory (for shared
+/// parents); a directory it creates is pushed to `made` (once).
+pub(crate) fn ensure_dir_tracked(path: &Path, made: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
     match fs::create_dir(path) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(CgroupError::io("create directory", path, e)),
-        _ => Ok(()),
+        Ok(()) => {
+            if !made.iter().any(|m| m == path) {
+                made.push(path.to_path_buf());
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(CgroupError::io("create directory", path, e)),
     }
 }
 
@@ -83,14 +90,20 @@ pub(crate) fn remove_dir_retrying(path: &Path, limit: Duration) -> Result<(), Cg
     }
 }
 
-/// Removes the shared `crabcan/` parent if it is empty. Another crabcan may
-/// be creating or using it at the same time, so EBUSY, ENOTEMPTY and ENOENT
-/// are expected and ignored; creators retry if it vanishes under them.
-pub(crate) fn remove_parent_if_empty(path: &Path) {
-    if let Err(e) = fs::remove_dir(path) {
-        let expected = [libc::EBUSY, libc::ENOTEMPTY, libc::ENOENT, libc::EEXIST];
-        if !e.raw_os_error().is_some_and(|code| expected.contains(&code)) {
-            log::debug!("cannot remove {}: {e}", path.display());
+/// Removes a shared parent folder (`crabcan/`, or a component of a `create_at` path) if it
+/// is empty; whether it is gone now. Another crabcan may be creating or using it at the same
+/// time, so EBUSY, ENOTEMPTY and ENOENT are expected and ignored; creators retry if it
+/// vanishes under them.
+pub(crate) fn remove_parent_if_empty(path: &Path) -> bool {
+    match fs::remove_dir(path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+        Err(e) => {
+            let expected = [libc::EBUSY, libc::ENOTEMPTY, libc::EEXIST];
+            if !e.raw_os_error().is_some_and(|code| expected.contains(&code)) {
+                log::debug!("cannot remove {}: {e}", path.display());
+            }
+            false
         }
     }
 }

@@ -96,6 +96,34 @@ impl CgroupHost {
         ContainerCgroup::create_on(self, name, limits, missing)
     }
 
+    /// Creates the cgroup at `path` and applies `limits` like [`CgroupHost::create`], but
+    /// without a lease and without the parent folder: for OCI runtimes, where the engine
+    /// names the cgroup (`linux.cgroupsPath`) and the creating process exits on purpose.
+    ///
+    /// `path` is relative to each hierarchy's mount point, given like OCI's cgroupsPath:
+    /// `/machine/abc` or `machine/abc`. A leading `/` means relative to the hierarchy root,
+    /// and so, in this first version, does its absence (OCI would make it relative to the
+    /// runtime's own cgroup). Each component must be 1..=255 bytes of `[A-Za-z0-9_.-]`
+    /// without `..` ([`CgroupError::InvalidName`]; empty components such as in `a//b` or a
+    /// trailing `/` too). The directories are made in every v1 hierarchy crabcan uses, or
+    /// under the cgroup2 mount with the controllers enabled in the `cgroup.subtree_control`
+    /// of the root and of every parent; missing parents are created (mode 0755).
+    ///
+    /// [`CgroupError::InUse`] if the leaf exists already in any hierarchy (nothing is taken
+    /// over); missing controllers follow `missing` as for `create`. On any error, everything
+    /// made is removed, the parents it created too (if empty). The returned handle removes
+    /// the cgroup when dropped: [`ContainerCgroup::keep`] gives it up, and
+    /// [`ContainerCgroup::open_at`] finds it again. Such a cgroup is never touched by
+    /// [`CgroupHost::remove_stale`].
+    pub fn create_at(
+        &self,
+        path: &Path,
+        limits: &Limits,
+        missing: MissingController,
+    ) -> Result<ContainerCgroup, CgroupError> {
+        ContainerCgroup::create_at_on(self, path, limits, missing)
+    }
+
     /// Finds the leases in [`CgroupHost::state_dir`] of cgroups under this parent folder that
     /// nobody holds (their owner died: the kernel released its `flock`), kills what runs in
     /// those cgroups and removes the cgroups and the leases. A cgroup directory without a

@@ -8,6 +8,12 @@
 //! removing them; never called implicitly). The parent folder is [`DEFAULT_PARENT`] unless
 //! [`CgroupHost::with_parent`] says otherwise. Hybrid hosts use their v1 controllers.
 //!
+//! For OCI runtimes, whose `create` exits leaving the container running,
+//! [`CgroupHost::create_at`] makes a cgroup at the path the engine names (no lease),
+//! [`ContainerCgroup::keep`] gives a handle up without removing the cgroup, and
+//! [`ContainerCgroup::open_at`] finds it again in a later process, to
+//! [`ContainerCgroup::freeze`]/[`ContainerCgroup::thaw`], kill and remove it.
+//!
 //! A cgroup is proven to be a live process's by a lease file in the host's state directory
 //! ([`DEFAULT_STATE_DIR`] unless [`CgroupHost::with_state_dir`] says otherwise) that its owner
 //! keeps `flock`ed: the kernel drops the lock when the owner dies, however it dies, so stale
@@ -29,6 +35,7 @@
 
 #![deny(missing_docs)]
 
+mod at_path;
 mod backend;
 mod container;
 mod error;
@@ -69,6 +76,8 @@ pub const DEFAULT_PARENT: &str = "crabcan";
 pub const DEFAULT_STATE_DIR: &str = "/run/crabcan/.cgroups";
 /// How long `kill_all` keeps killing before giving up.
 const KILL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long `freeze`/`thaw` wait for the cgroup to reach the state asked for.
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long removal retries `rmdir` while the kernel reports EBUSY.
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(1);
 

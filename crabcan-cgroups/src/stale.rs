@@ -2,6 +2,8 @@
 //! removing them, found through their leases ([`crate::CgroupHost::remove_stale`]), and
 //! [`StaleCleanup`], what it did.
 
+use std::path::Path;
+
 use crate::backend::CgroupBackend;
 use crate::container::{validate_name, ContainerCgroup};
 use crate::error::CgroupError;
@@ -55,8 +57,8 @@ fn remove_if_stale(host: &CgroupHost, name: &str) -> Result<bool, CgroupError> {
 fn remove_leased(host: &CgroupHost, leaf: String, lease: Lease) -> Result<(), CgroupError> {
     let (mounts, parent) = (&host.mounts, host.parent.as_str());
     let backend: Box<dyn CgroupBackend> = match mounts.layout.version() {
-        Version::V1 => Box::new(V1Cgroup::open(mounts, parent, &leaf)),
-        Version::V2 => match V2Cgroup::open(mounts, parent, &leaf) {
+        Version::V1 => Box::new(V1Cgroup::open(mounts, &Path::new(parent).join(&leaf))),
+        Version::V2 => match V2Cgroup::open(mounts, &Path::new(parent).join(&leaf)) {
             Some(cgroup) => Box::new(cgroup),
             None => return lease.release(), // died before making its directory
         },

@@ -1,19 +1,22 @@
 //! cgroup v1 (and hybrid) backend: one `<parent>/<leaf>` directory in each
 //! mounted hierarchy crabcan uses (memory, pids, cpu, cpuacct, blkio,
-//! freezer; co-mounted hierarchies share a directory). Never writes
-//! `notify_on_release`/`release_agent` (CVE-2022-0492).
+//! freezer; co-mounted hierarchies share a directory). `<parent>` is the parent folder
+//! (one component) for leased cgroups, or any number of components for cgroups made at a path
+//! (`CgroupHost::create_at`). Never writes `notify_on_release`/`release_agent` (CVE-2022-0492).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::backend::{write_pid, CgroupBackend, MissingController, Unapplied};
 use crate::error::CgroupError;
-use crate::fsutil::{create_dir, ensure_dir, read_keyed, read_string, read_u64, sigkill, wait_until, write_file};
+use crate::fsutil::{
+    create_dir, ensure_dir_tracked, read_keyed, read_string, read_u64, sigkill, wait_until, write_file,
+};
 use crate::layout::Mounts;
 use crate::stats::Stats;
 use crate::tree::{remove_subtree, subtree_pids};
 use crate::writes::{Controller, LimitWrite, Needed};
-use crate::{KILL_TIMEOUT, REMOVE_TIMEOUT};
+use crate::{FREEZE_TIMEOUT, KILL_TIMEOUT, REMOVE_TIMEOUT};
 
 #[derive(Debug)]
 pub(crate) struct V1Cgroup {
@@ -23,15 +26,17 @@ pub(crate) struct V1Cgroup {
 
 impl V1Cgroup {
     /// Creates `<parent>/<leaf>` in every mounted hierarchy of
-    /// [`Controller::V1_ALL`]; `needed` controllers that are not mounted go
-    /// through the `missing` policy. Removes what it made on error.
+    /// [`Controller::V1_ALL`] (`parent` relative to the mount point, its missing components
+    /// created and pushed to `made`); `needed` controllers that are not mounted go through the
+    /// `missing` policy. Removes the leaves it made on error (the caller decides about `made`).
     pub fn create(
         mounts: &Mounts,
-        parent: &str,
+        parent: &Path,
         leaf: &str,
         needed: &Needed,
         missing: MissingController,
         unapplied: &mut Vec<Unapplied>,
+        made: &mut Vec<PathBuf>,
     ) -> Result<V1Cgroup, CgroupError> {
         for (controller, limits) in needed {
             if mounts.v1_mount(controller.v1_name()).is_none() {
@@ -42,25 +47,28 @@ impl V1Cgroup {
                 missing.handle(limits, error, unapplied)?;
             }
         }
+        let rel = parent.join(leaf);
         let cgroup = V1Cgroup {
-            dirs: leaf_dirs(mounts, parent, leaf),
+            dirs: leaf_dirs(mounts, &rel),
         };
-        let mut made: Vec<PathBuf> = Vec::new();
+        let mut leaves: Vec<PathBuf> = Vec::new();
         for dir in cgroup.dirs() {
-            if let Err(e) = make_leaf(&dir) {
-                for m in made.iter().rev() {
+            // `dir` is `<mount>/<parent>/<leaf>`: its mount is what is left without `rel`.
+            let mount = strip_rel(&dir, &rel);
+            if let Err(e) = make_leaf(&mount, parent, leaf, made) {
+                for m in leaves.iter().rev() {
                     let _ = remove_subtree(m, REMOVE_TIMEOUT);
                 }
                 return Err(e);
             }
-            made.push(dir);
+            leaves.push(dir);
         }
         Ok(cgroup)
     }
 
-    /// The existing directories of `<parent>/<leaf>` (for stale cleanup).
-    pub fn open(mounts: &Mounts, parent: &str, leaf: &str) -> V1Cgroup {
-        let mut dirs = leaf_dirs(mounts, parent, leaf);
+    /// The existing directories of `rel` (`<parent>/<leaf>`, relative to each mount point).
+    pub fn open(mounts: &Mounts, rel: &Path) -> V1Cgroup {
+        let mut dirs = leaf_dirs(mounts, rel);
         dirs.retain(|(_, dir)| dir.is_dir());
         V1Cgroup { dirs }
     }
@@ -95,24 +103,65 @@ impl V1Cgroup {
     }
 }
 
-/// `<mount>/<parent>/<leaf>` for each mounted controller crabcan uses.
-fn leaf_dirs(mounts: &Mounts, parent: &str, leaf: &str) -> Vec<(Controller, PathBuf)> {
+/// `<mount>/<rel>` for each mounted controller crabcan uses.
+fn leaf_dirs(mounts: &Mounts, rel: &Path) -> Vec<(Controller, PathBuf)> {
     Controller::V1_ALL
         .iter()
-        .filter_map(|c| mounts.v1_mount(c.v1_name()).map(|m| (*c, m.join(parent).join(leaf))))
+        .filter_map(|c| mounts.v1_mount(c.v1_name()).map(|m| (*c, m.join(rel))))
         .collect()
 }
 
-/// Creates `dir` (never adopting an existing one) and its parent folder, retrying if a concurrent crabcan removed the empty parent.
-fn make_leaf(dir: &Path) -> Result<(), CgroupError> {
-    let parent = dir.parent().unwrap_or(dir);
+/// `dir` without its last `rel.components().count()` components: the mount point.
+fn strip_rel(dir: &Path, rel: &Path) -> PathBuf {
+    let mut mount = dir.to_path_buf();
+    for _ in rel.components() {
+        mount.pop();
+    }
+    mount
+}
+
+/// Creates `<mount>/<parent>/<leaf>` (never adopting an existing one) and the missing
+/// components of `<parent>` (pushed to `made`), retrying if a concurrent crabcan removed an
+/// empty parent.
+fn make_leaf(mount: &Path, parent: &Path, leaf: &str, made: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
+    let dir = mount.join(parent).join(leaf);
     let mut attempts = 0;
     loop {
-        ensure_dir(parent)?;
-        match create_dir(dir) {
+        let mut component = mount.to_path_buf();
+        for name in parent.components() {
+            component.push(name);
+            ensure_dir_tracked(&component, made)?;
+        }
+        match create_dir(&dir) {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) && attempts < 3 => attempts += 1,
             result => return result,
         }
+    }
+}
+
+/// Writes `target` (`FROZEN` or `THAWED`) to `state` until it reads back so (a v1 freezer
+/// may stay `FREEZING` for a while), for at most [`FREEZE_TIMEOUT`]. A freeze that times out
+/// is undone (best effort), so the cgroup is not left half frozen.
+pub(crate) fn set_freezer_state(state: &Path, target: &'static str) -> Result<(), CgroupError> {
+    let start = Instant::now();
+    loop {
+        write_file(state, target)?;
+        let now = read_string(state)?;
+        if now.trim() == target {
+            return Ok(());
+        }
+        if start.elapsed() >= FREEZE_TIMEOUT {
+            if target == "FROZEN" {
+                let _ = write_file(state, "THAWED");
+            }
+            return Err(CgroupError::FreezeTimeout {
+                path: state.to_path_buf(),
+                wanted: target,
+                state: now.trim().to_string(),
+                waited_ms: start.elapsed().as_millis(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -175,6 +224,17 @@ impl CgroupBackend for V1Cgroup {
                 self.all_pids().is_ok_and(|p| p.is_empty())
             });
         }
+    }
+
+    /// freezer.state `FROZEN`/`THAWED`, waiting until it reads so.
+    fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        let Some(dir) = self.dir(Controller::Freezer) else {
+            return Err(CgroupError::FreezerUnavailable {
+                controller: "freezer",
+                path: self.dirs().first().cloned().unwrap_or_default(),
+            });
+        };
+        set_freezer_state(&dir.join("freezer.state"), if frozen { "FROZEN" } else { "THAWED" })
     }
 
     fn stats(&self) -> Stats {

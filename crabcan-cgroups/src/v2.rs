@@ -1,7 +1,8 @@
 //! cgroup v2 backend: the container cgroup is `<cgroup2 mount>/<parent>/<leaf>`.
 //! Controllers are enabled top-down in `cgroup.subtree_control` of the mount
-//! root and of `<parent>/`; the calling process is never moved, so the
-//! "no internal processes" rule holds (`<parent>/` only has child cgroups).
+//! root and of each component of `<parent>/` (one for leased cgroups, any number for
+//! `CgroupHost::create_at`); the calling process is never moved, so the
+//! "no internal processes" rule holds (crabcan puts no process in `<parent>/`).
 //! Interface files per Documentation/admin-guide/cgroup-v2.rst.
 
 use std::collections::BTreeSet;
@@ -10,12 +11,14 @@ use std::time::{Duration, Instant};
 
 use crate::backend::{write_pid, CgroupBackend, MissingController, Unapplied};
 use crate::error::CgroupError;
-use crate::fsutil::{create_dir, ensure_dir, read_keyed, read_string, read_u64, sigkill, wait_until, write_file};
+use crate::fsutil::{
+    create_dir, ensure_dir_tracked, read_keyed, read_string, read_u64, sigkill, wait_until, write_file,
+};
 use crate::layout::Mounts;
 use crate::stats::Stats;
 use crate::tree::subtree_pids;
 use crate::writes::{Controller, LimitWrite, Needed};
-use crate::KILL_TIMEOUT;
+use crate::{FREEZE_TIMEOUT, KILL_TIMEOUT};
 
 /// Controllers always enabled when available, for statistics and OOM detection.
 const ALWAYS: [Controller; 2] = [Controller::Memory, Controller::Pids];
@@ -37,24 +40,30 @@ pub(crate) struct Wanted<'a> {
 }
 
 impl V2Cgroup {
-    /// Enables the controllers and creates `<mount>/<parent>/<leaf>`.
+    /// Enables the controllers and creates `<mount>/<parent>/<leaf>`, and the missing
+    /// components of `<parent>` (pushed to `made`; the caller decides what to do with them on
+    /// error).
     pub fn create(
         mounts: &Mounts,
-        parent: &str,
+        parent: &Path,
         leaf: &str,
         wanted: &Wanted,
         unapplied: &mut Vec<Unapplied>,
+        made: &mut Vec<PathBuf>,
     ) -> Result<V2Cgroup, CgroupError> {
         let root = v2_root(mounts)?;
-        let parent = root.join(parent);
-        let dir = parent.join(leaf);
+        let dir = root.join(parent).join(leaf);
         let available = read_controllers(&root.join("cgroup.controllers"))?;
         let usable = usable_controllers(&available, wanted, unapplied)?;
         let mut attempts = 0;
         loop {
             let mut enabled = enable(&root, &usable, wanted, unapplied)?;
-            ensure_dir(&parent)?;
-            enabled = enable(&parent, &enabled, wanted, unapplied)?;
+            let mut component = root.clone();
+            for name in parent.components() {
+                component.push(name);
+                ensure_dir_tracked(&component, made)?;
+                enabled = enable(&component, &enabled, wanted, unapplied)?;
+            }
             match create_dir(&dir) {
                 // A concurrent crabcan removed the empty parent: set it up again.
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) && attempts < 3 => attempts += 1,
@@ -64,9 +73,9 @@ impl V2Cgroup {
         }
     }
 
-    /// An existing `<parent>/<leaf>` (for stale cleanup); `None` if absent.
-    pub fn open(mounts: &Mounts, parent: &str, leaf: &str) -> Option<V2Cgroup> {
-        let dir = mounts.v2.as_ref()?.join(parent).join(leaf);
+    /// An existing `rel` (`<parent>/<leaf>`, relative to the mount point); `None` if absent.
+    pub fn open(mounts: &Mounts, rel: &Path) -> Option<V2Cgroup> {
+        let dir = mounts.v2.as_ref()?.join(rel);
         dir.is_dir().then_some(V2Cgroup {
             dir,
             enabled: BTreeSet::new(),
@@ -251,6 +260,40 @@ impl CgroupBackend for V2Cgroup {
                 self.kill_round()?;
             }
         }
+    }
+
+    /// cgroup.freeze 1/0, waiting until cgroup.events says `frozen 1`/`frozen 0`. A freeze
+    /// that times out is undone (best effort).
+    fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        let freeze = self.file("cgroup.freeze");
+        match write_file(&freeze, if frozen { "1" } else { "0" }) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                return Err(CgroupError::FreezerUnavailable {
+                    controller: "freezer",
+                    path: freeze,
+                })
+            }
+            result => result?,
+        }
+        let events = self.file("cgroup.events");
+        let wanted = u64::from(frozen);
+        let start = Instant::now();
+        if wait_until(FREEZE_TIMEOUT, || read_keyed(&events, "frozen") == Some(wanted)) {
+            return Ok(());
+        }
+        if frozen {
+            let _ = write_file(&freeze, "0");
+        }
+        let state = match read_keyed(&events, "frozen") {
+            Some(now) => format!("frozen {now}"),
+            None => "no 'frozen' key".to_string(),
+        };
+        Err(CgroupError::FreezeTimeout {
+            path: events,
+            wanted: if frozen { "frozen 1" } else { "frozen 0" },
+            state,
+            waited_ms: start.elapsed().as_millis(),
+        })
     }
 
     fn stats(&self) -> Stats {

@@ -202,3 +202,51 @@ fn inner_v1_without_pids() {
     cg.remove().expect("remove");
     assert!(!memory.exists());
 }
+
+#[test]
+fn v2_cgroup_at_a_path_freezes() {
+    match require_root() {
+        Layout::Hybrid => run_in_namespace("inner_v2_cgroup_at_a_path", &v1_mounts()),
+        Layout::V2 => run_in_namespace("inner_v2_cgroup_at_a_path", &[]),
+        Layout::V1 => panic!("no cgroup2 mount on this host: cannot run the v2 create_at test"),
+    }
+}
+
+/// create_at, keep, open_at, freeze (cgroup.freeze), thaw, kill_all, remove on cgroup v2.
+#[test]
+#[ignore = "run by v2_cgroup_at_a_path_freezes inside a mount namespace"]
+fn inner_v2_cgroup_at_a_path() {
+    require_emulated();
+    assert_eq!(require_root(), Layout::V2);
+    let path = std::path::PathBuf::from(format!("/crabcan-test-oci-v2/t{}", std::process::id()));
+    let limits = Limits {
+        memory: Some(64 << 20),
+        pids: Some(16),
+        ..Limits::unlimited()
+    };
+    let host = CgroupHost::detect().expect("detect");
+    let creator = host
+        .create_at(&path, &limits, MissingController::Warn)
+        .expect("create_at");
+    let dir = creator.v2_path().expect("v2 path").to_path_buf();
+    assert!(dir.ends_with("crabcan-test-oci-v2/".to_string() + creator.name()) && dir.is_dir());
+    let mut child = Command::new("sleep").arg("100").spawn().expect("spawn sleep");
+    creator.add_task(child.id() as i32).expect("add_task");
+    assert_eq!(creator.keep(), vec![dir.clone()]);
+
+    let cg = ContainerCgroup::open_at(&host, &path).expect("open_at");
+    let events = || fs::read_to_string(dir.join("cgroup.events")).expect("cgroup.events");
+    cg.freeze().expect("freeze");
+    assert!(events().lines().any(|l| l == "frozen 1"), "{}", events());
+    cg.thaw().expect("thaw");
+    assert!(events().lines().any(|l| l == "frozen 0"), "{}", events());
+    cg.freeze().expect("freeze again");
+    cg.kill_all().expect("kill_all kills a frozen cgroup");
+    assert_eq!(wait_gone(&mut child), Some(libc::SIGKILL));
+    cg.remove().expect("remove");
+    assert!(!dir.exists());
+    assert!(
+        !dir.parent().unwrap().exists(),
+        "the parent create_at made is left behind"
+    );
+}

@@ -392,3 +392,117 @@ fn a_process_joins_by_itself_through_open_tasks_files() {
     assert_eq!(libc::WEXITSTATUS(status), 0);
     cgroup.remove().unwrap();
 }
+
+/// utime + stime of `pid`, in clock ticks (/proc/PID/stat fields 14 and 15).
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    let after_comm = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = after_comm.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// The `State:` line of /proc/PID/status, e.g. "R (running)".
+fn proc_state(pid: i32) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    let line = status.lines().find(|l| l.starts_with("State:")).expect("State line");
+    line["State:".len()..].trim().to_string()
+}
+
+/// Whether the kernel reports `dir`'s cgroup frozen: v1 freezer.state, v2 cgroup.events.
+fn reads_frozen(cg: &ContainerCgroup, layout: Layout) -> bool {
+    match layout {
+        Layout::V1 | Layout::Hybrid => read(cg, "freezer.state") == "FROZEN",
+        Layout::V2 => read(cg, "cgroup.events").lines().any(|l| l == "frozen 1"),
+    }
+}
+
+/// The OCI lifecycle: `create` makes the cgroup at the engine's path and exits (keep), later
+/// processes open it (pause/resume, kill, delete); nothing is left afterwards.
+#[test]
+fn cgroup_at_a_path_outlives_its_creator() {
+    let layout = require_root();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let unique = format!("t{}-{nanos}", std::process::id());
+    let path = PathBuf::from(format!("crabcan-test-oci/{unique}"));
+    let limits = Limits {
+        memory: Some(64 << 20),
+        pids: Some(16),
+        ..Limits::unlimited()
+    };
+    let creator = CgroupHost::detect()
+        .unwrap()
+        .create_at(&path, &limits, MissingController::Error)
+        .expect("create_at");
+    assert!(creator.unapplied().is_empty(), "{:?}", creator.unapplied());
+    assert_eq!(creator.name(), unique);
+    for dir in creator.paths() {
+        assert!(dir.ends_with(&path) && dir.is_dir(), "{}", dir.display());
+    }
+    match layout {
+        Layout::V1 | Layout::Hybrid => {
+            assert_eq!(read(&creator, "memory.limit_in_bytes"), "67108864");
+            assert!(creator.paths().iter().any(|d| d.join("freezer.state").exists()));
+        }
+        Layout::V2 => assert_eq!(read(&creator, "memory.max"), "67108864"),
+    }
+    assert_eq!(read(&creator, "pids.max"), "16");
+    assert!(!Path::new(DEFAULT_STATE_DIR).join(&unique).exists(), "no lease");
+    let err = CgroupHost::detect()
+        .unwrap()
+        .create_at(&path, &limits, MissingController::Error)
+        .unwrap_err();
+    assert!(matches!(err, CgroupError::InUse { .. }), "{err}");
+
+    let mut sleeper = ChildGuard::spawn(Command::new("sleep").arg("100"));
+    let mut spinner = ChildGuard::spawn(Command::new("sh").args(["-c", "while :; do :; done"]));
+    creator.add_task(sleeper.pid()).expect("add sleep");
+    creator.add_task(spinner.pid()).expect("add spinner");
+    let dirs = creator.keep(); // the OCI `create` process exits here
+    assert!(dirs.iter().all(|d| d.is_dir()));
+
+    let second = CgroupHost::detect().unwrap();
+    let cg = ContainerCgroup::open_at(&second, &Path::new("/").join(&path)).expect("open_at");
+    assert_eq!(cg.paths(), dirs);
+    for dir in &dirs {
+        let in_it = procs(dir);
+        assert!(
+            in_it.contains(&sleeper.pid()) && in_it.contains(&spinner.pid()),
+            "{in_it:?}"
+        );
+    }
+
+    cg.freeze().expect("freeze");
+    assert!(reads_frozen(&cg, layout));
+    let frozen_at = cpu_ticks(spinner.pid());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cpu_ticks(spinner.pid()), frozen_at, "a frozen spinner ran");
+    let state = proc_state(spinner.pid());
+    assert!(!state.starts_with('R'), "frozen spinner is {state}");
+    assert!(!proc_state(sleeper.pid()).starts_with('R'));
+
+    cg.thaw().expect("thaw");
+    assert!(!reads_frozen(&cg, layout));
+    let thawed_at = cpu_ticks(spinner.pid());
+    let start = Instant::now();
+    while cpu_ticks(spinner.pid()) == thawed_at && start.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(cpu_ticks(spinner.pid()) > thawed_at, "the thawed spinner does not run");
+
+    cg.kill_all().expect("kill_all");
+    assert_eq!(sleeper.wait_signal(Duration::from_secs(5)), Some(libc::SIGKILL));
+    assert_eq!(spinner.wait_signal(Duration::from_secs(5)), Some(libc::SIGKILL));
+    cg.remove().expect("remove");
+    for dir in &dirs {
+        assert!(!dir.exists(), "{} still exists", dir.display());
+        let parent = dir.parent().unwrap();
+        assert!(parent.ends_with("crabcan-test-oci"));
+        assert!(!parent.exists(), "{} left behind", parent.display());
+        assert!(parent.parent().unwrap().is_dir(), "the hierarchy root stays");
+    }
+    let err = ContainerCgroup::open_at(&second, &path).unwrap_err();
+    assert!(matches!(err, CgroupError::NotFound { .. }), "{err}");
+}
