@@ -129,10 +129,13 @@ pub fn apply_process_sets(keep: &CapabilitySet, as_root: bool) -> Result<(), cap
 /// separately, before the identity changes), the ambient one last, as it must be a subset of
 /// the permitted and inheritable ones.
 pub fn apply_given_sets(sets: &crate::config::CapabilitySets) -> Result<(), caps::errors::CapsError> {
+    // Each call is one capset(2) with the other sets unchanged, so the order keeps every step
+    // legal: inheritable while permitted is still whole, effective before permitted shrinks
+    // below it, ambient last.
     caps::clear(None, CapSet::Ambient)?;
-    caps::set(None, CapSet::Permitted, &sets.permitted.as_hash_set())?;
     caps::set(None, CapSet::Inheritable, &sets.inheritable.as_hash_set())?;
     caps::set(None, CapSet::Effective, &sets.effective.as_hash_set())?;
+    caps::set(None, CapSet::Permitted, &sets.permitted.as_hash_set())?;
     caps::set(None, CapSet::Ambient, &sets.ambient.as_hash_set())?;
     Ok(())
 }

@@ -200,6 +200,10 @@ pub struct ContainerConfig {
     /// Mount the container's cgroup view at /sys/fs/cgroup (crabcan's plan always does; an OCI
     /// config does when it lists a cgroup mount).
     pub(crate) cgroup_view: bool,
+    /// Where the cgroup goes (an OCI `linux.cgroupsPath`, relative to each hierarchy's root),
+    /// with no lease: its creator exits and `delete` removes it. `None`: crabcan's own
+    /// `crabcan/<hostname>.<pid>`, leased.
+    pub(crate) cgroup_path: Option<PathBuf>,
 }
 
 /// The capability sets of the command, each given on its own.
@@ -261,6 +265,7 @@ impl ContainerConfig {
             survives_crabcan: false,
             mount_plan: None,
             cgroup_view: true,
+            cgroup_path: None,
         }
     }
 

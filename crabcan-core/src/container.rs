@@ -146,6 +146,15 @@ pub struct CreatedContainer {
     inner: Inner,
 }
 
+/// A created container left to run on its own ([`CreatedContainer::detach`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetachedContainer {
+    /// The container's first process, as seen from the host.
+    pub pid: i32,
+    /// Its cgroup's directories, which whoever deletes the container removes.
+    pub cgroup_paths: Vec<std::path::PathBuf>,
+}
+
 /// A container whose command runs (or, with a [`StartGate::Fifo`], runs once another process
 /// opens the FIFO).
 pub struct RunningContainer {
@@ -157,6 +166,25 @@ pub struct RunningContainer {
 }
 
 impl CreatedContainer {
+    /// Leaves the container to run on without this process: its process is not killed and its
+    /// cgroup not removed when this value goes (for an OCI `create`, which exits and leaves the
+    /// container to its engine; the process must have been configured with
+    /// `survives_crabcan`, and a start gate another process opens).
+    ///
+    /// Refused for a container whose host ids are leased from crabcan's pool
+    /// ([`IdMapping::Auto`]): the lease dies with this process, and the range would be handed
+    /// to another container while this one runs.
+    pub fn detach(mut self) -> Result<DetachedContainer> {
+        if self.inner.host_ids._lease.is_some() {
+            return Err(Error::Protocol {
+                detail: "a container with host ids leased from crabcan's pool cannot outlive its crabcan".into(),
+            });
+        }
+        let pid = self.inner.child.take().map_or(0, Pid::as_raw);
+        let cgroup_paths = self.inner.cgroup.take().map(ContainerCgroup::keep).unwrap_or_default();
+        Ok(DetachedContainer { pid, cgroup_paths })
+    }
+
     /// Releases the process held before execve. Returns once the command runs (the handshake
     /// socket closes at execve), or with the reason it could not be executed.
     ///
@@ -633,7 +661,10 @@ fn create_cgroup(host: &CgroupHost, config: &ContainerConfig) -> Result<Option<C
     let Some(limits) = &config.limits else {
         return Ok(None);
     };
-    let cgroup = host.create(&config.hostname, limits, config.missing_controllers)?;
+    let cgroup = match &config.cgroup_path {
+        Some(path) => host.create_at(path, limits, config.missing_controllers)?,
+        None => host.create(&config.hostname, limits, config.missing_controllers)?,
+    };
     for unapplied in cgroup.unapplied() {
         log::warn!("{}; running without it", unapplied.reason);
     }

@@ -59,7 +59,7 @@ pub use capabilities::{CapabilitySet, DEFAULT_CAPABILITIES};
 pub use config::{
     ContainerConfig, FileLimit, IdMapping, StartGate, Terminal, DEFAULT_NOFILE, DEFAULT_PATH, DEFAULT_TMP_SIZE,
 };
-pub use container::{create, run, CreatedContainer, ExitReport, ExitStatus, RunningContainer};
+pub use container::{create, run, CreatedContainer, DetachedContainer, ExitReport, ExitStatus, RunningContainer};
 pub use crabcan_cgroups::{Limits, MissingController, Stats};
 pub use crabcan_seccomp::CompiledFilter;
 pub use error::{human_size, ConfigError, Error, SpecError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED};

@@ -93,6 +93,22 @@ pub enum OciError {
         /// Why, and what to do.
         why: String,
     },
+    /// The container is in a state the operation cannot take.
+    #[error("container \"{id}\" is {status:?}, not {wanted}")]
+    WrongState {
+        /// The container's id.
+        id: String,
+        /// Its status now.
+        status: state::Status,
+        /// What the operation needs.
+        wanted: &'static str,
+    },
+    /// A signal number Linux does not have.
+    #[error("{signal} is not a signal")]
+    BadSignal {
+        /// The number given.
+        signal: i32,
+    },
     /// crabcan-core could not create, start or wait for the container.
     #[error(transparent)]
     Container(#[from] crate::Error),

@@ -2,17 +2,25 @@
 //! `delete`, `exec`, `ps`, `pause`, `resume`, `events`, `update`. Each takes the
 //! [`StateStore`] of `--root` and a container id; none prints anything.
 //!
-//! Only the cases that need no container are implemented so far (an unknown id for `kill` and
-//! `delete`, `delete --force` of one); the rest answer [`OciError::NotYetSupported`] until the
-//! container side of the OCI mode lands.
+//! `create` (detached: the container's process survives crabcan, held on a FIFO in its state
+//! folder), `start`, `run`, `kill` and `delete` work; `exec`, `ps`, `pause`, `resume`, `events`
+//! and `update` answer [`OciError::NotYetSupported`] so far.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use crabcan_cgroups::{CgroupHost, ContainerCgroup};
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
-use super::state::StateStore;
+use super::bundle::{self, Bundle};
+use super::state::{process_start_time, validate_id, ContainerLock, ContainerState, StateStore, Status};
 use super::OciError;
+use crate::config::StartGate;
+use crate::container::DetachedContainer;
 
 /// Which cgroup driver manages the container's cgroups (`--cgroup-manager`,
 /// `--systemd-cgroup`).
@@ -131,40 +139,291 @@ pub struct UpdateOptions {
     pub resources: LinuxResources,
 }
 
+/// Where a container's cgroup goes when its bundle names none: `crabcan/<id>` under each
+/// hierarchy's root.
+fn default_cgroup_path(id: &str) -> PathBuf {
+    PathBuf::from(crabcan_cgroups::DEFAULT_PARENT).join(id)
+}
+
+/// The start gate in the container's state folder: the container's process holds it open
+/// for writing until `start` opens it for reading.
+const START_FIFO: &str = "exec.fifo";
+
 /// Creates container `id` from the bundle and leaves its process held before `execve`;
 /// returns once crabcan can exit and leave the container to the caller.
 pub fn create(store: &StateStore, id: &str, options: &CreateOptions) -> Result<(), OciError> {
-    let _ = (store, id, options);
-    Err(OciError::NotYetSupported {
-        what: "create a container",
+    validate_id(id)?;
+    let bundle_dir = absolute(&options.bundle)?;
+    let mut bundle = bundle::load(&bundle_dir)?;
+    if bundle.terminal {
+        return Err(OciError::Unsupported {
+            field: "process.terminal".into(),
+            why: "a detached container's terminal goes through --console-socket, which crabcan does not implement yet; set it to false".into(),
+        });
+    }
+    refuse_options(options)?;
+    let mut state = ContainerState::new(id, &bundle_dir, &bundle.config.rootfs);
+    state.annotations = bundle.annotations.clone();
+    let lock = store.create(&state)?;
+    let created = set_up(&lock, &mut bundle, options).and_then(|(detached, cgroup_path)| {
+        state.pid = detached.pid;
+        state.status = Status::Created;
+        state.crabcan.cgroup_paths = detached.cgroup_paths;
+        state.crabcan.cgroup_path = cgroup_path;
+        state.crabcan.start_fifo = Some(lock.dir().join(START_FIFO));
+        state.crabcan.init_start_time = process_start_time(detached.pid);
+        lock.save(&state)?;
+        if let Some(pid_file) = &options.pid_file {
+            write_pid_file(pid_file, detached.pid)?;
+        }
+        Ok(())
+    });
+    if let Err(error) = created {
+        if state.pid > 0 {
+            kill_and_clean(&state);
+        }
+        let _ = lock.remove();
+        return Err(error);
+    }
+    Ok(())
+}
+
+/// The part of `create` that makes the container: its start FIFO, its process held before
+/// execve, detached. Returns it and the cgroup path it got.
+fn set_up(
+    lock: &ContainerLock,
+    bundle: &mut Bundle,
+    options: &CreateOptions,
+) -> Result<(DetachedContainer, Option<PathBuf>), OciError> {
+    let fifo = lock.dir().join(START_FIFO);
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622)).map_err(|errno| OciError::Io {
+        what: "create the start FIFO",
+        path: fifo.clone(),
+        source: errno.into(),
+    })?;
+    // The container's user (root of its user namespace, a host id of its own) opens it.
+    std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622)).map_err(|source| {
+        OciError::Io {
+            what: "chmod the start FIFO",
+            path: fifo.clone(),
+            source,
+        }
+    })?;
+    let config = &mut bundle.config;
+    config.hostname = config.hostname.clone();
+    config.start_gate = StartGate::Fifo(fifo);
+    config.survives_crabcan = true;
+    let cgroup_path = match options.cgroup_manager {
+        CgroupManager::Disabled => {
+            config.limits = None;
+            None
+        }
+        _ => {
+            let path = bundle
+                .cgroups_path
+                .clone()
+                .unwrap_or_else(|| default_cgroup_path(lock.id()));
+            config.cgroup_path = Some(path.clone());
+            Some(path)
+        }
+    };
+    let created = crate::create(config.clone())?;
+    Ok((created.detach()?, cgroup_path))
+}
+
+/// What crabcan does not implement of `create`'s options: an error naming the option.
+fn refuse_options(options: &CreateOptions) -> Result<(), OciError> {
+    let refused = [
+        ("--console-socket", options.console_socket.is_some()),
+        ("--pidfd-socket", options.pidfd_socket.is_some()),
+        ("--no-pivot", options.no_pivot),
+        ("--preserve-fds", options.preserve_fds > 0),
+    ];
+    match refused.iter().find(|(_, given)| *given) {
+        Some((option, _)) => Err(OciError::Unsupported {
+            field: (*option).into(),
+            why: "crabcan's OCI mode does not implement this option yet".into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, OciError> {
+    std::fs::canonicalize(path).map_err(|source| OciError::Io {
+        what: "find the bundle",
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes `pid` to `path` atomically (a temporary file in the same folder, then a rename).
+fn write_pid_file(path: &Path, pid: i32) -> Result<(), OciError> {
+    let temp = path.with_file_name(format!(
+        ".{}.crabcan-tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let io = |what, source| OciError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::write(&temp, pid.to_string()).map_err(|source| io("write the pid file", source))?;
+    std::fs::rename(&temp, path).map_err(|source| {
+        let _ = std::fs::remove_file(&temp);
+        io("rename the pid file into place", source)
     })
 }
 
 /// Releases a created container's process to run its program.
 pub fn start(store: &StateStore, id: &str) -> Result<(), OciError> {
-    let _ = (store, id);
-    Err(OciError::NotYetSupported {
-        what: "start a container",
-    })
+    let lock = store.lock(id)?;
+    let mut state = lock.load()?;
+    match state.current_status() {
+        Status::Created => {}
+        Status::Stopped => return Err(OciError::NotRunning),
+        other => {
+            return Err(OciError::WrongState {
+                id: id.to_owned(),
+                status: other,
+                wanted: "created",
+            })
+        }
+    }
+    let fifo = state
+        .crabcan
+        .start_fifo
+        .clone()
+        .unwrap_or_else(|| lock.dir().join(START_FIFO));
+    release(&fifo, state.pid)?;
+    let _ = std::fs::remove_file(&fifo);
+    state.status = Status::Running;
+    lock.save(&state)
+}
+
+/// Opens the start FIFO for reading, which lets the container's process (blocked opening it
+/// for writing) go on to execve, and reads the byte it writes. Non-blocking, so a container
+/// whose process is gone is an error, never a hang.
+fn release(fifo: &Path, pid: i32) -> Result<(), OciError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |what, source| OciError::Io {
+        what,
+        path: fifo.to_owned(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(fifo)
+        .map_err(|source| io("open the start FIFO", source))?;
+    let deadline = Instant::now() + RELEASE_TIMEOUT;
+    loop {
+        let mut byte = [0u8; 1];
+        match nix::unistd::read(&file, &mut byte) {
+            Ok(1) => return Ok(()),
+            Err(Errno::EAGAIN) | Ok(_) if Instant::now() < deadline && process_alive(pid) => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(Errno::EAGAIN) | Ok(_) => return Err(OciError::NotRunning),
+            Err(errno) => return Err(io("read the start FIFO", errno.into())),
+        }
+    }
+}
+
+/// How long `start` waits for the container's process to take the start FIFO.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn process_alive(pid: i32) -> bool {
+    pid > 0 && nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok()
 }
 
 /// `create`, `start`, and unless `detach`, waits: the container's exit code (128+N for
 /// signal N), or 0 when detached.
 pub fn run(store: &StateStore, id: &str, options: &CreateOptions, detach: bool) -> Result<i32, OciError> {
-    let _ = (store, id, options, detach);
-    Err(OciError::NotYetSupported {
-        what: "run a container",
-    })
+    if detach {
+        create(store, id, options)?;
+        start(store, id)?;
+        return Ok(0);
+    }
+    validate_id(id)?;
+    refuse_options(options)?;
+    let bundle_dir = absolute(&options.bundle)?;
+    let mut bundle = bundle::load(&bundle_dir)?;
+    let mut state = ContainerState::new(id, &bundle_dir, &bundle.config.rootfs);
+    state.annotations = bundle.annotations.clone();
+    let lock = store.create(&state)?;
+    let config = &mut bundle.config;
+    let cgroup_path = match options.cgroup_manager {
+        CgroupManager::Disabled => {
+            config.limits = None;
+            None
+        }
+        _ => Some(bundle.cgroups_path.clone().unwrap_or_else(|| default_cgroup_path(id))),
+    };
+    config.cgroup_path = cgroup_path.clone();
+    let outcome = (|| {
+        let created = crate::create(config.clone())?;
+        state.pid = created.pid().unwrap_or(0);
+        state.status = Status::Running;
+        state.crabcan.cgroup_path = cgroup_path;
+        state.crabcan.cgroup_paths = created.cgroup().map(|c| c.paths()).unwrap_or_default();
+        state.crabcan.init_start_time = process_start_time(state.pid);
+        lock.save(&state)?;
+        if let Some(pid_file) = &options.pid_file {
+            write_pid_file(pid_file, state.pid)?;
+        }
+        let report = created.start()?.wait()?;
+        Ok::<i32, OciError>(report.exit_code())
+    })();
+    let _ = lock.remove();
+    outcome
 }
 
 /// Sends `signal` to the container's process (`all`: to every process in its cgroup).
 /// An unknown id is [`OciError::NotExist`].
 pub fn kill(store: &StateStore, id: &str, signal: i32, all: bool) -> Result<(), OciError> {
     must_exist(store, id)?;
-    let _ = (signal, all);
-    Err(OciError::NotYetSupported {
-        what: "signal a container",
-    })
+    let state = store.load(id)?;
+    if state.current_status() == Status::Stopped {
+        return Err(OciError::NotRunning);
+    }
+    let signal = Signal::try_from(signal).map_err(|_| OciError::BadSignal { signal })?;
+    let mut pids = vec![state.pid];
+    if all {
+        pids.extend(cgroup_pids(&state));
+    }
+    for pid in pids {
+        match nix::sys::signal::kill(Pid::from_raw(pid), signal) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(errno) => {
+                return Err(OciError::Io {
+                    what: "signal the container's process",
+                    path: PathBuf::from(format!("/proc/{pid}")),
+                    source: errno.into(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The pids in the container's cgroup directories.
+fn cgroup_pids(state: &ContainerState) -> Vec<i32> {
+    let mut pids: Vec<i32> = state
+        .crabcan
+        .cgroup_paths
+        .iter()
+        .filter_map(|dir| std::fs::read_to_string(dir.join("cgroup.procs")).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|line| line.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 /// Removes the container and everything it owned (`force`: kills it first if it runs). An
@@ -177,9 +436,43 @@ pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), OciError>
             Err(OciError::NotExist { id: id.to_owned() })
         };
     }
-    Err(OciError::NotYetSupported {
-        what: "delete a container",
-    })
+    let lock = store.lock(id)?;
+    let state = lock.load()?;
+    let status = state.current_status();
+    if status != Status::Stopped && !force {
+        return Err(OciError::WrongState {
+            id: id.to_owned(),
+            status,
+            wanted: "stopped (or use --force)",
+        });
+    }
+    kill_and_clean(&state);
+    lock.remove()
+}
+
+/// Kills what is left of the container and removes its cgroup. Best effort: what cannot be
+/// removed now is left for the next `delete`.
+fn kill_and_clean(state: &ContainerState) {
+    if state.current_status() != Status::Stopped {
+        let _ = nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::SIGKILL);
+    }
+    let Some(path) = &state.crabcan.cgroup_path else {
+        return;
+    };
+    let Ok(host) = CgroupHost::detect() else {
+        return;
+    };
+    if let Ok(cgroup) = ContainerCgroup::open_at(&host, path) {
+        if let Err(error) = cgroup.remove() {
+            log::warn!("cannot remove the cgroup of container {}: {error}", state.id);
+        }
+    }
+    // The container's first process is the engine's child (or init's): it reaps it; wait until
+    // it is gone so a following create of the same id finds nothing of this one.
+    let deadline = Instant::now() + RELEASE_TIMEOUT;
+    while process_alive(state.pid) && state.current_status() != Status::Stopped && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// Runs a new process in a running container: its exit code, or 0 when detached.

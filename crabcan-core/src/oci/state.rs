@@ -114,6 +114,8 @@ pub struct ContainerState {
 pub struct PrivateState {
     /// The container's cgroups (one per v1 hierarchy, or one on cgroup2).
     pub cgroup_paths: Vec<PathBuf>,
+    /// Its cgroup path relative to each hierarchy's root, to open it again.
+    pub cgroup_path: Option<PathBuf>,
     /// The FIFO `start` opens to release the created container.
     pub start_fifo: Option<PathBuf>,
     /// The start time of the container's process (`/proc/PID/stat` field 22, clock ticks since

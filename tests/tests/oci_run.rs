@@ -1,0 +1,232 @@
+//! Containers run from OCI bundles through runc's command line: `run`, and the
+//! create → created → start → running → kill → stopped → delete cycle, with the container's
+//! process outliving the `crabcan create` that made it. The bundle is what `crabcan spec`
+//! writes, pointed at the test rootfs (read-only, as runc's default asks) with a command of the
+//! test's. Each test has its own `--root`; the host is checked afterwards.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crabcan_tests::*;
+use serde_json::Value;
+
+/// A test's own state root and bundle, removed on drop.
+struct Oci {
+    scratch: TempDir,
+}
+
+impl Oci {
+    fn new(tag: &str) -> Oci {
+        require_root();
+        Oci {
+            scratch: TempDir::new(&format!("ocirun-{tag}")),
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.scratch.path().join("root")
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.scratch.path().join("bundle")
+    }
+
+    /// `crabcan spec` in the bundle, then `edit` on its JSON, with the test rootfs as root and
+    /// `args` as the process.
+    fn write_bundle(&self, args: &[&str], edit: impl FnOnce(&mut Value)) {
+        std::fs::create_dir_all(self.bundle()).unwrap();
+        self.crabcan(&["spec", "--bundle", self.bundle().to_str().unwrap()])
+            .expect_success();
+        let path = self.bundle().join("config.json");
+        let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        spec["root"]["path"] = Value::from(rootfs().display().to_string());
+        spec["process"]["terminal"] = Value::Bool(false);
+        spec["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
+        edit(&mut spec);
+        std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+    }
+
+    /// `crabcan --root ROOT ARGS...`, its stdout and stderr in files: a detached container
+    /// keeps crabcan's stdio (as runc's does), so pipes would never reach their end.
+    fn crabcan(&self, args: &[&str]) -> Run {
+        let out = self.scratch.path().join("stdout");
+        let err = self.scratch.path().join("stderr");
+        let status = Command::new(crabcan_bin())
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .expect("cannot start crabcan");
+        Run::from_output(std::process::Output {
+            status,
+            stdout: std::fs::read(&out).unwrap_or_default(),
+            stderr: std::fs::read(&err).unwrap_or_default(),
+        })
+    }
+
+    fn state(&self, id: &str) -> Value {
+        let run = self.crabcan(&["state", id]);
+        run.expect_success();
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("state is not JSON ({e}): {}", run.stdout))
+    }
+
+    fn assert_gone(&self, id: &str) {
+        assert!(!self.root().join(id).exists(), "the state folder of {id} is left");
+        let cgroups = cgroup_mounts()
+            .into_iter()
+            .map(|mount| mount.join("crabcan").join(id))
+            .filter(|dir| dir.exists())
+            .collect::<Vec<_>>();
+        assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+    }
+}
+
+fn unique_id(tag: &str) -> String {
+    unique_hostname(&format!("oci-{tag}"))
+}
+
+#[test]
+fn run_gives_the_commands_status_and_leaves_nothing() {
+    let oci = Oci::new("run");
+    oci.write_bundle(&["/bin/sh", "-c", "echo hello from $(hostname); exit 3"], |_| {});
+    let id = unique_id("run");
+    let before = HostSnapshot::take();
+    let run = oci.crabcan(&["run", "--bundle", oci.bundle().to_str().unwrap(), &id]);
+    run.expect_code(3);
+    assert_eq!(run.stdout.trim(), "hello from crabcan", "{run:?}");
+    oci.assert_gone(&id);
+    before.assert_clean_after(&id);
+}
+
+#[test]
+fn create_start_kill_delete_and_the_state_in_between() {
+    let oci = Oci::new("cycle");
+    oci.write_bundle(&["/bin/sleep", "60"], |_| {});
+    let id = unique_id("cycle");
+    let before = HostSnapshot::take();
+    let pid_file = oci.scratch.path().join("pid");
+    let created = oci.crabcan(&[
+        "create",
+        "--bundle",
+        oci.bundle().to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ]);
+    created.expect_success();
+    // crabcan has exited; the container's process is held before execve.
+    let state = oci.state(&id);
+    assert_eq!(state["status"], "created", "{state}");
+    let pid = state["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap().trim(), pid.to_string());
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    let exists = oci.crabcan(&["create", "--bundle", oci.bundle().to_str().unwrap(), &id]);
+    assert_eq!(exists.code, Some(1));
+    assert!(exists.stderr.contains("already exists"), "{}", exists.stderr);
+
+    oci.crabcan(&["start", &id]).expect_success();
+    assert_eq!(oci.state(&id)["status"], "running");
+    let comm = || std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert!(
+        wait_until(10, || comm().trim() == "sleep"),
+        "the command never ran: {}",
+        comm()
+    );
+    let refused = oci.crabcan(&["delete", &id]);
+    assert_eq!(refused.code, Some(1), "a running container was deleted without --force");
+
+    oci.crabcan(&["kill", &id, "KILL"]).expect_success();
+    assert!(
+        wait_until(10, || oci.state(&id)["status"] == "stopped"),
+        "never stopped"
+    );
+    assert_eq!(oci.state(&id)["pid"], 0);
+    oci.crabcan(&["delete", &id]).expect_success();
+    oci.assert_gone(&id);
+    before.assert_clean_after(&id);
+}
+
+#[test]
+fn delete_force_kills_a_running_container() {
+    let oci = Oci::new("force");
+    oci.write_bundle(&["/bin/sleep", "60"], |_| {});
+    let id = unique_id("force");
+    let before = HostSnapshot::take();
+    oci.crabcan(&["run", "--detach", "--bundle", oci.bundle().to_str().unwrap(), &id])
+        .expect_success();
+    let pid = oci.state(&id)["pid"].as_i64().unwrap();
+    oci.crabcan(&["delete", "--force", &id]).expect_success();
+    assert!(
+        wait_until(10, || !Path::new(&format!("/proc/{pid}")).exists()),
+        "the container lives on"
+    );
+    oci.assert_gone(&id);
+    before.assert_clean_after(&id);
+}
+
+#[test]
+fn the_bundles_process_settings_are_what_the_container_gets() {
+    let oci = Oci::new("inside");
+    oci.write_bundle(
+        &[
+            "/bin/sh",
+            "-c",
+            "grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status; echo uid=$(id -u); \
+             echo host=$(hostname); echo keys=$(wc -c < /proc/keys); \
+             (echo x > /root/x) 2>/dev/null && echo root=writable || echo root=read-only; \
+             echo env=$FROM_BUNDLE",
+        ],
+        |spec| {
+            spec["hostname"] = Value::from("bundled");
+            spec["process"]["env"]
+                .as_array_mut()
+                .unwrap()
+                .push(Value::from("FROM_BUNDLE=yes"));
+        },
+    );
+    let id = unique_id("inside");
+    let run = oci.crabcan(&["run", "--bundle", oci.bundle().to_str().unwrap(), &id]);
+    run.expect_success();
+    assert_eq!(run.value("uid").as_deref(), Some("0"), "{run:?}");
+    assert_eq!(run.value("host").as_deref(), Some("bundled"));
+    assert_eq!(run.value("keys").as_deref(), Some("0"), "/proc/keys is not masked");
+    assert_eq!(
+        run.value("root").as_deref(),
+        Some("read-only"),
+        "root.readonly is not applied"
+    );
+    assert_eq!(run.value("env").as_deref(), Some("yes"));
+    // runc's default spec keeps AUDIT_WRITE, KILL and NET_BIND_SERVICE (bits 29, 5, 10).
+    let expected = (1u64 << 29) | (1 << 5) | (1 << 10);
+    assert_eq!(cap_mask(&run.stdout, "CapBnd"), expected, "{}", run.stdout);
+    assert_eq!(cap_mask(&run.stdout, "CapEff"), expected, "{}", run.stdout);
+    assert!(run.stdout.contains("NoNewPrivs:\t1"), "{}", run.stdout);
+    oci.assert_gone(&id);
+}
+
+#[test]
+fn an_unsupported_field_is_named_and_nothing_is_left() {
+    let oci = Oci::new("unsupported");
+    oci.write_bundle(&["/bin/true"], |spec| {
+        spec["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+    });
+    let id = unique_id("unsupported");
+    let before = HostSnapshot::take();
+    let run = oci.crabcan(&["create", "--bundle", oci.bundle().to_str().unwrap(), &id]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("linux.sysctl") && run.stderr.contains("error"),
+        "{}",
+        run.stderr
+    );
+    oci.assert_gone(&id);
+    before.assert_clean_after(&id);
+    let missing = oci.crabcan(&["create", "--bundle", "/nonexistent/bundle", &unique_id("nobundle")]);
+    assert_eq!(missing.code, Some(1));
+    assert!(missing.stderr.contains("/nonexistent/bundle"), "{}", missing.stderr);
+}
