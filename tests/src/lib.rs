@@ -12,6 +12,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
+pub mod escapes;
+
 /// Panics with the reason unless the tests run as root.
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
@@ -192,12 +194,18 @@ pub fn idmap_supported(path: &Path) -> bool {
 }
 
 impl Crabcan {
+    /// A container in the test rootfs ([`rootfs`]).
     pub fn new(tag: &str) -> Crabcan {
+        Crabcan::with_rootfs(tag, rootfs())
+    }
+
+    /// A container in `rootfs` (the busybox test rootfs is not built for it).
+    pub fn with_rootfs(tag: &str, rootfs: impl Into<PathBuf>) -> Crabcan {
         require_root();
         Crabcan {
             hostname: unique_hostname(tag),
             args: Vec::new(),
-            rootfs: rootfs(),
+            rootfs: rootfs.into(),
             auto_ids: false,
         }
     }
@@ -452,10 +460,20 @@ pub fn probe_dir() -> TempDir {
 /// Runs the probe with `checks` in a container (tag `tag`, extra crabcan `flags`); returns
 /// check → result (`OK` or an errno name).
 pub fn probe(tag: &str, flags: &[&str], checks: &[&str]) -> std::collections::BTreeMap<String, String> {
+    probe_in(&rootfs(), tag, flags, checks)
+}
+
+/// [`probe`] in the container rootfs `rootfs`.
+pub fn probe_in(
+    rootfs: &Path,
+    tag: &str,
+    flags: &[&str],
+    checks: &[&str],
+) -> std::collections::BTreeMap<String, String> {
     let dir = probe_dir();
     let mut command = vec!["/probe/crabcan-probe"];
     command.extend_from_slice(checks);
-    let run = Crabcan::new(tag)
+    let run = Crabcan::with_rootfs(tag, rootfs)
         .args(["--add", &format!("{}:/probe:ro", dir.path().display())])
         .args(flags.iter().copied())
         .run(&command);
