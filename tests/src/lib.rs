@@ -69,10 +69,18 @@ pub fn rootfs() -> PathBuf {
 /// (it keeps the small busybox rootfs) and on a machine without apt sources; a build that fails
 /// where apt sources exist is a test failure.
 pub fn debian_rootfs_or_skip() -> Option<PathBuf> {
-    static DEBIAN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    enum Debian {
+        Ready(PathBuf),
+        Skip(String),
+        /// Kept, so the other tests of the binary fail with it instead of building again.
+        Failed(String),
+    }
+    static DEBIAN: OnceLock<Debian> = OnceLock::new();
     let rootfs = DEBIAN.get_or_init(|| {
         if std::env::var_os("CRABCAN_IN_VM").is_some() {
-            return Err("the VM keeps the busybox rootfs (its initramfs stays small); the Debian tests run on the host".into());
+            return Debian::Skip(
+                "the VM keeps the busybox rootfs (its initramfs stays small); the Debian tests run on the host".into(),
+            );
         }
         require_root();
         if let Some(path) = std::env::var_os("CRABCAN_TEST_DEBIAN_ROOTFS").filter(|p| !p.is_empty()) {
@@ -82,30 +90,36 @@ pub fn debian_rootfs_or_skip() -> Option<PathBuf> {
                 "CRABCAN_TEST_DEBIAN_ROOTFS={} has no usr/bin/python3 or usr/bin/apt-get: build it with `cargo xtask rootfs --distro debian --out DIR`",
                 path.display()
             );
-            return Ok(path);
+            return Debian::Ready(path);
         }
         if let Err(error) = xtask::rootfs::host_apt_sources(None) {
-            return Err(format!("this machine cannot build a Debian rootfs: {error}"));
+            return Debian::Skip(format!("this machine cannot build a Debian rootfs: {error}"));
         }
         let out = xtask::paths::debian_test_rootfs();
         let _lock = FileLock::acquire(&out.with_extension("lock"));
         let started = std::time::Instant::now();
         match xtask::ensure_rootfs(&out, &xtask::RootfsOptions::debian()) {
-            Ok(_) => eprintln!(
-                "crabcan-tests: debian rootfs at {} ready after {:.1} s",
-                out.display(),
-                started.elapsed().as_secs_f64()
-            ),
-            Err(error) => panic!("cannot build the Debian test rootfs at {}: {error}", out.display()),
+            Ok(_) => {
+                eprintln!(
+                    "crabcan-tests: debian rootfs at {} ready after {:.1} s",
+                    out.display(),
+                    started.elapsed().as_secs_f64()
+                );
+                Debian::Ready(out)
+            }
+            Err(error) => Debian::Failed(format!(
+                "cannot build the Debian test rootfs at {}: {error}",
+                out.display()
+            )),
         }
-        Ok(out)
     });
     match rootfs {
-        Ok(path) => Some(path.clone()),
-        Err(reason) => {
+        Debian::Ready(path) => Some(path.clone()),
+        Debian::Skip(reason) => {
             println!("crabcan-skip: {reason}");
             None
         }
+        Debian::Failed(error) => panic!("{error}"),
     }
 }
 
