@@ -12,6 +12,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
+pub mod escapes;
+
 /// Panics with the reason unless the tests run as root.
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
@@ -59,6 +61,66 @@ pub fn rootfs() -> PathBuf {
             out
         })
         .clone()
+}
+
+/// The Debian rootfs (glibc, python3, apt; owned by root) for tests of real programs:
+/// `$CRABCAN_TEST_DEBIAN_ROOTFS`, or built once (`cargo xtask rootfs --distro debian`, cached with
+/// its stamp) at target/debian-rootfs. `None`, after printing `crabcan-skip: <reason>`, in the VM
+/// (it keeps the small busybox rootfs) and on a machine without apt sources; a build that fails
+/// where apt sources exist is a test failure.
+pub fn debian_rootfs_or_skip() -> Option<PathBuf> {
+    enum Debian {
+        Ready(PathBuf),
+        Skip(String),
+        /// Kept, so the other tests of the binary fail with it instead of building again.
+        Failed(String),
+    }
+    static DEBIAN: OnceLock<Debian> = OnceLock::new();
+    let rootfs = DEBIAN.get_or_init(|| {
+        if std::env::var_os("CRABCAN_IN_VM").is_some() {
+            return Debian::Skip(
+                "the VM keeps the busybox rootfs (its initramfs stays small); the Debian tests run on the host".into(),
+            );
+        }
+        require_root();
+        if let Some(path) = std::env::var_os("CRABCAN_TEST_DEBIAN_ROOTFS").filter(|p| !p.is_empty()) {
+            let path = PathBuf::from(path);
+            assert!(
+                path.join("usr/bin/python3").exists() && path.join("usr/bin/apt-get").exists(),
+                "CRABCAN_TEST_DEBIAN_ROOTFS={} has no usr/bin/python3 or usr/bin/apt-get: build it with `cargo xtask rootfs --distro debian --out DIR`",
+                path.display()
+            );
+            return Debian::Ready(path);
+        }
+        if let Err(error) = xtask::rootfs::host_apt_sources(None) {
+            return Debian::Skip(format!("this machine cannot build a Debian rootfs: {error}"));
+        }
+        let out = xtask::paths::debian_test_rootfs();
+        let _lock = FileLock::acquire(&out.with_extension("lock"));
+        let started = std::time::Instant::now();
+        match xtask::ensure_rootfs(&out, &xtask::RootfsOptions::debian()) {
+            Ok(_) => {
+                eprintln!(
+                    "crabcan-tests: debian rootfs at {} ready after {:.1} s",
+                    out.display(),
+                    started.elapsed().as_secs_f64()
+                );
+                Debian::Ready(out)
+            }
+            Err(error) => Debian::Failed(format!(
+                "cannot build the Debian test rootfs at {}: {error}",
+                out.display()
+            )),
+        }
+    });
+    match rootfs {
+        Debian::Ready(path) => Some(path.clone()),
+        Debian::Skip(reason) => {
+            println!("crabcan-skip: {reason}");
+            None
+        }
+        Debian::Failed(error) => panic!("{error}"),
+    }
 }
 
 /// An exclusive flock, so several test binaries do not build the rootfs at once.
@@ -192,12 +254,18 @@ pub fn idmap_supported(path: &Path) -> bool {
 }
 
 impl Crabcan {
+    /// A container in the test rootfs ([`rootfs`]).
     pub fn new(tag: &str) -> Crabcan {
+        Crabcan::with_rootfs(tag, rootfs())
+    }
+
+    /// A container in `rootfs` (the busybox test rootfs is not built for it).
+    pub fn with_rootfs(tag: &str, rootfs: impl Into<PathBuf>) -> Crabcan {
         require_root();
         Crabcan {
             hostname: unique_hostname(tag),
             args: Vec::new(),
-            rootfs: rootfs(),
+            rootfs: rootfs.into(),
             auto_ids: false,
         }
     }
@@ -452,10 +520,20 @@ pub fn probe_dir() -> TempDir {
 /// Runs the probe with `checks` in a container (tag `tag`, extra crabcan `flags`); returns
 /// check → result (`OK` or an errno name).
 pub fn probe(tag: &str, flags: &[&str], checks: &[&str]) -> std::collections::BTreeMap<String, String> {
+    probe_in(&rootfs(), tag, flags, checks)
+}
+
+/// [`probe`] in the container rootfs `rootfs`.
+pub fn probe_in(
+    rootfs: &Path,
+    tag: &str,
+    flags: &[&str],
+    checks: &[&str],
+) -> std::collections::BTreeMap<String, String> {
     let dir = probe_dir();
     let mut command = vec!["/probe/crabcan-probe"];
     command.extend_from_slice(checks);
-    let run = Crabcan::new(tag)
+    let run = Crabcan::with_rootfs(tag, rootfs)
         .args(["--add", &format!("{}:/probe:ro", dir.path().display())])
         .args(flags.iter().copied())
         .run(&command);

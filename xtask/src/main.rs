@@ -13,7 +13,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Build the container root filesystem (Alpine, or busybox offline)
+    /// Build the container root filesystem (Alpine, Debian from the apt sources, or busybox offline)
     Rootfs(cmd::rootfs::RootfsArgs),
     /// Build crabcan and run a command (default /bin/sh) in the rootfs
     Run(cmd::run::RunArgs),

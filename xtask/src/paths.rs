@@ -38,6 +38,11 @@ pub fn test_rootfs() -> PathBuf {
     target_dir().join("test-rootfs")
 }
 
+/// The Debian rootfs of the Debian integration tests (`tests/tests/debian.rs`).
+pub fn debian_test_rootfs() -> PathBuf {
+    target_dir().join("debian-rootfs")
+}
+
 /// The cargo to run: the one that runs us (`$CARGO`), else `cargo`.
 pub fn cargo() -> PathBuf {
     std::env::var_os("CARGO")

@@ -41,6 +41,9 @@ fn opts(source: RootfsSource, cache: &Path) -> RootfsOptions {
     RootfsOptions {
         source,
         fallback: true,
+        // The chain's Debian step (mmdebstrap, a minute, network) is tested by tests/debian.rs;
+        // here the fallback goes straight to busybox.
+        debian_fallback: false,
         force: false,
         id_offset: offset(),
         busybox: None,

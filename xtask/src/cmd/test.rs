@@ -59,9 +59,11 @@ pub fn run(args: &TestArgs) -> Result<i32, CmdError> {
 }
 
 /// What the tests need besides the Rust toolchain: busybox for the rootfs, gcc and libc.a for
-/// the static seccomp probe, `script` for the pty tests, `newuidmap` for the subordinate-id tests.
-const TEST_PACKAGES: [&str; 6] = [
+/// the static seccomp probe, `script` for the pty tests, `newuidmap` for the subordinate-id tests,
+/// mmdebstrap for the Debian rootfs of tests/debian.rs.
+const TEST_PACKAGES: [&str; 7] = [
     "busybox-static",
+    "mmdebstrap",
     "libseccomp-dev",
     "gcc",
     "libc6-dev",

@@ -21,6 +21,14 @@ pub fn staging_dir(out: &Path) -> Result<TempDir, RootfsError> {
 /// Replaces `out` with `staging` and writes the stamp.
 pub fn commit(staging: TempDir, out: &Path, stamp: &Stamp) -> Result<(), RootfsError> {
     Stamp::remove(out)?;
+    // A Debian rootfs's package list describes the rootfs being replaced, not this one.
+    let packages = super::packages_path(out);
+    match std::fs::remove_file(&packages) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(RootfsError::io("removing package list", &packages, e))
+        }
+        _ => {}
+    }
     if out.symlink_metadata().is_ok() {
         let old = staging_dir(out)?;
         let old_path = old.path().join("old");

@@ -1,10 +1,13 @@
 //! The container root filesystem: an Alpine minirootfs (downloaded or from a
-//! local tarball) or, offline, a busybox rootfs with the same layout. Owns
-//! the public API ([`ensure_rootfs`], [`build_busybox_rootfs`],
-//! [`find_static_busybox`]), the options and the error type.
+//! local tarball), a minimal Debian built with mmdebstrap from the machine's
+//! apt sources, or, offline, a busybox rootfs with Alpine's layout. Owns the
+//! public API ([`ensure_rootfs`], [`build_busybox_rootfs`],
+//! [`find_static_busybox`], [`host_apt_sources`]), the options and the error
+//! type.
 
 mod alpine;
 mod busybox;
+mod debian;
 mod download;
 mod install;
 mod ownership;
@@ -16,6 +19,10 @@ use std::path::{Path, PathBuf};
 
 pub use alpine::{alpine_urls, DEFAULT_ALPINE_VERSION, DEFAULT_MIRROR};
 pub use busybox::{applet_paths, build_busybox_rootfs, busybox_version, find_static_busybox};
+pub use debian::{
+    apt_sources_in, build_debian_rootfs, host_apt_sources, packages_path, version_codename, AptSources, DebianBuilt,
+    DEBIAN_INCLUDE,
+};
 pub use stamp::{stamp_path, Stamp};
 pub use unpack::unpack_tar_gz;
 
@@ -71,6 +78,16 @@ pub enum RootfsError {
         gid: u32,
         source: std::io::Error,
     },
+    #[error("no apt sources for a Debian rootfs: {0}; use --distro busybox (or alpine) instead")]
+    NoAptSources(String),
+    #[error("building the Debian rootfs needs root (mmdebstrap --mode=root leaves it owned by root): run as root, or use --distro busybox")]
+    DebianNeedsRoot,
+    #[error("{0}")]
+    MmdebstrapMissing(String),
+    #[error("mmdebstrap failed ({status}): {msg}; check that apt-get update works on this machine")]
+    Mmdebstrap { status: String, msg: String },
+    #[error("mmdebstrap left mounts under {path} ({mounts:?}): unmount them (umount -R) and remove it by hand")]
+    MountsLeft { path: PathBuf, mounts: Vec<String> },
     #[error(
         "{0} exists but is not a crabcan rootfs (no {1}); not touching it: remove it yourself or pick another --out"
     )]
@@ -100,6 +117,19 @@ impl RootfsError {
     pub fn is_download_failure(&self) -> bool {
         matches!(self, RootfsError::Download { .. } | RootfsError::CurlMissing(_))
     }
+
+    /// True for errors that mean a Debian rootfs cannot be built on this machine now (no apt
+    /// sources, not root, no mmdebstrap, mmdebstrap failed: usually the network), where the
+    /// default chain goes on to busybox.
+    pub fn is_debian_unavailable(&self) -> bool {
+        matches!(
+            self,
+            RootfsError::NoAptSources(_)
+                | RootfsError::DebianNeedsRoot
+                | RootfsError::MmdebstrapMissing(_)
+                | RootfsError::Mmdebstrap { .. }
+        )
+    }
 }
 
 /// Where the rootfs comes from.
@@ -110,6 +140,10 @@ pub enum RootfsSource {
     /// A local Alpine minirootfs tarball (checked against `<file>.sha256`
     /// when that file exists).
     Tarball(PathBuf),
+    /// A minimal Debian (mmdebstrap's minbase variant plus [`DEBIAN_INCLUDE`]) from the
+    /// machine's apt sources; `suite` `None` is the host's own suite, and then any Debian rootfs
+    /// xtask built counts as up to date (`--force` rebuilds).
+    Debian { suite: Option<String> },
     /// The host's static busybox, no network.
     Busybox,
 }
@@ -118,8 +152,12 @@ pub enum RootfsSource {
 #[derive(Debug, Clone)]
 pub struct RootfsOptions {
     pub source: RootfsSource,
-    /// Build busybox when the Alpine download fails (default true).
+    /// When the Alpine download fails, build something else instead (default true): Debian if
+    /// `debian_fallback`, then busybox.
     pub fallback: bool,
+    /// Try Debian (mmdebstrap from the host's apt sources) before busybox when falling back
+    /// (default true).
+    pub debian_fallback: bool,
     /// Rebuild even if the stamp says it is up to date.
     pub force: bool,
     /// Shift every uid/gid by this much (0 = none).
@@ -131,7 +169,7 @@ pub struct RootfsOptions {
 }
 
 impl Default for RootfsOptions {
-    /// Alpine from the default mirror, falling back to busybox, owned by root.
+    /// Alpine from the default mirror, falling back to Debian, then busybox, owned by root.
     fn default() -> Self {
         RootfsOptions {
             source: RootfsSource::Alpine {
@@ -139,6 +177,7 @@ impl Default for RootfsOptions {
                 version: DEFAULT_ALPINE_VERSION.to_string(),
             },
             fallback: true,
+            debian_fallback: true,
             force: false,
             id_offset: DEFAULT_ID_OFFSET,
             busybox: None,
@@ -155,12 +194,22 @@ impl RootfsOptions {
             ..RootfsOptions::default()
         }
     }
+
+    /// A Debian rootfs of the host's suite, no fallback: what the Debian tests want.
+    pub fn debian() -> Self {
+        RootfsOptions {
+            source: RootfsSource::Debian { suite: None },
+            fallback: false,
+            ..RootfsOptions::default()
+        }
+    }
 }
 
 /// What was built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RootfsKind {
     Alpine { version: String },
+    Debian { suite: String },
     Busybox,
 }
 
@@ -168,6 +217,7 @@ impl fmt::Display for RootfsKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RootfsKind::Alpine { version } => write!(f, "alpine {version}"),
+            RootfsKind::Debian { suite } => write!(f, "debian {suite}"),
             RootfsKind::Busybox => write!(f, "busybox"),
         }
     }
@@ -215,6 +265,10 @@ fn build(out: &Path, opts: &RootfsOptions) -> Result<RootfsKind, RootfsError> {
     }
     match &opts.source {
         RootfsSource::Busybox => build_busybox_stamped(out, opts, "offline: built a busybox rootfs".to_string()),
+        RootfsSource::Debian { suite } => {
+            let built = build_debian_rootfs(out, suite.as_deref(), opts.id_offset)?;
+            Ok(debian_built(out, built))
+        }
         RootfsSource::Tarball(tarball) => {
             alpine::install_tarball(out, tarball, None, opts)?;
             let version = alpine::version_from_filename(tarball);
@@ -232,6 +286,20 @@ fn build(out: &Path, opts: &RootfsOptions) -> Result<RootfsKind, RootfsError> {
                     version: version.clone(),
                 })
             }
+            Err(e) if e.is_download_failure() && opts.fallback && opts.debian_fallback => {
+                eprintln!(
+                    "xtask: alpine download failed ({}); building a debian rootfs from this machine's apt sources instead",
+                    e.short()
+                );
+                match build_debian_rootfs(out, None, opts.id_offset) {
+                    Ok(built) => Ok(debian_built(out, built)),
+                    Err(d) if d.is_debian_unavailable() => {
+                        let reason = format!("debian rootfs unavailable ({d}); built a busybox rootfs instead");
+                        build_busybox_stamped(out, opts, reason)
+                    }
+                    Err(d) => Err(d),
+                }
+            }
             Err(e) if e.is_download_failure() && opts.fallback => {
                 let reason = format!("alpine download failed ({}); built a busybox rootfs instead", e.short());
                 build_busybox_stamped(out, opts, reason)
@@ -239,6 +307,19 @@ fn build(out: &Path, opts: &RootfsOptions) -> Result<RootfsKind, RootfsError> {
             Err(e) => Err(e),
         },
     }
+}
+
+/// Says what was built (one line) and returns its kind.
+fn debian_built(out: &Path, built: DebianBuilt) -> RootfsKind {
+    eprintln!(
+        "xtask: built a debian {} rootfs at {} from this machine's apt sources ({} packages, listed in {}; {} s)",
+        built.suite,
+        out.display(),
+        built.packages,
+        packages_path(out).display(),
+        built.seconds
+    );
+    RootfsKind::Debian { suite: built.suite }
 }
 
 fn build_busybox_stamped(out: &Path, opts: &RootfsOptions, reason: String) -> Result<RootfsKind, RootfsError> {

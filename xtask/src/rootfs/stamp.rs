@@ -21,12 +21,12 @@ pub fn stamp_path(out: &Path) -> PathBuf {
 /// The contents of a stamp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
-    /// `alpine` or `busybox`.
+    /// `alpine`, `debian` or `busybox`.
     pub kind: String,
-    /// Alpine version, or busybox's version line.
+    /// Alpine version, Debian suite, or busybox's version line.
     pub version: String,
     pub id_offset: u32,
-    /// Mirror URL, tarball path or busybox path.
+    /// Mirror URL, tarball path, the mmdebstrap command line, or busybox path.
     pub source: String,
 }
 
@@ -80,18 +80,21 @@ impl Stamp {
     }
 
     pub fn kind(&self) -> RootfsKind {
-        if self.kind == "alpine" {
-            RootfsKind::Alpine {
+        match self.kind.as_str() {
+            "alpine" => RootfsKind::Alpine {
                 version: self.version.clone(),
-            }
-        } else {
-            RootfsKind::Busybox
+            },
+            "debian" => RootfsKind::Debian {
+                suite: self.version.clone(),
+            },
+            _ => RootfsKind::Busybox,
         }
     }
 
-    /// Whether a rootfs with this stamp is what `opts` asks for. A busybox
-    /// rootfs built as a fallback satisfies an Alpine request (while
-    /// fallback is allowed): `--force` retries the download.
+    /// Whether a rootfs with this stamp is what `opts` asks for. A Debian or
+    /// busybox rootfs built as a fallback satisfies an Alpine request (while
+    /// that fallback is allowed): `--force` retries the download. A Debian
+    /// request without a suite takes any Debian rootfs.
     pub fn satisfies(&self, opts: &RootfsOptions) -> bool {
         if self.id_offset != opts.id_offset {
             return false;
@@ -99,7 +102,12 @@ impl Stamp {
         match &opts.source {
             RootfsSource::Busybox => self.kind == "busybox",
             RootfsSource::Alpine { version, .. } => {
-                (self.kind == "alpine" && &self.version == version) || (self.kind == "busybox" && opts.fallback)
+                (self.kind == "alpine" && &self.version == version)
+                    || (self.kind == "busybox" && opts.fallback)
+                    || (self.kind == "debian" && opts.fallback && opts.debian_fallback)
+            }
+            RootfsSource::Debian { suite } => {
+                self.kind == "debian" && suite.as_ref().is_none_or(|suite| &self.version == suite)
             }
             RootfsSource::Tarball(path) => self.kind == "alpine" && self.source == path.display().to_string(),
         }
@@ -108,4 +116,49 @@ impl Stamp {
 
 fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn debian_stamp(suite: &str) -> Stamp {
+        Stamp {
+            kind: "debian".into(),
+            version: suite.into(),
+            id_offset: 0,
+            source: "mmdebstrap ...".into(),
+        }
+    }
+
+    #[test]
+    fn a_debian_stamp_satisfies_debian_and_the_default_chain() {
+        let stamp = debian_stamp("bookworm");
+        assert_eq!(
+            stamp.kind(),
+            RootfsKind::Debian {
+                suite: "bookworm".into()
+            }
+        );
+        assert!(stamp.satisfies(&RootfsOptions::debian()), "no suite asked: any debian");
+        let trixie = RootfsOptions {
+            source: RootfsSource::Debian {
+                suite: Some("trixie".into()),
+            },
+            ..RootfsOptions::debian()
+        };
+        assert!(!stamp.satisfies(&trixie));
+        assert!(stamp.satisfies(&RootfsOptions::default()), "built as alpine's fallback");
+        let no_debian = RootfsOptions {
+            debian_fallback: false,
+            ..RootfsOptions::default()
+        };
+        assert!(!stamp.satisfies(&no_debian));
+        assert!(!stamp.satisfies(&RootfsOptions::offline()));
+        let shifted = RootfsOptions {
+            id_offset: 1_000_000_000,
+            ..RootfsOptions::debian()
+        };
+        assert!(!stamp.satisfies(&shifted), "another id offset is another rootfs");
+    }
 }
