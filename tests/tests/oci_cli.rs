@@ -341,11 +341,11 @@ fn global_options_and_help() {
 }
 
 #[test]
-fn lifecycle_commands_not_built_yet_say_so() {
-    let oci = Oci::new("later");
+fn a_bundle_without_config_json_is_one_clear_error_and_no_state() {
+    let oci = Oci::new("noconfig");
     let bundle = oci.dir("bundle");
     let run = oci.run(&["create", "--bundle", bundle.to_str().unwrap(), "c1"]);
-    assert_failed(&run, "cannot create a container yet");
+    assert_failed(&run, "config.json");
     oci.assert_root_untouched();
 }
 

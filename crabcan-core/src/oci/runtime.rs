@@ -554,9 +554,15 @@ mod tests {
         assert!(delete(&store, "nope", true).is_ok());
         assert!(matches!(delete(&store, "../x", true), Err(OciError::InvalidId { .. })));
         assert!(!root.exists(), "nothing was created");
+        let missing = CreateOptions {
+            bundle: root.join("no-bundle"),
+            ..CreateOptions::default()
+        };
+        assert!(matches!(create(&store, "x", &missing), Err(OciError::Io { .. })));
+        assert!(!root.exists(), "a failed create leaves no state");
         assert_eq!(
-            create(&store, "x", &CreateOptions::default()).unwrap_err().to_string(),
-            "crabcan's OCI mode cannot create a container yet"
+            pause(&store, "nope").unwrap_err().to_string(),
+            "container \"nope\" does not exist"
         );
         let refused = CgroupManager::Systemd.check("create", "--systemd-cgroup").unwrap_err();
         assert!(refused.to_string().contains("systemd"), "{refused}");
