@@ -84,6 +84,22 @@ impl Oci {
     }
 }
 
+impl Drop for Oci {
+    /// A test that failed halfway leaves no container behind: every one still in its root is
+    /// deleted with `--force` (which kills it and removes its cgroup).
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(self.root()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if !id.starts_with('.') {
+                let _ = self.crabcan(&["delete", "--force", &id]);
+            }
+        }
+    }
+}
+
 fn unique_id(tag: &str) -> String {
     unique_hostname(&format!("oci-{tag}"))
 }
@@ -178,7 +194,8 @@ fn the_bundles_process_settings_are_what_the_container_gets() {
             "grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status; echo uid=$(id -u); \
              echo host=$(hostname); echo keys=$(wc -c < /proc/keys); \
              (echo x > /root/x) 2>/dev/null && echo root=writable || echo root=read-only; \
-             echo env=$FROM_BUNDLE",
+             echo env=$FROM_BUNDLE; \
+             echo devnodev=$(awk '$2 == \"/dev\" {print $4}' /proc/mounts | tr ',' '\\n' | grep -c '^nodev$')",
         ],
         |spec| {
             spec["hostname"] = Value::from("bundled");
@@ -200,6 +217,12 @@ fn the_bundles_process_settings_are_what_the_container_gets() {
         "root.readonly is not applied"
     );
     assert_eq!(run.value("env").as_deref(), Some("yes"));
+    assert_eq!(
+        run.value("devnodev").as_deref(),
+        Some("1"),
+        "/dev must be nodev: {}",
+        run.stdout
+    );
     // runc's default spec keeps AUDIT_WRITE, KILL and NET_BIND_SERVICE (bits 29, 5, 10).
     let expected = (1u64 << 29) | (1 << 5) | (1 << 10);
     assert_eq!(cap_mask(&run.stdout, "CapBnd"), expected, "{}", run.stdout);
@@ -229,4 +252,43 @@ fn an_unsupported_field_is_named_and_nothing_is_left() {
     let missing = oci.crabcan(&["create", "--bundle", "/nonexistent/bundle", &unique_id("nobundle")]);
     assert_eq!(missing.code, Some(1));
     assert!(missing.stderr.contains("/nonexistent/bundle"), "{}", missing.stderr);
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws_and_ps_lists_the_processes() {
+    let oci = Oci::new("pause");
+    oci.write_bundle(&["/bin/sh", "-c", "while :; do :; done"], |_| {});
+    let id = unique_id("pause");
+    let before = HostSnapshot::take();
+    oci.crabcan(&["run", "--detach", "--bundle", oci.bundle().to_str().unwrap(), &id])
+        .expect_success();
+    let pid = oci.state(&id)["pid"].as_i64().unwrap();
+    let ps = oci.crabcan(&["ps", "--format", "json", &id]);
+    ps.expect_success();
+    assert!(ps.stdout.contains(&pid.to_string()), "{}", ps.stdout);
+    let cpu_time = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // After the command name: state, ppid, ..., utime (12th), stime (13th) of proc(5)'s
+        // fields 3 and on.
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| rest.split(' ').collect())
+            .unwrap_or_default();
+        let field = |index: usize| fields.get(index).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        field(11) + field(12)
+    };
+    oci.crabcan(&["pause", &id]).expect_success();
+    assert_eq!(oci.state(&id)["status"], "paused");
+    let frozen_at = cpu_time();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(cpu_time(), frozen_at, "a paused container kept running");
+    oci.crabcan(&["resume", &id]).expect_success();
+    assert_eq!(oci.state(&id)["status"], "running");
+    assert!(
+        wait_until(5, || cpu_time() > frozen_at),
+        "a resumed container stays frozen"
+    );
+    oci.crabcan(&["delete", "--force", &id]).expect_success();
+    oci.assert_gone(&id);
+    before.assert_clean_after(&id);
 }

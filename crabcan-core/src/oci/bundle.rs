@@ -536,10 +536,18 @@ fn mount_plan(
             "cgroup" | "cgroup2" if target == "sys/fs/cgroup" => cgroup_view = true,
             "proc" | "sysfs" | "tmpfs" | "devpts" | "mqueue" => {
                 dev_is_tmpfs |= kind == "tmpfs" && target == "dev";
+                // nodev everywhere but devpts (its ptys are device nodes): a device node made
+                // in the container's /dev tmpfs (podman's default capabilities include
+                // CAP_MKNOD) can never be opened, which is how the deny-all rule holds.
+                let nodev = if kind == "devpts" {
+                    MsFlags::empty()
+                } else {
+                    MsFlags::MS_NODEV
+                };
                 steps.push(MountStep::Filesystem {
                     target: target.clone().into(),
                     fstype: kind.clone().into(),
-                    flags,
+                    flags: flags | nodev,
                     data: data.join(","),
                 });
                 if dev_is_tmpfs && target == "dev" {

@@ -3,7 +3,7 @@
 //! [`StateStore`] of `--root` and a container id; none prints anything.
 //!
 //! `create` (detached: the container's process survives crabcan, held on a FIFO in its state
-//! folder), `start`, `run`, `kill` and `delete` work; `exec`, `ps`, `pause`, `resume`, `events`
+//! folder), `start`, `run`, `kill`, `delete`, `ps`, `pause` and `resume` work; `exec`, `events`
 //! and `update` answer [`OciError::NotYetSupported`] so far.
 
 use std::path::{Path, PathBuf};
@@ -487,25 +487,59 @@ pub fn exec(store: &StateStore, id: &str, options: &ExecOptions) -> Result<i32, 
 /// The host pids of the container's processes.
 pub fn ps(store: &StateStore, id: &str) -> Result<Vec<i32>, OciError> {
     must_exist(store, id)?;
-    Err(OciError::NotYetSupported {
-        what: "list a container's processes",
-    })
+    let state = store.load(id)?;
+    if state.current_status() == Status::Stopped {
+        return Ok(Vec::new());
+    }
+    let mut pids = cgroup_pids(&state);
+    if pids.is_empty() && state.pid > 0 {
+        pids.push(state.pid);
+    }
+    Ok(pids)
 }
 
-/// Freezes every process of the container.
+/// Freezes every process of the container (its cgroup's freezer).
 pub fn pause(store: &StateStore, id: &str) -> Result<(), OciError> {
-    must_exist(store, id)?;
-    Err(OciError::NotYetSupported {
-        what: "pause a container",
-    })
+    set_frozen(store, id, true)
 }
 
 /// Thaws a paused container.
 pub fn resume(store: &StateStore, id: &str) -> Result<(), OciError> {
+    set_frozen(store, id, false)
+}
+
+fn set_frozen(store: &StateStore, id: &str, frozen: bool) -> Result<(), OciError> {
     must_exist(store, id)?;
-    Err(OciError::NotYetSupported {
-        what: "resume a container",
-    })
+    let lock = store.lock(id)?;
+    let mut state = lock.load()?;
+    let (wanted, now) = if frozen {
+        (Status::Running, Status::Paused)
+    } else {
+        (Status::Paused, Status::Running)
+    };
+    match state.current_status() {
+        Status::Stopped => return Err(OciError::NotRunning),
+        status if status != wanted => {
+            return Err(OciError::WrongState {
+                id: id.to_owned(),
+                status,
+                wanted: if frozen { "running" } else { "paused" },
+            })
+        }
+        _ => {}
+    }
+    let path = state.crabcan.cgroup_path.clone().ok_or_else(|| OciError::Unsupported {
+        field: "linux.cgroupsPath".into(),
+        why: "a container without a cgroup (--cgroup-manager disabled) cannot be paused".into(),
+    })?;
+    let cgroup = ContainerCgroup::open_at(&CgroupHost::detect()?, &path)?;
+    if frozen {
+        cgroup.freeze()?;
+    } else {
+        cgroup.thaw()?;
+    }
+    state.status = now;
+    lock.save(&state)
 }
 
 /// Reports the container's events (runc's `{"type": ..., "id": ..., "data": ...}` objects) to
