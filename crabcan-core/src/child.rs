@@ -112,6 +112,14 @@ fn set_up_and_exec(
     };
     ops.mount_cgroup_view(&view)?;
 
+    // A filter needs no_new_privs or CAP_SYS_ADMIN to be loaded. Without no_new_privs (an OCI
+    // config can ask for that) it is loaded now, while the capability is still held, as runc
+    // does; the rest of the setup then runs under it.
+    let seccomp_now = config.seccomp.as_ref().filter(|_| !config.no_new_privs);
+    if let Some(filter) = seccomp_now {
+        ops.load_seccomp(filter)?;
+    }
+
     // The bounding set needs CAP_SETPCAP, so it shrinks before the identity changes; the
     // parent-death signal is reset by the kernel on every credential change.
     let bounding = config
@@ -131,6 +139,7 @@ fn set_up_and_exec(
     ops.enter_working_directory(&config.workdir)?;
     let prepared = exec::prepare(&config.argv, &config.environment())
         .map_err(|error| Failure::new("exec", Errno::EINVAL, error.to_string()))?;
+    ops.find_program(&prepared)?;
     ops.reset_signals()?;
 
     log::debug!("identity, capabilities and limits applied");
@@ -149,7 +158,7 @@ fn set_up_and_exec(
     // Last, in this order: nothing but stdio crosses execve, and the filter (which needs
     // no_new_privs) is the very last thing before it.
     ops.close_fds_on_exec()?;
-    if let Some(filter) = &config.seccomp {
+    if let (Some(filter), None) = (&config.seccomp, seccomp_now) {
         ops.load_seccomp(filter)?;
     }
     let errno = ops.exec(&prepared);
@@ -293,6 +302,9 @@ mod tests {
             } else {
                 "apply_capability_sets(none)"
             })
+        }
+        fn find_program(&mut self, _: &PreparedExec) -> Result<(), Failure> {
+            self.note("find_program")
         }
         fn exec(&mut self, _: &PreparedExec) -> Errno {
             let _ = self.note("exec");
@@ -457,6 +469,19 @@ mod tests {
         assert!(at(&steps, "wait Start") < at(&steps, "start_init"));
         assert!(at(&steps, "start_init") < at(&steps, "close_fds_on_exec"));
         assert_eq!(at(&steps, "load_seccomp") + 1, at(&steps, "exec"));
+    }
+
+    #[test]
+    fn without_no_new_privs_the_filter_is_loaded_while_cap_sys_admin_is_held() {
+        let mut config = config();
+        config.no_new_privs = false;
+        let (steps, _) = record(&config, None, 0);
+        assert!(
+            at(&steps, "load_seccomp") < at(&steps, "restrict_bounding_set"),
+            "{steps:?}"
+        );
+        assert!(!steps.iter().any(|s| s == "set_no_new_privs"));
+        assert_eq!(steps.iter().filter(|s| *s == "load_seccomp").count(), 1, "loaded once");
     }
 
     #[test]

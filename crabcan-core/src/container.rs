@@ -428,12 +428,9 @@ impl Inner {
                     log::debug!("container set up, held before execve");
                     return Ok(());
                 }
-                Received::Message(Message::Failed { step, errno, detail }, _) => {
-                    return Err(Error::Setup {
-                        step,
-                        detail,
-                        errno: Errno::from_raw(errno),
-                    })
+                failed @ Received::Message(Message::Failed { .. }, _) => {
+                    // A setup step, or the program's check before Ready: exec_outcome names it.
+                    exec_outcome(failed)?;
                 }
                 Received::Message(other, _) => {
                     return Err(Error::Protocol {

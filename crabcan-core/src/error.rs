@@ -210,7 +210,7 @@ pub enum Error {
     },
     /// The command is not in the container.
     #[error(
-        "the command {} was not found in the container; check the path inside the rootfs and PATH",
+        "the command {} was not found in the container (no such file or directory); check the path inside the rootfs and PATH",
         crate::spec::display_word(command)
     )]
     CommandNotFound {
@@ -227,8 +227,9 @@ pub enum Error {
     },
     /// The command cannot be executed.
     #[error(
-        "the command {} cannot be executed in the container: {errno}",
-        crate::spec::display_word(command)
+        "the command {} cannot be executed in the container: {errno}{}",
+        crate::spec::display_word(command),
+        if *errno == Errno::EACCES { " (permission denied)" } else { "" }
     )]
     CommandNotExecutable {
         /// The command as given.

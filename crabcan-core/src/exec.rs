@@ -3,6 +3,7 @@
 //! CVE-2024-21626), and looking the program up in the container's PATH.
 
 use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
 
@@ -111,6 +112,29 @@ fn for_fds_in(first: u32, last: u32, action: FdAction) -> Result<(), Errno> {
         };
     }
     Ok(())
+}
+
+/// Whether execve could find the program: Ok when a candidate is an executable file, else the
+/// errno a shell would report (EACCES when one exists but may not be executed, ENOENT when none
+/// exists). Checked before the container is reported ready, so that a missing command fails
+/// `create` (as runc's does) rather than a detached container's start.
+pub fn find_program(prepared: &PreparedExec) -> Result<(), Errno> {
+    let mut denied = false;
+    for candidate in &prepared.candidates {
+        match nix::unistd::access(candidate.as_c_str(), nix::unistd::AccessFlags::X_OK) {
+            Ok(()) => {
+                let is_file =
+                    std::fs::metadata(std::ffi::OsStr::from_bytes(candidate.as_bytes())).is_ok_and(|m| m.is_file());
+                if is_file {
+                    return Ok(());
+                }
+                denied = true;
+            }
+            Err(Errno::EACCES) => denied = true,
+            Err(_) => {}
+        }
+    }
+    Err(if denied { Errno::EACCES } else { Errno::ENOENT })
 }
 
 /// Runs the program. Only returns on failure, with the errno that best explains it: EACCES from

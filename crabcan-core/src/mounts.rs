@@ -98,6 +98,13 @@ pub enum MountStep {
     },
     /// Make the rootfs's own mount read-only (the mounts on it keep their flags).
     ReadOnlyRoot,
+    /// Write `value` to the container's `/proc/sys/<key with dots as slashes>` (a namespaced
+    /// sysctl: the container's own network, ipc or uts namespace), before /proc/sys is made
+    /// read-only.
+    Sysctl {
+        key: String,
+        value: String,
+    },
     /// Create the working directory (while still root) so the command can start there.
     WorkingDirectory(PathBuf),
     /// Make the rootfs `/` and detach the host's root.
@@ -251,6 +258,7 @@ impl Mounter {
             MountStep::Bind(bind) => self.bind(bind),
             MountStep::Mask { path } => self.mask(path),
             MountStep::ReadOnly { path } => self.read_only(path),
+            MountStep::Sysctl { key, value } => self.sysctl(key, value),
             MountStep::ReadOnlyRoot => remount_read_only(&self.root)
                 .map_err(|errno| self.error("cannot make the rootfs read-only:", "", errno)),
             MountStep::WorkingDirectory(path) => self.with_path(&path.display().to_string(), |root| {
@@ -401,6 +409,15 @@ impl Mounter {
         result.map_err(|errno| self.error("cannot mask", path, errno))
     }
 
+    fn sysctl(&self, key: &str, value: &str) -> Result<(), MountError> {
+        let path = format!("proc/sys/{}", key.replace('.', "/"));
+        let fd = open_in_root_for_writing(self.root.as_fd(), Path::new(&path))
+            .map_err(|errno| self.error(&format!("cannot open the sysctl {key} at"), &path, errno))?;
+        nix::unistd::write(&fd, value.as_bytes())
+            .map(drop)
+            .map_err(|errno| self.error(&format!("cannot set the sysctl {key} to {value:?} at"), &path, errno))
+    }
+
     fn read_only(&self, path: &str) -> Result<(), MountError> {
         let Some(fd) = self.open_if_present(path)? else {
             return Ok(());
@@ -434,6 +451,13 @@ impl Mounter {
         })?;
         Ok(())
     }
+}
+
+/// Opens `path` below `root` for writing, refusing every symlink on the way (a procfs file).
+fn open_in_root_for_writing(root: std::os::fd::BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, Errno> {
+    let fd = open_in_root(root, path, Symlinks::Refuse)?;
+    // `open_in_root` gives an O_PATH descriptor: reopen it through /proc/self/fd for writing.
+    nix::fcntl::open(fd_path(&fd).as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
 }
 
 fn open_directory(path: &Path) -> Result<OwnedFd, Errno> {

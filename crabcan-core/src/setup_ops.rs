@@ -127,6 +127,8 @@ pub trait SetupOps {
     fn set_no_new_privs(&mut self) -> Result<(), Failure>;
     fn enter_working_directory(&mut self, workdir: &Path) -> Result<(), Failure>;
     fn reset_signals(&mut self) -> Result<(), Failure>;
+    /// Checks that the program can be found and executed (before the container is ready).
+    fn find_program(&mut self, prepared: &PreparedExec) -> Result<(), Failure>;
     /// Blocks until another process opens the start FIFO for reading.
     fn wait_for_fifo_reader(&mut self) -> Result<(), Failure>;
     /// Forks the `--init` (see [`crate::init`]); returns in the process that becomes the
@@ -321,6 +323,10 @@ impl SetupOps for LinuxOps {
             ));
         }
         Ok(())
+    }
+
+    fn find_program(&mut self, prepared: &PreparedExec) -> Result<(), Failure> {
+        exec::find_program(prepared).map_err(|errno| Failure::new("exec", errno, prepared.program.clone()))
     }
 
     fn reset_signals(&mut self) -> Result<(), Failure> {

@@ -138,7 +138,10 @@ impl Profile {
         for entry in oci.syscalls.map(|list| list.0).unwrap_or_default() {
             rules.extend(import_entry(entry, context)?);
         }
-        let profile = Profile { default_action, rules };
+        let profile = Profile {
+            default_action,
+            rules: keep_the_strictest(rules),
+        };
         profile.validate()?;
         Ok(profile)
     }
@@ -165,6 +168,42 @@ impl Profile {
 }
 
 /// Rules of one JSON entry, or none if the entry does not apply to `context`.
+/// How strict an action is, for [`keep_the_strictest`].
+fn strictness(action: Action) -> u8 {
+    match action {
+        Action::Allow => 0,
+        Action::Log => 1,
+        Action::Errno(_) => 2,
+        Action::Trap => 3,
+        Action::KillThread => 4,
+        Action::KillProcess => 5,
+    }
+}
+
+/// Rules of one syscall with the same arguments but different actions, as an engine's
+/// resolved profile has them (podman's lists `setns` among the allowed syscalls, then again
+/// as EPERM for a container without CAP_SYS_ADMIN), become one rule with the strictest
+/// action: the later, capability-specific rule is there to deny what the general one allows.
+/// The first rule's place is kept.
+fn keep_the_strictest(rules: Vec<Rule>) -> Vec<Rule> {
+    let mut kept: Vec<Rule> = Vec::with_capacity(rules.len());
+    let mut at: std::collections::HashMap<(String, Vec<ArgCondition>), usize> = std::collections::HashMap::new();
+    for rule in rules {
+        match at.get(&(rule.syscall.clone(), rule.args.clone())) {
+            Some(&index) => {
+                if strictness(rule.action) > strictness(kept[index].action) {
+                    kept[index].action = rule.action;
+                }
+            }
+            None => {
+                at.insert((rule.syscall.clone(), rule.args.clone()), kept.len());
+                kept.push(rule);
+            }
+        }
+    }
+    kept
+}
+
 fn import_entry(entry: OciSyscall, context: &ImportContext) -> Result<Vec<Rule>, SeccompError> {
     let names: Vec<String> = entry
         .names

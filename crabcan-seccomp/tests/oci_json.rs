@@ -108,16 +108,25 @@ fn unknown_names_actions_and_ops_are_typed_errors() {
 }
 
 #[test]
-fn duplicates_and_conflicts_name_the_syscall() {
+fn duplicates_merge_and_conflicts_keep_the_strictest_action() {
+    // As an engine's resolved profile has them: a syscall in the general allow list, then
+    // again under a capability rule that denies it.
     let twice =
         r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl","keyctl"],"action":"SCMP_ACT_ERRNO"}]}"#;
+    let profile = Profile::from_oci_json(twice).expect("duplicates merge");
+    assert_eq!(profile.rules.len(), 1);
+    let conflict = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
+        {"names":["setns", "read"],"action":"SCMP_ACT_ALLOW"},{"names":["setns"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#;
+    let profile = Profile::from_oci_json(conflict).expect("conflicts resolve");
+    let setns = profile.rules.iter().find(|r| r.syscall == "setns").expect("setns kept");
+    assert_eq!(setns.action, Action::Errno(1), "the stricter action wins");
+    assert_eq!(profile.rules[0].syscall, "setns", "in the first rule's place");
+    let kill = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+        {"names":["keyctl"],"action":"SCMP_ACT_KILL"},{"names":["keyctl"],"action":"SCMP_ACT_ERRNO"}]}"#;
     assert_eq!(
-        import_error(twice).to_string(),
-        "syscall `keyctl` is listed twice with the same action and arguments"
+        Profile::from_oci_json(kill).unwrap().rules[0].action,
+        Action::KillThread
     );
-    let conflict = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
-        {"names":["keyctl"],"action":"SCMP_ACT_ERRNO"},{"names":["keyctl"],"action":"SCMP_ACT_KILL"}]}"#;
-    assert!(matches!(import_error(conflict), SeccompError::ConflictingRules { syscall, .. } if syscall == "keyctl"));
 }
 
 /// Names known to resolve on x86_64, used to generate profiles.

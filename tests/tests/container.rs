@@ -551,25 +551,49 @@ fn container_is_held_until_another_process_opens_the_start_fifo() {
 }
 
 #[test]
-fn fifo_released_container_reports_a_missing_command() {
+fn a_held_container_reports_a_missing_command_at_once_and_an_exec_failure_once_released() {
+    // A program that is not there fails before the container is held: nobody needs to open
+    // the FIFO to learn it.
     let gate = TempDir::new("fifo127");
     let fifo = make_fifo(&gate);
     let c = Crabcan::new("fifo127").args(["--start-fifo", fifo.to_str().unwrap()]);
     let before = HostSnapshot::take();
+    let output = c.command(&["/no/such/program"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(127), "{stderr}");
+    assert!(stderr.contains("not found"), "{stderr}");
+    before.assert_clean_after(&c.hostname);
+
+    // One that is there but cannot start (its #! interpreter is missing) fails at execve, after
+    // the release, and the FIFO's opener is told through crabcan's exit status.
+    let dir = TempDir::new("fifo-interp");
+    let copy = dir.path().join("rootfs");
+    assert!(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(rootfs())
+        .arg(&copy)
+        .status()
+        .unwrap()
+        .success());
+    let script = copy.join("bin/needs-perl");
+    std::fs::write(&script, "#!/usr/bin/perl\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let gate = TempDir::new("fifo-interp-gate");
+    let fifo = make_fifo(&gate);
+    let c = Crabcan::new("fifo-interp")
+        .rootfs(&copy)
+        .args(["--start-fifo", fifo.to_str().unwrap()]);
+    let before = HostSnapshot::take();
     let child = c
-        .command(&["/no/such/program"])
+        .command(&["/bin/needs-perl"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let _ = std::fs::read(&fifo).unwrap();
     let output = child.wait_with_output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(127),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stderr).contains("not found"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(127), "{stderr}");
+    assert!(stderr.contains("interpreter /usr/bin/perl"), "{stderr}");
     before.assert_clean_after(&c.hostname);
 }
 

@@ -194,11 +194,12 @@ fn the_bundles_process_settings_are_what_the_container_gets() {
             "grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status; echo uid=$(id -u); \
              echo host=$(hostname); echo keys=$(wc -c < /proc/keys); \
              (echo x > /root/x) 2>/dev/null && echo root=writable || echo root=read-only; \
-             echo env=$FROM_BUNDLE; \
+             echo env=$FROM_BUNDLE; echo ping=$(cat /proc/sys/net/ipv4/ping_group_range | tr '\\t' ' '); \
              echo devnodev=$(awk '$2 == \"/dev\" {print $4}' /proc/mounts | tr ',' '\\n' | grep -c '^nodev$')",
         ],
         |spec| {
             spec["hostname"] = Value::from("bundled");
+            spec["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ping_group_range": "0 1000"});
             spec["process"]["env"]
                 .as_array_mut()
                 .unwrap()
@@ -218,6 +219,11 @@ fn the_bundles_process_settings_are_what_the_container_gets() {
     );
     assert_eq!(run.value("env").as_deref(), Some("yes"));
     assert_eq!(
+        run.value("ping").as_deref(),
+        Some("0 1000"),
+        "linux.sysctl is not applied"
+    );
+    assert_eq!(
         run.value("devnodev").as_deref(),
         Some("1"),
         "/dev must be nodev: {}",
@@ -235,7 +241,7 @@ fn the_bundles_process_settings_are_what_the_container_gets() {
 fn an_unsupported_field_is_named_and_nothing_is_left() {
     let oci = Oci::new("unsupported");
     oci.write_bundle(&["/bin/true"], |spec| {
-        spec["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+        spec["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "0"});
     });
     let id = unique_id("unsupported");
     let before = HostSnapshot::take();

@@ -90,6 +90,7 @@ const SUPPORTED: &[&str] = &[
     "linux.maskedPaths",
     "linux.readonlyPaths",
     "linux.seccomp",
+    "linux.sysctl",
 ];
 
 /// Reads and maps the bundle at `bundle`.
@@ -446,6 +447,40 @@ fn seccomp_filter(seccomp: &Value, sets: Option<&CapabilitySets>) -> Result<crab
         .map_err(|error| unsupported("linux.seccomp", error.to_string()))
 }
 
+/// A sysctl a container may set: one of its own namespaces' (network, ipc, uts), as runc
+/// allows; a host-wide one is refused.
+fn check_sysctl(key: &str, value: &str) -> Result<(), OciError> {
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let field = format!("linux.sysctl.{key}");
+    let well_formed = !key.is_empty()
+        && key
+            .split('.')
+            .all(|part| !part.is_empty() && part != ".." && !part.contains('/'))
+        && !value.contains('\n');
+    let namespaced = key.starts_with("net.")
+        || key.starts_with("fs.mqueue.")
+        || IPC.contains(&key)
+        || key == "kernel.domainname"
+        || key == "kernel.hostname";
+    match (well_formed, namespaced) {
+        (false, _) => Err(unsupported(&field, "not a sysctl name (dot-separated words, one-line value)")),
+        (true, false) => Err(unsupported(
+            &field,
+            "it is not namespaced: it would change the host; only net.*, fs.mqueue.*, the ipc kernel.* ones and kernel.hostname/domainname are",
+        )),
+        (true, true) => Ok(()),
+    }
+}
+
 /// Mount flags and data of an OCI mount's options.
 fn mount_options(options: &[String]) -> Result<(MsFlags, Vec<String>, bool), String> {
     let mut flags = MsFlags::empty();
@@ -567,6 +602,15 @@ fn mount_plan(
             }
         }
     }
+    for (key, value) in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().clone())
+        .unwrap_or_default()
+    {
+        check_sysctl(&key, &value)?;
+        steps.push(MountStep::Sysctl { key, value });
+    }
     let paths = |field: &str| -> Result<Vec<String>, OciError> {
         let listed = match field {
             "maskedPaths" => spec.linux().as_ref().and_then(|l| l.masked_paths().clone()),
@@ -609,9 +653,10 @@ mod tests {
     fn unsupported_fields_are_named_and_empty_ones_pass() {
         let ok = serde_json::json!({"ociVersion": "1.2.0", "hooks": {}, "linux": {"sysctl": {}}, "process": {"args": ["sh"]}});
         assert!(check_supported(&ok, "").is_ok());
-        let sysctl = serde_json::json!({"linux": {"sysctl": {"net.ipv4.ip_forward": "1"}}});
-        let error = check_supported(&sysctl, "").unwrap_err();
-        assert!(error.to_string().contains("linux.sysctl"), "{error}");
+        let hugepages =
+            serde_json::json!({"linux": {"resources": {"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}}});
+        let error = check_supported(&hugepages, "").unwrap_err();
+        assert!(error.to_string().contains("linux.resources.hugepageLimits"), "{error}");
         let hooks = serde_json::json!({"hooks": {"prestart": [{"path": "/bin/true"}]}});
         assert!(check_supported(&hooks, "").unwrap_err().to_string().contains("hooks"));
         let ns_path = serde_json::json!({"linux": {"namespaces": [{"type": "network", "path": "/proc/1/ns/net"}]}});
@@ -622,6 +667,22 @@ mod tests {
         let rlimit =
             serde_json::json!({"process": {"rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]}});
         assert!(check_supported(&rlimit, "").is_ok());
+    }
+
+    #[test]
+    fn only_namespaced_sysctls_are_taken() {
+        assert!(check_sysctl("net.ipv4.ping_group_range", "0 2147483647").is_ok());
+        assert!(check_sysctl("kernel.shmmax", "1024").is_ok());
+        assert!(check_sysctl("fs.mqueue.msg_max", "10").is_ok());
+        for (key, value) in [
+            ("kernel.panic", "1"),
+            ("vm.swappiness", "0"),
+            ("net..x", "1"),
+            ("net.a/b", "1"),
+            ("net.x", "1\n2"),
+        ] {
+            assert!(check_sysctl(key, value).is_err(), "{key}");
+        }
     }
 
     #[test]
