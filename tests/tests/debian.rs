@@ -231,3 +231,47 @@ fn escape_block_devices() {
     };
     escapes::host_block_devices_cannot_be_created(&rootfs);
 }
+
+/// The same rootfs as an OCI bundle's root (runc's default spec from `crabcan spec`, read-only
+/// root, no user namespace): python3 and glibc's NSS run in OCI mode too.
+#[test]
+fn the_debian_rootfs_runs_as_an_oci_bundle() {
+    let Some(rootfs) = debian_rootfs_or_skip() else {
+        return;
+    };
+    let dir = TempDir::new("debian-oci");
+    let bundle = dir.path().join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    let oci = |args: &[&str]| {
+        let output = std::process::Command::new(crabcan_bin())
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        Run::from_output(output)
+    };
+    oci(&["spec", "--bundle", bundle.to_str().unwrap()]).expect_success();
+    let path = bundle.join("config.json");
+    let mut spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    spec["root"]["path"] = serde_json::Value::from(rootfs.display().to_string());
+    spec["process"]["terminal"] = serde_json::Value::Bool(false);
+    spec["process"]["args"] = serde_json::json!([
+        "/bin/sh",
+        "-c",
+        "python3 -c 'print(\"py=\" + str(6 * 7))'; echo user=$(getent passwd root | cut -d: -f1)"
+    ]);
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let before = HostSnapshot::take();
+    let id = unique_hostname("debian-oci");
+    let run = oci(&["run", "--bundle", bundle.to_str().unwrap(), &id]);
+    run.expect_success();
+    assert_eq!(run.value("py").as_deref(), Some("42"), "{run:?}");
+    assert_eq!(run.value("user").as_deref(), Some("root"), "{run:?}");
+    assert!(
+        !dir.path().join("root").join(&id).exists(),
+        "the container's state is left"
+    );
+    before.assert_clean_after(&id);
+}

@@ -210,7 +210,6 @@ fn set_up(
         }
     })?;
     let config = &mut bundle.config;
-    config.hostname = config.hostname.clone();
     config.start_gate = StartGate::Fifo(fifo);
     config.survives_crabcan = true;
     let cgroup_path = match options.cgroup_manager {
