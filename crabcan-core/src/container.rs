@@ -185,6 +185,12 @@ impl CreatedContainer {
         Ok(DetachedContainer { pid, cgroup_paths })
     }
 
+    /// The master of the container's pty (when it was configured with [`crate::Terminal::Pty`]),
+    /// for a caller that hands it on instead of relaying it (an OCI `--console-socket`).
+    pub fn take_pty_master(&mut self) -> Option<OwnedFd> {
+        self.inner.pty_master.take()
+    }
+
     /// Releases the process held before execve. Returns once the command runs (the handshake
     /// socket closes at execve), or with the reason it could not be executed.
     ///

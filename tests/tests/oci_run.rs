@@ -298,3 +298,96 @@ fn pause_freezes_and_resume_thaws_and_ps_lists_the_processes() {
     oci.assert_gone(&id);
     before.assert_clean_after(&id);
 }
+
+/// Receives one message with one descriptor on `stream`: (payload, fd).
+fn receive_fd(stream: &std::os::unix::net::UnixStream) -> (String, std::os::fd::OwnedFd) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut payload = [0u8; 256];
+    let mut control = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: payload.as_mut_ptr().cast(),
+        iov_len: payload.len(),
+    };
+    // SAFETY: msghdr is plain data; every pointer set below is valid for the call.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = &mut iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.as_mut_ptr().cast();
+    message.msg_controllen = control.len();
+    // SAFETY: recvmsg fills the buffers `message` points to.
+    let received = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut message, 0) };
+    assert!(received > 0, "recvmsg: {}", std::io::Error::last_os_error());
+    // SAFETY: the kernel wrote a control message header at the start of `control`.
+    let header = unsafe { libc::CMSG_FIRSTHDR(&message) };
+    assert!(!header.is_null(), "no descriptor came with the message");
+    // SAFETY: an SCM_RIGHTS message carries one int, the descriptor, right after the header.
+    let fd = unsafe {
+        assert_eq!((*header).cmsg_type, libc::SCM_RIGHTS);
+        std::ptr::read_unaligned(libc::CMSG_DATA(header).cast::<i32>())
+    };
+    let name = String::from_utf8_lossy(&payload[..received as usize]).into_owned();
+    // SAFETY: the kernel just installed this descriptor for us.
+    (name, unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// `process.terminal` with `--console-socket`: the pty master goes to the socket (the engine's
+/// side, here the test's), and the container's stdio is its terminal.
+#[test]
+fn a_terminal_is_handed_to_the_console_socket() {
+    use std::io::Read;
+    let oci = Oci::new("console");
+    oci.write_bundle(&["/bin/sh", "-c", "tty; echo from-the-pty"], |spec| {
+        spec["process"]["terminal"] = Value::Bool(true);
+    });
+    let id = unique_id("console");
+    let before = HostSnapshot::take();
+    let socket = oci.scratch.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let bundle = oci.bundle();
+    let socket_arg = socket.display().to_string();
+    let creator = {
+        let (root, bundle, id) = (oci.root(), bundle.clone(), id.clone());
+        std::thread::spawn(move || {
+            Command::new(crabcan_bin())
+                .arg("--root")
+                .arg(root)
+                .args([
+                    "create",
+                    "--bundle",
+                    bundle.to_str().unwrap(),
+                    "--console-socket",
+                    &socket_arg,
+                    &id,
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+        })
+    };
+    let (stream, _) = listener.accept().unwrap();
+    let (name, master) = receive_fd(&stream);
+    assert!(creator.join().unwrap().success(), "create failed");
+    assert!(name.starts_with("/dev/pts/"), "{name}");
+    oci.crabcan(&["start", &id]).expect_success();
+    let mut output = Vec::new();
+    let mut master = std::fs::File::from(master);
+    let mut buffer = [0u8; 1024];
+    // Until the container exits and its side of the pty closes (EIO).
+    while let Ok(n) = master.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        output.extend_from_slice(&buffer[..n]);
+    }
+    let output = String::from_utf8_lossy(&output);
+    assert!(
+        output.contains("/dev/pts/0") && output.contains("from-the-pty"),
+        "{output:?}"
+    );
+    assert!(wait_until(10, || oci.state(&id)["status"] == "stopped"));
+    oci.crabcan(&["delete", &id]).expect_success();
+    oci.assert_gone(&id);
+    before.assert_clean_after(&id);
+}

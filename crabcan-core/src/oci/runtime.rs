@@ -155,10 +155,10 @@ pub fn create(store: &StateStore, id: &str, options: &CreateOptions) -> Result<(
     validate_id(id)?;
     let bundle_dir = absolute(&options.bundle)?;
     let mut bundle = bundle::load(&bundle_dir)?;
-    if bundle.terminal {
+    if bundle.terminal && options.console_socket.is_none() {
         return Err(OciError::Unsupported {
             field: "process.terminal".into(),
-            why: "a detached container's terminal goes through --console-socket, which crabcan does not implement yet; set it to false".into(),
+            why: "cannot allocate a terminal for a detached container without --console-socket".into(),
         });
     }
     refuse_options(options)?;
@@ -226,14 +226,51 @@ fn set_up(
             Some(path)
         }
     };
-    let created = crate::create(config.clone())?;
+    let mut created = crate::create(config.clone())?;
+    if let (true, Some(socket)) = (bundle.terminal, &options.console_socket) {
+        let master = created.take_pty_master().ok_or_else(|| OciError::Unsupported {
+            field: "process.terminal".into(),
+            why: "the container process sent no pty".into(),
+        })?;
+        send_console(socket, &master)?;
+    }
     Ok((created.detach()?, cgroup_path))
+}
+
+/// Hands the container's pty master to whoever listens on `socket`, as runc does: one message,
+/// the pty's name as its payload and the master as its one `SCM_RIGHTS` descriptor.
+fn send_console(socket: &Path, master: &std::os::fd::OwnedFd) -> Result<(), OciError> {
+    use std::os::fd::AsRawFd;
+    let io = |what, source| OciError::Io {
+        what,
+        path: socket.to_owned(),
+        source,
+    };
+    let stream = std::os::unix::net::UnixStream::connect(socket)
+        .map_err(|source| io("connect to the console socket", source))?;
+    let mut number: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes the pty's number into `number`, valid for the call.
+    let name = match unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut number) } {
+        0 => format!("/dev/pts/{number}"),
+        _ => "/dev/ptmx".to_owned(),
+    };
+    let iov = [std::io::IoSlice::new(name.as_bytes())];
+    let fds = [master.as_raw_fd()];
+    let control = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+    nix::sys::socket::sendmsg::<()>(
+        stream.as_raw_fd(),
+        &iov,
+        &control,
+        nix::sys::socket::MsgFlags::empty(),
+        None,
+    )
+    .map(drop)
+    .map_err(|errno| io("send the pty to the console socket", errno.into()))
 }
 
 /// What crabcan does not implement of `create`'s options: an error naming the option.
 fn refuse_options(options: &CreateOptions) -> Result<(), OciError> {
     let refused = [
-        ("--console-socket", options.console_socket.is_some()),
         ("--pidfd-socket", options.pidfd_socket.is_some()),
         ("--no-pivot", options.no_pivot),
         ("--preserve-fds", options.preserve_fds > 0),
@@ -347,6 +384,12 @@ pub fn run(store: &StateStore, id: &str, options: &CreateOptions, detach: bool) 
     }
     validate_id(id)?;
     refuse_options(options)?;
+    if options.console_socket.is_some() {
+        return Err(OciError::Unsupported {
+            field: "--console-socket".into(),
+            why: "a foreground run relays its terminal itself; pass --detach to hand the pty to the socket".into(),
+        });
+    }
     let bundle_dir = absolute(&options.bundle)?;
     let mut bundle = bundle::load(&bundle_dir)?;
     let mut state = ContainerState::new(id, &bundle_dir, &bundle.config.rootfs);
