@@ -121,6 +121,39 @@ fn podman_runs_its_containers_with_crabcan() {
         inside.stdout
     );
     assert_eq!(inside.value("pid").as_deref(), Some("1"));
+    // `-it`: podman gives crabcan a console socket, which gets the container's pty master.
+    if tool_available_or_skip_in_vm("script", "it gives podman a terminal for -it") {
+        let command = podman.command(&[
+            "run",
+            "-it",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=4096:4096",
+            IMAGE,
+            "sh",
+            "-c",
+            "tty; echo done",
+        ]);
+        let line: Vec<String> = std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|arg| format!("'{}'", arg.to_string_lossy()))
+            .collect();
+        let output = Command::new("script")
+            .args(["-qec", &line.join(" "), "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("/dev/pts/0") && stdout.contains("done"),
+            "podman run -it: {stdout:?} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     let left = podman.command(&["ps", "--all", "--quiet"]).output().unwrap();
     assert!(
         String::from_utf8_lossy(&left.stdout).trim().is_empty(),
