@@ -63,7 +63,8 @@ impl Podman {
         command
     }
 
-    fn run(&self, command: &[&str]) -> Run {
+    /// `podman run --rm FLAGS IMAGE COMMAND...` with the options this machine needs.
+    fn run_command(&self, flags: &[&str], command: &[&str]) -> Command {
         let mut args = vec![
             "run",
             "--rm",
@@ -73,10 +74,15 @@ impl Podman {
             "nofile=1024:1024",
             "--ulimit",
             "nproc=4096:4096",
-            IMAGE,
         ];
+        args.extend(flags);
+        args.push(IMAGE);
         args.extend(command);
-        Run::from_output(self.command(&args).output().unwrap())
+        self.command(&args)
+    }
+
+    fn run(&self, command: &[&str]) -> Run {
+        Run::from_output(self.run_command(&[], command).output().unwrap())
     }
 }
 
@@ -123,21 +129,7 @@ fn podman_runs_its_containers_with_crabcan() {
     assert_eq!(inside.value("pid").as_deref(), Some("1"));
     // `-it`: podman gives crabcan a console socket, which gets the container's pty master.
     if tool_available_or_skip_in_vm("script", "it gives podman a terminal for -it") {
-        let command = podman.command(&[
-            "run",
-            "-it",
-            "--rm",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=4096:4096",
-            IMAGE,
-            "sh",
-            "-c",
-            "tty; echo done",
-        ]);
+        let command = podman.run_command(&["-it"], &["sh", "-c", "tty; echo done"]);
         let line: Vec<String> = std::iter::once(command.get_program())
             .chain(command.get_args())
             .map(|arg| format!("'{}'", arg.to_string_lossy()))

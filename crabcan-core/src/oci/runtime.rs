@@ -209,24 +209,10 @@ fn set_up(
             source,
         }
     })?;
-    let config = &mut bundle.config;
-    config.start_gate = StartGate::Fifo(fifo);
-    config.survives_crabcan = true;
-    let cgroup_path = match options.cgroup_manager {
-        CgroupManager::Disabled => {
-            config.limits = None;
-            None
-        }
-        _ => {
-            let path = bundle
-                .cgroups_path
-                .clone()
-                .unwrap_or_else(|| default_cgroup_path(lock.id()));
-            config.cgroup_path = Some(path.clone());
-            Some(path)
-        }
-    };
-    let mut created = crate::create(config.clone())?;
+    bundle.config.start_gate = StartGate::Fifo(fifo);
+    bundle.config.survives_crabcan = true;
+    let cgroup_path = place_cgroup(bundle, lock.id(), options.cgroup_manager);
+    let mut created = crate::create(bundle.config.clone())?;
     if let (true, Some(socket)) = (bundle.terminal, &options.console_socket) {
         let master = created.take_pty_master().ok_or_else(|| OciError::Unsupported {
             field: "process.terminal".into(),
@@ -266,6 +252,20 @@ fn send_console(socket: &Path, master: &std::os::fd::OwnedFd) -> Result<(), OciE
     )
     .map(drop)
     .map_err(|errno| io("send the pty to the console socket", errno.into()))
+}
+
+/// Where the container's cgroup goes: the bundle's `linux.cgroupsPath`, else
+/// [`default_cgroup_path`], set in its configuration; none with `--cgroup-manager disabled`.
+fn place_cgroup(bundle: &mut Bundle, id: &str, manager: CgroupManager) -> Option<PathBuf> {
+    let config = &mut bundle.config;
+    if manager == CgroupManager::Disabled {
+        config.limits = None;
+        config.cgroup_path = None;
+        return None;
+    }
+    let path = bundle.cgroups_path.clone().unwrap_or_else(|| default_cgroup_path(id));
+    config.cgroup_path = Some(path.clone());
+    Some(path)
 }
 
 /// What crabcan does not implement of `create`'s options: an error naming the option.
@@ -395,15 +395,8 @@ pub fn run(store: &StateStore, id: &str, options: &CreateOptions, detach: bool) 
     let mut state = ContainerState::new(id, &bundle_dir, &bundle.config.rootfs);
     state.annotations = bundle.annotations.clone();
     let lock = store.create(&state)?;
-    let config = &mut bundle.config;
-    let cgroup_path = match options.cgroup_manager {
-        CgroupManager::Disabled => {
-            config.limits = None;
-            None
-        }
-        _ => Some(bundle.cgroups_path.clone().unwrap_or_else(|| default_cgroup_path(id))),
-    };
-    config.cgroup_path = cgroup_path.clone();
+    let cgroup_path = place_cgroup(&mut bundle, id, options.cgroup_manager);
+    let config = &bundle.config;
     let outcome = (|| {
         let created = crate::create(config.clone())?;
         state.pid = created.pid().unwrap_or(0);
