@@ -316,6 +316,39 @@ impl ContainerCgroup {
         self.backend().set_frozen(false)
     }
 
+    /// Changes the limits of a live cgroup (OCI `update`): the limits `limits` sets are
+    /// written, the others stay as they are (a set memory limit with no memory+swap sets "no
+    /// swap", as at creation). Validated first ([`Limits::validate`]); a limit the host cannot
+    /// apply follows `missing`, as at creation. Returns the limits not applied.
+    ///
+    /// On cgroup v1 memory+swap can never be below memory, so a raise writes memory+swap before
+    /// memory; a lowering writes memory first.
+    pub fn update(&self, limits: &Limits, missing: MissingController) -> Result<Vec<Unapplied>, CgroupError> {
+        limits.validate()?;
+        let version = match self.v2_path() {
+            Some(_) => Version::V2,
+            None => Version::V1,
+        };
+        let mut writes = limit_writes(limits, version);
+        let mut unapplied = Vec::new();
+        match apply_writes(self.backend(), &writes, version, missing, &mut unapplied) {
+            Err(error) if version == Version::V1 && error.raw_os_error() == Some(libc::EINVAL) => {
+                // A raise above the current memory+swap: the other order.
+                let memory = |w: &LimitWrite| w.file.starts_with("memory.");
+                if let (Some(first), Some(second)) = (
+                    writes.iter().position(|w| memory(w)),
+                    writes.iter().rposition(|w| memory(w)),
+                ) {
+                    writes.swap(first, second);
+                }
+                unapplied.clear();
+                apply_writes(self.backend(), &writes, version, missing, &mut unapplied)?;
+            }
+            result => result?,
+        }
+        Ok(unapplied)
+    }
+
     /// Leaves the cgroup as a crashed crabcan would: its directories stay, and its lease stays
     /// too but is no longer locked, so [`CgroupHost::remove_stale`] removes them. For tests.
     #[doc(hidden)]

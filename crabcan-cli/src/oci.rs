@@ -13,7 +13,7 @@ use crabcan_core::oci::runtime::{self, CgroupManager, CreateOptions, EventsOptio
 use crabcan_core::oci::state::{validate_id, ContainerState, StateStore};
 use crabcan_core::oci::{features, rfc3339, spec, OciError};
 
-use crate::oci_args::{CgroupManagerArg, CreateArgs, ExecArgs, Format, LogFormat, OciCli, OciCommand, Scan};
+use crate::oci_args::{CgroupManagerArg, CreateArgs, ExecArgs, Format, LogFormat, OciCli, OciCommand, Scan, UpdateLimits};
 
 /// The exit status of a failed OCI subcommand, as runc's.
 const EXIT_FAILED: u8 = 1;
@@ -168,9 +168,9 @@ fn run(cli: OciCli) -> Result<i32, String> {
             };
             oci(runtime::events(&store, &id, &options, &mut print_event))
         }
-        OciCommand::Update { resources, id } => {
+        OciCommand::Update { resources, limits, id } => {
             let options = runtime::UpdateOptions {
-                resources: read_resources(&resources)?,
+                resources: update_resources(resources.as_deref(), &limits)?,
             };
             if store.exists(&id).map_err(|e| e.to_string())? {
                 needs_cgroups("update")?;
@@ -273,20 +273,72 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(bad)
 }
 
-/// `update --resources FILE|-`: a runtime-spec `linux.resources` object.
-fn read_resources(path: &Path) -> Result<oci_spec::runtime::LinuxResources, String> {
-    let mut text = Vec::new();
-    let read = if path == Path::new("-") {
-        std::io::stdin().read_to_end(&mut text)
-    } else {
-        std::fs::File::open(path).and_then(|mut file| file.read_to_end(&mut text))
+/// The largest `--resources` object read.
+const MAX_RESOURCES_BYTES: u64 = 1 << 20;
+
+/// `update`'s resources: the `linux.resources` object of `--resources FILE|-` (bounded), with
+/// the single-limit flags set over it.
+fn update_resources(path: Option<&Path>, limits: &UpdateLimits) -> Result<serde_json::Value, String> {
+    let mut resources = match path {
+        Some(path) => read_resources(path)?,
+        None => serde_json::json!({}),
     };
+    if !resources.is_object() {
+        return Err("the resources given to update are not a JSON object (runtime-spec linux.resources)".into());
+    }
+    let size = |flag: &str, value: &str| {
+        crabcan_cgroups::parse_size(value).map_err(|error| format!("{flag} {value:?}: {error}"))
+    };
+    let mut set = |pointer: &str, value: serde_json::Value| {
+        let (parent, key) = pointer.rsplit_once('/').unwrap_or(("", pointer));
+        if resources.pointer(parent).is_none_or(|v| !v.is_object()) {
+            resources[parent.trim_start_matches('/')] = serde_json::json!({});
+        }
+        if let Some(object) = resources.pointer_mut(parent).and_then(|v| v.as_object_mut()) {
+            object.insert(key.to_owned(), value);
+        }
+    };
+    if let Some(memory) = &limits.memory {
+        set("/memory/limit", size("--memory", memory)?.into());
+    }
+    if let Some(swap) = &limits.memory_swap {
+        set("/memory/swap", size("--memory-swap", swap)?.into());
+    }
+    if let Some(pids) = limits.pids_limit {
+        set("/pids/limit", pids.into());
+    }
+    if let Some(shares) = limits.cpu_shares {
+        set("/cpu/shares", shares.into());
+    }
+    if let Some(quota) = limits.cpu_quota {
+        set("/cpu/quota", quota.into());
+    }
+    if let Some(period) = limits.cpu_period {
+        set("/cpu/period", period.into());
+    }
+    if let Some(weight) = limits.blkio_weight {
+        set("/blockIO/weight", weight.into());
+    }
+    Ok(resources)
+}
+
+/// `update --resources FILE|-`: a JSON object, at most [`MAX_RESOURCES_BYTES`].
+fn read_resources(path: &Path) -> Result<serde_json::Value, String> {
     let name = if path == Path::new("-") {
         "stdin".to_owned()
     } else {
         path.display().to_string()
     };
+    let mut text = Vec::new();
+    let read = if path == Path::new("-") {
+        std::io::stdin().take(MAX_RESOURCES_BYTES + 1).read_to_end(&mut text)
+    } else {
+        std::fs::File::open(path).and_then(|file| file.take(MAX_RESOURCES_BYTES + 1).read_to_end(&mut text))
+    };
     read.map_err(|error| format!("cannot read the resources from {name}: {error}"))?;
+    if text.len() as u64 > MAX_RESOURCES_BYTES {
+        return Err(format!("the resources in {name} are larger than {MAX_RESOURCES_BYTES} bytes"));
+    }
     serde_json::from_slice(&text)
         .map_err(|error| format!("the resources in {name} are not a linux.resources object: {error}"))
 }

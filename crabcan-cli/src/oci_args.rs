@@ -241,12 +241,41 @@ pub enum OciCommand {
     Update {
         /// A runtime-spec linux.resources JSON object, from a file or - for stdin
         #[arg(short, long, value_name = "FILE|-")]
-        resources: PathBuf,
+        resources: Option<PathBuf>,
+        /// The single limits below, which override the same ones in --resources
+        #[command(flatten)]
+        limits: UpdateLimits,
         /// The container's id
         id: String,
     },
     /// Print the OCI features this runtime supports, as JSON
     Features,
+}
+
+/// runc's single-limit flags of `update`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct UpdateLimits {
+    /// Memory limit, in bytes or with a unit (64m, 1g)
+    #[arg(short, long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Memory plus swap limit, in bytes or with a unit
+    #[arg(long, value_name = "SIZE")]
+    pub memory_swap: Option<String>,
+    /// Maximum number of tasks
+    #[arg(long, value_name = "N")]
+    pub pids_limit: Option<i64>,
+    /// CPU shares (relative weight, v1 scale)
+    #[arg(long, value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// CPU CFS quota in microseconds per period
+    #[arg(long, value_name = "US")]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS period in microseconds
+    #[arg(long, value_name = "US")]
+    pub cpu_period: Option<u64>,
+    /// Block I/O weight, 10 to 1000
+    #[arg(long, value_name = "N")]
+    pub blkio_weight: Option<u16>,
 }
 
 impl OciCommand {
@@ -520,7 +549,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(&["crabcan", "update", "c1", "--resources", "-"]).command,
-            OciCommand::Update { id, resources } if id == "c1" && resources == Path::new("-")
+            OciCommand::Update { id, resources: Some(resources), .. } if id == "c1" && resources == Path::new("-")
         ));
         assert!(matches!(
             parse(&["crabcan", "events", "c1", "--stats", "--interval", "1s"]).command,

@@ -391,3 +391,80 @@ fn a_terminal_is_handed_to_the_console_socket() {
     oci.assert_gone(&id);
     before.assert_clean_after(&id);
 }
+
+/// The value of `file` in the container's cgroup directory of the hierarchy holding it.
+fn cgroup_file(id: &str, file: &str) -> Option<String> {
+    cgroup_mounts()
+        .into_iter()
+        .map(|mount| mount.join("crabcan").join(id).join(file))
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .map(|text| text.trim().to_owned())
+}
+
+#[test]
+fn events_report_the_cgroups_numbers_and_update_changes_its_limits() {
+    let oci = Oci::new("update");
+    oci.write_bundle(&["/bin/sleep", "1000"], |spec| {
+        spec["linux"]["resources"] = serde_json::json!({"pids": {"limit": 30}, "memory": {"limit": 134217728}});
+    });
+    let id = unique_id("update");
+    let before = HostSnapshot::take();
+    oci.crabcan(&["run", "--detach", "--bundle", oci.bundle().to_str().unwrap(), &id])
+        .expect_success();
+    assert_eq!(cgroup_file(&id, "pids.max").as_deref(), Some("30"));
+
+    let stats = oci.crabcan(&["events", "--stats", &id]);
+    stats.expect_success();
+    let event: Value = serde_json::from_str(stats.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", stats.stdout));
+    assert_eq!(event["type"], "stats");
+    assert_eq!(event["id"], id.as_str());
+    assert!(event["data"]["pids"]["current"].as_u64() >= Some(1), "{event}");
+    assert!(event["data"]["memory"]["usage"]["usage"].as_u64() > Some(0), "{event}");
+
+    oci.crabcan(&["update", "--pids-limit", "7", &id]).expect_success();
+    assert_eq!(cgroup_file(&id, "pids.max").as_deref(), Some("7"));
+    let resources = oci.scratch.path().join("resources.json");
+    std::fs::write(&resources, r#"{"memory": {"limit": 268435456}}"#).unwrap();
+    oci.crabcan(&["update", "--resources", resources.to_str().unwrap(), &id])
+        .expect_success();
+    let memory = cgroup_file(&id, "memory.limit_in_bytes").or_else(|| cgroup_file(&id, "memory.max"));
+    assert_eq!(memory.as_deref(), Some("268435456"));
+    assert_eq!(cgroup_file(&id, "pids.max").as_deref(), Some("7"), "what update was not given stays");
+
+    std::fs::write(&resources, r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}"#).unwrap();
+    let refused = oci.crabcan(&["update", "--resources", resources.to_str().unwrap(), &id]);
+    refused.expect_code(1);
+    assert!(refused.stderr.contains("linux.resources.hugepageLimits"), "{}", refused.stderr);
+    let refused = oci.crabcan(&["update", "--memory", "1k", &id]);
+    refused.expect_code(1);
+    assert_eq!(memory, cgroup_file(&id, "memory.limit_in_bytes").or_else(|| cgroup_file(&id, "memory.max")));
+
+    oci.crabcan(&["delete", "--force", &id]).expect_success();
+    let gone = oci.crabcan(&["events", "--stats", &id]);
+    gone.expect_code(1);
+    assert!(gone.stderr.contains("does not exist"), "{}", gone.stderr);
+    oci.assert_gone(&id);
+    before.assert_clean_after(&id);
+}
+
+#[test]
+fn an_events_stream_ends_when_the_container_stops() {
+    let oci = Oci::new("events");
+    oci.write_bundle(&["/bin/sleep", "1"], |_| {});
+    let id = unique_id("events");
+    let before = HostSnapshot::take();
+    oci.crabcan(&["run", "--detach", "--bundle", oci.bundle().to_str().unwrap(), &id])
+        .expect_success();
+    let stream = oci.crabcan(&["events", "--interval", "200ms", &id]);
+    stream.expect_success();
+    let events: Vec<Value> = stream
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(events.len() >= 2, "a second's stream at 200 ms: {}", stream.stdout);
+    assert!(events.iter().all(|e| e["type"] == "stats" && e["id"] == id.as_str()));
+    oci.crabcan(&["delete", &id]).expect_success();
+    oci.assert_gone(&id);
+    before.assert_clean_after(&id);
+}

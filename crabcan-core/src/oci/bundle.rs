@@ -160,7 +160,7 @@ fn has_supported_members(path: &str) -> bool {
     path.is_empty() || SUPPORTED.iter().any(|allowed| allowed.starts_with(&format!("{path}.")))
 }
 
-fn check_supported(value: &Value, path: &str) -> Result<(), OciError> {
+pub(crate) fn check_supported(value: &Value, path: &str) -> Result<(), OciError> {
     if !path.is_empty() && supported(path) {
         return Ok(());
     }
@@ -388,7 +388,7 @@ fn check_namespaces(linux: Option<&oci_spec::runtime::Linux>) -> Result<(), OciE
     Ok(())
 }
 
-fn limits(value: &Value) -> Result<Limits, OciError> {
+pub(crate) fn limits(value: &Value) -> Result<Limits, OciError> {
     let resources = |pointer: &str| value.pointer(&format!("/linux/resources{pointer}"));
     let number = |pointer: &str| resources(pointer).and_then(Value::as_i64);
     // A negative memory or pids limit means "unlimited", as runc reads it.

@@ -5,6 +5,7 @@
 
 pub mod bundle;
 pub mod features;
+pub mod resources;
 pub mod runtime;
 pub mod spec;
 pub mod state;

@@ -3,8 +3,8 @@
 //! [`StateStore`] of `--root` and a container id; none prints anything.
 //!
 //! `create` (detached: the container's process survives crabcan, held on a FIFO in its state
-//! folder), `start`, `run`, `kill`, `delete`, `ps`, `pause` and `resume` work; `exec`, `events`
-//! and `update` answer [`OciError::NotYetSupported`] so far.
+//! folder), `start`, `run`, `kill`, `delete`, `ps`, `pause` and `resume` work; `exec` answers
+//! [`OciError::NotYetSupported`] so far. `events` and `update` live in [`super::resources`].
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,8 +14,8 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
-use oci_spec::runtime::LinuxResources;
 
+pub use super::resources::{events, update, EventsOptions, UpdateOptions};
 use super::bundle::{self, Bundle};
 use super::state::{process_start_time, validate_id, ContainerLock, ContainerState, StateStore, Status};
 use super::OciError;
@@ -112,31 +112,6 @@ pub struct ExecOptions {
     pub no_new_privs: bool,
     /// Pass this many fds beyond 0-2 to the process.
     pub preserve_fds: u32,
-}
-
-/// Options of `events`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventsOptions {
-    /// Report the container's resource use once and return (`--stats`).
-    pub stats: bool,
-    /// How often to report statistics when streaming (`--interval`, runc's default 5 s).
-    pub interval: Duration,
-}
-
-impl Default for EventsOptions {
-    fn default() -> EventsOptions {
-        EventsOptions {
-            stats: false,
-            interval: Duration::from_secs(5),
-        }
-    }
-}
-
-/// Options of `update`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UpdateOptions {
-    /// The new limits, a runtime-spec `linux.resources` object (`--resources FILE|-`).
-    pub resources: LinuxResources,
 }
 
 /// Where a container's cgroup goes when its bundle names none: `crabcan/<id>` under each
@@ -577,32 +552,8 @@ fn set_frozen(store: &StateStore, id: &str, frozen: bool) -> Result<(), OciError
     lock.save(&state)
 }
 
-/// Reports the container's events (runc's `{"type": ..., "id": ..., "data": ...}` objects) to
-/// `on_event`: one statistics event with `stats`, otherwise a stream until the container stops.
-pub fn events(
-    store: &StateStore,
-    id: &str,
-    options: &EventsOptions,
-    on_event: &mut dyn FnMut(&serde_json::Value),
-) -> Result<(), OciError> {
-    must_exist(store, id)?;
-    let _ = (options, on_event);
-    Err(OciError::NotYetSupported {
-        what: "report a container's events",
-    })
-}
-
-/// Changes a running container's limits.
-pub fn update(store: &StateStore, id: &str, options: &UpdateOptions) -> Result<(), OciError> {
-    must_exist(store, id)?;
-    let _ = options;
-    Err(OciError::NotYetSupported {
-        what: "update a container's limits",
-    })
-}
-
 /// [`OciError::NotExist`] unless container `id` exists.
-fn must_exist(store: &StateStore, id: &str) -> Result<(), OciError> {
+pub(super) fn must_exist(store: &StateStore, id: &str) -> Result<(), OciError> {
     if store.exists(id)? {
         Ok(())
     } else {
