@@ -34,6 +34,7 @@ mod cgroupfs;
 mod child;
 mod config;
 mod container;
+mod copy_up;
 mod error;
 mod exec;
 mod handshake;

@@ -14,6 +14,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 
 use crate::config::ContainerConfig;
+use crate::copy_up;
 use crate::idmap::{self, ReceivedTrees};
 use crate::safe_path::{ensure_dir_in_root, ensure_file_in_root, fd_path, open_in_root, Symlinks};
 use crate::spec::BindMount;
@@ -70,6 +71,13 @@ pub enum MountStep {
     Filesystem {
         target: Cow<'static, str>,
         fstype: Cow<'static, str>,
+        flags: MsFlags,
+        data: String,
+    },
+    /// Mount a tmpfs on a directory that must not be a symlink, holding a copy of what the
+    /// directory held (OCI `tmpcopyup`).
+    TmpfsCopyUp {
+        target: Cow<'static, str>,
         flags: MsFlags,
         data: String,
     },
@@ -250,6 +258,7 @@ impl Mounter {
                 flags,
                 data,
             } => self.mount_filesystem(target, fstype, *flags, data),
+            MountStep::TmpfsCopyUp { target, flags, data } => self.mount_tmpfs_copy_up(target, *flags, data),
             MountStep::Directory { path } => self.with_path(path, |root| {
                 ensure_dir_in_root(root, Path::new(path.as_ref()), Symlinks::Refuse).map(drop)
             }),
@@ -309,6 +318,20 @@ impl Mounter {
         let data = (!data.is_empty()).then_some(data);
         mount(Some(fstype), fd_path(&fd).as_str(), Some(fstype), flags, data)
             .map_err(|errno| self.error(&format!("cannot mount {fstype} on"), target, errno))
+    }
+
+    /// A tmpfs over `target` that starts with `target`'s contents: the directory is opened
+    /// before the tmpfs hides it, then copied from that descriptor (see `copy_up`).
+    fn mount_tmpfs_copy_up(&self, target: &str, flags: MsFlags, data: &str) -> Result<(), MountError> {
+        let below = ensure_dir_in_root(self.root.as_fd(), Path::new(target), Symlinks::Refuse)
+            .and_then(|fd| copy_up::readable_dir(fd.as_fd()))
+            .map_err(|errno| self.error("cannot open the mount point", target, errno))?;
+        self.mount_filesystem(target, "tmpfs", flags, data)?;
+        let tmpfs = open_in_root(self.root.as_fd(), Path::new(target), Symlinks::Refuse)
+            .and_then(|fd| copy_up::readable_dir(fd.as_fd()))
+            .map_err(|errno| self.error("cannot open the new tmpfs", target, errno))?;
+        copy_up::copy_tree(below.as_fd(), tmpfs.as_fd())
+            .map_err(|errno| self.error("cannot copy the image's files (tmpcopyup) into", target, errno))
     }
 
     fn bind_host_device(&self, name: &str) -> Result<(), MountError> {

@@ -152,3 +152,184 @@ fn podman_runs_its_containers_with_crabcan() {
         "podman keeps containers"
     );
 }
+
+impl Podman {
+    /// `podman ARGS` with the options this machine needs after `run`, `create` and the like.
+    fn podman(&self, args: &[&str]) -> Run {
+        Run::from_output(self.command(args).output().unwrap())
+    }
+
+    /// `podman run -d --name NAME ... IMAGE COMMAND`; the container's id.
+    fn run_detached(&self, name: &str, command: &[&str]) -> String {
+        let mut args = vec![
+            "run",
+            "--detach",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=4096:4096",
+            IMAGE,
+        ];
+        args.extend(command);
+        let run = self.podman(&args);
+        run.expect_success();
+        run.stdout.trim().to_owned()
+    }
+
+    /// One field of `podman inspect` of container `name`, e.g. `{{.State.Status}}`.
+    fn inspect(&self, name: &str, format: &str) -> String {
+        let run = self.podman(&["inspect", "--format", format, name]);
+        run.expect_success();
+        run.stdout.trim().to_owned()
+    }
+
+    /// The host pid of container `name`'s first process.
+    fn pid(&self, name: &str) -> i32 {
+        self.inspect(name, "{{.State.Pid}}").parse().unwrap_or(0)
+    }
+
+    /// No container is left in podman, nor crabcan's state (podman calls crabcan without
+    /// `--root`: the default, /run/crabcan) of the containers `ids`.
+    #[track_caller]
+    fn assert_no_containers(&self, ids: &[String]) {
+        let left = self.podman(&["ps", "--all", "--quiet"]);
+        assert!(left.stdout.trim().is_empty(), "podman keeps containers: {}", left.stdout);
+        for id in ids {
+            let state = Path::new("/run/crabcan").join(id);
+            assert!(!state.exists(), "crabcan's state of podman's container is left: {}", state.display());
+        }
+    }
+}
+
+#[test]
+fn podman_manages_detached_containers_run_by_crabcan() {
+    let Some(podman) = Podman::new() else {
+        return;
+    };
+    let before = HostSnapshot::take();
+    let mut ids = vec![podman.run_detached("sleeper", &["sh", "-c", "echo started; exec sleep 1000"])];
+    let pid = podman.pid("sleeper");
+    assert!(pid > 0, "no pid for a running container");
+    let ps = podman.podman(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.stdout.contains("sleeper Up"), "{}", ps.stdout);
+    assert!(wait_until(10, || podman.podman(&["logs", "sleeper"]).stdout.contains("started")));
+    let top = podman.podman(&["top", "sleeper"]);
+    top.expect_success();
+    assert!(top.stdout.contains("sleep 1000"), "{}", top.stdout);
+    let stats = podman.podman(&["stats", "--no-stream", "--format", "{{.PIDs}}", "sleeper"]);
+    stats.expect_success();
+    assert_eq!(stats.stdout.trim(), "1", "{stats:?}");
+
+    podman.podman(&["pause", "sleeper"]).expect_success();
+    assert_eq!(podman.inspect("sleeper", "{{.State.Status}}"), "paused");
+    podman.podman(&["unpause", "sleeper"]).expect_success();
+    assert_eq!(podman.inspect("sleeper", "{{.State.Status}}"), "running");
+
+    podman.podman(&["kill", "sleeper"]).expect_success();
+    podman.podman(&["wait", "sleeper"]).expect_success();
+    assert_eq!(podman.inspect("sleeper", "{{.State.ExitCode}}"), "137");
+    podman.podman(&["rm", "sleeper"]).expect_success();
+
+    // `stop`: SIGTERM first; a command that takes it exits at once, one that ignores it is
+    // SIGKILLed after the timeout (pid 1 ignores signals it has no handler for).
+    ids.push(podman.run_detached("polite", &["sh", "-c", "trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.1; done"]));
+    podman.podman(&["stop", "--time", "10", "polite"]).expect_success();
+    assert_eq!(podman.inspect("polite", "{{.State.ExitCode}}"), "0");
+    assert!(podman.podman(&["logs", "polite"]).stdout.contains("got TERM"));
+    ids.push(podman.run_detached("stubborn", &["sleep", "1000"]));
+    podman.podman(&["stop", "--time", "1", "stubborn"]).expect_success();
+    assert_eq!(podman.inspect("stubborn", "{{.State.ExitCode}}"), "137");
+    ids.push(podman.run_detached("removed", &["sleep", "1000"]));
+    let removed_pid = podman.pid("removed");
+    podman.podman(&["rm", "--force", "polite", "stubborn", "removed"]).expect_success();
+    assert!(
+        !Path::new(&format!("/proc/{removed_pid}")).exists() || std::fs::read_to_string(format!("/proc/{removed_pid}/stat")).unwrap_or_default().contains(") Z"),
+        "rm --force left the container's process"
+    );
+    podman.assert_no_containers(&ids);
+    before.assert_clean_after("sleeper");
+}
+
+#[test]
+fn podman_run_options_reach_the_container() {
+    let Some(podman) = Podman::new() else {
+        return;
+    };
+    let in_container = |flags: &[&str], script: &str| {
+        let run = Run::from_output(podman.run_command(flags, &["sh", "-c", script]).output().unwrap());
+        run.expect_success();
+        run
+    };
+    let limits = in_container(
+        &["--memory", "64m", "--pids-limit", "10", "--cpus", "0.5"],
+        "echo memory=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max); \
+         echo pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max); \
+         echo quota=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/cpu.max)",
+    );
+    assert_eq!(limits.value("memory").as_deref(), Some("67108864"), "{}", limits.stdout);
+    assert_eq!(limits.value("pids").as_deref(), Some("10"), "{}", limits.stdout);
+    let quota = limits.value("quota").unwrap_or_default();
+    assert!(quota == "50000" || quota.starts_with("50000 "), "{}", limits.stdout);
+    // Past the memory limit the command is OOM-killed (podman reports 137; its OOMKilled flag
+    // stays false on this host with runc too).
+    let oom = Run::from_output(
+        podman
+            .run_command(&["--memory", "64m", "--memory-swap", "64m"], &["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"])
+            .output()
+            .unwrap(),
+    );
+    oom.expect_code(137);
+
+    let read_only = in_container(
+        &["--read-only"],
+        "touch /x 2>/dev/null && echo root=writable || echo root=ro; touch /tmp/y && echo tmp=writable; ls /etc > /dev/null",
+    );
+    assert_eq!(read_only.value("root").as_deref(), Some("ro"));
+    assert_eq!(read_only.value("tmp").as_deref(), Some("writable"));
+    // --tmpfs over an image folder starts with its files (podman asks for tmpcopyup).
+    let tmpfs = in_container(&["--tmpfs", "/etc"], "grep -c ' /etc tmpfs' /proc/mounts; grep -c '^root:' /etc/passwd");
+    assert_eq!(tmpfs.stdout.lines().collect::<Vec<_>>(), ["1", "1"], "{}", tmpfs.stdout);
+
+    let data = podman.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("hello"), "from the host").unwrap();
+    let volume = format!("{}:/data", data.display());
+    let rw = in_container(&["-v", &volume], "cat /data/hello; echo; echo made > /data/made");
+    assert!(rw.stdout.contains("from the host"));
+    assert_eq!(std::fs::read_to_string(data.join("made")).unwrap().trim(), "made");
+    let volume_ro = format!("{}:/data:ro", data.display());
+    let ro = in_container(&["-v", &volume_ro], "touch /data/other 2>/dev/null && echo data=rw || echo data=ro");
+    assert_eq!(ro.value("data").as_deref(), Some("ro"));
+
+    let caps = in_container(&["--cap-drop", "all", "--cap-add", "NET_ADMIN"], "grep CapEff /proc/self/status");
+    assert!(caps.stdout.contains("0000000000001000"), "only CAP_NET_ADMIN (bit 12): {}", caps.stdout);
+
+    let profile = podman.path("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let seccomp = format!("seccomp={}", profile.display());
+    let denied = in_container(&["--security-opt", &seccomp], "mkdir /d 2>/dev/null && echo mkdir=ok || echo mkdir=denied");
+    assert_eq!(denied.value("mkdir").as_deref(), Some("denied"));
+
+    let identity = in_container(
+        &["--user", "1000:1000", "-e", "GREETING=hello", "-w", "/tmp", "--hostname", "podhost"],
+        "echo uid=$(id -u) gid=$(id -g); echo greeting=$GREETING; echo cwd=$(pwd); echo host=$(hostname)",
+    );
+    assert_eq!(identity.value("uid").as_deref(), Some("1000 gid=1000"));
+    assert_eq!(identity.value("greeting").as_deref(), Some("hello"));
+    assert_eq!(identity.value("cwd").as_deref(), Some("/tmp"));
+    assert_eq!(identity.value("host").as_deref(), Some("podhost"));
+
+    // A user namespace the engine asks for.
+    let mapped = in_container(&["--uidmap", "0:300000:65536", "--gidmap", "0:300000:65536"], "cat /proc/self/uid_map");
+    let fields: Vec<&str> = mapped.stdout.split_whitespace().collect();
+    assert_eq!(fields, ["0", "300000", "65536"], "{}", mapped.stdout);
+    podman.assert_no_containers(&[]);
+}

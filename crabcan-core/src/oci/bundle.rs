@@ -540,7 +540,9 @@ fn mount_plan(
                 "must name a path below / without '..'",
             ));
         }
-        let options = mount.options().clone().unwrap_or_default();
+        let mut options = mount.options().clone().unwrap_or_default();
+        let copy_up = options.iter().any(|o| o == "tmpcopyup");
+        options.retain(|o| o != "tmpcopyup");
         let (flags, data, read_only) = mount_options(&options).map_err(|why| unsupported(&field("options"), why))?;
         let kind = mount.typ().clone().unwrap_or_default();
         let is_bind = kind == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
@@ -567,8 +569,16 @@ fn mount_plan(
             }));
             continue;
         }
+        if copy_up && kind != "tmpfs" {
+            return Err(unsupported(&field("options"), "tmpcopyup is for tmpfs mounts"));
+        }
         match kind.as_str() {
             "cgroup" | "cgroup2" if target == "sys/fs/cgroup" => cgroup_view = true,
+            "tmpfs" if copy_up => steps.push(MountStep::TmpfsCopyUp {
+                target: target.clone().into(),
+                flags: flags | MsFlags::MS_NODEV,
+                data: data.join(","),
+            }),
             "proc" | "sysfs" | "tmpfs" | "devpts" | "mqueue" => {
                 dev_is_tmpfs |= kind == "tmpfs" && target == "dev";
                 // nodev everywhere but devpts (its ptys are device nodes): a device node made
