@@ -23,6 +23,7 @@ impl Podman {
         let podman = Podman {
             dir: TempDir::new("podman"),
         };
+        podman.write_containers_conf();
         let archive = podman.dir.path().join("rootfs.tar");
         let tar = Command::new("tar")
             .arg("-C")
@@ -56,11 +57,21 @@ impl Podman {
             .arg("--tmpdir")
             .arg(self.path("tmp"))
             .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
-            .arg("--runtime")
-            .arg(crabcan_bin())
+            .args(["--runtime", "crabcan"])
+            .env("CONTAINERS_CONF", self.path("containers.conf"))
             .args(args)
             .stdin(Stdio::null());
         command
+    }
+
+    /// The containers.conf of the README: crabcan as a named runtime that takes JSON logs
+    /// (`--log-format json --log F`, where podman reads a runtime's errors from).
+    fn write_containers_conf(&self) {
+        let conf = format!(
+            "[engine]\nruntime_supports_json = [\"crun\", \"runc\", \"crabcan\"]\n[engine.runtimes]\ncrabcan = [{:?}]\n",
+            crabcan_bin().display().to_string()
+        );
+        std::fs::write(self.path("containers.conf"), conf).unwrap();
     }
 
     /// `podman run --rm FLAGS IMAGE COMMAND...` with the options this machine needs.
@@ -134,8 +145,10 @@ fn podman_runs_its_containers_with_crabcan() {
             .chain(command.get_args())
             .map(|arg| format!("'{}'", arg.to_string_lossy()))
             .collect();
+        // `script` runs the line through a shell: podman's environment goes with it.
         let output = Command::new("script")
             .args(["-qec", &line.join(" "), "/dev/null"])
+            .envs(command.get_envs().filter_map(|(key, value)| Some((key, value?))))
             .stdin(Stdio::null())
             .output()
             .unwrap();
