@@ -468,3 +468,53 @@ fn an_events_stream_ends_when_the_container_stops() {
     oci.assert_gone(&id);
     before.assert_clean_after(&id);
 }
+
+#[test]
+fn twenty_containers_created_at_once_each_get_their_own_state_and_cgroup() {
+    let oci = Oci::new("twenty");
+    oci.write_bundle(&["/bin/sh", "-c", "exit 0"], |_| {});
+    let before = HostSnapshot::take();
+    let ids: Vec<String> = (0..20).map(|n| unique_id(&format!("par{n}"))).collect();
+    let creates: Vec<std::process::Child> = ids
+        .iter()
+        .map(|id| {
+            Command::new(crabcan_bin())
+                .arg("--root")
+                .arg(oci.root())
+                .args(["create", "--bundle", oci.bundle().to_str().unwrap(), id])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (mut create, id) in creates.into_iter().zip(&ids) {
+        assert!(create.wait().unwrap().success(), "create {id} failed");
+    }
+    let list = oci.crabcan(&["list", "--format", "json"]);
+    list.expect_success();
+    let listed: Vec<Value> = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(listed.len(), 20, "{}", list.stdout);
+    assert!(listed.iter().all(|c| c["status"] == "created"), "{}", list.stdout);
+    let pids: std::collections::BTreeSet<i64> = listed.iter().filter_map(|c| c["pid"].as_i64()).collect();
+    assert_eq!(pids.len(), 20, "each has a process of its own");
+    for id in &ids {
+        assert!(cgroup_file(id, "cgroup.procs").is_some(), "{id} has no cgroup");
+    }
+    // A created container can be killed before it ever starts.
+    oci.crabcan(&["kill", &ids[0], "KILL"]).expect_success();
+    assert!(wait_until(10, || oci.state(&ids[0])["status"] == "stopped"));
+    for id in &ids[1..] {
+        oci.crabcan(&["start", id]).expect_success();
+    }
+    for id in &ids {
+        assert!(
+            wait_until(10, || oci.state(id)["status"] == "stopped"),
+            "{id} never stopped"
+        );
+        oci.crabcan(&["delete", id]).expect_success();
+        oci.assert_gone(id);
+        before.assert_clean_after(id);
+    }
+}
