@@ -276,13 +276,35 @@ fn capability_sets(value: &Value) -> Result<CapabilitySets, OciError> {
         CapabilitySet::from_names(&listed)
             .map_err(|error| unsupported(&format!("process.capabilities.{name}"), error.to_string()))
     };
-    Ok(CapabilitySets {
+    let mut sets = CapabilitySets {
         bounding: set("bounding")?,
         effective: set("effective")?,
         permitted: set("permitted")?,
         inheritable: set("inheritable")?,
         ambient: set("ambient")?,
-    })
+    };
+    sets.ambient = raisable_ambient(&sets);
+    Ok(sets)
+}
+
+/// The ambient capabilities the kernel lets the process raise: those both permitted and
+/// inheritable. `runc spec` and `crun spec` list ambient ones that are not inheritable; runc and
+/// crun then run the container without them, warning, and so does crabcan (in its log).
+fn raisable_ambient(sets: &CapabilitySets) -> CapabilitySet {
+    let (kept, dropped): (Vec<&caps::Capability>, Vec<&caps::Capability>) = sets
+        .ambient
+        .0
+        .iter()
+        .partition(|cap| sets.permitted.contains(**cap) && sets.inheritable.contains(**cap));
+    if !dropped.is_empty() {
+        let mut names: Vec<String> = dropped.iter().map(|c| c.to_string()).collect();
+        names.sort();
+        log::warn!(
+            "process.capabilities.ambient: {} not raised: an ambient capability must be permitted and inheritable too",
+            names.join(", ")
+        );
+    }
+    CapabilitySet(kept.into_iter().copied().collect())
 }
 
 fn set_rlimits(config: &mut ContainerConfig, value: &Value) -> Result<(), OciError> {

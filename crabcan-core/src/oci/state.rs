@@ -43,6 +43,9 @@ pub const MAX_ID_LEN: usize = 1024;
 const STATE_FILE: &str = "state.json";
 const STATE_TEMP: &str = ".state.json.tmp";
 const LOCK_FILE: &str = "lock";
+/// How old an unlocked temporary folder must be before another crabcan takes it for the
+/// remains of a creator or remover that died.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 /// Prefix of a container folder being created (not yet renamed to its id).
 const NEW_PREFIX: &str = ".oci-new-";
 /// Prefix of a container folder being removed.
@@ -477,18 +480,19 @@ impl StateStore {
             }
             let path = entry.path();
             let lock = path.join(LOCK_FILE);
-            let stale = match open_lock(&lock, false) {
+            // A creator makes the folder, then its lock file, then takes the lock: a young
+            // folder may be one in those few instructions, so only an old one is judged.
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age > STALE_AFTER);
+            let unlocked = match open_lock(&lock, false) {
                 Ok(file) => flock(&file, libc::LOCK_EX | libc::LOCK_NB, &lock).is_ok(),
-                // A creator makes the folder before its lock: give it the benefit of the doubt
-                // unless the folder is old.
-                Err(_) => entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|modified| modified.elapsed().ok())
-                    .is_some_and(|age| age.as_secs() > 60),
+                Err(_) => true,
             };
-            if stale {
+            if old && unlocked {
                 let _ = fs::remove_dir_all(&path);
             }
         }
@@ -838,8 +842,15 @@ mod tests {
         let stale = root.join(format!("{NEW_PREFIX}dead"));
         fs::create_dir(&stale).unwrap();
         File::create(stale.join(LOCK_FILE)).unwrap();
+        let long_ago = std::time::SystemTime::now() - STALE_AFTER * 2;
+        File::open(&stale).unwrap().set_modified(long_ago).unwrap();
+        // A creator between making its folder and taking its lock: young, so left alone.
+        let young = root.join(format!("{NEW_PREFIX}young"));
+        fs::create_dir(&young).unwrap();
+        File::create(young.join(LOCK_FILE)).unwrap();
         drop(store.create(&state("a")).unwrap());
         assert!(!stale.exists());
+        assert!(young.exists(), "a creator's folder was taken for stale");
         store.lock("a").unwrap().remove().unwrap();
         fs::remove_dir_all(&root).unwrap();
     }
