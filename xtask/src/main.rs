@@ -21,7 +21,7 @@ enum Command {
     Test(cmd::test::TestArgs),
     /// Run the privileged integration tests inside a qemu VM
     TestVm(cmd::test_vm::TestVmArgs),
-    /// Benchmark crabcan against crun, runc, bwrap; writes BENCHMARKS.md and docs/bench.svg
+    /// Benchmark crabcan against crun, runc, bwrap, alone and under podman; writes BENCHMARKS.md and docs/bench.svg
     Bench(cmd::bench::BenchArgs),
 }
 

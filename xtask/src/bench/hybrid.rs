@@ -9,11 +9,10 @@
 
 use std::ffi::CString;
 use std::io;
-use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
 
-use super::measure::{ErrLog, Harness, Sample};
+use super::measure::{ErrLog, Harness, Sample, Trial};
 
 /// How cgroups are mounted on this host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,17 +103,20 @@ fn c_string(s: &str) -> Result<CString, String> {
     CString::new(s).map_err(|_| format!("path with a NUL byte: {s:?}"))
 }
 
+/// Work for the namespace thread: it is given the harness and the thread's
+/// stderr scratch file.
+type Call = Box<dyn FnOnce(&Harness, &mut ErrLog) + Send>;
+
 /// A thread living in the v1-only namespace that runs and measures
-/// commands for the interleaved latency loop (one at a time).
+/// commands for the interleaved latency loop (one at a time), and runs
+/// whatever else must happen in that namespace (the engines' setup).
 pub struct NsWorker {
-    jobs: mpsc::Sender<Command>,
-    results: mpsc::Receiver<Result<Sample, String>>,
+    calls: mpsc::Sender<Call>,
 }
 
 impl NsWorker {
     pub fn spawn(layout: &Layout, harness: &Harness, log_dir: &std::path::Path) -> Result<NsWorker, String> {
-        let (jobs, job_rx) = mpsc::channel::<Command>();
-        let (result_tx, results) = mpsc::channel();
+        let (calls, call_rx) = mpsc::channel::<Call>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let layout = layout.clone();
         let harness = harness.clone();
@@ -128,25 +130,34 @@ impl NsWorker {
                 if !ok {
                     return;
                 }
-                for cmd in job_rx {
-                    if result_tx.send(harness.run(cmd, &mut log)).is_err() {
-                        break;
-                    }
+                for call in call_rx {
+                    call(&harness, &mut log);
                 }
             })
             .map_err(|e| format!("spawning the namespace thread: {e}"))?;
         ready_rx.recv().map_err(|_| "the namespace thread died".to_string())??;
-        Ok(NsWorker { jobs, results })
+        Ok(NsWorker { calls })
     }
 
-    /// Runs `cmd` in the namespace and measures it.
-    pub fn run(&self, cmd: Command) -> Result<Sample, String> {
-        self.jobs
-            .send(cmd)
+    /// Runs `trial` in the namespace and measures it.
+    pub fn run(&self, trial: Trial) -> Result<Sample, String> {
+        self.call(move |harness, log| harness.run_trial(trial, log))?
+    }
+
+    /// Runs `work` on the namespace thread (processes it spawns are in the
+    /// namespace) and returns its result.
+    pub fn call<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Harness, &mut ErrLog) -> T + Send + 'static,
+    ) -> Result<T, String> {
+        let (result_tx, result_rx) = mpsc::channel();
+        let call: Call = Box::new(move |harness, log| {
+            let _ = result_tx.send(work(harness, log));
+        });
+        self.calls
+            .send(call)
             .map_err(|_| "the namespace thread is gone".to_string())?;
-        self.results
-            .recv()
-            .map_err(|_| "the namespace thread is gone".to_string())?
+        result_rx.recv().map_err(|_| "the namespace thread is gone".to_string())
     }
 }
 

@@ -2,7 +2,8 @@
 //! dirs (`<cgroup mount>/**/crabcan/*`), cgroup dirs named after our
 //! container ids (crun/runc), new mounts in /proc/self/mountinfo, leftover
 //! processes that mention our rootfs, bundles or ids, `/tmp/crabcan*`
-//! dirs, and crun/runc state dirs (`/run/crun/<id>`, `/run/runc/<id>`).
+//! dirs, state dirs left in crabcan's OCI `--root`, and crun/runc state
+//! dirs (`/run/crun/<id>`, `/run/runc/<id>`).
 //!
 //! crabcan runs with `--hostname <id prefix>`, so its cgroups
 //! (`crabcan/<hostname>.<pid>`) are told from those of a concurrent crabcan
@@ -45,6 +46,8 @@ pub struct Marks {
     pub id_prefix: String,
     /// Paths whose mention in a command line marks one of our processes.
     pub paths: Vec<String>,
+    /// crabcan's OCI state folder (`--root`): anything left in it leaks.
+    pub crabcan_root: PathBuf,
 }
 
 impl Snapshot {
@@ -85,6 +88,11 @@ impl Snapshot {
         }
         for process in after.processes.difference(&before.processes) {
             report.leaks.push(format!("process left running: {process}"));
+        }
+        for state in children(&marks.crabcan_root) {
+            report
+                .leaks
+                .push(format!("crabcan OCI state left behind: {}", state.display()));
         }
         clean_runtime_leftovers(marks, &mut report);
         report
@@ -130,7 +138,7 @@ fn in_crabcan_dir(path: &Path) -> bool {
 }
 
 /// Directories under every cgroup mount (to [`CGROUP_DEPTH`]) that `want`.
-fn cgroup_dirs(want: impl Fn(&Path) -> bool) -> BTreeSet<PathBuf> {
+pub(super) fn cgroup_dirs(want: impl Fn(&Path) -> bool) -> BTreeSet<PathBuf> {
     let mut found = BTreeSet::new();
     for root in cgroup_mounts() {
         walk(&root, CGROUP_DEPTH, &want, &mut found);

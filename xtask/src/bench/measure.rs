@@ -1,6 +1,8 @@
 //! Timing one container: fork+exec the runtime with stdin/stdout on
 //! /dev/null and stderr in a scratch file, `wait4` for it, and keep the wall
-//! time (spawn to reaped) and the peak RSS from the child's `rusage`.
+//! time (spawn to reaped) and the peak RSS from the child's `rusage`. Also
+//! the four calls an engine makes ([`Lifecycle`]: create, start, wait for
+//! the container's process, delete), timed step by step by the C helper.
 //!
 //! `ru_maxrss` from `wait4` is the largest resident set of the runtime
 //! process itself and of any descendant it waited for (for a runtime that
@@ -9,7 +11,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,42 @@ pub struct Sample {
     pub elapsed: Duration,
     /// Peak RSS in KiB (`ru_maxrss`).
     pub maxrss_kib: u64,
+    /// Step by step, for a [`Lifecycle`].
+    pub steps: Option<Steps>,
+}
+
+/// The four calls of a [`Lifecycle`], each timed (for [`Stats`]: each
+/// step's own median).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Steps {
+    /// `create` spawned to reaped.
+    pub create: Duration,
+    /// `start` spawned to reaped.
+    pub start: Duration,
+    /// `start` reaped to the container's process reaped.
+    pub wait: Duration,
+    /// `delete` spawned to reaped.
+    pub delete: Duration,
+}
+
+/// What one measured run is.
+#[derive(Debug)]
+pub enum Trial {
+    /// A command that runs a container and exits with it.
+    Spawn(Command),
+    /// The engines' four calls.
+    Lifecycle(Box<Lifecycle>),
+}
+
+/// `create --pid-file PID_FILE`, `start`, wait for the process, `delete`;
+/// `force_delete` (`delete --force`) cleans up if a step fails.
+#[derive(Debug)]
+pub struct Lifecycle {
+    pub pid_file: PathBuf,
+    pub create: Command,
+    pub start: Command,
+    pub delete: Command,
+    pub force_delete: Command,
 }
 
 /// A scratch file that receives the runtime's stderr, so a failure can be
@@ -81,6 +119,7 @@ pub fn run_once(mut cmd: Command, log: &mut ErrLog) -> Result<Sample, String> {
     Ok(Sample {
         elapsed,
         maxrss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        steps: None,
     })
 }
 
@@ -99,6 +138,68 @@ impl Harness {
             None => run_once(cmd, log),
         }
     }
+
+    /// Runs one trial and measures it. A lifecycle needs the helper (a
+    /// child subreaper that the container's process is reparented to).
+    pub fn run_trial(&self, trial: Trial, log: &mut ErrLog) -> Result<Sample, String> {
+        match (trial, &self.helper) {
+            (Trial::Spawn(cmd), _) => self.run(cmd, log),
+            (Trial::Lifecycle(lifecycle), Some(helper)) => run_lifecycle(helper, &lifecycle, log),
+            (Trial::Lifecycle(_), None) => {
+                Err("create/start/wait/delete needs the C helper (no C compiler found)".to_string())
+            }
+        }
+    }
+}
+
+/// `spawner --lifecycle PID_FILE N1 CREATE... N2 START... N3 DELETE... N4 FORCE...`.
+fn run_lifecycle(helper: &Path, lifecycle: &Lifecycle, log: &mut ErrLog) -> Result<Sample, String> {
+    let stderr = log.reset().map_err(|e| format!("stderr scratch file: {e}"))?;
+    let mut wrapped = Command::new(helper);
+    wrapped.arg("--lifecycle").arg(&lifecycle.pid_file);
+    for cmd in [
+        &lifecycle.create,
+        &lifecycle.start,
+        &lifecycle.delete,
+        &lifecycle.force_delete,
+    ] {
+        wrapped
+            .arg((1 + cmd.get_args().len()).to_string())
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+    }
+    wrapped.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr);
+    let out = wrapped
+        .output()
+        .map_err(|e| format!("cannot run `{}`: {e}", display(&wrapped)))?;
+    let report = String::from_utf8_lossy(&out.stdout);
+    let parsed = super::spawner::parse_report(&report).zip(super::spawner::parse_steps(&report));
+    let Some(((ns, rss, status), [create, start, wait, delete])) = parsed else {
+        return Err(format!(
+            "`{}`: unreadable report {:?} ({})",
+            display(&wrapped),
+            report.trim(),
+            out.status
+        ));
+    };
+    if let Some(why) = failure(status) {
+        let last = log.last_line();
+        let sep = if last.is_empty() { "" } else { ": " };
+        return Err(format!(
+            "`{}` (create, start, wait, delete) failed ({why}){sep}{last}",
+            display(&lifecycle.create)
+        ));
+    }
+    Ok(Sample {
+        elapsed: Duration::from_nanos(ns),
+        maxrss_kib: rss,
+        steps: Some(Steps {
+            create: Duration::from_nanos(create),
+            start: Duration::from_nanos(start),
+            wait: Duration::from_nanos(wait),
+            delete: Duration::from_nanos(delete),
+        }),
+    })
 }
 
 /// Runs `cmd` under the helper, which times and reaps it.
@@ -121,6 +222,7 @@ fn run_via_helper(helper: &Path, cmd: &Command, log: &mut ErrLog) -> Result<Samp
     Ok(Sample {
         elapsed: Duration::from_nanos(ns),
         maxrss_kib: rss,
+        steps: None,
     })
 }
 
@@ -167,6 +269,8 @@ pub struct Stats {
     /// Median and max of the peak RSS, KiB.
     pub rss_median_kib: u64,
     pub rss_max_kib: u64,
+    /// Each step's median, when every sample has steps.
+    pub steps: Option<Steps>,
 }
 
 impl Stats {
@@ -183,8 +287,24 @@ impl Stats {
             max: *times.last()?,
             rss_median_kib: median_u64(&rss)?,
             rss_max_kib: *rss.last()?,
+            steps: step_medians(samples),
         })
     }
+}
+
+fn step_medians(samples: &[Sample]) -> Option<Steps> {
+    let steps: Vec<Steps> = samples.iter().map(|s| s.steps).collect::<Option<_>>()?;
+    let of = |pick: fn(&Steps) -> Duration| {
+        let mut times: Vec<Duration> = steps.iter().map(pick).collect();
+        times.sort_unstable();
+        median(&times)
+    };
+    Some(Steps {
+        create: of(|s| s.create)?,
+        start: of(|s| s.start)?,
+        wait: of(|s| s.wait)?,
+        delete: of(|s| s.delete)?,
+    })
 }
 
 /// The median of a sorted slice (the mean of the middle two for even n).

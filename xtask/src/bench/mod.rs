@@ -1,17 +1,22 @@
-//! `cargo xtask bench`: crabcan against crun, runc, bubblewrap and an
-//! `unshare ... chroot` floor on one busybox rootfs.
+//! `cargo xtask bench`: crabcan (direct and OCI mode) against crun, runc,
+//! bubblewrap and an `unshare ... chroot` floor on one busybox rootfs, and
+//! under podman against podman's usual runtimes.
 //!
 //! Phases: start-to-exit of `/bin/true` (interleaved runs after a warm-up,
-//! with peak RSS), how crabcan's cost grows with bind mounts and seccomp
-//! profiles, throughput (back to back and K at a time), where crabcan's
-//! time goes (strace, debug timeline), a leak check of the host, and the
-//! report (`BENCHMARKS.md` + an SVG chart). Never part of `cargo test`.
+//! with peak RSS), the OCI runtimes' create + start + wait + delete, how
+//! crabcan's cost grows with bind mounts and seccomp profiles, throughput
+//! (back to back and K at a time), `podman run` with each runtime, where
+//! crabcan's time goes (strace, debug timeline), a leak check of the host,
+//! and the report (`BENCHMARKS.md` + an SVG chart). Never part of
+//! `cargo test`.
 //!
 //! Modules: `runtimes` (command lines), `oci` (bundles), `hybrid` (cgroup
 //! layout, crun's namespace workaround), `measure` (timing + rusage),
-//! `scaling`, `throughput`, `breakdown`, `leaks`, `machine`, `report`.
+//! `scaling`, `throughput`, `engines` (podman), `breakdown`, `leaks`,
+//! `machine`, `report`.
 
 mod breakdown;
+pub mod engines;
 mod hybrid;
 pub mod leaks;
 mod machine;
@@ -26,9 +31,10 @@ mod throughput;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use self::engines::Engines;
 use self::hybrid::{Layout, NsWorker};
-use self::measure::{ErrLog, Harness, Sample, Stats};
-use self::runtimes::{Env, Runtime, ALL};
+use self::measure::{ErrLog, Harness, Sample, Stats, Trial};
+use self::runtimes::{Env, Runtime, ALL, OCI};
 use self::throughput::Throughput;
 use crate::rootfs::{ensure_rootfs, RootfsOptions};
 use crate::util::process::run_checked;
@@ -48,6 +54,9 @@ pub struct Options {
     pub throughput_total: usize,
     pub parallel: usize,
     pub scaling_runs: usize,
+    /// `podman run`s per runtime, and warm-up runs before them.
+    pub engine_runs: usize,
+    pub engine_warmup: usize,
     pub install: bool,
     pub out: PathBuf,
     pub svg: PathBuf,
@@ -65,6 +74,8 @@ impl Options {
             throughput_total: if quick { 20 } else { 200 },
             parallel: 8,
             scaling_runs: if quick { 3 } else { 40 },
+            engine_runs: if quick { 2 } else { 10 },
+            engine_warmup: if quick { 1 } else { 2 },
             install: false,
             out,
             svg,
@@ -99,6 +110,10 @@ pub struct Results {
     pub latency: Vec<(Runtime, Outcome<Stats>)>,
     /// The same runs, each runtime's back to back (A A A ... B B B ...).
     pub back_to_back: Vec<(Runtime, Outcome<Stats>)>,
+    /// The OCI runtimes' create + start + wait + delete.
+    pub lifecycle: Vec<(Runtime, Outcome<Stats>)>,
+    /// `podman run` with each runtime.
+    pub engines: Outcome<Engines>,
     pub scaling: Vec<(String, Outcome<Stats>)>,
     pub throughput: Vec<(Runtime, Outcome<(Throughput, Throughput)>)>,
     pub strace: Outcome<breakdown::StraceFindings>,
@@ -120,6 +135,7 @@ pub fn run(opts: &Options) -> Result<i32, String> {
     let marks = leaks::Marks {
         id_prefix: env.id_prefix.clone(),
         paths: vec![opts.rootfs.display().to_string(), scratch.path().display().to_string()],
+        crabcan_root: env.crabcan_root.clone(),
     };
     let before = leaks::Snapshot::take(&marks);
     let harness = harness(scratch.path());
@@ -139,14 +155,20 @@ pub fn run(opts: &Options) -> Result<i32, String> {
 
     let latency = ctx.latency(&available)?;
     let back_to_back = ctx.back_to_back(&available)?;
+    let lifecycle = ctx.lifecycle(&available)?;
     let scaling = ctx.scaling()?;
     let throughput = ctx.throughput(&available);
+    let engines = ctx.engines(&available);
     let (strace, timeline) = ctx.breakdown();
     drop(worker);
-    let leaks = leaks::Snapshot::compare(&before, &marks);
+    let mut leaks = leaks::Snapshot::compare(&before, &marks);
+    if let Outcome::Done(engines) = &engines {
+        leaks.leaks.extend(engines.leaks.iter().cloned());
+        leaks.cleaned.extend(engines.cleaned.iter().cloned());
+    }
 
     let programs = ALL.iter().filter(|r| available.contains(&r.program())).map(|r| {
-        let path = if *r == Runtime::Crabcan {
+        let path = if r.is_crabcan() {
             opts.crabcan.clone()
         } else {
             runtimes::find_on_path(r.program()).unwrap_or_default()
@@ -155,11 +177,18 @@ pub fn run(opts: &Options) -> Result<i32, String> {
     });
     let mut programs: Vec<_> = programs.collect();
     programs.dedup_by(|a, b| a.0 == b.0);
+    for engine in ["podman", "conmon"] {
+        if let Some(path) = runtimes::find_on_path(engine) {
+            programs.push((engine.to_string(), path));
+        }
+    }
     let results = Results {
         options: opts.clone(),
         machine: machine::describe(&layout, &programs),
         latency,
         back_to_back,
+        lifecycle,
+        engines,
         scaling,
         throughput,
         strace,
@@ -181,7 +210,7 @@ fn check_programs(opts: &Options) -> Result<Vec<&'static str>, String> {
             opts.crabcan.display()
         ));
     }
-    let wanted: Vec<Runtime> = ALL.into_iter().filter(|r| *r != Runtime::Crabcan).collect();
+    let wanted: Vec<Runtime> = ALL.into_iter().filter(|r| !r.is_crabcan()).collect();
     let missing = |rs: &[Runtime]| -> Vec<Runtime> { rs.iter().copied().filter(|r| !r.installed()).collect() };
     let mut absent = missing(&wanted);
     let strace_absent = runtimes::find_on_path("strace").is_none();
@@ -213,6 +242,10 @@ fn check_programs(opts: &Options) -> Result<Vec<&'static str>, String> {
 fn prepare(opts: &Options, scratch: &Path) -> Result<Env, String> {
     let rootfs = std::path::absolute(&opts.rootfs).map_err(|e| format!("{}: {e}", opts.rootfs.display()))?;
     let (bundle_default, bundle_full) = oci::write_bundles(&scratch.join("bundles"), &rootfs)?;
+    let (crabcan_root, pid_dir) = (scratch.join("crabcan-root"), scratch.join("pids"));
+    for dir in [&crabcan_root, &pid_dir] {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
     let bind_source = scratch.join("bind-source");
     std::fs::create_dir_all(&bind_source).map_err(|e| format!("creating {}: {e}", bind_source.display()))?;
     scaling::write_big_profile(&scratch.join("seccomp-300.json"))?;
@@ -221,6 +254,8 @@ fn prepare(opts: &Options, scratch: &Path) -> Result<Env, String> {
         rootfs,
         bundle_default,
         bundle_full,
+        crabcan_root,
+        pid_dir,
         id_prefix: format!("xtask-bench-{}", std::process::id()),
     })
 }
@@ -238,22 +273,33 @@ fn harness(scratch: &Path) -> Harness {
 }
 
 fn exit_code(results: &Results) -> i32 {
-    let crabcan_failed = results
-        .latency
-        .iter()
-        .any(|(r, o)| *r == Runtime::Crabcan && matches!(o, Outcome::Failed(_)))
+    let crabcan_failed_in = |rows: &[(Runtime, Outcome<Stats>)]| {
+        rows.iter()
+            .any(|(r, o)| r.is_crabcan() && matches!(o, Outcome::Failed(_)))
+    };
+    let engine_failed = match &results.engines {
+        Outcome::Done(engines) => engines
+            .rows
+            .iter()
+            .any(|(r, o)| *r == engines::EngineRuntime::Crabcan && matches!(o, Outcome::Failed(_))),
+        Outcome::Failed(_) => true,
+        Outcome::Skipped(_) => false,
+    };
+    let crabcan_failed = crabcan_failed_in(&results.latency)
+        || crabcan_failed_in(&results.lifecycle)
+        || engine_failed
         || results.scaling.iter().any(|(_, o)| matches!(o, Outcome::Failed(_)))
         || results
             .throughput
             .iter()
-            .any(|(r, o)| *r == Runtime::Crabcan && matches!(o, Outcome::Failed(_)));
+            .any(|(r, o)| r.is_crabcan() && matches!(o, Outcome::Failed(_)));
     i32::from(crabcan_failed || !results.leaks.leaks.is_empty())
 }
 
 /// One command to measure repeatedly.
 struct Job {
     label: String,
-    make: Box<dyn Fn() -> Command>,
+    make: Box<dyn Fn() -> Trial>,
     in_namespace: bool,
     samples: Vec<Sample>,
     failure: Option<String>,
@@ -276,7 +322,9 @@ impl Ctx<'_> {
             .iter()
             .map(|&r| {
                 let env = self.env.clone();
-                job(r.label(), r.needs_v1_only_namespace(), move || r.command(&env))
+                job(r.label(), r.needs_v1_only_namespace(), move || {
+                    Trial::Spawn(r.command(&env))
+                })
             })
             .collect();
         eprintln!(
@@ -308,11 +356,58 @@ impl Ctx<'_> {
         let mut out = Vec::new();
         for r in ALL.into_iter().filter(|r| available.contains(&r.program())) {
             let env = self.env.clone();
-            let one = vec![job(r.label(), r.needs_v1_only_namespace(), move || r.command(&env))];
+            let one = vec![job(r.label(), r.needs_v1_only_namespace(), move || {
+                Trial::Spawn(r.command(&env))
+            })];
             let mut done = self.interleave(one, self.opts.runs)?;
             out.push((r, done.pop().unwrap_or(Outcome::Skipped("no runs".to_string()))));
         }
         Ok(out)
+    }
+
+    /// The four calls an engine makes (create, start, wait for the
+    /// process, delete) for each OCI runtime, interleaved.
+    fn lifecycle(&self, available: &[&str]) -> Result<Vec<(Runtime, Outcome<Stats>)>, String> {
+        let present: Vec<Runtime> = OCI.into_iter().filter(|r| available.contains(&r.program())).collect();
+        let jobs = present
+            .iter()
+            .map(|&r| {
+                let env = self.env.clone();
+                job(r.label(), r.needs_v1_only_namespace(), move || {
+                    match r.lifecycle(&env) {
+                        Some(lifecycle) => Trial::Lifecycle(Box::new(lifecycle)),
+                        None => Trial::Spawn(r.command(&env)),
+                    }
+                })
+            })
+            .collect();
+        eprintln!(
+            "bench: create + start + wait + delete, {} OCI runtimes x {} runs (+{} warm-up), interleaved",
+            present.len(),
+            self.opts.runs,
+            self.opts.warmup
+        );
+        let done = self.interleave(jobs, self.opts.runs)?;
+        let mut out: Vec<(Runtime, Outcome<Stats>)> = present.into_iter().zip(done).collect();
+        for r in OCI.into_iter().filter(|r| !available.contains(&r.program())) {
+            out.push((r, Outcome::Skipped(format!("{} not installed", r.program()))));
+        }
+        out.sort_by_key(|(r, _)| OCI.iter().position(|x| x == r));
+        Ok(out)
+    }
+
+    /// `podman run --rm IMAGE /bin/true` with each runtime.
+    fn engines(&self, available: &[&str]) -> Outcome<Engines> {
+        engines::measure(&engines::Setup {
+            scratch: self.scratch,
+            rootfs: &self.env.rootfs,
+            crabcan: &self.env.crabcan,
+            harness: self.harness,
+            worker: self.worker,
+            available,
+            runs: self.opts.engine_runs,
+            warmup: self.opts.engine_warmup,
+        })
     }
 
     fn scaling(&self) -> Result<Vec<(String, Outcome<Stats>)>, String> {
@@ -327,7 +422,7 @@ impl Ctx<'_> {
             .into_iter()
             .map(|v| {
                 let env = self.env.clone();
-                job(&v.label, false, move || runtimes::crabcan(&env, &v.args))
+                job(&v.label, false, move || Trial::Spawn(runtimes::crabcan(&env, &v.args)))
             })
             .collect();
         eprintln!(
@@ -359,11 +454,11 @@ impl Ctx<'_> {
     }
 
     fn measure_one(&self, job: &Job, log: &mut ErrLog) -> Result<Sample, String> {
-        let cmd = (job.make)();
+        let trial = (job.make)();
         match (job.in_namespace, self.worker) {
-            (true, Some(worker)) => worker.run(cmd),
+            (true, Some(worker)) => worker.run(trial),
             (true, None) => Err("the v1-only namespace thread is not running".to_string()),
-            (false, _) => self.harness.run(cmd, log),
+            (false, _) => self.harness.run_trial(trial, log),
         }
     }
 
@@ -399,7 +494,7 @@ impl Ctx<'_> {
     }
 }
 
-fn job(label: &str, in_namespace: bool, make: impl Fn() -> Command + 'static) -> Job {
+fn job(label: &str, in_namespace: bool, make: impl Fn() -> Trial + 'static) -> Job {
     Job {
         label: label.to_string(),
         make: Box::new(make),

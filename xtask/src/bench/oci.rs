@@ -1,8 +1,15 @@
-//! The OCI bundles for crun and runc, both on the bench rootfs:
+//! The OCI bundles for crun, runc and crabcan's OCI mode, all on the bench
+//! rootfs:
 //!
 //! - "default spec": what `crun spec` writes (pid, network, ipc, uts and
 //!   mount namespaces, three capabilities, no seccomp, no user or cgroup
-//!   namespace, no limits), running `/bin/true` without a terminal.
+//!   namespace, no limits), running `/bin/true` without a terminal. One
+//!   change: the ambient capability set is empty. `crun spec` (and `runc
+//!   spec`) list the three capabilities as ambient but none as inheritable,
+//!   so the kernel refuses to raise them (`PR_CAP_AMBIENT_RAISE`: EPERM);
+//!   crun and runc drop that error silently (the container runs with
+//!   `CapAmb: 0`), crabcan refuses the config. Empty, the set is what crun
+//!   and runc end up with anyway.
 //! - "full": comparable to crabcan's default isolation: adds the user
 //!   namespace (0→100000, 65536 ids, so the rootfs ownership matches), the
 //!   cgroup namespace, memory 1 GiB and pids 64 limits, and the seccomp
@@ -57,7 +64,7 @@ fn default_spec(rootfs: &Path) -> Value {
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
             "cwd": "/",
             "capabilities": {
-                "bounding": caps, "effective": caps, "inheritable": [], "permitted": caps, "ambient": caps
+                "bounding": caps, "effective": caps, "inheritable": [], "permitted": caps, "ambient": []
             },
             "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
             "noNewPrivileges": true
@@ -148,5 +155,9 @@ mod tests {
             .as_array()
             .is_some_and(|s| !s.is_empty()));
         assert_eq!(full["root"]["path"], "/r");
+        // No ambient capability that is not also inheritable: it cannot be raised.
+        let caps = &default["process"]["capabilities"];
+        assert_eq!(caps["ambient"], json!([]));
+        assert_eq!(caps["inheritable"], json!([]));
     }
 }

@@ -1,11 +1,13 @@
 //! The report: `BENCHMARKS.md` (machine, tables, verdicts against the
-//! issue's targets, where crabcan's time goes, leak check, notes), a
+//! issues' targets, the OCI runtimes' create/start/wait/delete, `podman run`
+//! with each runtime, where crabcan's time goes, leak check, notes), a
 //! hand-written SVG bar chart of median start-to-exit per runtime, and a
 //! short summary on stdout.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::engines::{EngineRuntime, EngineStats};
 use super::measure::{mib, ms, Stats};
 use super::runtimes::{Runtime, Spec};
 use super::{Outcome, Results};
@@ -14,6 +16,7 @@ use super::{Outcome, Results};
 fn issue_figure(r: Runtime) -> &'static str {
     match r {
         Runtime::Crabcan => "target: ≤ 1.5× floor",
+        Runtime::CrabcanOci(_) => "target (issue 12): below crun and runc",
         Runtime::Crun(Spec::Default) => "8 ms, 3.3 MiB",
         Runtime::Crun(Spec::Full) => "~33 ms",
         Runtime::Runc(Spec::Default) => "25 ms, 9.7 MiB",
@@ -51,6 +54,19 @@ fn back_to_back(results: &Results, r: Runtime) -> Option<&Stats> {
         .iter()
         .find(|(x, _)| *x == r)
         .and_then(|(_, o)| o.done())
+}
+
+fn lifecycle_of(results: &Results, r: Runtime) -> Option<&Stats> {
+    results
+        .lifecycle
+        .iter()
+        .find(|(x, _)| *x == r)
+        .and_then(|(_, o)| o.done())
+}
+
+fn engine_of(results: &Results, r: EngineRuntime) -> Option<&EngineStats> {
+    let engines = results.engines.done()?;
+    engines.rows.iter().find(|(x, _)| *x == r).and_then(|(_, o)| o.done())
 }
 
 fn per_second(results: &Results, r: Runtime) -> Option<(f64, f64)> {
@@ -119,14 +135,106 @@ pub fn verdicts(results: &Results) -> Vec<String> {
     out
 }
 
+/// One line per target of issue 12: crabcan fastest and smallest of the
+/// OCI runtimes, alone and under podman.
+pub fn engine_verdicts(results: &Results) -> Vec<String> {
+    let mut out = Vec::new();
+    for (what, pick) in [
+        ("fastest", (|s: &Stats| s.median.as_nanos() as u64) as fn(&Stats) -> u64),
+        ("lowest peak RSS", |s: &Stats| s.rss_median_kib),
+    ] {
+        let mut parts = Vec::new();
+        let mut all_met = true;
+        let mut measured = false;
+        for spec in [Spec::Default, Spec::Full] {
+            let Some(c) = lifecycle_of(results, Runtime::CrabcanOci(spec)) else {
+                continue;
+            };
+            let others: Vec<(Runtime, &Stats)> = [Runtime::Crun(spec), Runtime::Runc(spec)]
+                .into_iter()
+                .filter_map(|r| Some((r, lifecycle_of(results, r)?)))
+                .collect();
+            if others.is_empty() {
+                continue;
+            }
+            measured = true;
+            all_met &= others.iter().all(|(_, o)| pick(c) < pick(o));
+            let show = |s: &Stats| {
+                if what == "fastest" {
+                    format!("{} ms", ms(s.median))
+                } else {
+                    format!("{} MiB", mib(s.rss_median_kib))
+                }
+            };
+            let rest: Vec<String> = others
+                .iter()
+                .map(|(r, s)| format!("{} {}", r.label(), show(s)))
+                .collect();
+            parts.push(format!(
+                "{} {}, {}",
+                Runtime::CrabcanOci(spec).label(),
+                show(c),
+                rest.join(", ")
+            ));
+        }
+        out.push(if measured {
+            let met = if all_met { "met" } else { "NOT met" };
+            format!("create + start + wait + delete, crabcan {what} of the OCI runtimes: {met} ({}; medians)", parts.join("; "))
+        } else {
+            format!("create + start + wait + delete, crabcan {what} of the OCI runtimes: not measured (crun and runc missing?)")
+        });
+    }
+    let crabcan = engine_of(results, EngineRuntime::Crabcan);
+    let others: Vec<(EngineRuntime, &EngineStats)> = [EngineRuntime::Runc, EngineRuntime::Crun]
+        .into_iter()
+        .filter_map(|r| Some((r, engine_of(results, r)?)))
+        .collect();
+    match crabcan {
+        Some(c) if !others.is_empty() => {
+            let fastest = others.iter().all(|(_, o)| c.podman.median < o.podman.median);
+            let times: Vec<String> = others
+                .iter()
+                .map(|(r, o)| format!("{} {} ms", r.name(), ms(o.podman.median)))
+                .collect();
+            out.push(format!(
+                "podman run, crabcan fastest: {} (crabcan {} ms, {}; medians)",
+                if fastest { "met" } else { "NOT met" },
+                ms(c.podman.median),
+                times.join(", ")
+            ));
+            let smallest = others
+                .iter()
+                .all(|(_, o)| c.runtime_rss_median_kib < o.runtime_rss_median_kib);
+            let sizes: Vec<String> = others
+                .iter()
+                .map(|(r, o)| format!("{} {} MiB", r.name(), mib(o.runtime_rss_median_kib)))
+                .collect();
+            out.push(format!(
+                "podman run, crabcan's peak RSS lowest: {} (crabcan {} MiB, {}; the runtime's largest call, median)",
+                if smallest { "met" } else { "NOT met" },
+                mib(c.runtime_rss_median_kib),
+                sizes.join(", ")
+            ));
+        }
+        _ => out.push("podman run, crabcan fastest and smallest: not measured (see the podman section)".to_string()),
+    }
+    out
+}
+
 fn markdown(results: &Results) -> String {
     let mut md = String::new();
     header(&mut md, results);
     latency_table(&mut md, results);
     throughput_table(&mut md, results);
+    lifecycle_table(&mut md, results);
+    engines_section(&mut md, results);
     scaling_table(&mut md, results);
     let _ = writeln!(md, "## Targets (issue 6)\n");
     for line in verdicts(results) {
+        let _ = writeln!(md, "- {line}");
+    }
+    let _ = writeln!(md, "\n## Targets (issue 12)\n");
+    for line in engine_verdicts(results) {
         let _ = writeln!(md, "- {line}");
     }
     let _ = writeln!(md, "\nTargets are reported, not enforced.\n");
@@ -172,6 +280,7 @@ fn latency_table(md: &mut String, results: &Results) {
         o.warmup,
         harness_text(results.helper)
     );
+    let _ = writeln!(md, "\"crabcan OCI\" is crabcan's OCI mode, `crabcan --root SCRATCH/crabcan-root run --bundle B <unique id>` (create + start + wait + delete in one call), on the same \"default spec\" and \"full\" bundles as crun and runc (see the notes).\n");
     let _ = writeln!(md, "The column \"back to back\" repeats the measurement with each runtime's runs one after the other instead of interleaved (same runs and warm-up): the difference is what a runtime pays for not following a run of itself; for crabcan on this host that is mostly the cgroup v1 attach (see \"Where crabcan's time goes\").\n");
     let _ = writeln!(md, "| runtime | median ms | min ms | max ms | × crabcan | peak RSS MiB (median / max) | back to back: median ms | issue's earlier figure |");
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|");
@@ -245,6 +354,101 @@ fn throughput_table(md: &mut String, results: &Results) {
             }
             None => {
                 let _ = writeln!(md, "| {} | {} | |", r.label(), status_text(outcome).unwrap_or_default());
+            }
+        }
+    }
+    let _ = writeln!(md);
+}
+
+fn lifecycle_table(md: &mut String, results: &Results) {
+    let o = &results.options;
+    let _ = writeln!(md, "## What an engine calls: create, start, wait, delete\n");
+    let _ = writeln!(md, "The four calls podman (through conmon) and containerd (through its shim) make of an OCI runtime for one container: `create --bundle B --pid-file F ID`, `start ID`, wait for the container's process to end, `delete ID`. {} runs per runtime after {} warm-up runs, interleaved. The C helper plays the engine: it is a child subreaper (`PR_SET_CHILD_SUBREAPER`, as conmon and the shim are), so the process `create` leaves behind becomes its child; it times each call from fork to `wait4` and the wait from `start` returning to the container's process reaped. Peak RSS is the largest `ru_maxrss` of the three runtime processes and of the container's process (the runtime's own code until it execs `/bin/true`: `runc init`, crun's and crabcan's container process). crabcan uses `--root SCRATCH/crabcan-root`, crun and runc their default roots; crun runs in the v1-only namespace (see the notes). Each column is that step's own median, so the steps need not add up to the total.\n", o.runs, o.warmup);
+    let _ = writeln!(md, "| runtime | create ms | start ms | wait ms | delete ms | total: median ms | min ms | max ms | × crabcan OCI | peak RSS MiB (median / max) |");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (r, outcome) in &results.lifecycle {
+        let spec = match r {
+            Runtime::CrabcanOci(spec) | Runtime::Crun(spec) | Runtime::Runc(spec) => *spec,
+            _ => Spec::Full,
+        };
+        let base = lifecycle_of(results, Runtime::CrabcanOci(spec)).map(|s| s.median.as_secs_f64());
+        match outcome {
+            Outcome::Done(s) => {
+                let ratio = base.map_or("–".to_string(), |b| {
+                    format!("{:.2}", s.median.as_secs_f64() / b.max(1e-9))
+                });
+                let step = |pick: fn(&super::measure::Steps) -> std::time::Duration| {
+                    s.steps.as_ref().map_or("–".to_string(), |steps| ms(pick(steps)))
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {ratio} | {} / {} |",
+                    r.label(),
+                    step(|x| x.create),
+                    step(|x| x.start),
+                    step(|x| x.wait),
+                    step(|x| x.delete),
+                    ms(s.median),
+                    ms(s.min),
+                    ms(s.max),
+                    mib(s.rss_median_kib),
+                    mib(s.rss_max_kib)
+                );
+            }
+            other => {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | | | | | | | | |",
+                    r.label(),
+                    status_text(other).unwrap_or_default()
+                );
+            }
+        }
+    }
+    let _ = writeln!(md);
+}
+
+fn engines_section(md: &mut String, results: &Results) {
+    let _ = writeln!(md, "## Under an engine: `podman run --rm IMAGE /bin/true`\n");
+    let engines = match &results.engines {
+        Outcome::Done(engines) => engines,
+        other => {
+            let _ = writeln!(md, "podman: {}\n", status_text(other).unwrap_or_default());
+            return;
+        }
+    };
+    let _ = writeln!(md, "`podman --runtime R run --rm --pull never --network none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 IMAGE /bin/true`, {} runs per runtime after {} warm-up runs, interleaved; timed by the C helper from fork to `podman run` reaped. Each runtime has podman storage of its own in the bench's scratch (`--root`, `--runroot`, `--tmpdir`, `TMPDIR`, `--cgroup-manager cgroupfs`, `--events-backend file`) and an image `podman import`ed from the bench rootfs; a `containers.conf` of the bench's lists all three runtimes in `runtime_supports_json`, so podman passes each `--log-format=json --log F`. crun's podman runs in the v1-only namespace (see the notes). After each run the bench waits, untimed, until no process mentions the podman folders (conmon's `podman container cleanup` outlives `podman run`).\n", engines.runs, engines.warmup);
+    let _ = writeln!(md, "The runtime's peak RSS: podman is given a small static wrapper named like the runtime (`xtask/src/bench/rsswrap.c`) that runs the real runtime as its child and logs each call's `ru_maxrss`; a run's figure is its largest call. It is the runtime processes' own (podman's and conmon's are not in it, nor the container's process, which conmon reaps). The wrapper adds one fork and exec of a static binary to every runtime call, for each runtime alike. podman's peak RSS is the podman client's.\n");
+    let _ = writeln!(md, "| podman --runtime | median ms | min ms | max ms | × crabcan | runtime's peak RSS MiB (median / max) | podman's peak RSS MiB (median) | runtime calls per run |");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|");
+    let base = engine_of(results, EngineRuntime::Crabcan).map(|s| s.podman.median.as_secs_f64());
+    for (r, outcome) in &engines.rows {
+        match outcome {
+            Outcome::Done(e) => {
+                let s = &e.podman;
+                let ratio = base.map_or("–".to_string(), |b| {
+                    format!("{:.2}", s.median.as_secs_f64() / b.max(1e-9))
+                });
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {ratio} | {} / {} | {} | {} |",
+                    r.name(),
+                    ms(s.median),
+                    ms(s.min),
+                    ms(s.max),
+                    mib(e.runtime_rss_median_kib),
+                    mib(e.runtime_rss_max_kib),
+                    mib(s.rss_median_kib),
+                    e.calls.join(", ")
+                );
+            }
+            other => {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | | | | | | |",
+                    r.name(),
+                    status_text(other).unwrap_or_default()
+                );
             }
         }
     }
@@ -346,7 +550,7 @@ fn leak_section(md: &mut String, results: &Results) {
     let _ = writeln!(md, "## Host state after the bench\n");
     let l = &results.leaks;
     if l.leaks.is_empty() {
-        let _ = writeln!(md, "No leaks: no crabcan cgroups (`*/crabcan/*`), no new mounts, no leftover processes, no `/tmp/crabcan*` dirs.");
+        let _ = writeln!(md, "No leaks: no crabcan cgroups (`*/crabcan/*`, and those of podman's crabcan containers), no new mounts, no leftover processes, no `/tmp/crabcan*` dirs, nothing left in crabcan's OCI `--root`.");
     }
     for leak in &l.leaks {
         let _ = writeln!(md, "- LEAK: {leak}");
@@ -357,10 +561,10 @@ fn leak_section(md: &mut String, results: &Results) {
     if l.cleaned.is_empty() {
         let _ = writeln!(
             md,
-            "No crun/runc state dirs or cgroups left for the bench's container ids."
+            "No crun/runc state dirs or cgroups left for the bench's container ids, nothing of podman's left to remove."
         );
     } else {
-        let _ = writeln!(md, "\ncrun/runc leftovers, removed by the bench:\n");
+        let _ = writeln!(md, "\nLeftovers of crun, runc and podman, removed by the bench:\n");
         for c in &l.cleaned {
             let _ = writeln!(md, "- {c}");
         }
@@ -371,6 +575,7 @@ fn leak_section(md: &mut String, results: &Results) {
 fn notes(md: &mut String, results: &Results) {
     let _ = writeln!(md, "## Notes\n");
     let _ = writeln!(md, "- crabcan: `crabcan --no-tty --mount ROOTFS --hostname xtask-bench-PID -- /bin/true` (the hostname only names the cgroup, for the leak check): user, mount, pid, uts, ipc, net and cgroup namespaces, default seccomp profile, cgroup limits (1G memory, 64 pids, cpu and io weight), capabilities dropped.");
+    let _ = writeln!(md, "- crabcan OCI: `crabcan --root SCRATCH/crabcan-root run --bundle B <unique id>` on the same two bundles as crun and runc. One change to `crun spec`'s config, for all three runtimes: the ambient capability set is empty. `crun spec` (and `runc spec`) list three ambient capabilities that are not inheritable, which the kernel refuses to raise (`PR_CAP_AMBIENT_RAISE`: EPERM); crun and runc drop the error silently (their containers run with `CapAmb: 0`), crabcan refuses the config. Emptied, the set is what crun and runc run with anyway, so no runtime's work changes.");
     let _ = writeln!(md, "- crun/runc \"default spec\": `crun spec`'s config (pid, net, ipc, uts, mount namespaces; no user or cgroup namespace, no seccomp, no limits). \"full\": plus user namespace (0→100000, 65536 ids), cgroup namespace, memory 1 GiB and pids 64 limits, and crabcan's default seccomp profile as OCI JSON. Both run `crun run --bundle B <unique id>` (non-detached, so the container is deleted on exit).");
     if let super::hybrid::Layout::Hybrid(unified) = &results.layout {
         let _ = writeln!(md, "- This host has the hybrid cgroup layout, which crun 1.8 refuses (`cgroups in hybrid mode not supported`). crun therefore runs from bench threads that moved into a private mount namespace (`unshare(CLONE_NEWNS)`, `/` made rprivate) where {} is unmounted, so crun sees plain cgroup v1. This is done once per thread in the bench process: crun's times contain no extra processes. runc, crabcan, bwrap and unshare run in the host's namespace.", unified.join(", "));
@@ -417,7 +622,7 @@ fn svg(results: &Results) -> String {
     );
     for (i, (r, value, alone)) in bars.iter().enumerate() {
         let y = top + row_h * i as f64;
-        let (solid, light) = if *r == Runtime::Crabcan {
+        let (solid, light) = if r.is_crabcan() {
             ("#d9480f", "#ffa94d")
         } else {
             ("#4c6ef5", "#a5b4fc")
@@ -485,7 +690,7 @@ fn xml_escape(text: &str) -> String {
 /// The headline numbers and verdicts on stdout.
 pub fn print_summary(results: &Results) {
     println!(
-        "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "{:<30} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "runtime", "median", "min", "max", "xcrabcan", "RSS MiB"
     );
     let base = stats_of(results, Runtime::Crabcan).map(|s| s.median.as_secs_f64());
@@ -503,10 +708,48 @@ pub fn print_summary(results: &Results) {
                     mib(s.rss_median_kib)
                 );
             }
-            other => println!("{:<24} {}", r.label(), status_text(other).unwrap_or_default()),
+            other => println!("{:<30} {}", r.label(), status_text(other).unwrap_or_default()),
         }
     }
-    for line in verdicts(results) {
+    for (r, outcome) in &results.lifecycle {
+        match outcome {
+            Outcome::Done(s) => println!(
+                "{:<30} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                format!("{} *", r.label()),
+                ms(s.median),
+                ms(s.min),
+                ms(s.max),
+                "",
+                mib(s.rss_median_kib)
+            ),
+            other => println!(
+                "{:<30} {}",
+                format!("{} *", r.label()),
+                status_text(other).unwrap_or_default()
+            ),
+        }
+    }
+    println!("(* create + start + wait + delete)");
+    match &results.engines {
+        Outcome::Done(engines) => {
+            for (r, outcome) in &engines.rows {
+                match outcome {
+                    Outcome::Done(e) => println!(
+                        "{:<30} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                        r.label(),
+                        ms(e.podman.median),
+                        ms(e.podman.min),
+                        ms(e.podman.max),
+                        "",
+                        mib(e.runtime_rss_median_kib)
+                    ),
+                    other => println!("{:<30} {}", r.label(), status_text(other).unwrap_or_default()),
+                }
+            }
+        }
+        other => println!("podman: {}", status_text(other).unwrap_or_default()),
+    }
+    for line in verdicts(results).into_iter().chain(engine_verdicts(results)) {
         println!("{line}");
     }
     for leak in &results.leaks.leaks {

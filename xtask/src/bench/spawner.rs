@@ -1,4 +1,5 @@
-//! The measuring harness for the start-to-exit runs: `spawner.c`, compiled
+//! The measuring harness for the start-to-exit runs (and, with
+//! `--lifecycle`, for create/start/wait/delete): `spawner.c`, compiled
 //! with the system C compiler (`cc`, which Rust's linking needs anyway)
 //! into the scratch dir, statically if possible. It forks and execs the
 //! runtime, `wait4`s for it and prints the elapsed time and `ru_maxrss`.
@@ -18,20 +19,25 @@ const SOURCE: &str = include_str!("spawner.c");
 
 /// Builds the helper in `dir`; static if the C library allows.
 pub fn build(dir: &Path) -> Result<PathBuf, String> {
-    let source = dir.join("spawner.c");
-    let binary = dir.join("spawner");
-    std::fs::write(&source, SOURCE).map_err(|e| format!("writing {}: {e}", source.display()))?;
+    compile_c(dir, "spawner", SOURCE)
+        .map_err(|e| format!("building the measuring helper (needs a C compiler, apt-get install gcc): {e}"))
+}
+
+/// Compiles `source` into `dir/name` with `cc -O2`, statically if the C
+/// library allows (a static binary has no loader to map: its RSS is tiny).
+pub fn compile_c(dir: &Path, name: &str, source: &str) -> Result<PathBuf, String> {
+    let source_path = dir.join(format!("{name}.c"));
+    let binary = dir.join(name);
+    std::fs::write(&source_path, source).map_err(|e| format!("writing {}: {e}", source_path.display()))?;
     let compile = |static_link: bool| {
         let mut cmd = Command::new("cc");
-        cmd.args(["-O2", "-o"]).arg(&binary).arg(&source);
+        cmd.args(["-O2", "-o"]).arg(&binary).arg(&source_path);
         if static_link {
             cmd.arg("-static");
         }
         output_checked(&mut cmd)
     };
-    compile(true)
-        .or_else(|_| compile(false))
-        .map_err(|e| format!("building the measuring helper (needs a C compiler, apt-get install gcc): {e}"))?;
+    compile(true).or_else(|_| compile(false))?;
     Ok(binary)
 }
 
@@ -44,6 +50,17 @@ pub fn parse_report(text: &str) -> Option<(u64, u64, i32)> {
     Some((ns, rss, status))
 }
 
+/// The four step times (ns) that follow the report of `--lifecycle`.
+pub fn parse_steps(text: &str) -> Option<[u64; 4]> {
+    let fields: Vec<u64> = text
+        .split_whitespace()
+        .skip(3)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    fields.try_into().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +70,14 @@ mod tests {
         assert_eq!(parse_report("1234 2048 0\n"), Some((1234, 2048, 0)));
         assert_eq!(parse_report("1234 x 0"), None);
         assert_eq!(parse_report(""), None);
+    }
+
+    #[test]
+    fn lifecycle_steps_follow_the_report() {
+        let report = "10 2048 0 4 3 1 2\n";
+        assert_eq!(parse_report(report), Some((10, 2048, 0)));
+        assert_eq!(parse_steps(report), Some([4, 3, 1, 2]));
+        assert_eq!(parse_steps("10 2048 0"), None);
+        assert_eq!(parse_steps("10 2048 0 4 3 1"), None);
     }
 }

@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: build crabcan (release) and benchmark it against
-//! crun, runc, bwrap and an unshare floor; writes BENCHMARKS.md and
-//! docs/bench.svg (see `crate::bench`).
+//! crun, runc, bwrap and an unshare floor, in direct and OCI mode and under
+//! podman; writes BENCHMARKS.md and docs/bench.svg (see `crate::bench`).
 
 use std::path::PathBuf;
 
