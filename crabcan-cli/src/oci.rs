@@ -149,6 +149,9 @@ fn run(cli: OciCli) -> Result<i32, String> {
             let options = exec_options(&exec)?;
             if store.exists(&exec.id).map_err(|e| e.to_string())? {
                 needs_cgroups("exec")?;
+                // CVE-2019-5736: what enters the container runs from a sealed copy of crabcan,
+                // never from the host's binary. Returns once this process is that copy.
+                crabcan_core::sealed_exe::reexec_sealed().map_err(|e| e.to_string())?;
             }
             runtime::exec(&store, &exec.id, &options).map_err(|e| e.to_string())
         }

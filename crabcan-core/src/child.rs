@@ -175,7 +175,7 @@ fn set_up_and_exec(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::cell::RefCell;
     use std::os::fd::{OwnedFd, RawFd};
     use std::path::Path;
@@ -190,17 +190,18 @@ mod tests {
     use crate::mounts::MountStep;
     use crabcan_cgroups::ProcCgroup;
 
-    type Log = Rc<RefCell<Vec<String>>>;
+    pub(crate) type Log = Rc<RefCell<Vec<String>>>;
 
-    /// Records every step; fails the one named `fail_at`.
-    struct Recorder {
-        log: Log,
-        fail_at: Option<&'static str>,
-        tasks_files: usize,
+    /// Records every step; fails the one named `fail_at`. (`enter_steps.rs` records the steps
+    /// of `crabcan exec` with it too.)
+    pub(crate) struct Recorder {
+        pub(crate) log: Log,
+        pub(crate) fail_at: Option<&'static str>,
+        pub(crate) tasks_files: usize,
     }
 
     impl Recorder {
-        fn note(&mut self, step: &'static str) -> Result<(), Failure> {
+        pub(crate) fn note(&mut self, step: &'static str) -> Result<(), Failure> {
             self.log.borrow_mut().push(step.to_owned());
             match self.fail_at {
                 Some(failing) if failing == step => Err(Failure::new("test", Errno::EPERM, step)),
@@ -208,7 +209,7 @@ mod tests {
             }
         }
 
-        fn dev_null() -> OwnedFd {
+        pub(crate) fn dev_null() -> OwnedFd {
             std::fs::File::open("/dev/null").unwrap().into()
         }
     }

@@ -343,7 +343,7 @@ impl RunningContainer {
 }
 
 /// Polls `sources` until one is readable (or a signal interrupts); the readable ones.
-fn ready<T: Copy>(sources: &[(T, BorrowedFd<'_>)]) -> Result<Vec<T>> {
+pub(crate) fn ready<T: Copy>(sources: &[(T, BorrowedFd<'_>)]) -> Result<Vec<T>> {
     let mut fds: Vec<PollFd> = sources
         .iter()
         .map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN))
@@ -523,7 +523,7 @@ impl Drop for Inner {
 }
 
 /// What the handshake socket says after the release: closed at execve, or why exec failed.
-fn exec_outcome(received: Received) -> Result<()> {
+pub(crate) fn exec_outcome(received: Received) -> Result<()> {
     match received {
         Received::Closed => {
             log::debug!("command started");
@@ -623,7 +623,7 @@ impl HostIds {
     }
 }
 
-fn check_privileges() -> Result<(), ConfigError> {
+pub(crate) fn check_privileges() -> Result<(), ConfigError> {
     let has_sys_admin = caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_ADMIN).unwrap_or(false);
     if nix::unistd::geteuid().is_root() && has_sys_admin {
         Ok(())
@@ -634,7 +634,7 @@ fn check_privileges() -> Result<(), ConfigError> {
 
 /// The container process is cloned with fork semantics and allocates before execve: another
 /// thread holding a lock (malloc's, stderr's) at that moment would deadlock it.
-fn check_single_threaded() -> Result<(), ConfigError> {
+pub(crate) fn check_single_threaded() -> Result<(), ConfigError> {
     let threads = std::fs::read_dir("/proc/self/task")
         .map(|tasks| tasks.count())
         .unwrap_or(1);

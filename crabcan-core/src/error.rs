@@ -243,6 +243,13 @@ pub enum Error {
         /// How it ended.
         how: String,
     },
+    /// `exec`: the container's first process is not there any more (it exited, or its pid now
+    /// belongs to another process: its start time changed).
+    #[error("the container's process {pid} is gone (it exited, or its pid now belongs to another process)")]
+    ContainerProcessGone {
+        /// The pid the container's process had.
+        pid: i32,
+    },
     /// The OOM killer killed the container process during setup.
     #[error("the container process was killed by the out-of-memory killer during setup{}: the memory limit is too small to start it; raise it", limit.map(|bytes| format!(" (memory limit {})", crate::error::human_size(bytes))).unwrap_or_default())]
     SetupOutOfMemory {

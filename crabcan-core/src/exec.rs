@@ -62,20 +62,42 @@ pub fn candidate_paths(program: &str, path: &str) -> Vec<String> {
 
 /// Closes every descriptor from 3 up except `keep` (the handshake socket).
 pub fn close_inherited_fds(keep: std::os::fd::RawFd) -> Result<(), Errno> {
-    let keep = keep as u32;
-    for (first, last) in [(3, keep.saturating_sub(1)), (keep.saturating_add(1).max(3), u32::MAX)] {
-        if first <= last {
-            for_fds_in(first, last, FdAction::Close)?;
-        }
+    close_fds_except(3, &[keep])
+}
+
+/// Closes every descriptor from `first` up except those in `keep` (`crabcan exec`: the
+/// descriptors below `first` are the ones the caller passes on with `--preserve-fds`).
+/// Allocates nothing: it may run in a freshly forked child.
+pub fn close_fds_except(first: u32, keep: &[std::os::fd::RawFd]) -> Result<(), Errno> {
+    let mut from = first;
+    let mut kept: [u32; 32] = [u32::MAX; 32];
+    if keep.len() > kept.len() {
+        return Err(Errno::E2BIG);
     }
-    Ok(())
+    for (slot, fd) in kept.iter_mut().zip(keep) {
+        *slot = u32::try_from(*fd).unwrap_or(u32::MAX);
+    }
+    kept.sort_unstable();
+    for fd in kept.into_iter().filter(|fd| *fd >= first && *fd != u32::MAX) {
+        if fd > from {
+            for_fds_in(from, fd - 1, FdAction::Close)?;
+        }
+        from = fd.saturating_add(1).max(from);
+    }
+    for_fds_in(from, u32::MAX, FdAction::Close)
 }
 
 /// Marks every descriptor from 3 up close-on-exec, so only stdin, stdout and stderr reach the
 /// command (the handshake socket is already close-on-exec and closes at execve, telling the
 /// parent the command started).
 pub fn mark_inherited_fds_cloexec() -> Result<(), Errno> {
-    for_fds_in(3, u32::MAX, FdAction::CloseOnExec)
+    mark_fds_cloexec_from(3)
+}
+
+/// Marks every descriptor from `first` up close-on-exec (`crabcan exec --preserve-fds N`
+/// passes 3 to 3+N-1 on).
+pub fn mark_fds_cloexec_from(first: u32) -> Result<(), Errno> {
+    for_fds_in(first, u32::MAX, FdAction::CloseOnExec)
 }
 
 #[derive(Clone, Copy)]

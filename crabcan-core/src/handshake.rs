@@ -13,6 +13,11 @@
 //!   EOF (close-on-exec) ◀───────────── the command runs
 //! ```
 //!
+//! `crabcan exec` uses the same socket between crabcan and the process that enters a running
+//! container: the entering process reports the host pid of the process it forked into the
+//! container's pid namespace with `Entered`, then `PtyMaster` (with `--tty`), then EOF at execve
+//! or `Failed`.
+//!
 //! A failing step sends `Failed` with the step, errno and a one-line detail. Every message is
 //! checked; an EOF where a message was expected means the peer died, never a hang. The `Ready`/
 //! `Start` pair is what lets a container be created now and started later by someone else.
@@ -52,6 +57,9 @@ pub enum Message {
     Start,
     /// Child → parent: a setup step failed.
     Failed { step: String, errno: i32, detail: String },
+    /// Entering process → crabcan (`exec`): it joined the container and forked the process
+    /// that becomes the command, whose host pid this is.
+    Entered { pid: i32 },
 }
 
 const MAX_MESSAGE: usize = 4096;
@@ -88,6 +96,11 @@ impl Message {
                 bytes.extend_from_slice(&detail.as_bytes()[..detail.len().min(room)]);
                 bytes
             }
+            Message::Entered { pid } => {
+                let mut bytes = vec![b'E'];
+                bytes.extend_from_slice(&pid.to_le_bytes());
+                bytes
+            }
         }
     }
 
@@ -100,6 +113,9 @@ impl Message {
             [b'P'] => Ok(Message::PtyMaster),
             [b'R'] => Ok(Message::Ready),
             [b'S'] => Ok(Message::Start),
+            [b'E', p0, p1, p2, p3] => Ok(Message::Entered {
+                pid: i32::from_le_bytes([*p0, *p1, *p2, *p3]),
+            }),
             [b'F', e0, e1, e2, e3, step_len, rest @ ..] if rest.len() >= *step_len as usize => {
                 let (step, detail) = rest.split_at(*step_len as usize);
                 Ok(Message::Failed {
@@ -241,6 +257,7 @@ mod tests {
                 errno: 1,
                 detail: "cannot mount proc on /proc".into(),
             },
+            Message::Entered { pid: 4_194_303 },
         ] {
             assert_eq!(Message::decode(&message.encode()).unwrap(), message);
         }

@@ -26,6 +26,10 @@
 //! `idmap`), `rlimits`, `terminal`, `cgroupfs`, `capabilities`, seccomp (from
 //! `crabcan-seccomp`), `init`, `exec`. `container` is the parent's side, with `signals`
 //! forwarded and the pty relayed (`terminal`). Limits come from `crabcan-cgroups`.
+//!
+//! An OCI `exec` enters a running container instead: `enter` (crabcan's side: the container's
+//! process held by a pidfd, the fork, the wait) and `enter_steps` (the entering processes'
+//! steps, against the same `setup_ops`), from a sealed copy of crabcan ([`sealed_exe`]).
 
 #![deny(missing_docs)]
 
@@ -35,6 +39,8 @@ mod child;
 mod config;
 mod container;
 mod copy_up;
+mod enter;
+mod enter_steps;
 mod error;
 mod exec;
 mod handshake;
@@ -49,6 +55,7 @@ mod network;
 pub mod oci;
 mod rlimits;
 mod safe_path;
+pub mod sealed_exe;
 mod setup_ops;
 mod signals;
 pub mod spec;

@@ -154,6 +154,11 @@ impl LinuxOps {
             start_fifo: None,
         }
     }
+
+    /// The handshake socket these operations keep open.
+    pub fn handshake_fd(&self) -> RawFd {
+        self.keep_fd
+    }
 }
 
 impl SetupOps for LinuxOps {

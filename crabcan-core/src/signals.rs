@@ -89,12 +89,25 @@ pub struct Forwarded {
 /// container's first process.
 pub struct Forwarder {
     fd: SignalFd,
+    /// The target is a pid namespace's init (see [`Forwarder::forward_pending`]).
+    to_init: bool,
 }
 
 impl Forwarder {
-    /// A non-blocking signalfd for [`handled`].
+    /// A non-blocking signalfd for [`handled`], forwarding to a container's first process (the
+    /// init of its pid namespace).
     pub fn new() -> Result<Forwarder, Errno> {
-        SignalFd::with_flags(&handled(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map(|fd| Forwarder { fd })
+        SignalFd::with_flags(&handled(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map(|fd| Forwarder { fd, to_init: true })
+    }
+
+    /// The same, forwarding to an ordinary process of the container (`crabcan exec`'s): the
+    /// kernel applies default actions to it, so every signal is passed on as it is.
+    pub fn to_ordinary_process() -> Result<Forwarder, Errno> {
+        Forwarder::new().map(|forwarder| Forwarder {
+            to_init: false,
+            ..forwarder
+        })
     }
 
     /// The descriptor to poll.
@@ -116,7 +129,7 @@ impl Forwarder {
             match signal {
                 Signal::SIGCHLD => {}
                 Signal::SIGWINCH => seen.window_changed = true,
-                forwarded if init_would_discard(child, forwarded) => {
+                forwarded if self.to_init && init_would_discard(child, forwarded) => {
                     log::debug!("{forwarded}: the container's init has no handler, so crabcan ends it");
                     let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
                     seen.emulated = Some(forwarded);

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 pub mod escapes;
+pub mod oci;
 
 /// Panics with the reason unless the tests run as root.
 pub fn require_root() {

@@ -4,105 +4,12 @@
 //! writes, pointed at the test rootfs (read-only, as runc's default asks) with a command of the
 //! test's. Each test has its own `--root`; the host is checked afterwards.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crabcan_tests::oci::*;
 use crabcan_tests::*;
 use serde_json::Value;
-
-/// A test's own state root and bundle, removed on drop.
-struct Oci {
-    scratch: TempDir,
-}
-
-impl Oci {
-    fn new(tag: &str) -> Oci {
-        require_root();
-        Oci {
-            scratch: TempDir::new(&format!("ocirun-{tag}")),
-        }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.scratch.path().join("root")
-    }
-
-    fn bundle(&self) -> PathBuf {
-        self.scratch.path().join("bundle")
-    }
-
-    /// `crabcan spec` in the bundle, then `edit` on its JSON, with the test rootfs as root and
-    /// `args` as the process.
-    fn write_bundle(&self, args: &[&str], edit: impl FnOnce(&mut Value)) {
-        std::fs::create_dir_all(self.bundle()).unwrap();
-        self.crabcan(&["spec", "--bundle", self.bundle().to_str().unwrap()])
-            .expect_success();
-        let path = self.bundle().join("config.json");
-        let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        spec["root"]["path"] = Value::from(rootfs().display().to_string());
-        spec["process"]["terminal"] = Value::Bool(false);
-        spec["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
-        edit(&mut spec);
-        std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
-    }
-
-    /// `crabcan --root ROOT ARGS...`, its stdout and stderr in files: a detached container
-    /// keeps crabcan's stdio (as runc's does), so pipes would never reach their end.
-    fn crabcan(&self, args: &[&str]) -> Run {
-        let out = self.scratch.path().join("stdout");
-        let err = self.scratch.path().join("stderr");
-        let status = Command::new(crabcan_bin())
-            .arg("--root")
-            .arg(self.root())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .status()
-            .expect("cannot start crabcan");
-        Run::from_output(std::process::Output {
-            status,
-            stdout: std::fs::read(&out).unwrap_or_default(),
-            stderr: std::fs::read(&err).unwrap_or_default(),
-        })
-    }
-
-    fn state(&self, id: &str) -> Value {
-        let run = self.crabcan(&["state", id]);
-        run.expect_success();
-        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("state is not JSON ({e}): {}", run.stdout))
-    }
-
-    fn assert_gone(&self, id: &str) {
-        assert!(!self.root().join(id).exists(), "the state folder of {id} is left");
-        let cgroups = cgroup_mounts()
-            .into_iter()
-            .map(|mount| mount.join("crabcan").join(id))
-            .filter(|dir| dir.exists())
-            .collect::<Vec<_>>();
-        assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
-    }
-}
-
-impl Drop for Oci {
-    /// A test that failed halfway leaves no container behind: every one still in its root is
-    /// deleted with `--force` (which kills it and removes its cgroup).
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(self.root()) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let id = entry.file_name().to_string_lossy().into_owned();
-            if !id.starts_with('.') {
-                let _ = self.crabcan(&["delete", "--force", &id]);
-            }
-        }
-    }
-}
-
-fn unique_id(tag: &str) -> String {
-    unique_hostname(&format!("oci-{tag}"))
-}
 
 #[test]
 fn run_gives_the_commands_status_and_leaves_nothing() {
@@ -297,37 +204,6 @@ fn pause_freezes_and_resume_thaws_and_ps_lists_the_processes() {
     oci.crabcan(&["delete", "--force", &id]).expect_success();
     oci.assert_gone(&id);
     before.assert_clean_after(&id);
-}
-
-/// Receives one message with one descriptor on `stream`: (payload, fd).
-fn receive_fd(stream: &std::os::unix::net::UnixStream) -> (String, std::os::fd::OwnedFd) {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let mut payload = [0u8; 256];
-    let mut control = [0u8; 64];
-    let mut iov = libc::iovec {
-        iov_base: payload.as_mut_ptr().cast(),
-        iov_len: payload.len(),
-    };
-    // SAFETY: msghdr is plain data; every pointer set below is valid for the call.
-    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
-    message.msg_iov = &mut iov;
-    message.msg_iovlen = 1;
-    message.msg_control = control.as_mut_ptr().cast();
-    message.msg_controllen = control.len();
-    // SAFETY: recvmsg fills the buffers `message` points to.
-    let received = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut message, 0) };
-    assert!(received > 0, "recvmsg: {}", std::io::Error::last_os_error());
-    // SAFETY: the kernel wrote a control message header at the start of `control`.
-    let header = unsafe { libc::CMSG_FIRSTHDR(&message) };
-    assert!(!header.is_null(), "no descriptor came with the message");
-    // SAFETY: an SCM_RIGHTS message carries one int, the descriptor, right after the header.
-    let fd = unsafe {
-        assert_eq!((*header).cmsg_type, libc::SCM_RIGHTS);
-        std::ptr::read_unaligned(libc::CMSG_DATA(header).cast::<i32>())
-    };
-    let name = String::from_utf8_lossy(&payload[..received as usize]).into_owned();
-    // SAFETY: the kernel just installed this descriptor for us.
-    (name, unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 /// `process.terminal` with `--console-socket`: the pty master goes to the socket (the engine's

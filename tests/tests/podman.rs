@@ -346,3 +346,60 @@ fn podman_run_options_reach_the_container() {
     assert_eq!(fields, ["0", "300000", "65536"], "{}", mapped.stdout);
     podman.assert_no_containers(&[]);
 }
+
+/// `podman exec` into a running container: podman (through conmon) calls `crabcan exec
+/// --detach --process FILE --pid-file F` and reports the status conmon reaps.
+#[test]
+fn podman_exec_runs_in_a_running_container() {
+    let Some(podman) = Podman::new() else {
+        return;
+    };
+    let before = HostSnapshot::take();
+    let id = podman.run_detached("execed", &["sleep", "1000"]);
+    let exec = |args: &[&str]| {
+        let mut all = vec!["exec"];
+        all.extend_from_slice(args);
+        podman.podman(&all)
+    };
+    let hi = exec(&["execed", "echo", "hi"]);
+    hi.expect_success();
+    assert_eq!(hi.stdout.trim(), "hi", "{hi:?}");
+    exec(&["execed", "sh", "-c", "exit 3"]).expect_code(3);
+    exec(&["execed", "/no/such/program"]).expect_code(127);
+    exec(&["execed", "/etc/passwd"]).expect_code(126);
+    let inside = exec(&[
+        "--user",
+        "1000",
+        "--workdir",
+        "/tmp",
+        "--env",
+        "GREETING=hello",
+        "execed",
+        "sh",
+        "-c",
+        "echo pid1=$(cat /proc/1/comm) uid=$(id -u) pwd=$(pwd) greeting=$GREETING",
+    ]);
+    inside.expect_success();
+    assert_eq!(
+        inside.value("pid1").as_deref(),
+        Some("sleep uid=1000 pwd=/tmp greeting=hello"),
+        "{inside:?}"
+    );
+    podman.podman(&["rm", "--force", "--time", "0", "execed"]).expect_success();
+    podman.assert_no_containers(std::slice::from_ref(&id));
+    let leaf = format!("libpod-{id}");
+    let cgroups: Vec<PathBuf> = cgroup_mounts()
+        .into_iter()
+        .map(|mount| mount.join("libpod_parent").join(&leaf))
+        .filter(|dir| dir.exists())
+        .collect();
+    assert!(cgroups.is_empty(), "the container's cgroups are left: {cgroups:?}");
+    let survivors: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|entry| std::fs::read_to_string(entry.path().join("cgroup")).is_ok_and(|cgroup| cgroup.contains(&leaf)))
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(survivors.is_empty(), "processes of the container survive it: {survivors:?}");
+    before.assert_clean_after("execed");
+}

@@ -37,6 +37,10 @@ pub struct Bundle {
     pub annotations: BTreeMap<String, String>,
     /// `process.terminal`.
     pub terminal: bool,
+    /// `config.json` exactly as it was read and parsed: `create` keeps it in the container's
+    /// state folder, where `exec` reads it back ([`load_saved`]) instead of the bundle's
+    /// (which the container's owner may have changed since).
+    pub source: Vec<u8>,
 }
 
 /// The fields crabcan implements; `*` is any array index. A field present with a value that
@@ -96,26 +100,65 @@ const SUPPORTED: &[&str] = &[
 /// Reads and maps the bundle at `bundle`.
 pub fn load(bundle: &Path) -> Result<Bundle, OciError> {
     let path = bundle.join(CONFIG_FILE);
-    let text = read_bounded(&path)?;
-    let value: Value = serde_json::from_slice(&text).map_err(|source| OciError::BadConfig {
-        path: path.clone(),
+    let text = read_bounded(&path, "open the bundle's config")?;
+    let value = parse_config(&path, &text)?;
+    let mut loaded = map_value(bundle, &path, value)?;
+    loaded.source = text;
+    Ok(loaded)
+}
+
+/// Maps a container's saved `config.json` (`copy`, what [`Bundle::source`] held at create; its
+/// bundle folder `bundle` for relative paths), with its `process` replaced by `process` when
+/// given (an `exec --process` file read by [`read_process`]). Every field is checked as in
+/// [`load`]: an unsupported one of `process` is named `process.<field>`.
+pub fn load_saved(copy: &Path, bundle: &Path, process: Option<Value>) -> Result<Bundle, OciError> {
+    let text = read_bounded(copy, "open the container's saved config")?;
+    let mut value = parse_config(copy, &text)?;
+    if let (Some(process), Some(fields)) = (process, value.as_object_mut()) {
+        fields.insert("process".to_owned(), process);
+    }
+    map_value(bundle, copy, value)
+}
+
+/// Reads a runtime-spec `process` object (`exec --process FILE`): bounded, JSON, and of the
+/// spec's types (checked with oci-spec); its fields are checked when it is mapped.
+pub fn read_process(path: &Path) -> Result<Value, OciError> {
+    let text = read_bounded(path, "open the process file")?;
+    let bad = |why: String| OciError::BadProcess {
+        path: path.to_owned(),
+        why,
+    };
+    let value: Value = serde_json::from_slice(&text).map_err(|error| bad(error.to_string()))?;
+    if !value.is_object() {
+        return Err(bad("it is not a JSON object".into()));
+    }
+    serde_json::from_value::<oci_spec::runtime::Process>(value.clone()).map_err(|error| bad(error.to_string()))?;
+    Ok(value)
+}
+
+fn parse_config(path: &Path, text: &[u8]) -> Result<Value, OciError> {
+    serde_json::from_slice(text).map_err(|source| OciError::BadConfig {
+        path: path.to_owned(),
         why: source.to_string(),
-    })?;
+    })
+}
+
+fn map_value(bundle: &Path, path: &Path, value: Value) -> Result<Bundle, OciError> {
     check_supported(&value, "")?;
     let spec: Spec = serde_json::from_value(value.clone()).map_err(|source| OciError::BadConfig {
-        path: path.clone(),
+        path: path.to_owned(),
         why: source.to_string(),
     })?;
     map(bundle, &spec, &value)
 }
 
-fn read_bounded(path: &Path) -> Result<Vec<u8>, OciError> {
+fn read_bounded(path: &Path, what: &'static str) -> Result<Vec<u8>, OciError> {
     let io = |what, source| OciError::Io {
         what,
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(|source| io("open the bundle's config", source))?;
+    let file = std::fs::File::open(path).map_err(|source| io(what, source))?;
     let metadata = file.metadata().map_err(|source| io("stat", source))?;
     if !metadata.is_file() {
         return Err(OciError::BadConfig {
@@ -259,6 +302,7 @@ fn map(bundle: &Path, spec: &Spec, value: &Value) -> Result<Bundle, OciError> {
         annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
         terminal: config.terminal == Terminal::Pty,
         config,
+        source: Vec::new(),
     })
 }
 

@@ -4,6 +4,7 @@
 //! ([`runtime`]). Everything here returns an [`OciError`]; the command line prints it.
 
 pub mod bundle;
+mod exec;
 pub mod features;
 pub mod resources;
 pub mod runtime;
@@ -44,6 +45,39 @@ pub enum OciError {
     /// The operation needs a running container.
     #[error("container not running")]
     NotRunning,
+    /// `exec` into a container that is stopped (runc's words) or paused.
+    #[error("cannot exec in a {status} container{hint}")]
+    CannotExec {
+        /// The container's status.
+        status: state::Status,
+        /// What to do, when something can be done.
+        hint: &'static str,
+    },
+    /// The `process` object of `exec --process FILE` cannot be read as a runtime-spec process.
+    #[error("the process file {path} is invalid: {why}")]
+    BadProcess {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// `exec`'s options cannot go together, or one is malformed.
+    #[error("exec: {why}")]
+    BadExecOptions {
+        /// What is wrong.
+        why: String,
+    },
+    /// The container's state lacks what an operation needs (a crabcan before it kept it).
+    #[error("the state of container \"{id}\" has no {missing} (an older crabcan created it): delete the container and create it again")]
+    StateIncomplete {
+        /// The container's id.
+        id: String,
+        /// What is missing.
+        missing: &'static str,
+    },
+    /// `exec` was called from the host's crabcan binary rather than from a sealed copy.
+    #[error(transparent)]
+    Unsealed(#[from] crate::sealed_exe::SealedExeError),
     /// A container's `state.json` that cannot be read as a state.
     #[error("the state of container \"{id}\" at {path} is unreadable: {source}")]
     CorruptState {

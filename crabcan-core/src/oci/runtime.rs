@@ -3,8 +3,8 @@
 //! [`StateStore`] of `--root` and a container id; none prints anything.
 //!
 //! `create` (detached: the container's process survives crabcan, held on a FIFO in its state
-//! folder), `start`, `run`, `kill`, `delete`, `ps`, `pause` and `resume` work; `exec` answers
-//! [`OciError::NotYetSupported`] so far. `events` and `update` live in [`super::resources`].
+//! folder), `start`, `run`, `kill`, `delete`, `exec` (in `oci/exec.rs`), `ps`, `pause` and
+//! `resume` work. `events` and `update` live in [`super::resources`].
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -170,6 +170,7 @@ fn set_up(
     bundle: &mut Bundle,
     options: &CreateOptions,
 ) -> Result<(DetachedContainer, Option<PathBuf>), OciError> {
+    super::exec::save_config(lock.dir(), &bundle.source)?;
     let fifo = lock.dir().join(START_FIFO);
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622)).map_err(|errno| OciError::Io {
         what: "create the start FIFO",
@@ -200,7 +201,7 @@ fn set_up(
 
 /// Hands the container's pty master to whoever listens on `socket`, as runc does: one message,
 /// the pty's name as its payload and the master as its one `SCM_RIGHTS` descriptor.
-fn send_console(socket: &Path, master: &std::os::fd::OwnedFd) -> Result<(), OciError> {
+pub(crate) fn send_console(socket: &Path, master: &std::os::fd::OwnedFd) -> Result<(), OciError> {
     use std::os::fd::AsRawFd;
     let io = |what, source| OciError::Io {
         what,
@@ -268,7 +269,7 @@ fn absolute(path: &Path) -> Result<PathBuf, OciError> {
 }
 
 /// Writes `pid` to `path` atomically (a temporary file in the same folder, then a rename).
-fn write_pid_file(path: &Path, pid: i32) -> Result<(), OciError> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), OciError> {
     let temp = path.with_file_name(format!(
         ".{}.crabcan-tmp",
         path.file_name()
@@ -373,6 +374,7 @@ pub fn run(store: &StateStore, id: &str, options: &CreateOptions, detach: bool) 
     let cgroup_path = place_cgroup(&mut bundle, id, options.cgroup_manager);
     let config = &bundle.config;
     let outcome = (|| {
+        super::exec::save_config(lock.dir(), &bundle.source)?;
         let created = crate::create(config.clone())?;
         state.pid = created.pid().unwrap_or(0);
         state.status = Status::Running;
@@ -485,13 +487,14 @@ fn kill_and_clean(state: &ContainerState) {
     }
 }
 
-/// Runs a new process in a running container: its exit code, or 0 when detached.
+/// Runs a new process in a created or running container: its exit code (128+N for signal N),
+/// or 0 once it has exec'd with `--detach`. This process must run from a sealed copy of
+/// crabcan ([`crate::sealed_exe::reexec_sealed`]), and be single-threaded. It never joins the
+/// container itself: a process it forks does. Descriptors 3 to 3+`preserve_fds`-1 pass to
+/// the new process (a number among them that is closed here gets a close-on-exec `/dev/null`
+/// placeholder, so nothing of crabcan's takes it).
 pub fn exec(store: &StateStore, id: &str, options: &ExecOptions) -> Result<i32, OciError> {
-    must_exist(store, id)?;
-    let _ = options;
-    Err(OciError::NotYetSupported {
-        what: "exec in a container",
-    })
+    super::exec::exec(store, id, options)
 }
 
 /// The host pids of the container's processes.
