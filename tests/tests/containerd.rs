@@ -313,6 +313,13 @@ fn ctr_tasks_are_killed_paused_measured_and_deleted() {
     );
     containerd.run(&["task", "resume", id]).expect_success();
 
+    // `ctr task exec`: the shim calls `crabcan exec --process FILE --detach --pid-file F`.
+    let exec = containerd.run(&["task", "exec", "--exec-id", "probe", id, "sh", "-c", "echo in=$(hostname); exit 4"]);
+    exec.expect_code(4);
+    // No hostname in ctr's spec: the container keeps the host's, as with runc.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(exec.value("in").as_deref(), Some(host.trim()), "{exec:?}");
+
     let metrics = containerd.run(&["task", "metrics", "--format", "json", id]);
     metrics.expect_success();
     assert!(metrics.stdout.contains("pids") || metrics.stdout.contains("Pids"), "{}", metrics.stdout);

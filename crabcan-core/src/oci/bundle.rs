@@ -260,7 +260,15 @@ fn map(bundle: &Path, spec: &Spec, value: &Value) -> Result<Bundle, OciError> {
         .ok_or_else(|| unsupported("process", "a container needs a process"))?;
     let args = process.args().clone().unwrap_or_default();
     let mut config = ContainerConfig::new(&rootfs, args);
-    config.hostname = spec.hostname().clone().unwrap_or_else(|| config.hostname.clone());
+    // Without a hostname the new uts namespace keeps the one it was made with, the host's, as
+    // with runc.
+    config.hostname = match spec.hostname() {
+        Some(hostname) => hostname.clone(),
+        None => nix::unistd::gethostname()
+            .ok()
+            .and_then(|name| name.into_string().ok())
+            .unwrap_or_else(|| config.hostname.clone()),
+    };
     config.domainname = spec.domainname().clone().filter(|d| !d.is_empty());
     config.default_env = false;
     config.env = process
