@@ -1,12 +1,15 @@
 //! Everything the container's first process does between clone and execve, in order:
-//! close inherited fds → wait for the id maps → root of the user namespace → hostname →
-//! loopback → mounts and pivot_root → rlimits → session/pty → wait until it is in its cgroup →
-//! cgroup namespace → capabilities and identity → no_new_privs → working directory → signals →
-//! held until released → close fds → seccomp → execve.
+//! close inherited fds → wait for the id maps → root of the user namespace → a session keyring
+//! of its own → hostname → loopback → mounts → wait until it is in its cgroup →
+//! (hooks: prestart and createRuntime by crabcan, then createContainer) → protections and
+//! pivot_root → rlimits → session/pty → cgroup namespace → capabilities and identity →
+//! no_new_privs → working directory → signals → held until released → personality → close
+//! fds → seccomp → (startContainer hooks) → execve.
 //!
 //! The sequence is written once, against [`SetupOps`] and [`ParentLink`], so its order is
 //! unit-tested without root. Any failure is reported to the parent as one `Failed` message
-//! naming the step, and the process exits; it never returns into the parent's code.
+//! naming the step (and, once released through the start FIFO, to whoever released it), and
+//! the process exits; it never returns into the parent's code.
 
 use std::convert::Infallible;
 use std::os::fd::AsRawFd;
@@ -14,9 +17,10 @@ use std::os::fd::AsRawFd;
 use nix::errno::Errno;
 
 use crate::cgroupfs;
-use crate::config::{ContainerConfig, StartGate, Terminal};
+use crate::config::{ContainerConfig, IdMapping, SessionKeyring, StartGate, Terminal};
 use crate::error::EXIT_SETUP_FAILED;
 use crate::handshake::{Channel, Message};
+use crate::hooks::HookKind;
 use crate::idmap::ReceivedTrees;
 use crate::setup_ops::{Failure, LinuxOps, ParentLink, SetupOps};
 use crate::{exec, mounts};
@@ -42,6 +46,7 @@ pub fn run(config: &ContainerConfig, cgroup_layout: Option<Layout>, mut channel:
             "crabcan's setup code panicked (a bug: please report it)",
         ),
     };
+    ops.tell_starter(&failure);
     let _ = channel.send(&Message::Failed {
         step: failure.step.to_owned(),
         errno: failure.errno as i32,
@@ -64,8 +69,9 @@ fn set_up_and_exec(
     }
     ops.hide_from_proc()?;
     // Nothing crabcan's caller had open may reach the container, not even during setup (a
-    // directory fd and `--workdir /proc/self/fd/N` would be an escape, CVE-2024-21626).
-    ops.close_inherited_fds()?;
+    // directory fd and `--workdir /proc/self/fd/N` would be an escape, CVE-2024-21626), but
+    // the descriptors it asked to pass (which only the command gets, at execve).
+    ops.close_inherited_fds(config.preserved_fds)?;
     if let StartGate::Fifo(path) = &config.start_gate {
         ops.hold_start_fifo(path)?;
     }
@@ -74,7 +80,7 @@ fn set_up_and_exec(
     let moves_itself = matches!(cgroup_layout, Some(Layout::V1 | Layout::Hybrid));
     let cgroups_before = if moves_itself { ops.own_cgroups()? } else { Vec::new() };
     let (go, tree_fds) = parent.wait_for(Message::GO)?;
-    let Message::Go { idmapped } = go else {
+    let Message::Go { idmapped, pid } = go else {
         unreachable!("wait_for returns the kind it was asked for")
     };
     let trees = ReceivedTrees::new(&idmapped, tree_fds).ok_or_else(|| {
@@ -86,10 +92,36 @@ fn set_up_and_exec(
     })?;
 
     ops.become_namespace_root()?;
+    if let SessionKeyring::New { name } = &config.session_keyring {
+        ops.join_session_keyring(name.as_deref(), config.id_mapping != IdMapping::Host)?;
+    }
     ops.set_hostname(&config.hostname, config.domainname.as_deref())?;
     ops.bring_up_loopback()?;
     let plan = config.mount_plan.clone().unwrap_or_else(|| mounts::plan(config));
-    ops.build_filesystem(&config.rootfs, &plan, trees)?;
+    let (mounts, protections_and_pivot) = mounts::split_for_hooks(&plan);
+    ops.build_filesystem(&config.rootfs, mounts, trees)?;
+
+    // From here on the process must be in its cgroup (the hooks may look for it there); its
+    // cgroup namespace will be rooted there. On v1 the parent hands over the cgroup's `tasks`
+    // files and the process moves itself in.
+    let (_, tasks_files) = parent.wait_for(Message::Joined)?;
+    if !tasks_files.is_empty() {
+        ops.join_cgroup(tasks_files)?;
+    }
+    let cgroups_after = if moves_itself { ops.own_cgroups()? } else { Vec::new() };
+
+    // The hooks of the runtime and of the container's namespaces see its mounts before
+    // pivot_root, the host's root still there.
+    let hooks = &config.hooks;
+    if hooks.run_in_runtime_namespace() {
+        parent.send(&Message::RuntimeHooks, &[])?;
+        parent.wait_for(Message::RuntimeHooksDone)?;
+    }
+    if !hooks.create_container.is_empty() {
+        let state = hooks.state_json(pid, "creating");
+        ops.run_hooks(HookKind::CreateContainer, &hooks.create_container, &state)?;
+    }
+    ops.finish_filesystem(protections_and_pivot)?;
     log::debug!("filesystem ready, pivoted into {}", config.rootfs.display());
     ops.limit_resources(config.file_limit(), &config.rlimits)?;
     ops.new_session()?;
@@ -98,13 +130,6 @@ fn set_up_and_exec(
         parent.send(&Message::PtyMaster, &[master.as_raw_fd()])?;
     }
 
-    // From here on the process must be in its cgroup; its cgroup namespace is rooted there.
-    // On v1 the parent hands over the cgroup's `tasks` files and the process moves itself in.
-    let (_, tasks_files) = parent.wait_for(Message::Joined)?;
-    if !tasks_files.is_empty() {
-        ops.join_cgroup(tasks_files)?;
-    }
-    let cgroups_after = if moves_itself { ops.own_cgroups()? } else { Vec::new() };
     ops.enter_cgroup_namespace()?;
     let view = match config.cgroup_view {
         true => cgroupfs::plan(cgroup_layout, &cgroups_before, &cgroups_after),
@@ -155,11 +180,19 @@ fn set_up_and_exec(
     if let Some(mask) = config.umask {
         ops.set_umask(mask)?;
     }
-    // Last, in this order: nothing but stdio crosses execve, and the filter (which needs
-    // no_new_privs) is the very last thing before it.
-    ops.close_fds_on_exec()?;
+    if let Some(personality) = config.personality {
+        ops.set_personality(personality)?;
+    }
+    // Last, in this order: nothing but stdio (and the descriptors the caller passes) crosses
+    // execve, and the filter (which needs no_new_privs) is the very last thing before it, but
+    // for the startContainer hooks, which run as the command would: confined by it (as runc's).
+    ops.close_fds_on_exec(config.preserved_fds)?;
     if let (Some(filter), None) = (&config.seccomp, seccomp_now) {
         ops.load_seccomp(filter)?;
+    }
+    if !hooks.start_container.is_empty() {
+        let state = hooks.state_json(pid, "created");
+        ops.run_hooks(HookKind::StartContainer, &hooks.start_container, &state)?;
     }
     let errno = ops.exec(&prepared);
     if errno == Errno::ENOENT {
@@ -186,7 +219,9 @@ pub(crate) mod tests {
     use super::*;
     use crate::capabilities::CapabilitySet;
     use crate::cgroupfs::CgroupView;
+    use crate::config::Personality;
     use crate::exec::PreparedExec;
+    use crate::hooks::Hook;
     use crate::mounts::MountStep;
     use crabcan_cgroups::ProcCgroup;
 
@@ -226,7 +261,11 @@ pub(crate) mod tests {
             } else {
                 vec![]
             };
-            Ok((expected, fds))
+            let message = match expected {
+                Message::Go { idmapped, .. } => Message::Go { idmapped, pid: 4242 },
+                other => other,
+            };
+            Ok((message, fds))
         }
 
         fn send(&mut self, message: &Message, fds: &[RawFd]) -> Result<(), Failure> {
@@ -251,9 +290,11 @@ pub(crate) mod tests {
         noted! {
             die_with_parent();
             hide_from_proc();
-            close_inherited_fds();
+            close_inherited_fds(u32);
             hold_start_fifo(&Path);
             become_namespace_root();
+            join_session_keyring(Option<&str>, bool);
+            set_personality(Personality);
             set_hostname(&str, Option<&str>);
             bring_up_loopback();
             limit_resources(crate::config::FileLimit, &[crate::config::Rlimit]);
@@ -267,12 +308,26 @@ pub(crate) mod tests {
             reset_signals();
             wait_for_fifo_reader();
             start_init(Option<&CompiledFilter>);
-            close_fds_on_exec();
+            close_fds_on_exec(u32);
             load_seccomp(&CompiledFilter);
         }
         fn build_filesystem(&mut self, _: &Path, plan: &[MountStep], _: ReceivedTrees) -> Result<(), Failure> {
-            assert_eq!(plan.last(), Some(&MountStep::PivotRoot));
+            assert!(!plan.contains(&MountStep::PivotRoot));
             self.note("build_filesystem")
+        }
+        fn finish_filesystem(&mut self, plan: &[MountStep]) -> Result<(), Failure> {
+            assert_eq!(plan.last(), Some(&MountStep::PivotRoot));
+            self.note("finish_filesystem")
+        }
+        fn run_hooks(&mut self, kind: HookKind, hooks: &[Hook], state: &[u8]) -> Result<(), Failure> {
+            assert!(!hooks.is_empty());
+            let state: serde_json::Value = serde_json::from_slice(state).unwrap();
+            assert_eq!(state["pid"], 4242, "the pid crabcan sent with Go");
+            self.note(match (kind, state["status"].as_str()) {
+                (HookKind::CreateContainer, Some("creating")) => "run_hooks(createContainer)",
+                (HookKind::StartContainer, Some("created")) => "run_hooks(startContainer)",
+                _ => "run_hooks(wrong kind or status)",
+            })
         }
         fn open_pty(&mut self) -> Result<OwnedFd, Failure> {
             self.note("open_pty")?;
@@ -364,11 +419,13 @@ pub(crate) mod tests {
             "close_inherited_fds",
             "wait Go",
             "become_namespace_root",
+            "join_session_keyring",
             "set_hostname",
             "build_filesystem",
+            "wait Joined",
+            "finish_filesystem",
             "limit_resources",
             "new_session",
-            "wait Joined",
             "enter_cgroup_namespace",
             "restrict_bounding_set",
             "switch_identity",
@@ -398,6 +455,101 @@ pub(crate) mod tests {
             !steps.iter().any(|s| s == "join_cgroup"),
             "no tasks files: nothing to join"
         );
+        // Nothing a plain container does not ask for: no hooks and no round trip for them, no
+        // personality.
+        for absent in ["send RuntimeHooks with 0 fds", "set_personality"] {
+            assert!(!steps.iter().any(|s| s == absent), "{absent}: {steps:?}");
+        }
+        assert!(!steps.iter().any(|s| s.starts_with("run_hooks")), "{steps:?}");
+    }
+
+    fn with_hooks(kinds: &[HookKind]) -> ContainerConfig {
+        let mut config = config();
+        let hooks = &mut config.hooks;
+        for kind in kinds {
+            let list = match kind {
+                HookKind::Prestart => &mut hooks.prestart,
+                HookKind::CreateRuntime => &mut hooks.create_runtime,
+                HookKind::CreateContainer => &mut hooks.create_container,
+                HookKind::StartContainer => &mut hooks.start_container,
+                HookKind::Poststart | HookKind::Poststop => unreachable!("not crabcan-core's"),
+            };
+            list.push(Hook::new("/bin/true"));
+        }
+        config
+    }
+
+    #[test]
+    fn hooks_run_between_the_mounts_and_pivot_root_and_just_before_execve() {
+        let config = with_hooks(&[
+            HookKind::CreateRuntime,
+            HookKind::CreateContainer,
+            HookKind::StartContainer,
+        ]);
+        let (steps, _) = record(&config, None, 0);
+        let order = [
+            "build_filesystem",
+            "wait Joined",
+            "send RuntimeHooks with 0 fds",
+            "wait RuntimeHooksDone",
+            "run_hooks(createContainer)",
+            "finish_filesystem",
+            "send Ready with 0 fds",
+            "wait Start",
+            "close_fds_on_exec",
+            "load_seccomp",
+            "run_hooks(startContainer)",
+            "exec",
+        ];
+        for pair in order.windows(2) {
+            assert!(
+                at(&steps, pair[0]) < at(&steps, pair[1]),
+                "{} must come before {}: {steps:?}",
+                pair[0],
+                pair[1]
+            );
+        }
+        assert_eq!(at(&steps, "run_hooks(startContainer)") + 1, at(&steps, "exec"));
+    }
+
+    #[test]
+    fn only_runtime_hooks_make_a_round_trip() {
+        let (steps, _) = record(&with_hooks(&[HookKind::CreateContainer]), None, 0);
+        assert!(!steps.iter().any(|s| s.contains("RuntimeHooks")), "{steps:?}");
+        assert!(at(&steps, "run_hooks(createContainer)") < at(&steps, "finish_filesystem"));
+        let (steps, _) = record(&with_hooks(&[HookKind::Prestart]), None, 0);
+        assert!(at(&steps, "send RuntimeHooks with 0 fds") < at(&steps, "finish_filesystem"));
+        assert!(!steps.iter().any(|s| s.starts_with("run_hooks")), "{steps:?}");
+    }
+
+    #[test]
+    fn a_failing_create_container_hook_stops_before_pivot_root() {
+        let config = with_hooks(&[HookKind::CreateContainer]);
+        let (steps, failure) = record(&config, Some("run_hooks(createContainer)"), 0);
+        assert_eq!(failure.detail, "run_hooks(createContainer)");
+        assert!(!steps
+            .iter()
+            .any(|s| s == "finish_filesystem" || s.starts_with("send Ready")));
+    }
+
+    #[test]
+    fn the_personality_is_set_just_before_execve() {
+        let mut config = config();
+        config.personality = Some(Personality::Linux32);
+        let (steps, _) = record(&config, None, 0);
+        assert!(at(&steps, "wait Start") < at(&steps, "set_personality"));
+        assert!(at(&steps, "set_personality") < at(&steps, "close_fds_on_exec"));
+    }
+
+    #[test]
+    fn a_new_session_keyring_is_joined_as_root_of_the_namespace_unless_inherited() {
+        let (steps, _) = record(&config(), None, 0);
+        assert!(at(&steps, "become_namespace_root") < at(&steps, "join_session_keyring"));
+        assert!(at(&steps, "join_session_keyring") < at(&steps, "build_filesystem"));
+        let mut inherit = config();
+        inherit.session_keyring = SessionKeyring::Inherit;
+        let (steps, _) = record(&inherit, None, 0);
+        assert!(!steps.iter().any(|s| s == "join_session_keyring"), "{steps:?}");
     }
 
     #[test]
@@ -412,6 +564,10 @@ pub(crate) mod tests {
     fn v1_tasks_files_are_joined_before_the_cgroup_namespace() {
         let (steps, _) = record(&config(), None, 3);
         assert!(at(&steps, "wait Joined") < at(&steps, "join_cgroup"));
+        assert!(
+            at(&steps, "join_cgroup") < at(&steps, "finish_filesystem"),
+            "before the hooks"
+        );
         assert!(at(&steps, "join_cgroup") < at(&steps, "enter_cgroup_namespace"));
     }
 

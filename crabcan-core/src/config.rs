@@ -9,6 +9,7 @@ use crabcan_seccomp::CompiledFilter;
 
 use crate::capabilities::CapabilitySet;
 use crate::error::ConfigError;
+use crate::hooks::LifecycleHooks;
 use crate::hostname::validate_hostname;
 use crate::mounts::KERNEL_FILESYSTEMS;
 use crate::spec::{BindMount, IdRange};
@@ -68,6 +69,30 @@ pub enum StartGate {
     /// an OCI `start`. The FIFO must exist and be writable by the container's user (e.g.
     /// `mkfifo -m 0622 PATH`).
     Fifo(PathBuf),
+}
+
+/// The execution domain of the command (`personality(2)`, OCI `linux.personality`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Personality {
+    /// `PER_LINUX`: the machine's own.
+    Linux,
+    /// `PER_LINUX32`: a 32-bit machine (`uname -m` says i686 on x86_64).
+    Linux32,
+}
+
+/// The session keyring of the container's process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionKeyring {
+    /// A new one of its own, joined before anything of the container runs, so `keyctl` in the
+    /// container never reaches the caller's session keyring (runc's default). A name lets
+    /// later processes of the container join it too (runc names it `_ses.<id>`); unnamed, it
+    /// is anonymous.
+    New {
+        /// Its name, if any.
+        name: Option<String>,
+    },
+    /// The caller's own (`--no-new-keyring`).
+    Inherit,
 }
 
 /// Which host ids a container's user namespace maps its ids onto.
@@ -194,6 +219,22 @@ pub struct ContainerConfig {
     /// The container process does not die with the crabcan that created it: an OCI `create`
     /// exits and leaves the container to its engine.
     pub survives_crabcan: bool,
+    /// The lifecycle hooks crabcan-core runs while it creates and starts the container; none
+    /// by default, and then the setup makes no round trip for them.
+    pub hooks: LifecycleHooks,
+    /// The container process's OOM score adjustment (-1000 to 1000, OCI
+    /// `process.oomScoreAdj`), written to its `/proc/PID/oom_score_adj` by crabcan before it
+    /// runs anything; `None` keeps crabcan's. Lowering it needs CAP_SYS_RESOURCE.
+    pub oom_score_adj: Option<i32>,
+    /// The command's execution domain, set just before execve; `None` keeps crabcan's.
+    pub personality: Option<Personality>,
+    /// How many descriptors of crabcan's caller, from 3 up (3, 4, ...), reach the command open
+    /// across execve (`--preserve-fds`, socket activation's `LISTEN_FDS`); every other one is
+    /// closed first thing. They must be open when crabcan starts (checked), so none of
+    /// crabcan's own descriptors can take one of their numbers.
+    pub preserved_fds: u32,
+    /// The command's session keyring: a new one unless told otherwise.
+    pub session_keyring: SessionKeyring,
     /// The mount steps, when a front end (the OCI bundle) gives them; `None`: crabcan's own
     /// plan from this configuration ([`crate::mounts::plan`]).
     pub(crate) mount_plan: Option<Vec<crate::mounts::MountStep>>,
@@ -263,6 +304,11 @@ impl ContainerConfig {
             umask: None,
             domainname: None,
             survives_crabcan: false,
+            hooks: LifecycleHooks::default(),
+            oom_score_adj: None,
+            personality: None,
+            preserved_fds: 0,
+            session_keyring: SessionKeyring::New { name: None },
             mount_plan: None,
             cgroup_view: true,
             cgroup_path: None,
@@ -306,6 +352,22 @@ impl ContainerConfig {
         }
         if let StartGate::Fifo(path) = &self.start_gate {
             validate_start_fifo(path)?;
+        }
+        for (kind, hook) in self.hooks.all() {
+            hook.check().map_err(|why| ConfigError::BadHook {
+                kind: kind.name(),
+                path: hook.path.clone(),
+                why,
+            })?;
+        }
+        if let Some(value) = self.oom_score_adj.filter(|value| !(-1000..=1000).contains(value)) {
+            return Err(ConfigError::BadOomScoreAdj { value });
+        }
+        validate_preserved_fds(self.preserved_fds)?;
+        if let SessionKeyring::New { name: Some(name) } = &self.session_keyring {
+            if name.is_empty() || name.contains('\0') {
+                return Err(ConfigError::BadKeyringName { name: name.clone() });
+            }
         }
         Ok(self)
     }
@@ -432,6 +494,28 @@ fn validate_start_fifo(path: &Path) -> Result<(), ConfigError> {
         return Err(bad(
             "the container's user cannot write it; create it with `mkfifo -m 0622 PATH` or chmod o+w it",
         ));
+    }
+    Ok(())
+}
+
+/// The most descriptors a container can be given (`--preserve-fds`).
+pub const MAX_PRESERVED_FDS: u32 = 1 << 16;
+
+/// Checks that descriptors 3 to 3+`count`-1 are all open: a gap among them is a number that
+/// one of crabcan's own descriptors could take, which the container would then be given.
+/// Call it before opening anything (the OCI `create` does, first thing).
+pub fn validate_preserved_fds(count: u32) -> Result<(), ConfigError> {
+    if count > MAX_PRESERVED_FDS {
+        return Err(ConfigError::TooManyPreservedFds {
+            count,
+            max: MAX_PRESERVED_FDS,
+        });
+    }
+    for fd in 3..3 + count as i32 {
+        // SAFETY: F_GETFD reads the flags of a descriptor number; nothing is changed.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            return Err(ConfigError::PreservedFdClosed { fd, count });
+        }
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ use nix::unistd::Pid;
 use crate::config::{ContainerConfig, IdMapping, StartGate};
 use crate::error::{ConfigError, Error, Result};
 use crate::handshake::{Channel, Message, Received};
+use crate::hooks::{self, HookKind};
 use crate::id_ranges::{self, IdFiles, IdKind, IdLease};
 use crate::namespaces::{
     clone_flags, clone_into_namespaces, clone_into_namespaces_and_cgroup, write_id_maps, CloneResult,
@@ -390,6 +391,9 @@ impl Inner {
         born_in_cgroup: bool,
         cgroup_host: Option<&CgroupHost>,
     ) -> Result<()> {
+        if let Some(value) = config.oom_score_adj {
+            set_oom_score_adj(child, value)?;
+        }
         let trees = match &self.host_ids.maps {
             Some((uid_map, gid_map)) => {
                 write_id_maps(child, uid_map, gid_map)?;
@@ -401,6 +405,7 @@ impl Inner {
         let tree_fds: Vec<i32> = trees.fds.iter().map(AsRawFd::as_raw_fd).collect();
         let go = Message::Go {
             idmapped: trees.idmapped.clone(),
+            pid: child.as_raw(),
         };
         if let Err(errno) = self.channel.send_with_fds(&go, &tree_fds) {
             return Err(self.setup_failure(Error::sys("sending Go to the container", errno)));
@@ -429,6 +434,12 @@ impl Inner {
             match received {
                 Received::Message(Message::PtyMaster, fds) if fds.len() == 1 => {
                     self.pty_master = fds.into_iter().next()
+                }
+                Received::Message(Message::RuntimeHooks, _) => {
+                    run_runtime_hooks(config, child)?;
+                    if let Err(errno) = self.channel.send(&Message::RuntimeHooksDone) {
+                        return Err(self.setup_failure(Error::sys("sending RuntimeHooksDone to the container", errno)));
+                    }
                 }
                 Received::Message(Message::Ready, _) => {
                     log::debug!("container set up, held before execve");
@@ -520,6 +531,30 @@ impl Drop for Inner {
             }
         }
     }
+}
+
+/// Sets the container process's OOM score adjustment before it runs anything (its children
+/// and the command inherit it). Written by crabcan: the process's own `/proc/self` file is
+/// owned by the host's root, whom a user namespace does not map.
+fn set_oom_score_adj(child: Pid, value: i32) -> Result<()> {
+    let path = std::path::PathBuf::from(format!("/proc/{child}/oom_score_adj"));
+    std::fs::write(&path, value.to_string()).map_err(|error| Error::OomScoreAdj {
+        value,
+        path,
+        errno: Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO)),
+    })
+}
+
+/// The `prestart`, then the `createRuntime` hooks, in crabcan's own namespaces, while the
+/// container's process waits with its mounts made, before pivot_root. A failure fails the
+/// create (the caller drops the container: killed, its cgroup removed).
+fn run_runtime_hooks(config: &ContainerConfig, child: Pid) -> Result<()> {
+    let hooks = &config.hooks;
+    let state = hooks.state_json(child.as_raw(), "creating");
+    hooks::run_hooks(HookKind::Prestart, &hooks.prestart, &state)?;
+    hooks::run_hooks(HookKind::CreateRuntime, &hooks.create_runtime, &state)?;
+    log::debug!("prestart and createRuntime hooks ran");
+    Ok(())
 }
 
 /// What the handshake socket says after the release: closed at execve, or why exec failed.

@@ -164,6 +164,44 @@ pub enum ConfigError {
         /// What is wrong.
         why: &'static str,
     },
+    /// A hook cannot be run as it is.
+    #[error("the {kind} hook {} is invalid: {why}", path.display())]
+    BadHook {
+        /// Its kind, e.g. `createRuntime`.
+        kind: &'static str,
+        /// Its program.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The OOM score adjustment is out of the kernel's range.
+    #[error("the OOM score adjustment {value} is out of range; give a value from -1000 to 1000")]
+    BadOomScoreAdj {
+        /// The value given.
+        value: i32,
+    },
+    /// A descriptor to pass to the container is not open.
+    #[error("descriptor {fd} is not open, but the {count} descriptors from 3 up were to be passed to the container (--preserve-fds, and socket activation's LISTEN_FDS); open them all or pass fewer")]
+    PreservedFdClosed {
+        /// The first closed one.
+        fd: i32,
+        /// How many were to be passed.
+        count: u32,
+    },
+    /// More descriptors to pass than crabcan allows.
+    #[error("{count} descriptors to pass to the container are more than the {max} crabcan allows")]
+    TooManyPreservedFds {
+        /// How many were asked for.
+        count: u32,
+        /// The most allowed.
+        max: u32,
+    },
+    /// A session keyring name the kernel cannot take.
+    #[error("the session keyring name {name:?} is empty or holds a NUL byte")]
+    BadKeyringName {
+        /// The name given.
+        name: String,
+    },
     /// crabcan is not root with CAP_SYS_ADMIN.
     #[error("crabcan must run as root (it needs CAP_SYS_ADMIN to create namespaces and mounts); run it with sudo")]
     NotPrivileged,
@@ -265,6 +303,23 @@ pub enum Error {
     /// The handshake socket broke.
     #[error(transparent)]
     Handshake(#[from] crate::handshake::HandshakeError),
+    /// The container's OOM score adjustment could not be set.
+    #[error(
+        "cannot set the OOM score adjustment of the container (process.oomScoreAdj) to {value}: writing {} failed: {errno}{}",
+        path.display(),
+        if *errno == Errno::EACCES { "; lowering it below crabcan's own needs CAP_SYS_RESOURCE" } else { "" }
+    )]
+    OomScoreAdj {
+        /// The value asked for.
+        value: i32,
+        /// The file written.
+        path: PathBuf,
+        /// The errno.
+        errno: Errno,
+    },
+    /// A hook crabcan ran failed (`prestart`, `createRuntime`).
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
 }
 
 /// Exit status when crabcan itself failed before the command ran.

@@ -1,5 +1,5 @@
 //! The last steps before the command runs: building argv and envp, making sure no descriptor
-//! but 0, 1 and 2 crosses execve (a leaked fd to a host directory is an escape,
+//! but 0, 1, 2 and those the caller asked to pass (`--preserve-fds`) crosses execve (a leaked fd to a host directory is an escape,
 //! CVE-2024-21626), and looking the program up in the container's PATH.
 
 use std::ffi::CString;
@@ -60,9 +60,10 @@ pub fn candidate_paths(program: &str, path: &str) -> Vec<String> {
         .collect()
 }
 
-/// Closes every descriptor from 3 up except `keep` (the handshake socket).
-pub fn close_inherited_fds(keep: std::os::fd::RawFd) -> Result<(), Errno> {
-    close_fds_except(3, &[keep])
+/// Closes every descriptor from 3 up except `keep` (the handshake socket) and the `preserved`
+/// ones of crabcan's caller (3 to 3+`preserved`-1).
+pub fn close_inherited_fds(keep: std::os::fd::RawFd, preserved: u32) -> Result<(), Errno> {
+    close_fds_except(3 + preserved, &[keep])
 }
 
 /// Closes every descriptor from `first` up except those in `keep` (`crabcan exec`: the
@@ -87,11 +88,18 @@ pub fn close_fds_except(first: u32, keep: &[std::os::fd::RawFd]) -> Result<(), E
     for_fds_in(from, u32::MAX, FdAction::Close)
 }
 
-/// Marks every descriptor from 3 up close-on-exec, so only stdin, stdout and stderr reach the
-/// command (the handshake socket is already close-on-exec and closes at execve, telling the
-/// parent the command started).
-pub fn mark_inherited_fds_cloexec() -> Result<(), Errno> {
-    mark_fds_cloexec_from(3)
+/// Marks every descriptor from 3+`preserved` up close-on-exec, so only stdin, stdout, stderr
+/// and the `preserved` descriptors from 3 up reach the command (the handshake socket is
+/// already close-on-exec and closes at execve, telling the parent the command started); the
+/// preserved ones are made to stay open across it.
+pub fn mark_inherited_fds_cloexec(preserved: u32) -> Result<(), Errno> {
+    for fd in 3..3 + preserved as i32 {
+        // SAFETY: clears the close-on-exec flag of a descriptor crabcan's caller handed over.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
+            return Err(Errno::last());
+        }
+    }
+    mark_fds_cloexec_from(3 + preserved)
 }
 
 /// Marks every descriptor from `first` up close-on-exec (`crabcan exec --preserve-fds N`

@@ -3,12 +3,15 @@
 //! ```text
 //! parent                              child (in the new namespaces)
 //!   clone ───────────────────────────▶ waits
-//!   writes uid_map/gid_map, sends Go ▶ sets itself up (hostname, mounts, rlimits...)
+//!   writes uid_map/gid_map, sends Go ▶ sets itself up (hostname, mounts)
 //!   adds the child to its cgroup,
-//!   sends Joined ────────────────────▶ cgroup namespace, caps, identity...
+//!   sends Joined ────────────────────▶ joins it (v1: through the tasks files)
+//!   (hooks) runs prestart and   ◀───── RuntimeHooks: mounts made, before pivot_root
+//!   createRuntime, RuntimeHooksDone ─▶ createContainer hooks, pivot_root, rlimits...
 //!   (tty mode) receives the pty ◀───── PtyMaster + fd
+//!                                      cgroup namespace, caps, identity...
 //!   receives Ready ◀────────────────── Ready: held before execve
-//!   sends Start ─────────────────────▶ loads seccomp, execve
+//!   sends Start ─────────────────────▶ seccomp, startContainer hooks, execve
 //!   (or: another process opens the start FIFO, see `StartGate::Fifo`)
 //!   EOF (close-on-exec) ◀───────────── the command runs
 //! ```
@@ -44,11 +47,17 @@ pub enum HandshakeError {
 pub enum Message {
     /// Parent → child: id maps written; go on with the setup. Carries, as `SCM_RIGHTS`, an
     /// idmapped copy of the rootfs and of each `--add` source for which `idmapped` is true
-    /// (rootfs first, then the binds in order; see `idmap.rs`).
-    Go { idmapped: Vec<bool> },
+    /// (rootfs first, then the binds in order; see `idmap.rs`). `pid` is the child's pid as
+    /// crabcan sees it, for the state its hooks get.
+    Go { idmapped: Vec<bool>, pid: i32 },
     /// Parent → child: the child is in its cgroup (sent while the child sets up its filesystem,
     /// so the two overlap); the child waits for it before its cgroup namespace and user code.
     Joined,
+    /// Child → parent: the container's mounts are made and pivot_root is next: run the
+    /// `prestart` and `createRuntime` hooks now. Sent only when there are such hooks.
+    RuntimeHooks,
+    /// Parent → child: the hooks ran and succeeded; go on.
+    RuntimeHooksDone,
     /// Child → parent: the pseudo-terminal master follows as an `SCM_RIGHTS` fd.
     PtyMaster,
     /// Child → parent: set up completely, waiting for `Start` before execve.
@@ -68,7 +77,10 @@ pub const MAX_FDS: usize = 16;
 
 impl Message {
     /// `Go` with no idmapped copies.
-    pub const GO: Message = Message::Go { idmapped: Vec::new() };
+    pub const GO: Message = Message::Go {
+        idmapped: Vec::new(),
+        pid: 0,
+    };
 
     /// Whether `other` is the same kind of message (payloads aside).
     pub fn same_kind(&self, other: &Message) -> bool {
@@ -77,12 +89,15 @@ impl Message {
 
     fn encode(&self) -> Vec<u8> {
         match self {
-            Message::Go { idmapped } => {
+            Message::Go { idmapped, pid } => {
                 let mut bytes = vec![b'G'];
+                bytes.extend_from_slice(&pid.to_le_bytes());
                 bytes.extend(idmapped.iter().map(|&yes| u8::from(yes)));
                 bytes
             }
             Message::Joined => vec![b'J'],
+            Message::RuntimeHooks => vec![b'H'],
+            Message::RuntimeHooksDone => vec![b'D'],
             Message::PtyMaster => vec![b'P'],
             Message::Ready => vec![b'R'],
             Message::Start => vec![b'S'],
@@ -106,10 +121,13 @@ impl Message {
 
     fn decode(bytes: &[u8]) -> Result<Message, HandshakeError> {
         match bytes {
-            [b'G', flags @ ..] if flags.iter().all(|&b| b <= 1) => Ok(Message::Go {
+            [b'G', p0, p1, p2, p3, flags @ ..] if flags.iter().all(|&b| b <= 1) => Ok(Message::Go {
                 idmapped: flags.iter().map(|&b| b == 1).collect(),
+                pid: i32::from_le_bytes([*p0, *p1, *p2, *p3]),
             }),
             [b'J'] => Ok(Message::Joined),
+            [b'H'] => Ok(Message::RuntimeHooks),
+            [b'D'] => Ok(Message::RuntimeHooksDone),
             [b'P'] => Ok(Message::PtyMaster),
             [b'R'] => Ok(Message::Ready),
             [b'S'] => Ok(Message::Start),
@@ -247,8 +265,11 @@ mod tests {
             Message::GO,
             Message::Go {
                 idmapped: vec![true, false, true],
+                pid: 4242,
             },
             Message::Joined,
+            Message::RuntimeHooks,
+            Message::RuntimeHooksDone,
             Message::PtyMaster,
             Message::Ready,
             Message::Start,

@@ -17,9 +17,10 @@ use nix::unistd::{ForkResult, Pid};
 use crate::error::EXIT_SETUP_FAILED;
 
 /// Forks the init. Returns in the child, which goes on to become the command; the parent
-/// (closing `handshake_fd`, its copy of the handshake socket, so crabcan still sees the
-/// command's execve as the socket's end) runs the init loop and never returns.
-pub fn fork_init(handshake_fd: std::os::fd::RawFd, filter: Option<&CompiledFilter>) -> Result<(), Errno> {
+/// (closing `command_only`: its copies of the handshake socket and of the start FIFO, so
+/// whoever waits on them still sees the command's execve as their end) runs the init loop and
+/// never returns.
+pub fn fork_init(command_only: &[std::os::fd::RawFd], filter: Option<&CompiledFilter>) -> Result<(), Errno> {
     // Blocked across the fork: no signal may be lost between fork and the init's loop, and
     // SIGTTOU must not stop the child while it takes the terminal's foreground.
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), None)?;
@@ -31,8 +32,10 @@ pub fn fork_init(handshake_fd: std::os::fd::RawFd, filter: Option<&CompiledFilte
             nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         }
         ForkResult::Parent { child } => {
-            // SAFETY: closing the init's copy of the handshake socket, which nothing here uses.
-            unsafe { libc::close(handshake_fd) };
+            for fd in command_only {
+                // SAFETY: closing the init's copies of descriptors only the command uses.
+                unsafe { libc::close(*fd) };
+            }
             hide_command_line();
             let code = match prepare_and_run(child, filter) {
                 Ok(code) => code,

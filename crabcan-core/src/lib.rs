@@ -25,7 +25,8 @@
 //! is unit-tested without root): `identity`, `network`, `mounts` (with `safe_path` and
 //! `idmap`), `rlimits`, `terminal`, `cgroupfs`, `capabilities`, seccomp (from
 //! `crabcan-seccomp`), `init`, `exec`. `container` is the parent's side, with `signals`
-//! forwarded and the pty relayed (`terminal`). Limits come from `crabcan-cgroups`.
+//! forwarded and the pty relayed (`terminal`). Limits come from `crabcan-cgroups`. [`hooks`]
+//! runs a configuration's lifecycle hooks (OCI `hooks`), in the parent and in the child.
 //!
 //! An OCI `exec` enters a running container instead: `enter` (crabcan's side: the container's
 //! process held by a pidfd, the fork, the wait) and `enter_steps` (the entering processes'
@@ -44,6 +45,7 @@ mod enter_steps;
 mod error;
 mod exec;
 mod handshake;
+pub mod hooks;
 mod hostname;
 pub mod id_ranges;
 mod identity;
@@ -65,7 +67,8 @@ mod test_support;
 
 pub use capabilities::{CapabilitySet, DEFAULT_CAPABILITIES};
 pub use config::{
-    ContainerConfig, FileLimit, IdMapping, StartGate, Terminal, DEFAULT_NOFILE, DEFAULT_PATH, DEFAULT_TMP_SIZE,
+    validate_preserved_fds, ContainerConfig, FileLimit, IdMapping, Personality, SessionKeyring, StartGate, Terminal,
+    DEFAULT_NOFILE, DEFAULT_PATH, DEFAULT_TMP_SIZE, MAX_PRESERVED_FDS,
 };
 pub use container::{create, run, CreatedContainer, DetachedContainer, ExitReport, ExitStatus, RunningContainer};
 pub use crabcan_cgroups::{Limits, MissingController, Stats};

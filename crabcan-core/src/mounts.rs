@@ -196,6 +196,28 @@ pub fn plan(config: &ContainerConfig) -> Vec<MountStep> {
     steps
 }
 
+/// Splits a plan where the hooks that run before pivot_root (`prestart`, `createRuntime`,
+/// `createContainer`) see the container's filesystem, runc's order: after every mount, before
+/// the sysctls, masks, read-only paths, working directory, read-only root and pivot_root, so
+/// a hook can add mounts (on a root still writable) but not undo a protection.
+pub fn split_for_hooks(plan: &[MountStep]) -> (&[MountStep], &[MountStep]) {
+    let protections_start = plan
+        .iter()
+        .position(|step| {
+            matches!(
+                step,
+                MountStep::Sysctl { .. }
+                    | MountStep::Mask { .. }
+                    | MountStep::ReadOnly { .. }
+                    | MountStep::WorkingDirectory(_)
+                    | MountStep::ReadOnlyRoot
+                    | MountStep::PivotRoot
+            )
+        })
+        .unwrap_or(plan.len());
+    plan.split_at(protections_start)
+}
+
 /// A failed step: what was attempted, on which path, and the errno.
 #[derive(Debug, thiserror::Error)]
 #[error("{detail}: {errno}")]
@@ -613,6 +635,18 @@ mod tests {
         );
         assert!(tmp_at < bind_at, "a bind below /tmp must not be hidden by the tmpfs");
         assert!(bind_at < mask_at, "masks come last so a bind cannot unmask");
+    }
+
+    #[test]
+    fn hooks_see_every_mount_and_no_protection() {
+        let steps = plan(&sample_config());
+        let (mounts, rest) = split_for_hooks(&steps);
+        assert!(mounts.iter().any(|s| matches!(s, MountStep::Bind(_))));
+        assert!(!mounts
+            .iter()
+            .any(|s| matches!(s, MountStep::Mask { .. } | MountStep::PivotRoot)));
+        assert!(matches!(rest.first(), Some(MountStep::Mask { .. })), "{rest:?}");
+        assert_eq!(rest.last(), Some(&MountStep::PivotRoot));
     }
 
     #[test]

@@ -16,10 +16,11 @@ use nix::sys::stat::Mode;
 
 use crate::capabilities::{self, CapabilitySet};
 use crate::cgroupfs::CgroupView;
-use crate::config::{CapabilitySets, FileLimit, Rlimit};
+use crate::config::{CapabilitySets, FileLimit, Personality, Rlimit};
 use crate::error::EXIT_SETUP_FAILED;
 use crate::exec::{self, PreparedExec};
 use crate::handshake::{Channel, Message, Received};
+use crate::hooks::{self, Hook, HookKind};
 use crate::idmap::ReceivedTrees;
 use crate::mounts::{MountStep, Mounter};
 use crate::{identity, network, rlimits, signals, terminal};
@@ -91,16 +92,24 @@ impl ParentLink for Channel {
 pub trait SetupOps {
     fn die_with_parent(&mut self) -> Result<(), Failure>;
     fn hide_from_proc(&mut self) -> Result<(), Failure>;
-    /// Closes every descriptor but 0, 1, 2 and the handshake socket.
-    fn close_inherited_fds(&mut self) -> Result<(), Failure>;
+    /// Closes every descriptor but 0, 1, 2, the `preserved` ones from 3 up and the handshake
+    /// socket.
+    fn close_inherited_fds(&mut self, preserved: u32) -> Result<(), Failure>;
     /// Takes hold of the start FIFO (a host path) while the host's root is still there.
     fn hold_start_fifo(&mut self, path: &Path) -> Result<(), Failure>;
     fn become_namespace_root(&mut self) -> Result<(), Failure>;
+    /// Joins a new session keyring (named `name`, or anonymous), searchable by the container's
+    /// other processes (with a user namespace, whatever their uid) so they can join it by name.
+    fn join_session_keyring(&mut self, name: Option<&str>, user_namespace: bool) -> Result<(), Failure>;
     /// Sets the hostname and, if given, the NIS domain name.
     fn set_hostname(&mut self, hostname: &str, domainname: Option<&str>) -> Result<(), Failure>;
     fn bring_up_loopback(&mut self) -> Result<(), Failure>;
-    /// Carries out the mount plan, ending with pivot_root.
+    /// Carries out the first part of the mount plan: the container's mounts.
     fn build_filesystem(&mut self, rootfs: &Path, plan: &[MountStep], trees: ReceivedTrees) -> Result<(), Failure>;
+    /// Carries out the rest (protections, working directory), ending with pivot_root.
+    fn finish_filesystem(&mut self, plan: &[MountStep]) -> Result<(), Failure>;
+    /// Runs `hooks` of `kind` in order, `state` on their stdin; the first failure stops.
+    fn run_hooks(&mut self, kind: HookKind, hooks: &[Hook], state: &[u8]) -> Result<(), Failure>;
     /// RLIMIT_NOFILE and the other resource limits.
     fn limit_resources(&mut self, nofile: FileLimit, others: &[Rlimit]) -> Result<(), Failure>;
     fn new_session(&mut self) -> Result<(), Failure>;
@@ -124,17 +133,20 @@ pub trait SetupOps {
         as_root: bool,
     ) -> Result<(), Failure>;
     fn set_umask(&mut self, mask: u32) -> Result<(), Failure>;
+    fn set_personality(&mut self, personality: Personality) -> Result<(), Failure>;
     fn set_no_new_privs(&mut self) -> Result<(), Failure>;
     fn enter_working_directory(&mut self, workdir: &Path) -> Result<(), Failure>;
     fn reset_signals(&mut self) -> Result<(), Failure>;
     /// Checks that the program can be found and executed (before the container is ready).
     fn find_program(&mut self, prepared: &PreparedExec) -> Result<(), Failure>;
-    /// Blocks until another process opens the start FIFO for reading.
+    /// Blocks until another process opens the start FIFO for reading; the FIFO stays open
+    /// (close-on-exec) so that reader sees execve as its end, or a failure before it.
     fn wait_for_fifo_reader(&mut self) -> Result<(), Failure>;
     /// Forks the `--init` (see [`crate::init`]); returns in the process that becomes the
     /// command.
     fn start_init(&mut self, filter: Option<&CompiledFilter>) -> Result<(), Failure>;
-    fn close_fds_on_exec(&mut self) -> Result<(), Failure>;
+    /// Marks every descriptor from 3+`preserved` up close-on-exec, the preserved ones not.
+    fn close_fds_on_exec(&mut self, preserved: u32) -> Result<(), Failure>;
     fn load_seccomp(&mut self, filter: &CompiledFilter) -> Result<(), Failure>;
     /// Only returns on failure.
     fn exec(&mut self, prepared: &PreparedExec) -> Errno;
@@ -145,6 +157,11 @@ pub struct LinuxOps {
     /// The handshake socket: survives `close_inherited_fds`.
     keep_fd: RawFd,
     start_fifo: Option<OwnedFd>,
+    /// The start FIFO opened for writing, once released: its reader learns of a failure
+    /// before execve through it, and sees execve itself as its end.
+    start_fifo_writer: Option<OwnedFd>,
+    /// The mounter between `build_filesystem` and `finish_filesystem`.
+    mounter: Option<Mounter>,
 }
 
 impl LinuxOps {
@@ -152,6 +169,8 @@ impl LinuxOps {
         LinuxOps {
             keep_fd: channel.as_raw_fd(),
             start_fifo: None,
+            start_fifo_writer: None,
+            mounter: None,
         }
     }
 
@@ -159,6 +178,29 @@ impl LinuxOps {
     pub fn handshake_fd(&self) -> RawFd {
         self.keep_fd
     }
+
+    /// Tells whoever released the container through the start FIFO (an OCI `start`) why it
+    /// failed after all; nothing to do before it was released.
+    pub fn tell_starter(&mut self, failure: &Failure) {
+        if let Some(writer) = self.start_fifo_writer.take() {
+            let line = match failure.step {
+                "exec" => format!("cannot execute {}: {}", failure.detail, failure.errno.desc()),
+                step => format!("setup failed at {step}: {}", failure.detail),
+            };
+            let _ = nix::unistd::write(&writer, line.as_bytes());
+        }
+    }
+}
+
+fn mount_failure(e: crate::mounts::MountError) -> Failure {
+    let hint = if e.errno == Errno::EACCES {
+        "; the container's root cannot enter the rootfs: make it readable and searchable by the \
+         container's ids (owned by root on a filesystem with idmapped mounts, or chown -R it to the \
+         host ids of the container's root)"
+    } else {
+        ""
+    };
+    Failure::new("mounts", e.errno, format!("{e}{hint}"))
 }
 
 impl SetupOps for LinuxOps {
@@ -170,8 +212,8 @@ impl SetupOps for LinuxOps {
         identity::hide_from_proc().step("identity", "prctl(PR_SET_DUMPABLE, 0)")
     }
 
-    fn close_inherited_fds(&mut self) -> Result<(), Failure> {
-        exec::close_inherited_fds(self.keep_fd).step("file descriptors", "closing inherited descriptors")
+    fn close_inherited_fds(&mut self, preserved: u32) -> Result<(), Failure> {
+        exec::close_inherited_fds(self.keep_fd, preserved).step("file descriptors", "closing inherited descriptors")
     }
 
     fn hold_start_fifo(&mut self, path: &Path) -> Result<(), Failure> {
@@ -188,6 +230,16 @@ impl SetupOps for LinuxOps {
         )
     }
 
+    fn join_session_keyring(&mut self, name: Option<&str>, user_namespace: bool) -> Result<(), Failure> {
+        identity::join_session_keyring(name, user_namespace).step(
+            "keyring",
+            &format!(
+                "keyctl(KEYCTL_JOIN_SESSION_KEYRING, {})",
+                name.map_or("anonymous".to_owned(), |n| format!("{n:?}"))
+            ),
+        )
+    }
+
     fn set_hostname(&mut self, hostname: &str, domainname: Option<&str>) -> Result<(), Failure> {
         nix::unistd::sethostname(hostname).step("hostname", &format!("sethostname({hostname:?})"))?;
         if let Some(domain) = domainname {
@@ -201,18 +253,22 @@ impl SetupOps for LinuxOps {
     }
 
     fn build_filesystem(&mut self, rootfs: &Path, plan: &[MountStep], trees: ReceivedTrees) -> Result<(), Failure> {
-        let failure = |e: crate::mounts::MountError| {
-            let hint = if e.errno == Errno::EACCES {
-                "; the container's root cannot enter the rootfs: make it readable and searchable by the \
-                 container's ids (owned by root on a filesystem with idmapped mounts, or chown -R it to the \
-                 host ids of the container's root)"
-            } else {
-                ""
-            };
-            Failure::new("mounts", e.errno, format!("{e}{hint}"))
-        };
+        let mut mounter = Mounter::new(rootfs, trees).map_err(mount_failure)?;
+        mounter.run(plan).map_err(mount_failure)?;
+        self.mounter = Some(mounter);
+        Ok(())
+    }
+
+    fn finish_filesystem(&mut self, plan: &[MountStep]) -> Result<(), Failure> {
         // The mounter's descriptor of the rootfs is dropped with it, right after pivot_root.
-        Mounter::new(rootfs, trees).map_err(failure)?.run(plan).map_err(failure)
+        let Some(mut mounter) = self.mounter.take() else {
+            return Err(Failure::new("mounts", Errno::EINVAL, "the filesystem was never built"));
+        };
+        mounter.run(plan).map_err(mount_failure)
+    }
+
+    fn run_hooks(&mut self, kind: HookKind, hooks: &[Hook], state: &[u8]) -> Result<(), Failure> {
+        hooks::run_hooks(kind, hooks, state).map_err(|error| Failure::new("hooks", error.errno(), error.to_string()))
     }
 
     fn limit_resources(&mut self, nofile: FileLimit, others: &[Rlimit]) -> Result<(), Failure> {
@@ -292,6 +348,10 @@ impl SetupOps for LinuxOps {
         Ok(())
     }
 
+    fn set_personality(&mut self, personality: Personality) -> Result<(), Failure> {
+        identity::set_personality(personality).step("personality", &format!("personality({personality:?})"))
+    }
+
     fn apply_capability_sets(
         &mut self,
         keep: &CapabilitySet,
@@ -352,15 +412,21 @@ impl SetupOps for LinuxOps {
             }
         };
         nix::unistd::write(&writer, b"0").step("start gate", "writing to the start FIFO")?;
+        self.start_fifo_writer = Some(writer);
         Ok(())
     }
 
     fn start_init(&mut self, filter: Option<&CompiledFilter>) -> Result<(), Failure> {
-        crate::init::fork_init(self.keep_fd, filter).step("init", "starting the container's init (fork)")
+        let mut command_only = vec![self.keep_fd];
+        command_only.extend(self.start_fifo_writer.as_ref().map(std::os::fd::AsRawFd::as_raw_fd));
+        crate::init::fork_init(&command_only, filter).step("init", "starting the container's init (fork)")
     }
 
-    fn close_fds_on_exec(&mut self) -> Result<(), Failure> {
-        exec::mark_inherited_fds_cloexec().step("file descriptors", "close_range(3, ~0, CLOSE_RANGE_CLOEXEC)")
+    fn close_fds_on_exec(&mut self, preserved: u32) -> Result<(), Failure> {
+        exec::mark_inherited_fds_cloexec(preserved).step(
+            "file descriptors",
+            &format!("close_range({}, ~0, CLOSE_RANGE_CLOEXEC)", 3 + preserved),
+        )
     }
 
     fn load_seccomp(&mut self, filter: &CompiledFilter) -> Result<(), Failure> {
