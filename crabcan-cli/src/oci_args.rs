@@ -314,10 +314,10 @@ pub struct CreateArgs {
     /// Unix socket that receives a pidfd of the container's process
     #[arg(long, value_name = "SOCKET")]
     pub pidfd_socket: Option<PathBuf>,
-    /// Do not use pivot_root
+    /// Use MS_MOVE and chroot instead of pivot_root (refused: crabcan always pivots)
     #[arg(long)]
     pub no_pivot: bool,
-    /// Do not create a new session keyring
+    /// Keep the caller's session keyring instead of a new one named after the container
     #[arg(long)]
     pub no_new_keyring: bool,
     /// Pass this many fds beyond stdin, stdout and stderr (3, 4, ...) to the container

@@ -16,7 +16,8 @@ use serde_json::Value;
 
 use super::OciError;
 use crate::capabilities::CapabilitySet;
-use crate::config::{CapabilitySets, ContainerConfig, FileLimit, IdMapping, Rlimit, Terminal};
+use crate::config::{CapabilitySets, ContainerConfig, FileLimit, IdMapping, Personality, Rlimit, Terminal};
+use crate::hooks::{Hook, HookKind, MAX_HOOKS_PER_KIND};
 use crate::mounts::{MountStep, DEVICES};
 use crate::spec::{BindMount, IdRange};
 
@@ -41,6 +42,10 @@ pub struct Bundle {
     /// state folder, where `exec` reads it back ([`load_saved`]) instead of the bundle's
     /// (which the container's owner may have changed since).
     pub source: Vec<u8>,
+    /// `hooks.poststart`: run by `start` once the program runs.
+    pub poststart: Vec<Hook>,
+    /// `hooks.poststop`: run by `delete` once the container is gone.
+    pub poststop: Vec<Hook>,
 }
 
 /// The fields crabcan implements; `*` is any array index. A field present with a value that
@@ -71,6 +76,7 @@ const SUPPORTED: &[&str] = &[
     "process.rlimits.*.hard",
     "process.rlimits.*.soft",
     "process.noNewPrivileges",
+    "process.oomScoreAdj",
     "mounts.*.destination",
     "mounts.*.type",
     "mounts.*.source",
@@ -95,6 +101,32 @@ const SUPPORTED: &[&str] = &[
     "linux.readonlyPaths",
     "linux.seccomp",
     "linux.sysctl",
+    "linux.personality.domain",
+    "linux.personality.flags",
+    "hooks.prestart.*.path",
+    "hooks.prestart.*.args",
+    "hooks.prestart.*.env",
+    "hooks.prestart.*.timeout",
+    "hooks.createRuntime.*.path",
+    "hooks.createRuntime.*.args",
+    "hooks.createRuntime.*.env",
+    "hooks.createRuntime.*.timeout",
+    "hooks.createContainer.*.path",
+    "hooks.createContainer.*.args",
+    "hooks.createContainer.*.env",
+    "hooks.createContainer.*.timeout",
+    "hooks.startContainer.*.path",
+    "hooks.startContainer.*.args",
+    "hooks.startContainer.*.env",
+    "hooks.startContainer.*.timeout",
+    "hooks.poststart.*.path",
+    "hooks.poststart.*.args",
+    "hooks.poststart.*.env",
+    "hooks.poststart.*.timeout",
+    "hooks.poststop.*.path",
+    "hooks.poststop.*.args",
+    "hooks.poststop.*.env",
+    "hooks.poststop.*.timeout",
 ];
 
 /// Reads and maps the bundle at `bundle`.
@@ -294,7 +326,15 @@ fn map(bundle: &Path, spec: &Spec, value: &Value) -> Result<Bundle, OciError> {
     };
     config.capability_sets = Some(capability_sets(value)?);
     set_rlimits(&mut config, value)?;
+    config.oom_score_adj = process.oom_score_adj();
+    if let Some(value) = config.oom_score_adj.filter(|value| !(-1000..=1000).contains(value)) {
+        return Err(unsupported(
+            "process.oomScoreAdj",
+            format!("{value} is out of the kernel's range, -1000 to 1000"),
+        ));
+    }
     let linux = spec.linux().as_ref();
+    config.personality = personality(linux)?;
     config.id_mapping = id_mapping(linux)?;
     check_namespaces(linux)?;
     let limits = limits(value)?;
@@ -305,13 +345,117 @@ fn map(bundle: &Path, spec: &Spec, value: &Value) -> Result<Bundle, OciError> {
     let (plan, cgroup_view) = mount_plan(bundle, spec, root.readonly().unwrap_or(false), &config)?;
     config.mount_plan = Some(plan);
     config.cgroup_view = cgroup_view;
+    let process_env: Vec<String> = config.env.iter().map(|(key, value)| format!("{key}={value}")).collect();
+    let hooks = |kind| hooks_of(spec, kind, &process_env);
+    config.hooks.prestart = hooks(HookKind::Prestart)?;
+    config.hooks.create_runtime = hooks(HookKind::CreateRuntime)?;
+    config.hooks.create_container = hooks(HookKind::CreateContainer)?;
+    config.hooks.start_container = hooks(HookKind::StartContainer)?;
+    check_start_container_hooks(&config)?;
     Ok(Bundle {
         cgroups_path: linux.and_then(|l| l.cgroups_path().clone()),
         annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
         terminal: config.terminal == Terminal::Pty,
+        poststart: hooks(HookKind::Poststart)?,
+        poststop: hooks(HookKind::Poststop)?,
         config,
         source: Vec::new(),
     })
+}
+
+/// The hooks of `kind` in the bundle, checked (a bounded number, absolute paths, `KEY=VALUE`
+/// environments, a timeout of at least a second). A hook of the container's namespaces
+/// without an environment gets the container process's, as runc's do; one of the runtime's
+/// gets crabcan's.
+fn hooks_of(spec: &Spec, kind: HookKind, process_env: &[String]) -> Result<Vec<Hook>, OciError> {
+    let Some(all) = spec.hooks() else {
+        return Ok(Vec::new());
+    };
+    #[allow(deprecated)] // prestart is deprecated by the spec, still sent by engines
+    let listed = match kind {
+        HookKind::Prestart => all.prestart(),
+        HookKind::CreateRuntime => all.create_runtime(),
+        HookKind::CreateContainer => all.create_container(),
+        HookKind::StartContainer => all.start_container(),
+        HookKind::Poststart => all.poststart(),
+        HookKind::Poststop => all.poststop(),
+    };
+    let listed = listed.as_deref().unwrap_or_default();
+    if listed.len() > MAX_HOOKS_PER_KIND {
+        return Err(unsupported(
+            &format!("hooks.{kind}"),
+            format!(
+                "{} hooks are more than the {MAX_HOOKS_PER_KIND} crabcan runs",
+                listed.len()
+            ),
+        ));
+    }
+    let in_container = matches!(kind, HookKind::CreateContainer | HookKind::StartContainer);
+    listed
+        .iter()
+        .enumerate()
+        .map(|(index, hook)| {
+            let timeout_seconds = match hook.timeout() {
+                None => None,
+                Some(seconds) => Some(u64::try_from(seconds).ok().filter(|s| *s > 0).ok_or_else(|| {
+                    unsupported(
+                        &format!("hooks.{kind}[{index}].timeout"),
+                        format!("{seconds} is not a number of seconds greater than zero"),
+                    )
+                })?),
+            };
+            let env = match (hook.env().clone(), in_container) {
+                (None, true) => Some(process_env.to_vec()),
+                (env, _) => env,
+            };
+            let hook = Hook {
+                path: hook.path().clone(),
+                args: hook.args().clone().unwrap_or_default(),
+                env,
+                timeout_seconds,
+            };
+            hook.check()
+                .map_err(|why| unsupported(&format!("hooks.{kind}[{index}]"), why))?;
+            Ok(hook)
+        })
+        .collect()
+}
+
+/// `startContainer` hooks are the container's own programs, and run while the container's
+/// first process is still crabcan's (non-dumpable) code. A process with CAP_SYS_PTRACE in the
+/// host's user namespace may open that process's `/proc/PID/exe` all the same and write the
+/// host's crabcan binary once nothing runs it (CVE-2019-5736), so that combination is refused:
+/// CAP_SYS_PTRACE in the bounding set (what a root hook gets) without a user namespace.
+fn check_start_container_hooks(config: &ContainerConfig) -> Result<(), OciError> {
+    let ptrace = config
+        .capability_sets
+        .as_ref()
+        .is_some_and(|sets| sets.bounding.contains(caps::Capability::CAP_SYS_PTRACE));
+    if !config.hooks.start_container.is_empty() && ptrace && config.id_mapping == IdMapping::Host {
+        return Err(unsupported(
+            "hooks.startContainer",
+            "with CAP_SYS_PTRACE and no user namespace, a startContainer hook could reach crabcan's own binary (CVE-2019-5736): drop the capability or add a user namespace",
+        ));
+    }
+    Ok(())
+}
+
+/// `linux.personality`: the domain; flags are refused by name.
+fn personality(linux: Option<&oci_spec::runtime::Linux>) -> Result<Option<Personality>, OciError> {
+    use oci_spec::runtime::LinuxPersonalityDomain;
+    let Some(personality) = linux.and_then(|l| l.personality().as_ref()) else {
+        return Ok(None);
+    };
+    if let Some(flags) = personality.flags().as_ref().filter(|flags| !flags.is_empty()) {
+        return Err(unsupported(
+            "linux.personality.flags",
+            format!("crabcan sets the domain only; {} not implemented", flags.join(", ")),
+        ));
+    }
+    Ok(Some(match personality.domain() {
+        LinuxPersonalityDomain::PerLinux => Personality::Linux,
+        LinuxPersonalityDomain::PerLinux32 => Personality::Linux32,
+    }))
 }
 
 fn names(value: &Value, pointer: &str) -> Vec<String> {
@@ -741,8 +885,18 @@ mod tests {
             serde_json::json!({"linux": {"resources": {"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}}});
         let error = check_supported(&hugepages, "").unwrap_err();
         assert!(error.to_string().contains("linux.resources.hugepageLimits"), "{error}");
-        let hooks = serde_json::json!({"hooks": {"prestart": [{"path": "/bin/true"}]}});
-        assert!(check_supported(&hooks, "").unwrap_err().to_string().contains("hooks"));
+        let hooks = serde_json::json!({"hooks": {"prestart": [{"path": "/bin/true", "args": ["true"], "timeout": 5}]}});
+        assert!(check_supported(&hooks, "").is_ok());
+        let hooks = serde_json::json!({"hooks": {"prestart": [{"path": "/bin/true", "bogus": 1}]}});
+        assert!(check_supported(&hooks, "")
+            .unwrap_err()
+            .to_string()
+            .contains("hooks.prestart.*.bogus"));
+        let hooks = serde_json::json!({"hooks": {"onReboot": [{"path": "/bin/true"}]}});
+        assert!(check_supported(&hooks, "")
+            .unwrap_err()
+            .to_string()
+            .contains("hooks.onReboot"));
         let ns_path = serde_json::json!({"linux": {"namespaces": [{"type": "network", "path": "/proc/1/ns/net"}]}});
         assert!(check_supported(&ns_path, "")
             .unwrap_err()

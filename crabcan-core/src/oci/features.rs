@@ -15,8 +15,18 @@ pub fn features() -> Features {
     let mut features = Features::default();
     features.set_oci_version_min(OCI_VERSION_MIN.to_owned());
     features.set_oci_version_max(super::OCI_VERSION.to_owned());
-    // No hook runs yet: an empty list (not "unknown").
-    features.set_hooks(Some(Vec::new()));
+    features.set_hooks(Some(
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ));
     features.set_mount_options(Some(
         [
             "bind", "rbind", "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "private", "rprivate",
@@ -132,6 +142,7 @@ mod tests {
         for key in ["ociVersionMin", "ociVersionMax", "hooks", "mountOptions", "linux"] {
             assert!(json.get(key).is_some(), "{key} missing in {json}");
         }
+        assert_eq!(json["hooks"].as_array().unwrap().len(), 6, "every hook kind runs");
         let linux = &json["linux"];
         assert!(linux["namespaces"].as_array().unwrap().contains(&"user".into()));
         assert!(linux["capabilities"]

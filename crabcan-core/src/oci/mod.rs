@@ -138,6 +138,28 @@ pub enum OciError {
         /// What the operation needs.
         wanted: &'static str,
     },
+    /// A unix socket crabcan hands a descriptor to (`--console-socket`, `--pidfd-socket`)
+    /// failed.
+    #[error("cannot {action} the {what} socket {path}: {source}")]
+    SocketIo {
+        /// Which socket: "console", "pidfd".
+        what: &'static str,
+        /// What crabcan was doing, e.g. "connect to".
+        action: String,
+        /// The socket's path.
+        path: PathBuf,
+        /// The error the system gave.
+        source: std::io::Error,
+    },
+    /// The container's process failed once `start` released it (a `startContainer` hook, or
+    /// its execve); it is stopped.
+    #[error("container \"{id}\" failed to start: {detail}")]
+    StartFailed {
+        /// The container's id.
+        id: String,
+        /// What the container's process said.
+        detail: String,
+    },
     /// A signal number Linux does not have.
     #[error("{signal} is not a signal")]
     BadSignal {

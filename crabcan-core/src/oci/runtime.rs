@@ -5,12 +5,20 @@
 //! `create` (detached: the container's process survives crabcan, held on a FIFO in its state
 //! folder), `start`, `run`, `kill`, `delete`, `exec` (in `oci/exec.rs`), `ps`, `pause` and
 //! `resume` work. `events` and `update` live in [`super::resources`].
+//!
+//! The bundle's hooks run where the runtime spec puts them: `prestart`, `createRuntime`,
+//! `createContainer` and `startContainer` in crabcan-core (a failure fails `create` or `start`
+//! and leaves nothing), `poststart` in `start` (and `run`) once the program runs, `poststop`
+//! in `delete` (and at the end of `run`, and after a `create` that failed); a failure of
+//! those two is a warning and the operation goes on. They are kept in the state folder at
+//! `create`: the bundle is never read again.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crabcan_cgroups::{CgroupHost, ContainerCgroup};
 use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
@@ -19,8 +27,9 @@ pub use super::resources::{events, update, EventsOptions, UpdateOptions};
 use super::bundle::{self, Bundle};
 use super::state::{process_start_time, validate_id, ContainerLock, ContainerState, StateStore, Status};
 use super::OciError;
-use crate::config::StartGate;
+use crate::config::{SessionKeyring, StartGate};
 use crate::container::DetachedContainer;
+use crate::hooks::{self, HookKind};
 
 /// Which cgroup driver manages the container's cgroups (`--cgroup-manager`,
 /// `--systemd-cgroup`).
@@ -61,7 +70,8 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     /// The unix socket that receives a pidfd of the container's process.
     pub pidfd_socket: Option<PathBuf>,
-    /// Use `chroot`-like `MS_MOVE` instead of `pivot_root` (`--no-pivot`).
+    /// Use `chroot`-like `MS_MOVE` instead of `pivot_root` (`--no-pivot`): refused, as
+    /// chroot would leave the host's root reachable.
     pub no_pivot: bool,
     /// Do not create a new session keyring (`--no-new-keyring`).
     pub no_new_keyring: bool,
@@ -127,7 +137,11 @@ const START_FIFO: &str = "exec.fifo";
 /// Creates container `id` from the bundle and leaves its process held before `execve`;
 /// returns once crabcan can exit and leave the container to the caller.
 pub fn create(store: &StateStore, id: &str, options: &CreateOptions) -> Result<(), OciError> {
+    // First, before crabcan opens anything: a gap among the descriptors to pass would be
+    // taken by one of crabcan's own, which the container would then get.
+    let passed = PassedFds::from_caller(options.preserve_fds)?;
     validate_id(id)?;
+    refuse_options(options)?;
     let bundle_dir = absolute(&options.bundle)?;
     let mut bundle = bundle::load(&bundle_dir)?;
     if bundle.terminal && options.console_socket.is_none() {
@@ -136,9 +150,7 @@ pub fn create(store: &StateStore, id: &str, options: &CreateOptions) -> Result<(
             why: "cannot allocate a terminal for a detached container without --console-socket".into(),
         });
     }
-    refuse_options(options)?;
-    let mut state = ContainerState::new(id, &bundle_dir, &bundle.config.rootfs);
-    state.annotations = bundle.annotations.clone();
+    let mut state = new_state(id, &bundle_dir, &mut bundle, options, &passed)?;
     let lock = store.create(&state)?;
     let created = set_up(&lock, &mut bundle, options).and_then(|(detached, cgroup_path)| {
         state.pid = detached.pid;
@@ -158,9 +170,129 @@ pub fn create(store: &StateStore, id: &str, options: &CreateOptions) -> Result<(
             kill_and_clean(&state);
         }
         let _ = lock.remove();
+        // The spec's lifecycle goes on to delete, whose poststop hooks run.
+        run_poststop_hooks(&state);
         return Err(error);
     }
     Ok(())
+}
+
+/// The state of a container about to be created from `bundle`, and what the bundle's
+/// configuration gets from it and from the options: the state its hooks see, the session
+/// keyring runc names after the id (none with `--no-new-keyring`), the descriptors passed.
+fn new_state(
+    id: &str,
+    bundle_dir: &Path,
+    bundle: &mut Bundle,
+    options: &CreateOptions,
+    passed: &PassedFds,
+) -> Result<ContainerState, OciError> {
+    let mut state = ContainerState::new(id, bundle_dir, &bundle.config.rootfs);
+    state.annotations = bundle.annotations.clone();
+    state.crabcan.poststart = bundle.poststart.clone();
+    state.crabcan.poststop = bundle.poststop.clone();
+    let config = &mut bundle.config;
+    config.hooks.state = hook_state(&state)?;
+    config.session_keyring = match options.no_new_keyring {
+        true => SessionKeyring::Inherit,
+        false => SessionKeyring::New {
+            name: Some(format!("_ses.{id}")),
+        },
+    };
+    config.preserved_fds = passed.count();
+    config.env.extend(passed.environment());
+    Ok(state)
+}
+
+/// The descriptors of crabcan's caller that the container's process gets, from 3 up, as
+/// runc passes them: those of socket activation first (`LISTEN_FDS`, when `LISTEN_PID` is this
+/// process), then `--preserve-fds` more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PassedFds {
+    listen: u32,
+    preserved: u32,
+}
+
+impl PassedFds {
+    /// Reads socket activation's variables and checks every descriptor is open.
+    fn from_caller(preserve_fds: u32) -> Result<PassedFds, OciError> {
+        let number = |name: &str| std::env::var(name).ok().and_then(|value| value.parse::<u32>().ok());
+        let listen = match number("LISTEN_PID") == Some(std::process::id()) {
+            true => number("LISTEN_FDS").unwrap_or(0),
+            false => 0,
+        };
+        let passed = PassedFds {
+            listen,
+            preserved: preserve_fds,
+        };
+        crate::config::validate_preserved_fds(passed.count()).map_err(crate::Error::from)?;
+        Ok(passed)
+    }
+
+    fn count(&self) -> u32 {
+        self.listen.saturating_add(self.preserved)
+    }
+
+    /// What the container's program is told of socket activation (it is pid 1 of its pid
+    /// namespace).
+    fn environment(&self) -> Vec<(String, String)> {
+        if self.listen == 0 {
+            return Vec::new();
+        }
+        vec![
+            ("LISTEN_FDS".to_owned(), self.listen.to_string()),
+            ("LISTEN_PID".to_owned(), "1".to_owned()),
+        ]
+    }
+}
+
+/// What every hook of the container gets on stdin: what `state` prints (crabcan-core fills
+/// in the pid and status of the moment).
+fn hook_state(state: &ContainerState) -> Result<serde_json::Map<String, serde_json::Value>, OciError> {
+    match serde_json::to_value(state.report()) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Ok(serde_json::Map::new()),
+        Err(source) => Err(OciError::Encode {
+            what: "the state for the hooks",
+            source,
+        }),
+    }
+}
+
+/// Runs the `poststart` hooks kept in `state` (the program runs: status `running`, its pid,
+/// even if it has exited already) or its `poststop` hooks (status `stopped`, pid 0, as `state`
+/// shows a stopped container). A failure is a warning, the spec's rule for these two, and
+/// the other hooks still run.
+fn run_warning_hooks(kind: HookKind, state: &ContainerState) {
+    let (hooks, status, pid) = match kind {
+        HookKind::Poststart => (&state.crabcan.poststart, Status::Running, state.pid),
+        _ => (&state.crabcan.poststop, Status::Stopped, 0),
+    };
+    if hooks.is_empty() {
+        return;
+    }
+    let mut report = state.report();
+    report.status = status;
+    report.pid = pid;
+    let input = match serde_json::to_vec(&report) {
+        Ok(input) => input,
+        Err(error) => {
+            log::warn!(
+                "cannot encode the state of container {} for its {kind} hooks: {error}",
+                state.id
+            );
+            return;
+        }
+    };
+    for hook in hooks {
+        if let Err(error) = hooks::run_hook(kind, hook, &input) {
+            log::warn!("container {}: {error}", state.id);
+        }
+    }
+}
+
+fn run_poststop_hooks(state: &ContainerState) {
+    run_warning_hooks(HookKind::Poststop, state);
 }
 
 /// The part of `create` that makes the container: its start FIFO, its process held before
@@ -196,6 +328,9 @@ fn set_up(
         })?;
         send_console(socket, &master)?;
     }
+    if let Some(socket) = &options.pidfd_socket {
+        send_pidfd(socket, created.pid().unwrap_or(0))?;
+    }
     Ok((created.detach()?, cgroup_path))
 }
 
@@ -203,21 +338,43 @@ fn set_up(
 /// the pty's name as its payload and the master as its one `SCM_RIGHTS` descriptor.
 pub(crate) fn send_console(socket: &Path, master: &std::os::fd::OwnedFd) -> Result<(), OciError> {
     use std::os::fd::AsRawFd;
-    let io = |what, source| OciError::Io {
-        what,
-        path: socket.to_owned(),
-        source,
-    };
-    let stream = std::os::unix::net::UnixStream::connect(socket)
-        .map_err(|source| io("connect to the console socket", source))?;
     let mut number: libc::c_uint = 0;
     // SAFETY: TIOCGPTN writes the pty's number into `number`, valid for the call.
     let name = match unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut number) } {
         0 => format!("/dev/pts/{number}"),
         _ => "/dev/ptmx".to_owned(),
     };
-    let iov = [std::io::IoSlice::new(name.as_bytes())];
-    let fds = [master.as_raw_fd()];
+    send_fd(socket, "console", &name, master)
+}
+
+/// Hands a pidfd of the container's process (`pid`) to whoever listens on `socket`
+/// (`--pidfd-socket`, runc 1.2's): one message, "standard" as its payload, as runc's init
+/// sends it. The pidfd stays valid, and names that process, whatever happens to the pid.
+fn send_pidfd(socket: &Path, pid: i32) -> Result<(), OciError> {
+    let pidfd = u32::try_from(pid)
+        .map_err(|_| nix::errno::Errno::ESRCH)
+        .and_then(hooks::pidfd_open)
+        .map_err(|errno| OciError::Io {
+            what: "pidfd_open the container's process for",
+            path: socket.to_owned(),
+            source: errno.into(),
+        })?;
+    send_fd(socket, "pidfd", "standard", &pidfd)
+}
+
+/// Connects to the unix socket `socket` and sends one message: `payload`, and `fd` as its one
+/// `SCM_RIGHTS` descriptor. `what` names the socket in errors ("console", "pidfd").
+fn send_fd(socket: &Path, what: &'static str, payload: &str, fd: &impl std::os::fd::AsRawFd) -> Result<(), OciError> {
+    use std::os::fd::AsRawFd;
+    let io = |action: &str, source: std::io::Error| OciError::SocketIo {
+        what,
+        action: action.to_owned(),
+        path: socket.to_owned(),
+        source,
+    };
+    let stream = std::os::unix::net::UnixStream::connect(socket).map_err(|source| io("connect to", source))?;
+    let iov = [std::io::IoSlice::new(payload.as_bytes())];
+    let fds = [fd.as_raw_fd()];
     let control = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
     nix::sys::socket::sendmsg::<()>(
         stream.as_raw_fd(),
@@ -227,7 +384,7 @@ pub(crate) fn send_console(socket: &Path, master: &std::os::fd::OwnedFd) -> Resu
         None,
     )
     .map(drop)
-    .map_err(|errno| io("send the pty to the console socket", errno.into()))
+    .map_err(|errno| io("sendmsg(SCM_RIGHTS) to", errno.into()))
 }
 
 /// Where the container's cgroup goes: the bundle's `linux.cgroupsPath`, else
@@ -245,19 +402,20 @@ fn place_cgroup(bundle: &mut Bundle, id: &str, manager: CgroupManager) -> Option
 }
 
 /// What crabcan does not implement of `create`'s options: an error naming the option.
+///
+/// `--no-pivot` (runc's MS_MOVE of the rootfs onto `/` and chroot) stays refused: runc offers
+/// it for a host whose root is an initramfs, where pivot_root fails; crabcan binds the rootfs
+/// onto itself and pivots onto it, which works on every other root, and under chroot the
+/// host's root stays in the container's mount namespace, a chroot escape away for a process
+/// with CAP_SYS_CHROOT (Docker's and podman's default capabilities have it).
 fn refuse_options(options: &CreateOptions) -> Result<(), OciError> {
-    let refused = [
-        ("--pidfd-socket", options.pidfd_socket.is_some()),
-        ("--no-pivot", options.no_pivot),
-        ("--preserve-fds", options.preserve_fds > 0),
-    ];
-    match refused.iter().find(|(_, given)| *given) {
-        Some((option, _)) => Err(OciError::Unsupported {
-            field: (*option).into(),
-            why: "crabcan's OCI mode does not implement this option yet".into(),
-        }),
-        None => Ok(()),
+    if options.no_pivot {
+        return Err(OciError::Unsupported {
+            field: "--no-pivot".into(),
+            why: "crabcan always uses pivot_root (chroot would leave the host's root reachable); on a host whose root is an initramfs, switch_root to a tmpfs first".into(),
+        });
     }
+    Ok(())
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, OciError> {
@@ -308,16 +466,44 @@ pub fn start(store: &StateStore, id: &str) -> Result<(), OciError> {
         .start_fifo
         .clone()
         .unwrap_or_else(|| lock.dir().join(START_FIFO));
-    release(&fifo, state.pid)?;
+    let released = release(&fifo, state.pid);
     let _ = std::fs::remove_file(&fifo);
+    match released? {
+        Released::Execed => {}
+        Released::Failed(detail) => {
+            return Err(OciError::StartFailed {
+                id: id.to_owned(),
+                detail,
+            })
+        }
+    }
     state.status = Status::Running;
-    lock.save(&state)
+    lock.save(&state)?;
+    // Unlocked first: a hook may well call crabcan on this container.
+    drop(lock);
+    run_warning_hooks(HookKind::Poststart, &state);
+    Ok(())
 }
 
+/// What the container's process said through the start FIFO once released.
+#[derive(Debug, PartialEq, Eq)]
+enum Released {
+    /// It reached execve (the FIFO closed on it).
+    Execed,
+    /// It failed before (a `startContainer` hook, say), and said why.
+    Failed(String),
+}
+
+/// The most a container's process says through the start FIFO.
+const FIFO_MESSAGE_BYTES: usize = 4096;
+
 /// Opens the start FIFO for reading, which lets the container's process (blocked opening it
-/// for writing) go on to execve, and reads the byte it writes. Non-blocking, so a container
-/// whose process is gone is an error, never a hang.
-fn release(fifo: &Path, pid: i32) -> Result<(), OciError> {
+/// for writing) go on; it writes `0`, runs its `startContainer` hooks and execs, which closes
+/// its end (close-on-exec), or writes why it failed and exits. Reads until that end, waiting
+/// on the FIFO and a pidfd of the process together, so a process that dies is noticed at once
+/// and a slow hook is waited for, with no polling interval or timeout of crabcan's own.
+fn release(fifo: &Path, pid: i32) -> Result<Released, OciError> {
+    use std::os::fd::AsFd;
     use std::os::unix::fs::OpenOptionsExt;
     let io = |what, source| OciError::Io {
         what,
@@ -329,21 +515,57 @@ fn release(fifo: &Path, pid: i32) -> Result<(), OciError> {
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(fifo)
         .map_err(|source| io("open the start FIFO", source))?;
-    let deadline = Instant::now() + RELEASE_TIMEOUT;
-    loop {
-        let mut byte = [0u8; 1];
-        match nix::unistd::read(&file, &mut byte) {
-            Ok(1) => return Ok(()),
-            Err(Errno::EAGAIN) | Ok(_) if Instant::now() < deadline && process_alive(pid) => {
-                std::thread::sleep(Duration::from_millis(1))
-            }
-            Err(Errno::EAGAIN) | Ok(_) => return Err(OciError::NotRunning),
-            Err(errno) => return Err(io("read the start FIFO", errno.into())),
+    let process = match u32::try_from(pid).map_err(|_| Errno::ESRCH).and_then(hooks::pidfd_open) {
+        Ok(process) => process,
+        Err(Errno::ESRCH) => return Err(OciError::NotRunning),
+        Err(errno) => {
+            return Err(OciError::Io {
+                what: "pidfd_open the container's process, to wait on",
+                path: fifo.to_owned(),
+                source: errno.into(),
+            })
         }
+    };
+    let mut said = Vec::new();
+    let mut gone = false;
+    loop {
+        let mut fds = [
+            PollFd::new(file.as_fd(), PollFlags::POLLIN),
+            PollFd::new(process.as_fd(), PollFlags::POLLIN),
+        ];
+        match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(errno) => return Err(io("poll the start FIFO", errno.into())),
+        }
+        gone |= fds[1].revents().is_some_and(|events| !events.is_empty());
+        let mut buffer = [0u8; 512];
+        let ended = loop {
+            match nix::unistd::read(&file, &mut buffer) {
+                // No writer: it has not opened the FIFO yet, or it closed it.
+                Ok(0) => break !said.is_empty(),
+                Ok(n) => {
+                    let room = FIFO_MESSAGE_BYTES.saturating_sub(said.len());
+                    said.extend_from_slice(&buffer[..n.min(room)]);
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => break false,
+                Err(errno) => return Err(io("read the start FIFO", errno.into())),
+            }
+        };
+        // A process that is gone has written all it ever will.
+        if ended || gone {
+            break;
+        }
+    }
+    match said.split_first() {
+        None => Err(OciError::NotRunning),
+        Some((b'0', [])) => Ok(Released::Execed),
+        Some((b'0', failure)) => Ok(Released::Failed(String::from_utf8_lossy(failure).trim().to_owned())),
+        Some(_) => Ok(Released::Failed(String::from_utf8_lossy(&said).trim().to_owned())),
     }
 }
 
-/// How long `start` waits for the container's process to take the start FIFO.
+/// How long `delete` waits for a killed container's process to be gone.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn process_alive(pid: i32) -> bool {
@@ -358,6 +580,7 @@ pub fn run(store: &StateStore, id: &str, options: &CreateOptions, detach: bool) 
         start(store, id)?;
         return Ok(0);
     }
+    let passed = PassedFds::from_caller(options.preserve_fds)?;
     validate_id(id)?;
     refuse_options(options)?;
     if options.console_socket.is_some() {
@@ -368,8 +591,7 @@ pub fn run(store: &StateStore, id: &str, options: &CreateOptions, detach: bool) 
     }
     let bundle_dir = absolute(&options.bundle)?;
     let mut bundle = bundle::load(&bundle_dir)?;
-    let mut state = ContainerState::new(id, &bundle_dir, &bundle.config.rootfs);
-    state.annotations = bundle.annotations.clone();
+    let mut state = new_state(id, &bundle_dir, &mut bundle, options, &passed)?;
     let lock = store.create(&state)?;
     let cgroup_path = place_cgroup(&mut bundle, id, options.cgroup_manager);
     let config = &bundle.config;
@@ -377,18 +599,26 @@ pub fn run(store: &StateStore, id: &str, options: &CreateOptions, detach: bool) 
         super::exec::save_config(lock.dir(), &bundle.source)?;
         let created = crate::create(config.clone())?;
         state.pid = created.pid().unwrap_or(0);
-        state.status = Status::Running;
+        state.status = Status::Created;
         state.crabcan.cgroup_path = cgroup_path;
         state.crabcan.cgroup_paths = created.cgroup().map(|c| c.paths()).unwrap_or_default();
         state.crabcan.init_start_time = process_start_time(state.pid);
         lock.save(&state)?;
+        if let Some(socket) = &options.pidfd_socket {
+            send_pidfd(socket, state.pid)?;
+        }
         if let Some(pid_file) = &options.pid_file {
             write_pid_file(pid_file, state.pid)?;
         }
-        let report = created.start()?.wait()?;
+        let running = created.start()?;
+        state.status = Status::Running;
+        lock.save(&state)?;
+        run_warning_hooks(HookKind::Poststart, &state);
+        let report = running.wait()?;
         Ok::<i32, OciError>(report.exit_code())
     })();
     let _ = lock.remove();
+    run_poststop_hooks(&state);
     outcome
 }
 
@@ -459,7 +689,9 @@ pub fn delete(store: &StateStore, id: &str, force: bool) -> Result<(), OciError>
         });
     }
     kill_and_clean(&state);
-    lock.remove()
+    lock.remove()?;
+    run_poststop_hooks(&state);
+    Ok(())
 }
 
 /// Kills what is left of the container and removes its cgroup. Best effort: what cannot be

@@ -124,6 +124,12 @@ pub struct PrivateState {
     /// The start time of the container's process (`/proc/PID/stat` field 22, clock ticks since
     /// boot), which tells that process from a later one that reuses its pid.
     pub init_start_time: Option<u64>,
+    /// The bundle's `poststart` hooks, kept from `create` (the bundle is not read again).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub poststart: Vec<crate::hooks::Hook>,
+    /// The bundle's `poststop` hooks, for `delete`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub poststop: Vec<crate::hooks::Hook>,
 }
 
 /// What `crabcan state ID` prints, in runc's field order.
