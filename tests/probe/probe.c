@@ -118,9 +118,25 @@ static long check(const char *name) {
     exit(2);
 }
 
+/* "session_keyring" prints the serial and description of the session keyring
+ * ("session_keyring=SERIAL;keyring;UID;GID;PERM;NAME") rather than OK. */
+static int print_session_keyring(void) {
+    char description[512] = {0};
+    long serial = syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3 /* session */, 0);
+    if (serial < 0) return -1;
+    if (syscall(SYS_keyctl, 6 /* KEYCTL_DESCRIBE */, serial, description, sizeof(description) - 1) < 0) return -1;
+    printf("session_keyring=%ld;%s\n", serial, description);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         errno = 0;
+        if (!strcmp(argv[i], "session_keyring")) {
+            if (print_session_keyring() < 0) printf("session_keyring=%s\n", errname(errno));
+            fflush(stdout);
+            continue;
+        }
         long rc = check(argv[i]);
         if (rc < 0)
             printf("%s=%s\n", argv[i], errname(errno));
