@@ -59,6 +59,8 @@ impl Podman {
             .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
             .args(["--runtime", "crabcan"])
             .env("CONTAINERS_CONF", self.path("containers.conf"))
+            // conmon writes an `oom` file into its working folder when it sees an OOM kill.
+            .current_dir(self.dir.path())
             .args(args)
             .stdin(Stdio::null());
         command
