@@ -11,7 +11,7 @@ use crate::fsutil::write_file;
 use crate::layout::Version;
 use crate::limits::LimitKind;
 use crate::stats::Stats;
-use crate::writes::{IfAbsent, LimitWrite};
+use crate::writes::{IfAbsent, LimitWrite, Placement};
 
 /// What to do with a limit the host cannot apply (no controller, no interface file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,6 +77,8 @@ pub(crate) trait CgroupBackend: Send + Sync + fmt::Debug {
     fn dir_for(&self, write: &LimitWrite) -> Option<&Path>;
     /// The cgroup2 directory, if this is a v2 cgroup.
     fn v2_path(&self) -> Option<&Path>;
+    /// Which interface each controller's files are written through.
+    fn placement(&self) -> Placement;
     fn add_task(&self, pid: i32) -> Result<(), CgroupError>;
     fn kill_all(&self) -> Result<(), CgroupError>;
     fn stats(&self) -> Stats;
@@ -88,7 +90,9 @@ pub(crate) trait CgroupBackend: Send + Sync + fmt::Debug {
 
 /// Applies `writes` in order. A missing file (after the fallback) goes through the `missing`
 /// policy for requested limits, is unapplied for best-effort ones and skipped for implied ones.
-/// A write whose controller is unavailable was handled at creation (or is best effort).
+/// A write whose controller is unavailable was handled at creation (or is best effort). A
+/// write marked [`LimitWrite::retry_after_rest`] that the kernel refuses with EINVAL is tried
+/// once more after all the others.
 pub(crate) fn apply_writes(
     backend: &dyn CgroupBackend,
     writes: &[LimitWrite],
@@ -96,18 +100,29 @@ pub(crate) fn apply_writes(
     missing: MissingController,
     unapplied: &mut Vec<Unapplied>,
 ) -> Result<(), CgroupError> {
+    let mut retry = Vec::new();
     for write in writes {
         let Some(dir) = backend.dir_for(write) else {
-            if let IfAbsent::BestEffort { .. } = write.if_absent {
-                let controller = write.controller.name(version).to_string();
-                push_unapplied(
+            let controller = write.controller.name(version).to_string();
+            match write.if_absent {
+                IfAbsent::BestEffort { .. } => push_unapplied(
                     unapplied,
                     write.limit,
                     CgroupError::MissingController {
                         controller,
                         limit: write.limit,
                     },
-                );
+                ),
+                // At creation the policy was applied already (under Warn the limit is listed
+                // once); on update, the cgroup was made without this controller.
+                IfAbsent::Required { .. } => {
+                    let error = |limit| CgroupError::NoControllerDirectory {
+                        controller: controller.clone(),
+                        limit,
+                    };
+                    missing.handle(&[write.limit], error, unapplied)?;
+                }
+                IfAbsent::Skip => {}
             }
             continue;
         };
@@ -115,10 +130,11 @@ pub(crate) fn apply_writes(
             Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
                 absent_file(dir, write, missing, unapplied)?;
             }
+            Err(err) if err.raw_os_error() == Some(libc::EINVAL) && write.retry_after_rest => retry.push((dir, write)),
             result => result?,
         }
     }
-    Ok(())
+    retry.into_iter().try_for_each(|(dir, write)| apply_one(dir, write))
 }
 
 /// `write`'s file does not exist in `dir`: what [`IfAbsent`] says.
@@ -131,7 +147,7 @@ fn absent_file(
     let feature = |what| {
         move |limit| CgroupError::MissingFeature {
             what,
-            path: dir.join(write.file),
+            path: dir.join(&write.file),
             limit,
         }
     };
@@ -146,7 +162,7 @@ fn absent_file(
 }
 
 fn apply_one(dir: &Path, write: &LimitWrite) -> Result<(), CgroupError> {
-    let primary = dir.join(write.file);
+    let primary = dir.join(&write.file);
     match (write_file(&primary, &write.value), &write.fallback) {
         (Err(e), Some((file, value))) if e.raw_os_error() == Some(libc::ENOENT) => {
             write_file(&dir.join(file), value).map_err(|fallback_err| {
@@ -177,7 +193,7 @@ pub(crate) fn write_pid(dir: &Path, pid: i32) -> Result<(), CgroupError> {
 mod tests {
     use super::*;
     use crate::limits::Limits;
-    use crate::writes::limit_writes;
+    use crate::writes::tests::writes as limit_writes;
     use std::fs;
 
     /// A v1-like cgroup faked by a plain directory with regular files.
@@ -193,6 +209,9 @@ mod tests {
         }
         fn v2_path(&self) -> Option<&Path> {
             None
+        }
+        fn placement(&self) -> Placement {
+            Placement::only(Version::V1)
         }
         fn add_task(&self, _: i32) -> Result<(), CgroupError> {
             Ok(())

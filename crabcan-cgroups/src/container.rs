@@ -15,15 +15,16 @@ use crate::backend::{apply_writes, CgroupBackend, MissingController, Unapplied};
 use crate::error::CgroupError;
 use crate::fsutil::remove_parent_if_empty;
 use crate::host::CgroupHost;
-use crate::layout::Version;
+use crate::fsutil::read_u64;
+use crate::layout::{Layout, Version};
 use crate::lease::Lease;
 use crate::limits::Limits;
 use crate::self_join::SelfJoin;
 use crate::stats::Stats;
 use crate::tree::remove_subtree;
-use crate::v1::V1Cgroup;
+use crate::v1::{unified_controllers, V1Cgroup};
 use crate::v2::{V2Cgroup, Wanted};
-use crate::writes::{limit_writes, needed, Controller, LimitWrite};
+use crate::writes::{limit_writes, needed, Controller, LimitWrite, Placement};
 use crate::REMOVE_TIMEOUT;
 
 /// Longest accepted container name, in bytes.
@@ -101,8 +102,8 @@ impl ContainerCgroup {
     ) -> Result<ContainerCgroup, CgroupError> {
         validate_name(name)?;
         limits.validate()?;
-        let version = host.mounts.layout.version();
-        let writes = limit_writes(limits, version);
+        let (placement, writes) = plan_writes(host, limits)?;
+        let version = placement.version;
         let leaf = format!("{name}.{}", std::process::id());
         // The lease first: a scanner must never see our directories without a held lease.
         let lease = Lease::acquire(&host.state_dir, &leaf, &host.parent)?;
@@ -110,7 +111,7 @@ impl ContainerCgroup {
         let parent = Path::new(&host.parent);
         // The parent folder is shared and stays (removal removes it when empty).
         let mut made = Vec::new();
-        let backend = match create_backend(host, parent, &leaf, &writes, missing, &mut unapplied, &mut made) {
+        let backend = match create_backend(host, parent, &leaf, &writes, &placement, missing, &mut unapplied, &mut made) {
             Ok(backend) => backend,
             Err(e) => {
                 // A lease that cannot be unlinked is left unlocked: stale cleanup removes it.
@@ -142,12 +143,12 @@ impl ContainerCgroup {
     ) -> Result<ContainerCgroup, CgroupError> {
         let at = CgroupPath::parse(path)?;
         limits.validate()?;
-        let version = host.mounts.layout.version();
-        let writes = limit_writes(limits, version);
+        let (placement, writes) = plan_writes(host, limits)?;
+        let version = placement.version;
         let mut unapplied = Vec::new();
         let mut made = Vec::new();
         let parent = at.parent();
-        let backend = match create_backend(host, &parent, at.leaf(), &writes, missing, &mut unapplied, &mut made) {
+        let backend = match create_backend(host, &parent, at.leaf(), &writes, &placement, missing, &mut unapplied, &mut made) {
             Ok(backend) => backend,
             Err(e) => {
                 remove_made(&made);
@@ -216,32 +217,54 @@ fn remove_made(made: &[PathBuf]) {
     }
 }
 
+/// Where each controller's files are on `host` (a hybrid host may have some controllers on
+/// its cgroup2 mount only) and the writes that apply `limits` there.
+fn plan_writes(host: &CgroupHost, limits: &Limits) -> Result<(Placement, Vec<LimitWrite>), CgroupError> {
+    let mut placement = Placement::only(host.mounts.layout.version());
+    if host.mounts.layout == Layout::Hybrid {
+        let used: BTreeSet<Controller> = limit_writes(limits, &placement)?
+            .iter()
+            .map(|w| w.controller)
+            .collect();
+        placement.on_unified = unified_controllers(&host.mounts, used);
+    }
+    let writes = limit_writes(limits, &placement)?;
+    Ok((placement, writes))
+}
+
 /// The directories of `<parent>/<leaf>` on `host` for `writes`, with the controllers they
 /// need; the parent directories it creates are pushed to `made`.
+#[allow(clippy::too_many_arguments)]
 fn create_backend(
     host: &CgroupHost,
     parent: &Path,
     leaf: &str,
     writes: &[LimitWrite],
+    placement: &Placement,
     missing: MissingController,
     unapplied: &mut Vec<Unapplied>,
     made: &mut Vec<PathBuf>,
 ) -> Result<Box<dyn CgroupBackend>, CgroupError> {
     let needed = needed(writes);
+    let optional: BTreeSet<Controller> = writes.iter().map(|w| w.controller).collect();
+    let wanted = Wanted {
+        needed: &needed,
+        optional: &optional,
+        missing,
+        all_available: true,
+    };
     let mounts = &host.mounts;
-    Ok(match mounts.layout.version() {
+    Ok(match placement.version {
         Version::V1 => Box::new(V1Cgroup::create(
-            mounts, parent, leaf, &needed, missing, unapplied, made,
+            mounts,
+            parent,
+            leaf,
+            &wanted,
+            &placement.on_unified,
+            unapplied,
+            made,
         )?),
-        Version::V2 => {
-            let optional: BTreeSet<Controller> = writes.iter().map(|w| w.controller).collect();
-            let wanted = Wanted {
-                needed: &needed,
-                optional: &optional,
-                missing,
-            };
-            Box::new(V2Cgroup::create(mounts, parent, leaf, &wanted, unapplied, made)?)
-        }
+        Version::V2 => Box::new(V2Cgroup::create(mounts, parent, leaf, &wanted, unapplied, made)?),
     })
 }
 
@@ -322,14 +345,29 @@ impl ContainerCgroup {
     /// apply follows `missing`, as at creation. Returns the limits not applied.
     ///
     /// On cgroup v1 memory+swap can never be below memory, so a raise writes memory+swap before
-    /// memory; a lowering writes memory first.
+    /// memory; a lowering writes memory first. With [`Limits::memory_check_before_update`], a
+    /// v2 memory limit not above `memory.current` is refused
+    /// ([`CgroupError::MemoryBelowUsage`]). A limit whose controller the cgroup was created
+    /// without is [`CgroupError::NoControllerDirectory`] (on v2 every controller the host
+    /// offers is enabled at creation, so that happens on v1 only).
     pub fn update(&self, limits: &Limits, missing: MissingController) -> Result<Vec<Unapplied>, CgroupError> {
         limits.validate()?;
-        let version = match self.v2_path() {
-            Some(_) => Version::V2,
-            None => Version::V1,
-        };
-        let mut writes = limit_writes(limits, version);
+        let placement = self.backend().placement();
+        let version = placement.version;
+        let mut writes = limit_writes(limits, &placement)?;
+        if let (true, Some(limit), Some(dir)) = (limits.memory_check_before_update, limits.memory, self.v2_path()) {
+            let current = dir.join("memory.current");
+            match read_u64(&current) {
+                Some(usage) if limit <= usage => {
+                    return Err(CgroupError::MemoryBelowUsage {
+                        limit,
+                        usage,
+                        path: current,
+                    })
+                }
+                _ => {}
+            }
+        }
         let mut unapplied = Vec::new();
         match apply_writes(self.backend(), &writes, version, missing, &mut unapplied) {
             Err(error) if version == Version::V1 && error.raw_os_error() == Some(libc::EINVAL) => {
@@ -480,6 +518,9 @@ impl CgroupBackend for Removed {
     }
     fn v2_path(&self) -> Option<&Path> {
         None
+    }
+    fn placement(&self) -> Placement {
+        Placement::only(Version::V1)
     }
     fn add_task(&self, pid: i32) -> Result<(), CgroupError> {
         let cause = std::io::Error::from_raw_os_error(libc::ENOENT);

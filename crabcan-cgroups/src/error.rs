@@ -79,6 +79,62 @@ pub enum CgroupError {
         available: usize,
     },
 
+    /// A number outside what the kernel (or the OCI runtime spec) accepts for the limit.
+    #[error("{limit} {value} is out of range: {expected}")]
+    OutOfRange {
+        /// The limit.
+        limit: LimitKind,
+        /// The value given, with its unit.
+        value: String,
+        /// The accepted range, in words.
+        expected: &'static str,
+    },
+
+    /// A name or list that the limit's cgroup file cannot take (and that must never become
+    /// part of a path or a second line).
+    #[error("invalid {limit} {value:?}: {why}")]
+    InvalidValue {
+        /// The limit.
+        limit: LimitKind,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+
+    /// The same cgroup setting given in two ways.
+    #[error("the {limit} is given twice, {how}: give one")]
+    GivenTwice {
+        /// The limit.
+        limit: LimitKind,
+        /// The two ways, in words.
+        how: &'static str,
+    },
+
+    /// A limit that exists on the other cgroup version only (swappiness on v2, `unified` on
+    /// v1, ...), refused rather than skipped.
+    #[error("the {limit} cannot be applied on this host's cgroup v{version}: {why}")]
+    NotOnVersion {
+        /// The limit.
+        limit: LimitKind,
+        /// The host's cgroup version for this limit: 1 or 2.
+        version: u8,
+        /// Why, naming the files.
+        why: &'static str,
+    },
+
+    /// [`crate::ContainerCgroup::update`] with [`crate::Limits::memory_check_before_update`]:
+    /// the new memory limit is not above what the cgroup uses now.
+    #[error("rejecting memory limit {limit} bytes: it is not above the current usage of {usage} bytes ({})", .path.display())]
+    MemoryBelowUsage {
+        /// The limit asked for.
+        limit: u64,
+        /// The usage read.
+        usage: u64,
+        /// The file read (`memory.current`).
+        path: PathBuf,
+    },
+
     /// The container's cgroup name is taken: its lease or a cgroup directory of that name exists
     /// (another crabcan, possibly in another pid namespace, with the same name and pid, or a
     /// directory made by hand). Nothing is taken over. For [`crate::CgroupHost::create_at`]:
@@ -139,6 +195,17 @@ pub enum CgroupError {
     #[error("the host has no '{controller}' cgroup controller, needed for the {limit}")]
     MissingController {
         /// The controller's name (`memory`, `pids`, `cpu`, `blkio`, `io`).
+        controller: String,
+        /// The limit that needs it.
+        limit: LimitKind,
+    },
+
+    /// A limit whose controller the container's cgroup was made without (it was not needed
+    /// then; on v1 there is no directory for it, on v2 it is not enabled for the cgroup), so
+    /// [`crate::ContainerCgroup::update`] cannot set it.
+    #[error("the container's cgroup has no '{controller}' controller (it was created without a {limit}), needed for the {limit}")]
+    NoControllerDirectory {
+        /// The controller's name.
         controller: String,
         /// The limit that needs it.
         limit: LimitKind,
@@ -220,8 +287,14 @@ impl CgroupError {
             CgroupError::MemoryBelowMinimum { limit, .. }
             | CgroupError::WeightOutOfRange { limit, .. }
             | CgroupError::MissingController { limit, .. }
+            | CgroupError::NoControllerDirectory { limit, .. }
             | CgroupError::ControllerNotEnabled { limit, .. }
-            | CgroupError::MissingFeature { limit, .. } => Some(*limit),
+            | CgroupError::MissingFeature { limit, .. }
+            | CgroupError::OutOfRange { limit, .. }
+            | CgroupError::InvalidValue { limit, .. }
+            | CgroupError::GivenTwice { limit, .. }
+            | CgroupError::NotOnVersion { limit, .. } => Some(*limit),
+            CgroupError::MemoryBelowUsage { .. } => Some(LimitKind::Memory),
             _ => None,
         }
     }
@@ -233,6 +306,7 @@ impl CgroupError {
         matches!(
             self,
             CgroupError::MissingController { .. }
+                | CgroupError::NoControllerDirectory { .. }
                 | CgroupError::ControllerNotEnabled { .. }
                 | CgroupError::MissingFeature { .. }
         )

@@ -3,13 +3,19 @@
 //! validation of limits, [`parse_size`] for human sizes and the CPU/I/O weight conversions
 //! between the cgroup v1 and v2 scales.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::error::{CgroupError, ParseSizeError};
+use crate::limit_types::{
+    is_cpu_list, is_interface_name, is_page_size, is_rdma_device, v2_file_controller, DeviceThrottle, DeviceWeight,
+    HugepageLimit, InterfacePriority, RdmaLimit,
+};
 
 /// One kind of limit of [`Limits`]: errors and [`crate::Unapplied`] entries name the limit
 /// they are about with it, so a caller can map it to its own words (e.g. a command-line flag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum LimitKind {
     /// [`Limits::memory`].
     Memory,
@@ -21,8 +27,46 @@ pub enum LimitKind {
     CpuWeight,
     /// [`Limits::cpu_quota`].
     CpuQuota,
-    /// [`Limits::io_weight`].
+    /// [`Limits::io_weight`] and [`Limits::blkio_weight`].
     IoWeight,
+    /// [`Limits::memory_reservation`].
+    MemoryReservation,
+    /// [`Limits::memory_swappiness`].
+    MemorySwappiness,
+    /// [`Limits::oom_kill_disable`].
+    OomKillDisable,
+    /// [`Limits::cpu_shares`].
+    CpuShares,
+    /// [`Limits::cpu_period_us`].
+    CpuPeriod,
+    /// [`Limits::cpu_burst_us`].
+    CpuBurst,
+    /// [`Limits::cpu_idle`].
+    CpuIdle,
+    /// [`Limits::cpuset_cpus`].
+    CpusetCpus,
+    /// [`Limits::cpuset_mems`].
+    CpusetMems,
+    /// [`Limits::cpu_rt_runtime_us`].
+    CpuRealtimeRuntime,
+    /// [`Limits::cpu_rt_period_us`].
+    CpuRealtimePeriod,
+    /// [`Limits::blkio_leaf_weight`].
+    IoLeafWeight,
+    /// [`Limits::device_weights`].
+    IoDeviceWeight,
+    /// [`Limits::device_throttles`].
+    IoThrottle,
+    /// [`Limits::hugepages`].
+    Hugepages,
+    /// [`Limits::net_class_id`].
+    NetClassId,
+    /// [`Limits::net_priorities`].
+    NetPriorities,
+    /// [`Limits::rdma`].
+    Rdma,
+    /// [`Limits::unified`].
+    Unified,
 }
 
 impl fmt::Display for LimitKind {
@@ -35,11 +79,37 @@ impl fmt::Display for LimitKind {
             LimitKind::CpuWeight => "CPU weight",
             LimitKind::CpuQuota => "CPU quota",
             LimitKind::IoWeight => "I/O weight",
+            LimitKind::MemoryReservation => "memory reservation",
+            LimitKind::MemorySwappiness => "memory swappiness",
+            LimitKind::OomKillDisable => "OOM killer setting",
+            LimitKind::CpuShares => "CPU shares",
+            LimitKind::CpuPeriod => "CPU period",
+            LimitKind::CpuBurst => "CPU burst",
+            LimitKind::CpuIdle => "CPU idle setting",
+            LimitKind::CpusetCpus => "cpuset CPUs",
+            LimitKind::CpusetMems => "cpuset memory nodes",
+            LimitKind::CpuRealtimeRuntime => "realtime CPU runtime",
+            LimitKind::CpuRealtimePeriod => "realtime CPU period",
+            LimitKind::IoLeafWeight => "I/O leaf weight",
+            LimitKind::IoDeviceWeight => "per-device I/O weight",
+            LimitKind::IoThrottle => "I/O throttle",
+            LimitKind::Hugepages => "hugepage limit",
+            LimitKind::NetClassId => "network class id",
+            LimitKind::NetPriorities => "network interface priorities",
+            LimitKind::Rdma => "RDMA limit",
+            LimitKind::Unified => "cgroup v2 unified setting",
         })
     }
 }
 
-/// Resource limits for one container. `None` means "no limit".
+/// Resource limits for one container. `None` (or empty, or `false`) means "no limit", or
+/// "leave as the kernel has it".
+///
+/// The first six are crabcan's own (its command line's); the others are the rest of the OCI
+/// runtime spec's `linux.resources`, each written as given to the file runc writes it to.
+/// Some exist only on one cgroup version (swappiness, the OOM killer setting, realtime CPU
+/// time, leaf weights and the network controllers on v1; [`Limits::unified`] on v2): creating
+/// a cgroup with one on the other version fails with [`CgroupError::NotOnVersion`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// Memory limit in bytes.
@@ -57,6 +127,69 @@ pub struct Limits {
     /// I/O weight on the cgroup v2 scale, 1..=10000 (v2 default 100). On v1
     /// it is clamped to the `blkio.weight` range 10..=1000.
     pub io_weight: Option<u16>,
+
+    /// Soft memory limit in bytes: v1 `memory.soft_limit_in_bytes`, v2 `memory.low`.
+    pub memory_reservation: Option<u64>,
+    /// The kernel's swap tendency for the cgroup, 0..=100: v1 `memory.swappiness` (v1 only).
+    pub memory_swappiness: Option<u64>,
+    /// Disables the OOM killer for the cgroup (tasks wait instead of being killed at the
+    /// limit): v1 `memory.oom_control` (v1 only).
+    pub oom_kill_disable: bool,
+    /// On [`crate::ContainerCgroup::update`] of a v2 cgroup, refuse a memory limit at or below
+    /// the current usage instead of letting the kernel reclaim (and OOM-kill) to reach it, as
+    /// runc does. Ignored on v1, where the kernel refuses (EBUSY) a limit it cannot reach.
+    pub memory_check_before_update: bool,
+    /// CPU shares on the v1 scale, 2..=262144, as OCI gives them: v1 `cpu.shares` exactly,
+    /// v2 `cpu.weight` through [`oci_cpu_shares_to_weight`] (runc's conversion). Not together
+    /// with [`Limits::cpu_weight`].
+    pub cpu_shares: Option<u64>,
+    /// CFS quota in microseconds per [`Limits::cpu_period_us`], as OCI gives it; -1 is no
+    /// limit: v1 `cpu.cfs_quota_us`, v2 the first half of `cpu.max`. Not together with
+    /// [`Limits::cpu_quota`].
+    pub cpu_quota_us: Option<i64>,
+    /// CFS period in microseconds, 1000..=1000000: v1 `cpu.cfs_period_us`, v2 the second half
+    /// of `cpu.max` (100000 when only the quota is given).
+    pub cpu_period_us: Option<u64>,
+    /// CFS burst in microseconds: v1 `cpu.cfs_burst_us`, v2 `cpu.max.burst` (Linux 5.14+).
+    pub cpu_burst_us: Option<u64>,
+    /// SCHED_IDLE for the whole cgroup, 0 or 1: `cpu.idle` (Linux 5.15+).
+    pub cpu_idle: Option<i64>,
+    /// The CPUs the tasks may run on, a list such as `0-2,4`: `cpuset.cpus`.
+    pub cpuset_cpus: Option<String>,
+    /// The memory nodes the tasks may allocate on, a list: `cpuset.mems`.
+    pub cpuset_mems: Option<String>,
+    /// Realtime CPU time per realtime period, in microseconds (-1: no limit): v1
+    /// `cpu.rt_runtime_us` (v1 only, kernels with CONFIG_RT_GROUP_SCHED).
+    pub cpu_rt_runtime_us: Option<i64>,
+    /// Realtime period in microseconds: v1 `cpu.rt_period_us` (v1 only).
+    pub cpu_rt_period_us: Option<u64>,
+    /// Block I/O weight on the v1/OCI scale, 10..=1000: v1 `blkio.weight` (or
+    /// `blkio.bfq.weight`), v2 `io.bfq.weight` (or `io.weight`, converted as runc does). Best
+    /// effort like [`Limits::io_weight`], and not together with it.
+    pub blkio_weight: Option<u16>,
+    /// The weight of the cgroup's own tasks against its children, 10..=1000: v1
+    /// `blkio.leaf_weight` (v1 only, CFQ).
+    pub blkio_leaf_weight: Option<u16>,
+    /// Per-device weights.
+    pub device_weights: Vec<DeviceWeight>,
+    /// Per-device bandwidth and operation limits: v1 `blkio.throttle.*_device`, v2 `io.max`.
+    pub device_throttles: Vec<DeviceThrottle>,
+    /// Hugepage limits per page size: v1 `hugetlb.<size>.limit_in_bytes`, v2
+    /// `hugetlb.<size>.max` (and the `rsvd` ones where the kernel has them). On a hybrid host
+    /// whose hugetlb controller is on the cgroup2 mount, the cgroup gets a cgroup2 directory
+    /// for it.
+    pub hugepages: Vec<HugepageLimit>,
+    /// The class id tagging the cgroup's network packets: v1 `net_cls.classid` (v1 only).
+    pub net_class_id: Option<u32>,
+    /// Network priorities per interface: v1 `net_prio.ifpriomap` (v1 only).
+    pub net_priorities: Vec<InterfacePriority>,
+    /// RDMA limits per device: `rdma.max`.
+    pub rdma: Vec<RdmaLimit>,
+    /// cgroup v2 interface files and the values written to them as given, after every other
+    /// limit (v2 only). A file name is `CONTROLLER.PARAMETER` of a known controller (or
+    /// `cgroup`, but not the files that move, kill or freeze tasks), never a path; a value of
+    /// several lines is written a line at a time.
+    pub unified: BTreeMap<String, String>,
 }
 
 /// crabcan's default memory limit: 1 GiB.
@@ -83,6 +216,7 @@ impl Default for Limits {
             cpu_weight: Some(DEFAULT_CPU_WEIGHT),
             cpu_quota: None,
             io_weight: Some(DEFAULT_IO_WEIGHT),
+            ..Limits::unlimited()
         }
     }
 }
@@ -97,6 +231,28 @@ impl Limits {
             cpu_weight: None,
             cpu_quota: None,
             io_weight: None,
+            memory_reservation: None,
+            memory_swappiness: None,
+            oom_kill_disable: false,
+            memory_check_before_update: false,
+            cpu_shares: None,
+            cpu_quota_us: None,
+            cpu_period_us: None,
+            cpu_burst_us: None,
+            cpu_idle: None,
+            cpuset_cpus: None,
+            cpuset_mems: None,
+            cpu_rt_runtime_us: None,
+            cpu_rt_period_us: None,
+            blkio_weight: None,
+            blkio_leaf_weight: None,
+            device_weights: Vec::new(),
+            device_throttles: Vec::new(),
+            hugepages: Vec::new(),
+            net_class_id: None,
+            net_priorities: Vec::new(),
+            rdma: Vec::new(),
+            unified: BTreeMap::new(),
         }
     }
 
@@ -131,7 +287,189 @@ impl Limits {
                 available: cpus,
             });
         }
-        weight_in_range(LimitKind::IoWeight, self.io_weight.map(u64::from))
+        weight_in_range(LimitKind::IoWeight, self.io_weight.map(u64::from))?;
+        self.validate_memory_and_cpu()?;
+        self.validate_io()?;
+        self.validate_named()
+    }
+
+    /// The OCI memory and CPU limits: ranges the kernel would refuse anyway, checked before
+    /// anything is written, and pairs of limits that set the same file.
+    fn validate_memory_and_cpu(&self) -> Result<(), CgroupError> {
+        in_range(LimitKind::MemorySwappiness, self.memory_swappiness, 0, 100)?;
+        if self.cpu_shares.is_some() && self.cpu_weight.is_some() {
+            return Err(CgroupError::GivenTwice {
+                limit: LimitKind::CpuShares,
+                how: "as CPU shares and as a CPU weight",
+            });
+        }
+        in_range(LimitKind::CpuShares, self.cpu_shares, CPU_SHARES_MIN, CPU_SHARES_MAX)?;
+        if self.cpu_quota.is_some() && (self.cpu_quota_us.is_some() || self.cpu_period_us.is_some()) {
+            return Err(CgroupError::GivenTwice {
+                limit: LimitKind::CpuQuota,
+                how: "in CPUs and in microseconds per period",
+            });
+        }
+        if let Some(quota) = self.cpu_quota_us.filter(|q| *q != -1 && *q < CPU_QUOTA_MIN_US as i64) {
+            return Err(CgroupError::OutOfRange {
+                limit: LimitKind::CpuQuota,
+                value: format!("{quota} µs"),
+                expected: "the kernel takes -1 (no limit) or at least 1000 µs",
+            });
+        }
+        in_range(LimitKind::CpuPeriod, self.cpu_period_us, CPU_QUOTA_MIN_US, CPU_PERIOD_MAX_US)?;
+        if let Some(idle) = self.cpu_idle.filter(|idle| !(0..=1).contains(idle)) {
+            return Err(CgroupError::OutOfRange {
+                limit: LimitKind::CpuIdle,
+                value: idle.to_string(),
+                expected: "it is 0 or 1",
+            });
+        }
+        if let Some(runtime) = self.cpu_rt_runtime_us.filter(|r| *r < -1) {
+            return Err(CgroupError::OutOfRange {
+                limit: LimitKind::CpuRealtimeRuntime,
+                value: format!("{runtime} µs"),
+                expected: "the kernel takes -1 (no limit) or from 0 µs",
+            });
+        }
+        in_range(LimitKind::CpuRealtimePeriod, self.cpu_rt_period_us, 1, u64::MAX)?;
+        for (limit, list) in [
+            (LimitKind::CpusetCpus, &self.cpuset_cpus),
+            (LimitKind::CpusetMems, &self.cpuset_mems),
+        ] {
+            if let Some(list) = list.as_ref().filter(|list| !is_cpu_list(list)) {
+                return Err(CgroupError::InvalidValue {
+                    limit,
+                    value: list.clone(),
+                    why: "expected a list of numbers and ranges such as 0-2,4",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The OCI block I/O limits: weights on the 10..=1000 scale, one weight per device at least.
+    fn validate_io(&self) -> Result<(), CgroupError> {
+        if self.blkio_weight.is_some() && self.io_weight.is_some() {
+            return Err(CgroupError::GivenTwice {
+                limit: LimitKind::IoWeight,
+                how: "on the v1 scale (blkio weight) and on the v2 scale",
+            });
+        }
+        let blkio = |limit, weight: Option<u16>| in_range(limit, weight.map(u64::from), BLKIO_WEIGHT_MIN, BLKIO_WEIGHT_MAX);
+        blkio(LimitKind::IoWeight, self.blkio_weight)?;
+        blkio(LimitKind::IoLeafWeight, self.blkio_leaf_weight)?;
+        for device in &self.device_weights {
+            if device.weight.is_none() && device.leaf_weight.is_none() {
+                return Err(CgroupError::InvalidValue {
+                    limit: LimitKind::IoDeviceWeight,
+                    value: device.device.to_string(),
+                    why: "a device weight needs a weight or a leaf weight",
+                });
+            }
+            blkio(LimitKind::IoDeviceWeight, device.weight)?;
+            blkio(LimitKind::IoDeviceWeight, device.leaf_weight)?;
+        }
+        Ok(())
+    }
+
+    /// The limits whose names become part of a cgroup file name or line: page sizes, interface
+    /// and RDMA device names, unified file names and values.
+    fn validate_named(&self) -> Result<(), CgroupError> {
+        let invalid = |limit, value: &str, why| {
+            Err(CgroupError::InvalidValue {
+                limit,
+                value: value.to_owned(),
+                why,
+            })
+        };
+        for hugepage in &self.hugepages {
+            if !is_page_size(&hugepage.page_size) {
+                return invalid(
+                    LimitKind::Hugepages,
+                    &hugepage.page_size,
+                    "a page size is a number and B, KB, MB, GB, TB or PB, as the kernel names them (2MB, 1GB)",
+                );
+            }
+        }
+        for priority in &self.net_priorities {
+            if !is_interface_name(&priority.interface) {
+                return invalid(
+                    LimitKind::NetPriorities,
+                    &priority.interface,
+                    "not a network interface name (1 to 15 printable bytes, no '/' or ':')",
+                );
+            }
+        }
+        for rdma in &self.rdma {
+            if !is_rdma_device(&rdma.device) {
+                return invalid(LimitKind::Rdma, &rdma.device, "not an RDMA device name (printable, no spaces)");
+            }
+            if rdma.hca_handles.is_none() && rdma.hca_objects.is_none() {
+                return invalid(LimitKind::Rdma, &rdma.device, "an RDMA limit needs hcaHandles or hcaObjects");
+            }
+        }
+        for (file, value) in &self.unified {
+            let Some(controller) = v2_file_controller(file) else {
+                return invalid(
+                    LimitKind::Unified,
+                    file,
+                    "not a cgroup v2 interface file name (CONTROLLER.PARAMETER, no '/' or '..')",
+                );
+            };
+            if controller == "cgroup" && UNIFIED_REFUSED.contains(&file.as_str()) {
+                return invalid(
+                    LimitKind::Unified,
+                    file,
+                    "it moves, kills or freezes tasks or changes the cgroup's type or children: the runtime's business, not a limit",
+                );
+            }
+            if controller != "cgroup" && !UNIFIED_CONTROLLERS.contains(&controller) {
+                return invalid(LimitKind::Unified, file, "no cgroup v2 controller has that name");
+            }
+            if value.contains('\0') {
+                return invalid(LimitKind::Unified, file, "its value holds a NUL byte");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The cgroup v2 controllers a [`Limits::unified`] file may belong to.
+pub(crate) const UNIFIED_CONTROLLERS: [&str; 8] = ["cpu", "cpuset", "io", "memory", "hugetlb", "pids", "rdma", "misc"];
+
+/// cgroup core files [`Limits::unified`] may not write: they move, kill or freeze tasks, or
+/// change the cgroup's type or its children's controllers (a hostile bundle must not pull a
+/// host process into the container's cgroup, where `delete` would kill it).
+const UNIFIED_REFUSED: [&str; 6] = [
+    "cgroup.procs",
+    "cgroup.threads",
+    "cgroup.kill",
+    "cgroup.freeze",
+    "cgroup.type",
+    "cgroup.subtree_control",
+];
+
+/// [`CgroupError::OutOfRange`] for a value outside `min..=max`.
+fn in_range(limit: LimitKind, value: Option<u64>, min: u64, max: u64) -> Result<(), CgroupError> {
+    match value {
+        Some(value) if !(min..=max).contains(&value) => Err(CgroupError::OutOfRange {
+            limit,
+            value: value.to_string(),
+            expected: range_text(limit),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The accepted range of a limit [`in_range`] checks, in words.
+fn range_text(limit: LimitKind) -> &'static str {
+    match limit {
+        LimitKind::MemorySwappiness => "it must be from 0 to 100",
+        LimitKind::CpuShares => "it must be from 2 to 262144",
+        LimitKind::CpuPeriod => "it must be from 1000 to 1000000 µs",
+        LimitKind::CpuRealtimePeriod => "it must be at least 1 µs",
+        _ => "a block I/O weight must be from 10 to 1000",
     }
 }
 
@@ -191,6 +529,38 @@ pub(crate) const CPU_WEIGHT_MIN: u64 = 1;
 pub(crate) const CPU_WEIGHT_MAX: u64 = 10_000;
 const CPU_SHARES_MIN: u64 = 2;
 const CPU_SHARES_MAX: u64 = 262_144;
+/// The kernel's smallest CFS quota and period (1 ms).
+pub(crate) const CPU_QUOTA_MIN_US: u64 = 1_000;
+/// The kernel's largest CFS period (1 s).
+const CPU_PERIOD_MAX_US: u64 = 1_000_000;
+const BLKIO_WEIGHT_MIN: u64 = 10;
+const BLKIO_WEIGHT_MAX: u64 = 1_000;
+
+/// OCI's v1-scale `cpu.shares` to a v2 `cpu.weight` as runc (opencontainers/cgroups
+/// `ConvertCPUSharesToCgroupV2Value`) and crun convert it: a quadratic curve through 2 → 1,
+/// 1024 → 100 (the default of both scales) and 262144 → 10000, so a container with the
+/// default shares gets the default weight. 0 stays 0 ("unset").
+pub fn oci_cpu_shares_to_weight(shares: u64) -> u64 {
+    match shares {
+        0 => 0,
+        1..=2 => 1,
+        CPU_SHARES_MAX.. => 10_000,
+        _ => {
+            let l = (shares as f64).log2();
+            let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+            10f64.powf(exponent).ceil() as u64
+        }
+    }
+}
+
+/// OCI's v1-scale block I/O weight (10..=1000) to a v2 `io.weight` (1..=10000), as runc
+/// converts it: `1 + (weight - 10) * 9999 / 990`. 0 stays 0 ("unset").
+pub fn blkio_weight_to_io_weight(weight: u16) -> u64 {
+    match weight {
+        0 => 0,
+        _ => 1 + u64::from(weight.max(10) - 10) * 9999 / 990,
+    }
+}
 
 /// v1 `cpu.shares` (2..=262144, clamped) to v2 `cpu.weight` (1..=10000),
 /// with the formula runc/crun/systemd use: `1 + ((shares - 2) * 9999) / 262142`.
@@ -527,6 +897,168 @@ mod tests {
             let msg = limits.validate().unwrap_err().to_string();
             assert!(!msg.contains("--") && !msg.contains('\n'), "{msg}");
         }
+    }
+
+    #[test]
+    fn oci_conversions_are_runcs() {
+        for (shares, weight) in [(0, 0), (1, 1), (2, 1), (3, 2), (1024, 100), (262_143, 10_000), (262_144, 10_000), (262_145, 10_000)] {
+            assert_eq!(oci_cpu_shares_to_weight(shares), weight, "shares {shares}");
+        }
+        assert_eq!(oci_cpu_shares_to_weight(2048), 174);
+        assert_eq!(blkio_weight_to_io_weight(0), 0);
+        assert_eq!(blkio_weight_to_io_weight(10), 1);
+        assert_eq!(blkio_weight_to_io_weight(500), 4950);
+        assert_eq!(blkio_weight_to_io_weight(1000), 10_000);
+    }
+
+    #[test]
+    fn oci_limits_are_checked_before_anything_is_written() {
+        let base = Limits::unlimited();
+        let refused = |limits: Limits| limits.validate_for_cpus(2).unwrap_err();
+        let error = refused(Limits {
+            memory_swappiness: Some(101),
+            ..base.clone()
+        });
+        assert_eq!(error.to_string(), "memory swappiness 101 is out of range: it must be from 0 to 100");
+        assert_eq!(error.limit(), Some(LimitKind::MemorySwappiness));
+        let error = refused(Limits {
+            cpu_shares: Some(1),
+            ..base.clone()
+        });
+        assert_eq!(error.to_string(), "CPU shares 1 is out of range: it must be from 2 to 262144");
+        let error = refused(Limits {
+            cpu_shares: Some(1024),
+            cpu_weight: Some(10),
+            ..base.clone()
+        });
+        assert!(matches!(error, CgroupError::GivenTwice { limit: LimitKind::CpuShares, .. }), "{error}");
+        let error = refused(Limits {
+            cpu_quota: Some(0.5),
+            cpu_period_us: Some(100_000),
+            ..base.clone()
+        });
+        assert!(matches!(error, CgroupError::GivenTwice { limit: LimitKind::CpuQuota, .. }), "{error}");
+        for quota in [0, 999, -2] {
+            let error = refused(Limits {
+                cpu_quota_us: Some(quota),
+                ..base.clone()
+            });
+            assert_eq!(error.limit(), Some(LimitKind::CpuQuota), "{quota}: {error}");
+        }
+        for period in [999, 1_000_001] {
+            assert!(Limits {
+                cpu_period_us: Some(period),
+                ..base.clone()
+            }
+            .validate()
+            .is_err());
+        }
+        let error = refused(Limits {
+            cpuset_cpus: Some("0-1\n".into()),
+            ..base.clone()
+        });
+        assert_eq!(error.to_string(), "invalid cpuset CPUs \"0-1\\n\": expected a list of numbers and ranges such as 0-2,4");
+        assert!(refused(Limits {
+            cpu_idle: Some(2),
+            ..base.clone()
+        })
+        .to_string()
+        .contains("0 or 1"));
+        assert!(refused(Limits {
+            blkio_weight: Some(5),
+            ..base.clone()
+        })
+        .to_string()
+        .contains("from 10 to 1000"));
+        assert!(refused(Limits {
+            blkio_weight: Some(500),
+            io_weight: Some(500),
+            ..base.clone()
+        })
+        .to_string()
+        .contains("given twice"));
+        let no_weight = crate::DeviceWeight {
+            device: crate::BlockDevice { major: 8, minor: 0 },
+            weight: None,
+            leaf_weight: None,
+        };
+        assert!(refused(Limits {
+            device_weights: vec![no_weight],
+            ..base.clone()
+        })
+        .to_string()
+        .contains("8:0"));
+        let everything = Limits {
+            memory: Some(64 << 20),
+            memory_reservation: Some(32 << 20),
+            memory_swappiness: Some(100),
+            oom_kill_disable: true,
+            cpu_shares: Some(1024),
+            cpu_quota_us: Some(-1),
+            cpu_period_us: Some(100_000),
+            cpu_burst_us: Some(0),
+            cpu_idle: Some(1),
+            cpuset_cpus: Some("0-1".into()),
+            cpuset_mems: Some("0".into()),
+            cpu_rt_runtime_us: Some(-1),
+            cpu_rt_period_us: Some(1_000_000),
+            blkio_weight: Some(10),
+            blkio_leaf_weight: Some(1000),
+            ..base.clone()
+        };
+        assert!(everything.validate_for_cpus(2).is_ok());
+    }
+
+    #[test]
+    fn names_that_reach_cgroup_files_are_checked() {
+        let base = Limits::unlimited();
+        let hugepage = |size: &str| Limits {
+            hugepages: vec![crate::HugepageLimit {
+                page_size: size.into(),
+                limit: 0,
+            }],
+            ..base.clone()
+        };
+        assert!(hugepage("2MB").validate().is_ok());
+        let error = hugepage("../../x").validate().unwrap_err();
+        assert!(matches!(error, CgroupError::InvalidValue { limit: LimitKind::Hugepages, .. }), "{error}");
+        let priority = Limits {
+            net_priorities: vec![crate::InterfacePriority {
+                interface: "eth0 1\nlo".into(),
+                priority: 1,
+            }],
+            ..base.clone()
+        };
+        assert!(priority.validate().is_err());
+        let rdma = |handles| Limits {
+            rdma: vec![crate::RdmaLimit {
+                device: "mlx5_1".into(),
+                hca_handles: handles,
+                hca_objects: None,
+            }],
+            ..base.clone()
+        };
+        assert!(rdma(Some(1)).validate().is_ok());
+        assert!(rdma(None).validate().unwrap_err().to_string().contains("hcaHandles or hcaObjects"));
+        let unified = |key: &str, value: &str| Limits {
+            unified: [(key.to_string(), value.to_string())].into(),
+            ..base.clone()
+        };
+        assert!(unified("memory.high", "max").validate().is_ok());
+        assert!(unified("cgroup.max.depth", "2").validate().is_ok());
+        assert!(unified("io.max", "8:0 rbps=1\n8:16 rbps=2").validate().is_ok());
+        for (key, why) in [
+            ("../memory.max", "not a cgroup v2 interface file name"),
+            ("memory/max", "not a cgroup v2 interface file name"),
+            ("memory", "not a cgroup v2 interface file name"),
+            ("cgroup.procs", "moves, kills or freezes"),
+            ("cgroup.kill", "moves, kills or freezes"),
+            ("blkio.weight", "no cgroup v2 controller"),
+        ] {
+            let error = unified(key, "1").validate().unwrap_err().to_string();
+            assert!(error.contains(why) && error.contains(key), "{key}: {error}");
+        }
+        assert!(unified("memory.high", "1\0").validate().is_err());
     }
 
     proptest! {

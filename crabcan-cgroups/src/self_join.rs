@@ -19,15 +19,21 @@ pub struct SelfJoin {
 }
 
 impl SelfJoin {
-    /// Opens `<dir>/tasks` for writing in each of `dirs` (close-on-exec).
+    /// Opens `<dir>/tasks` for writing in each of `dirs` (close-on-exec); `cgroup.procs` in a
+    /// directory without `tasks`: the cgroup2 directory of a hybrid host's cgroup, where writing
+    /// 0 moves the (single-threaded) process.
     pub(crate) fn open(dirs: &[impl AsRef<Path>]) -> Result<SelfJoin, CgroupError> {
         let mut files = Vec::with_capacity(dirs.len());
+        let open = |path: &Path| std::fs::OpenOptions::new().write(true).open(path);
         for dir in dirs {
-            let path = dir.as_ref().join("tasks");
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|cause| CgroupError::io("open for writing", &path, cause))?;
+            let tasks = dir.as_ref().join("tasks");
+            let file = match open(&tasks) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let procs = dir.as_ref().join("cgroup.procs");
+                    open(&procs).map_err(|cause| CgroupError::io("open for writing", &procs, cause))?
+                }
+                result => result.map_err(|cause| CgroupError::io("open for writing", &tasks, cause))?,
+            };
             files.push(OwnedFd::from(file));
         }
         Ok(SelfJoin { files })

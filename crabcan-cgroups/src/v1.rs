@@ -1,76 +1,140 @@
 //! cgroup v1 (and hybrid) backend: one `<parent>/<leaf>` directory in each
 //! mounted hierarchy crabcan uses (memory, pids, cpu, cpuacct, blkio,
-//! freezer; co-mounted hierarchies share a directory). `<parent>` is the parent folder
+//! freezer, and cpuset, hugetlb, net_cls, net_prio, rdma, misc when a limit needs them;
+//! co-mounted hierarchies share a directory). `<parent>` is the parent folder
 //! (one component) for leased cgroups, or any number of components for cgroups made at a path
-//! (`CgroupHost::create_at`). Never writes `notify_on_release`/`release_agent` (CVE-2022-0492).
+//! (`CgroupHost::create_at`). A cpuset directory starts with its parent's CPUs and memory
+//! nodes (copied down every level crabcan finds empty), or no task could join it. On a hybrid
+//! host, a controller bound to the cgroup2 mount rather than to a v1 hierarchy (systemd's
+//! hybrid hosts have hugetlb there) gets a `<parent>/<leaf>` directory on the cgroup2 mount,
+//! written with its v2 files. Never writes `notify_on_release`/`release_agent` (CVE-2022-0492).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::backend::{write_pid, CgroupBackend, MissingController, Unapplied};
+use crate::backend::{write_pid, CgroupBackend, Unapplied};
 use crate::error::CgroupError;
 use crate::fsutil::{
     create_dir, ensure_dir_tracked, read_keyed, read_string, read_u64, sigkill, wait_until, write_file,
 };
-use crate::layout::Mounts;
+use crate::layout::{Mounts, Version};
 use crate::stats::Stats;
 use crate::tree::{remove_subtree, subtree_pids};
-use crate::writes::{Controller, LimitWrite, Needed};
+use crate::v2::{parse_controllers, V2Cgroup, Wanted};
+use crate::writes::{Controller, LimitWrite, Placement};
 use crate::{FREEZE_TIMEOUT, KILL_TIMEOUT, REMOVE_TIMEOUT};
 
 #[derive(Debug)]
 pub(crate) struct V1Cgroup {
     /// Controller → its directory (several controllers may share one).
     dirs: Vec<(Controller, PathBuf)>,
+    /// The controllers whose directory is on the cgroup2 mount (hybrid hosts).
+    on_unified: BTreeSet<Controller>,
+}
+
+/// The controllers among `used` that this hybrid host has on its cgroup2 mount instead of a
+/// v1 hierarchy (empty on other hosts, or when the cgroup2 root cannot be read: those
+/// controllers are then missing, and the missing-controller policy says what happens).
+pub(crate) fn unified_controllers(mounts: &Mounts, used: impl IntoIterator<Item = Controller>) -> BTreeSet<Controller> {
+    let Some(root) = mounts.v2.as_ref().filter(|_| mounts.layout == crate::Layout::Hybrid) else {
+        return BTreeSet::new();
+    };
+    let available = read_string(&root.join("cgroup.controllers"))
+        .map(|text| parse_controllers(&text))
+        .unwrap_or_default();
+    used.into_iter()
+        .filter(|c| Controller::V1_ON_DEMAND.contains(c) && mounts.v1_mount(c.v1_name()).is_none())
+        .filter(|c| c.v2_name().is_some_and(|name| available.contains(name)))
+        .collect()
 }
 
 impl V1Cgroup {
-    /// Creates `<parent>/<leaf>` in every mounted hierarchy of
-    /// [`Controller::V1_ALL`] (`parent` relative to the mount point, its missing components
-    /// created and pushed to `made`); `needed` controllers that are not mounted go through the
-    /// `missing` policy. Removes the leaves it made on error (the caller decides about `made`).
+    /// Creates `<parent>/<leaf>` in every mounted hierarchy of [`Controller::V1_ALL`] and of
+    /// the on-demand controllers `wanted` uses (`parent` relative to the mount point, its
+    /// missing components created and pushed to `made`), and on the cgroup2 mount for the
+    /// controllers of `on_unified`; `wanted.needed` controllers that are not mounted go
+    /// through the `missing` policy. Removes the leaves it made on error (the caller decides
+    /// about `made`).
     pub fn create(
         mounts: &Mounts,
         parent: &Path,
         leaf: &str,
-        needed: &Needed,
-        missing: MissingController,
+        wanted: &Wanted,
+        on_unified: &BTreeSet<Controller>,
         unapplied: &mut Vec<Unapplied>,
         made: &mut Vec<PathBuf>,
     ) -> Result<V1Cgroup, CgroupError> {
-        for (controller, limits) in needed {
-            if mounts.v1_mount(controller.v1_name()).is_none() {
+        for (controller, limits) in wanted.needed {
+            if !on_unified.contains(controller) && mounts.v1_mount(controller.v1_name()).is_none() {
                 let error = |limit| CgroupError::MissingController {
                     controller: controller.v1_name().to_string(),
                     limit,
                 };
-                missing.handle(limits, error, unapplied)?;
+                wanted.missing.handle(limits, error, unapplied)?;
             }
         }
         let rel = parent.join(leaf);
-        let cgroup = V1Cgroup {
-            dirs: leaf_dirs(mounts, &rel),
+        let on_demand = Controller::V1_ON_DEMAND
+            .into_iter()
+            .filter(|c| wanted.optional.contains(c) && !on_unified.contains(c));
+        let mut cgroup = V1Cgroup {
+            dirs: leaf_dirs(mounts, &rel, Controller::V1_ALL.into_iter().chain(on_demand)),
+            on_unified: BTreeSet::new(),
         };
         let mut leaves: Vec<PathBuf> = Vec::new();
+        let remove_leaves = |leaves: &[PathBuf]| {
+            for m in leaves.iter().rev() {
+                let _ = remove_subtree(m, REMOVE_TIMEOUT);
+            }
+        };
         for dir in cgroup.dirs() {
             // `dir` is `<mount>/<parent>/<leaf>`: its mount is what is left without `rel`.
             let mount = strip_rel(&dir, &rel);
             if let Err(e) = make_leaf(&mount, parent, leaf, made) {
-                for m in leaves.iter().rev() {
-                    let _ = remove_subtree(m, REMOVE_TIMEOUT);
-                }
+                remove_leaves(&leaves); // not `dir`: it may be someone else's
                 return Err(e);
             }
             leaves.push(dir);
+            let is_cpuset = mounts.v1_mount(Controller::Cpuset.v1_name()) == Some(mount.as_path());
+            if let Err(e) = is_cpuset.then(|| init_cpuset(&mount, &rel)).unwrap_or(Ok(())) {
+                remove_leaves(&leaves);
+                return Err(e);
+            }
+        }
+        if !on_unified.is_empty() {
+            match unified_part(mounts, parent, leaf, wanted, on_unified, unapplied, made) {
+                Ok(Some((dir, enabled))) => {
+                    cgroup.dirs.extend(enabled.iter().map(|c| (*c, dir.clone())));
+                    cgroup.on_unified = enabled;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    remove_leaves(&leaves);
+                    return Err(e);
+                }
+            }
         }
         Ok(cgroup)
     }
 
-    /// The existing directories of `rel` (`<parent>/<leaf>`, relative to each mount point).
+    /// The existing directories of `rel` (`<parent>/<leaf>`, relative to each mount point),
+    /// in every hierarchy crabcan knows, and on a hybrid host's cgroup2 mount the directory at
+    /// `rel` for the controllers crabcan would have put there, if they are enabled in it.
     pub fn open(mounts: &Mounts, rel: &Path) -> V1Cgroup {
-        let mut dirs = leaf_dirs(mounts, rel);
+        let known = Controller::V1_ALL.into_iter().chain(Controller::V1_ON_DEMAND);
+        let mut dirs = leaf_dirs(mounts, rel, known);
         dirs.retain(|(_, dir)| dir.is_dir());
-        V1Cgroup { dirs }
+        let mut on_unified = BTreeSet::new();
+        if let Some(unified) = mounts.v2.as_ref().map(|root| root.join(rel)).filter(|dir| dir.is_dir()) {
+            let enabled = read_string(&unified.join("cgroup.controllers"))
+                .map(|text| parse_controllers(&text))
+                .unwrap_or_default();
+            on_unified = unified_controllers(mounts, Controller::V1_ON_DEMAND);
+            on_unified.retain(|c| c.v2_name().is_some_and(|name| enabled.contains(name)));
+            dirs.extend(on_unified.iter().map(|c| (*c, unified.clone())));
+        }
+        V1Cgroup { dirs, on_unified }
     }
 
     fn dir(&self, controller: Controller) -> Option<&Path> {
@@ -103,12 +167,60 @@ impl V1Cgroup {
     }
 }
 
-/// `<mount>/<rel>` for each mounted controller crabcan uses.
-fn leaf_dirs(mounts: &Mounts, rel: &Path) -> Vec<(Controller, PathBuf)> {
-    Controller::V1_ALL
-        .iter()
-        .filter_map(|c| mounts.v1_mount(c.v1_name()).map(|m| (*c, m.join(rel))))
+/// `<mount>/<rel>` for each of `controllers` that is mounted.
+fn leaf_dirs(mounts: &Mounts, rel: &Path, controllers: impl Iterator<Item = Controller>) -> Vec<(Controller, PathBuf)> {
+    controllers
+        .filter_map(|c| mounts.v1_mount(c.v1_name()).map(|m| (c, m.join(rel))))
         .collect()
+}
+
+/// The cgroup2 directory `<parent>/<leaf>` of a hybrid host for the controllers of
+/// `on_unified`, made as on a v2 host (the controllers enabled top-down): the directory and
+/// the controllers enabled in it, or `None` when none could be (under
+/// [`crate::MissingController::Warn`]; the directory is then removed again).
+fn unified_part(
+    mounts: &Mounts,
+    parent: &Path,
+    leaf: &str,
+    wanted: &Wanted,
+    on_unified: &BTreeSet<Controller>,
+    unapplied: &mut Vec<Unapplied>,
+    made: &mut Vec<PathBuf>,
+) -> Result<Option<(PathBuf, BTreeSet<Controller>)>, CgroupError> {
+    let mut needed = wanted.needed.clone();
+    needed.retain(|c, _| on_unified.contains(c));
+    let part = Wanted {
+        needed: &needed,
+        optional: on_unified,
+        missing: wanted.missing,
+        all_available: false,
+    };
+    let cgroup = V2Cgroup::create(mounts, parent, leaf, &part, unapplied, made)?;
+    let (dir, mut enabled) = cgroup.into_parts();
+    enabled.retain(|c| on_unified.contains(c));
+    if enabled.is_empty() {
+        remove_subtree(&dir, REMOVE_TIMEOUT)?;
+        return Ok(None);
+    }
+    Ok(Some((dir, enabled)))
+}
+
+/// Gives every cpuset directory from the hierarchy's root down to `<mount>/<rel>` that has
+/// no CPUs or no memory nodes its parent's (runc's `cpusetCopyIfNeeded`): a v1 cpuset
+/// directory starts empty, and no task can join an empty cpuset.
+fn init_cpuset(mount: &Path, rel: &Path) -> Result<(), CgroupError> {
+    let mut parent = mount.to_path_buf();
+    for component in rel.components() {
+        let dir = parent.join(component);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if read_string(&dir.join(file))?.trim().is_empty() {
+                let inherited = read_string(&parent.join(file))?;
+                write_file(&dir.join(file), inherited.trim())?;
+            }
+        }
+        parent = dir;
+    }
+    Ok(())
 }
 
 /// `dir` without its last `rel.components().count()` components: the mount point.
@@ -196,6 +308,13 @@ impl CgroupBackend for V1Cgroup {
 
     fn v2_path(&self) -> Option<&Path> {
         None
+    }
+
+    fn placement(&self) -> Placement {
+        Placement {
+            version: Version::V1,
+            on_unified: self.on_unified.clone(),
+        }
     }
 
     fn add_task(&self, pid: i32) -> Result<(), CgroupError> {

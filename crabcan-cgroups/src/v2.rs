@@ -14,14 +14,25 @@ use crate::error::CgroupError;
 use crate::fsutil::{
     create_dir, ensure_dir_tracked, read_keyed, read_string, read_u64, sigkill, wait_until, write_file,
 };
-use crate::layout::Mounts;
+use crate::layout::{Mounts, Version};
 use crate::stats::Stats;
 use crate::tree::subtree_pids;
-use crate::writes::{Controller, LimitWrite, Needed};
+use crate::writes::{Controller, LimitWrite, Needed, Placement};
 use crate::{FREEZE_TIMEOUT, KILL_TIMEOUT};
 
-/// Controllers always enabled when available, for statistics and OOM detection.
-const ALWAYS: [Controller; 2] = [Controller::Memory, Controller::Pids];
+/// Controllers enabled for a container's cgroup whenever the host offers them: memory and pids
+/// for statistics and OOM detection, all of them so that a later `update` can set any limit
+/// (runc enables every available controller too).
+const ALL_AVAILABLE: [Controller; 8] = [
+    Controller::Memory,
+    Controller::Pids,
+    Controller::Cpu,
+    Controller::Io,
+    Controller::Cpuset,
+    Controller::Hugetlb,
+    Controller::Rdma,
+    Controller::Misc,
+];
 
 #[derive(Debug)]
 pub(crate) struct V2Cgroup {
@@ -37,6 +48,9 @@ pub(crate) struct Wanted<'a> {
     /// Controllers used when present (best-effort limits).
     pub optional: &'a BTreeSet<Controller>,
     pub missing: MissingController,
+    /// Whether to enable every other controller of [`ALL_AVAILABLE`] the host offers too
+    /// (not for the cgroup2 part of a hybrid host's cgroup, which holds only what v1 lacks).
+    pub all_available: bool,
 }
 
 impl V2Cgroup {
@@ -73,13 +87,23 @@ impl V2Cgroup {
         }
     }
 
-    /// An existing `rel` (`<parent>/<leaf>`, relative to the mount point); `None` if absent.
+    /// An existing `rel` (`<parent>/<leaf>`, relative to the mount point), with the
+    /// controllers its parent enabled for it (its `cgroup.controllers`); `None` if absent.
     pub fn open(mounts: &Mounts, rel: &Path) -> Option<V2Cgroup> {
         let dir = mounts.v2.as_ref()?.join(rel);
-        dir.is_dir().then_some(V2Cgroup {
-            dir,
-            enabled: BTreeSet::new(),
-        })
+        if !dir.is_dir() {
+            return None;
+        }
+        let names = read_string(&dir.join("cgroup.controllers"))
+            .map(|text| parse_controllers(&text))
+            .unwrap_or_default();
+        let enabled = names.iter().filter_map(|name| Controller::from_v2_name(name)).collect();
+        Some(V2Cgroup { dir, enabled })
+    }
+
+    /// The directory and the controllers enabled for it.
+    pub fn into_parts(self) -> (PathBuf, BTreeSet<Controller>) {
+        (self.dir, self.enabled)
     }
 
     fn file(&self, name: &str) -> PathBuf {
@@ -128,8 +152,9 @@ fn v2_root(mounts: &Mounts) -> Result<PathBuf, CgroupError> {
     })
 }
 
-/// The needed, optional and [`ALWAYS`] controllers that `available` (the root's
-/// `cgroup.controllers`) offers; needed ones it lacks go through the missing policy.
+/// The needed, optional (and with [`Wanted::all_available`] the other [`ALL_AVAILABLE`])
+/// controllers that `available` (the root's `cgroup.controllers`) offers; needed ones it lacks
+/// go through the missing policy.
 fn usable_controllers(
     available: &BTreeSet<String>,
     wanted: &Wanted,
@@ -139,7 +164,7 @@ fn usable_controllers(
         .needed
         .keys()
         .chain(wanted.optional.iter())
-        .chain(ALWAYS.iter())
+        .chain(ALL_AVAILABLE.iter().filter(|_| wanted.all_available))
         .copied()
         .collect();
     let mut usable = BTreeSet::new();
@@ -227,11 +252,16 @@ impl CgroupBackend for V2Cgroup {
     }
 
     fn dir_for(&self, write: &LimitWrite) -> Option<&Path> {
-        self.enabled.contains(&write.controller).then_some(self.dir.as_path())
+        let usable = write.controller == Controller::Core || self.enabled.contains(&write.controller);
+        usable.then_some(self.dir.as_path())
     }
 
     fn v2_path(&self) -> Option<&Path> {
         Some(&self.dir)
+    }
+
+    fn placement(&self) -> Placement {
+        Placement::only(Version::V2)
     }
 
     fn add_task(&self, pid: i32) -> Result<(), CgroupError> {

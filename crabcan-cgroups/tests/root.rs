@@ -113,6 +113,7 @@ fn test_limits() -> Limits {
         cpu_weight: Some(100),
         cpu_quota: Some(0.5),
         io_weight: Some(200),
+        ..Limits::unlimited()
     }
 }
 

@@ -75,11 +75,8 @@ impl From<crabcan_core::Error> for Failure {
                 .to_string()
                 .replace("leave the uid map out", "leave --uid-map out")
                 .replace("leave the gid map out", "leave --gid-map out"),
-            crabcan_core::Error::Cgroup(cgroup) if cgroup.is_missing_controller() => match cgroup.limit() {
-                Some(limit) => format!(
-                    "{cgroup} ({}); --allow-missing-controllers runs without that limit",
-                    flag_of(limit)
-                ),
+            crabcan_core::Error::Cgroup(cgroup) if cgroup.is_missing_controller() => match cgroup.limit().and_then(flag_of) {
+                Some(flag) => format!("{cgroup} ({flag}); --allow-missing-controllers runs without that limit"),
                 None => cgroup.to_string(),
             },
             _ => error.to_string(),
@@ -211,24 +208,26 @@ fn limits(args: &Args) -> Result<Option<Limits>, Failure> {
         cpu_weight: args.cpu_weight.or(defaults.cpu_weight),
         cpu_quota: args.cpus,
         io_weight: args.io_weight.or(defaults.io_weight),
+        ..Limits::unlimited()
     };
-    limits.validate().map_err(|error| match error.limit() {
-        Some(limit) => Failure::setup(format!("{}: {error}", flag_of(limit))),
+    limits.validate().map_err(|error| match error.limit().and_then(flag_of) {
+        Some(flag) => Failure::setup(format!("{flag}: {error}")),
         None => Failure::setup(error),
     })?;
     Ok(Some(limits))
 }
 
-/// The flag that sets `limit`.
-fn flag_of(limit: LimitKind) -> &'static str {
-    match limit {
+/// The flag that sets `limit` (the OCI mode's limits have none).
+fn flag_of(limit: LimitKind) -> Option<&'static str> {
+    Some(match limit {
         LimitKind::Memory => "--memory",
         LimitKind::MemorySwap => "--memory-swap",
         LimitKind::Pids => "--pids",
         LimitKind::CpuWeight => "--cpu-weight",
         LimitKind::CpuQuota => "--cpus",
         LimitKind::IoWeight => "--io-weight",
-    }
+        _ => return None,
+    })
 }
 
 /// A pty when asked for, or by default when stdin is a terminal of which crabcan is in the

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crabcan_cgroups::{cpu_shares_to_weight, Limits};
+use crabcan_cgroups::Limits;
 use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde_json::Value;
@@ -90,11 +90,38 @@ const SUPPORTED: &[&str] = &[
     "linux.gidMappings.*.size",
     "linux.resources.memory.limit",
     "linux.resources.memory.swap",
+    "linux.resources.memory.reservation",
+    "linux.resources.memory.swappiness",
+    "linux.resources.memory.disableOOMKiller",
+    "linux.resources.memory.kernel",
+    "linux.resources.memory.kernelTCP",
+    "linux.resources.memory.checkBeforeUpdate",
     "linux.resources.pids.limit",
     "linux.resources.cpu.shares",
     "linux.resources.cpu.quota",
     "linux.resources.cpu.period",
+    "linux.resources.cpu.burst",
+    "linux.resources.cpu.idle",
+    "linux.resources.cpu.cpus",
+    "linux.resources.cpu.mems",
+    "linux.resources.cpu.realtimeRuntime",
+    "linux.resources.cpu.realtimePeriod",
     "linux.resources.blockIO.weight",
+    "linux.resources.blockIO.leafWeight",
+    "linux.resources.blockIO.weightDevice.*.major",
+    "linux.resources.blockIO.weightDevice.*.minor",
+    "linux.resources.blockIO.weightDevice.*.weight",
+    "linux.resources.blockIO.weightDevice.*.leafWeight",
+    "linux.resources.blockIO.throttleReadBpsDevice",
+    "linux.resources.blockIO.throttleWriteBpsDevice",
+    "linux.resources.blockIO.throttleReadIOPSDevice",
+    "linux.resources.blockIO.throttleWriteIOPSDevice",
+    "linux.resources.hugepageLimits.*.pageSize",
+    "linux.resources.hugepageLimits.*.limit",
+    "linux.resources.network.classID",
+    "linux.resources.network.priorities",
+    "linux.resources.rdma",
+    "linux.resources.unified",
     "linux.resources.devices",
     "linux.cgroupsPath",
     "linux.maskedPaths",
@@ -606,30 +633,13 @@ fn check_namespaces(linux: Option<&oci_spec::runtime::Linux>) -> Result<(), OciE
     Ok(())
 }
 
+/// The cgroup limits of `linux.resources` (see [`super::limits`]), its device rules checked.
 pub(crate) fn limits(value: &Value) -> Result<Limits, OciError> {
     let resources = |pointer: &str| value.pointer(&format!("/linux/resources{pointer}"));
-    let number = |pointer: &str| resources(pointer).and_then(Value::as_i64);
-    // A negative memory or pids limit means "unlimited", as runc reads it.
-    let positive = |pointer: &str| number(pointer).and_then(|n| u64::try_from(n).ok()).filter(|n| *n > 0);
-    let cpu_quota = match (number("/cpu/quota").filter(|q| *q > 0), positive("/cpu/period")) {
-        (Some(quota), period) => Some(quota as f64 / period.unwrap_or(100_000) as f64),
-        (None, _) => None,
-    };
     if let Some(rules) = resources("/devices").and_then(Value::as_array) {
         check_device_rules(rules)?;
     }
-    let limits = Limits {
-        memory: positive("/memory/limit"),
-        memory_swap: positive("/memory/swap"),
-        pids: positive("/pids/limit"),
-        cpu_weight: positive("/cpu/shares").map(cpu_shares_to_weight),
-        cpu_quota,
-        io_weight: positive("/blockIO/weight").and_then(|w| u16::try_from(w).ok()),
-    };
-    limits
-        .validate()
-        .map_err(|error| unsupported("linux.resources", error.to_string()))?;
-    Ok(limits)
+    super::limits::from_config(value)
 }
 
 /// The only device rule crabcan takes for now is runc's default, "deny all": crabcan enforces
@@ -881,10 +891,12 @@ mod tests {
     fn unsupported_fields_are_named_and_empty_ones_pass() {
         let ok = serde_json::json!({"ociVersion": "1.2.0", "hooks": {}, "linux": {"sysctl": {}}, "process": {"args": ["sh"]}});
         assert!(check_supported(&ok, "").is_ok());
+        let hierarchy = serde_json::json!({"linux": {"resources": {"memory": {"useHierarchy": true}}}});
+        let error = check_supported(&hierarchy, "").unwrap_err();
+        assert!(error.to_string().contains("linux.resources.memory.useHierarchy"), "{error}");
         let hugepages =
-            serde_json::json!({"linux": {"resources": {"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}}});
-        let error = check_supported(&hugepages, "").unwrap_err();
-        assert!(error.to_string().contains("linux.resources.hugepageLimits"), "{error}");
+            serde_json::json!({"linux": {"resources": {"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}}});
+        assert!(check_supported(&hugepages, "").is_ok());
         let hooks = serde_json::json!({"hooks": {"prestart": [{"path": "/bin/true", "args": ["true"], "timeout": 5}]}});
         assert!(check_supported(&hooks, "").is_ok());
         let hooks = serde_json::json!({"hooks": {"prestart": [{"path": "/bin/true", "bogus": 1}]}});

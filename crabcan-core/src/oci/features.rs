@@ -55,7 +55,7 @@ pub fn features() -> Features {
     cgroup.set_v2(Some(true));
     cgroup.set_systemd(Some(false));
     cgroup.set_systemd_user(Some(false));
-    cgroup.set_rdma(Some(false));
+    cgroup.set_rdma(Some(true));
     linux.set_cgroup(Some(cgroup));
 
     // What crabcan-seccomp's OCI import accepts.

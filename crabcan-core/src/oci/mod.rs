@@ -6,6 +6,7 @@
 pub mod bundle;
 mod exec;
 pub mod features;
+mod limits;
 pub mod resources;
 pub mod runtime;
 pub mod spec;
