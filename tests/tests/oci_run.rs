@@ -307,10 +307,10 @@ fn events_report_the_cgroups_numbers_and_update_changes_its_limits() {
     assert_eq!(memory.as_deref(), Some("268435456"));
     assert_eq!(cgroup_file(&id, "pids.max").as_deref(), Some("7"), "what update was not given stays");
 
-    std::fs::write(&resources, r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}"#).unwrap();
+    std::fs::write(&resources, r#"{"memory": {"useHierarchy": true}}"#).unwrap();
     let refused = oci.crabcan(&["update", "--resources", resources.to_str().unwrap(), &id]);
     refused.expect_code(1);
-    assert!(refused.stderr.contains("linux.resources.hugepageLimits"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("linux.resources.memory.useHierarchy"), "{}", refused.stderr);
     let refused = oci.crabcan(&["update", "--memory", "1k", &id]);
     refused.expect_code(1);
     assert_eq!(memory, cgroup_file(&id, "memory.limit_in_bytes").or_else(|| cgroup_file(&id, "memory.max")));
