@@ -372,11 +372,8 @@ impl ContainerCgroup {
         match apply_writes(self.backend(), &writes, version, missing, &mut unapplied) {
             Err(error) if version == Version::V1 && error.raw_os_error() == Some(libc::EINVAL) => {
                 // A raise above the current memory+swap: the other order.
-                let memory = |w: &LimitWrite| w.file.starts_with("memory.");
-                if let (Some(first), Some(second)) = (
-                    writes.iter().position(|w| memory(w)),
-                    writes.iter().rposition(|w| memory(w)),
-                ) {
+                let file = |name: &str| writes.iter().position(|w| w.file == name);
+                if let (Some(first), Some(second)) = (file("memory.limit_in_bytes"), file("memory.memsw.limit_in_bytes")) {
                     writes.swap(first, second);
                 }
                 unapplied.clear();

@@ -307,6 +307,9 @@ fn update_resources(path: Option<&Path>, limits: &UpdateLimits) -> Result<serde_
     if let Some(swap) = &limits.memory_swap {
         set("/memory/swap", size("--memory-swap", swap)?.into());
     }
+    if let Some(reservation) = &limits.memory_reservation {
+        set("/memory/reservation", size("--memory-reservation", reservation)?.into());
+    }
     if let Some(pids) = limits.pids_limit {
         set("/pids/limit", pids.into());
     }
@@ -318,6 +321,18 @@ fn update_resources(path: Option<&Path>, limits: &UpdateLimits) -> Result<serde_
     }
     if let Some(period) = limits.cpu_period {
         set("/cpu/period", period.into());
+    }
+    if let Some(period) = limits.cpu_rt_period {
+        set("/cpu/realtimePeriod", period.into());
+    }
+    if let Some(runtime) = limits.cpu_rt_runtime {
+        set("/cpu/realtimeRuntime", runtime.into());
+    }
+    if let Some(cpus) = &limits.cpuset_cpus {
+        set("/cpu/cpus", cpus.as_str().into());
+    }
+    if let Some(mems) = &limits.cpuset_mems {
+        set("/cpu/mems", mems.as_str().into());
     }
     if let Some(weight) = limits.blkio_weight {
         set("/blockIO/weight", weight.into());
@@ -465,6 +480,32 @@ mod tests {
         for bad in ["0", "65", "-1", "NOPE", "SIG", ""] {
             assert!(parse_signal(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn runcs_update_flags_become_resources() {
+        let limits = UpdateLimits {
+            memory_reservation: Some("32m".into()),
+            cpu_shares: Some(512),
+            cpu_rt_period: Some(1_000_000),
+            cpu_rt_runtime: Some(10_000),
+            cpuset_cpus: Some("0-1".into()),
+            cpuset_mems: Some("0".into()),
+            ..UpdateLimits::default()
+        };
+        let resources = update_resources(None, &limits).unwrap();
+        assert_eq!(
+            resources,
+            serde_json::json!({
+                "memory": {"reservation": 33554432},
+                "cpu": {"shares": 512, "realtimePeriod": 1000000, "realtimeRuntime": 10000, "cpus": "0-1", "mems": "0"}
+            })
+        );
+        let cli = <OciCli as clap::Parser>::try_parse_from(["crabcan", "update", "--cpu-share", "100", "c1"]).unwrap();
+        let OciCommand::Update { limits, .. } = cli.command else {
+            panic!("not update");
+        };
+        assert_eq!(limits.cpu_shares, Some(100), "runc's --cpu-share");
     }
 
     #[test]

@@ -264,8 +264,11 @@ pub struct UpdateLimits {
     /// Maximum number of tasks
     #[arg(long, value_name = "N")]
     pub pids_limit: Option<i64>,
+    /// Memory reservation (soft limit), in bytes or with a unit
+    #[arg(long, value_name = "SIZE")]
+    pub memory_reservation: Option<String>,
     /// CPU shares (relative weight, v1 scale)
-    #[arg(long, value_name = "N")]
+    #[arg(long, visible_alias = "cpu-share", value_name = "N")]
     pub cpu_shares: Option<u64>,
     /// CPU CFS quota in microseconds per period
     #[arg(long, value_name = "US")]
@@ -273,6 +276,18 @@ pub struct UpdateLimits {
     /// CPU CFS period in microseconds
     #[arg(long, value_name = "US")]
     pub cpu_period: Option<u64>,
+    /// CPU realtime period in microseconds (cgroup v1)
+    #[arg(long, value_name = "US")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime in microseconds per realtime period (cgroup v1)
+    #[arg(long, value_name = "US")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPUs the container may run on (0-3,5)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the container may allocate on (0-1)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
     /// Block I/O weight, 10 to 1000
     #[arg(long, value_name = "N")]
     pub blkio_weight: Option<u16>,
