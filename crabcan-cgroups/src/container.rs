@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use crate::at_path::CgroupPath;
 use crate::backend::{apply_writes, CgroupBackend, MissingController, Unapplied};
 use crate::error::CgroupError;
+use crate::fsutil::read_u64;
 use crate::fsutil::remove_parent_if_empty;
 use crate::host::CgroupHost;
-use crate::fsutil::read_u64;
 use crate::layout::{Layout, Version};
 use crate::lease::Lease;
 use crate::limits::Limits;
@@ -111,7 +111,16 @@ impl ContainerCgroup {
         let parent = Path::new(&host.parent);
         // The parent folder is shared and stays (removal removes it when empty).
         let mut made = Vec::new();
-        let backend = match create_backend(host, parent, &leaf, &writes, &placement, missing, &mut unapplied, &mut made) {
+        let backend = match create_backend(
+            host,
+            parent,
+            &leaf,
+            &writes,
+            &placement,
+            missing,
+            &mut unapplied,
+            &mut made,
+        ) {
             Ok(backend) => backend,
             Err(e) => {
                 // A lease that cannot be unlinked is left unlocked: stale cleanup removes it.
@@ -148,7 +157,16 @@ impl ContainerCgroup {
         let mut unapplied = Vec::new();
         let mut made = Vec::new();
         let parent = at.parent();
-        let backend = match create_backend(host, &parent, at.leaf(), &writes, &placement, missing, &mut unapplied, &mut made) {
+        let backend = match create_backend(
+            host,
+            &parent,
+            at.leaf(),
+            &writes,
+            &placement,
+            missing,
+            &mut unapplied,
+            &mut made,
+        ) {
             Ok(backend) => backend,
             Err(e) => {
                 remove_made(&made);
@@ -222,10 +240,7 @@ fn remove_made(made: &[PathBuf]) {
 fn plan_writes(host: &CgroupHost, limits: &Limits) -> Result<(Placement, Vec<LimitWrite>), CgroupError> {
     let mut placement = Placement::only(host.mounts.layout.version());
     if host.mounts.layout == Layout::Hybrid {
-        let used: BTreeSet<Controller> = limit_writes(limits, &placement)?
-            .iter()
-            .map(|w| w.controller)
-            .collect();
+        let used: BTreeSet<Controller> = limit_writes(limits, &placement)?.iter().map(|w| w.controller).collect();
         placement.on_unified = unified_controllers(&host.mounts, used);
     }
     let writes = limit_writes(limits, &placement)?;
@@ -373,7 +388,9 @@ impl ContainerCgroup {
             Err(error) if version == Version::V1 && error.raw_os_error() == Some(libc::EINVAL) => {
                 // A raise above the current memory+swap: the other order.
                 let file = |name: &str| writes.iter().position(|w| w.file == name);
-                if let (Some(first), Some(second)) = (file("memory.limit_in_bytes"), file("memory.memsw.limit_in_bytes")) {
+                if let (Some(first), Some(second)) =
+                    (file("memory.limit_in_bytes"), file("memory.memsw.limit_in_bytes"))
+                {
                     writes.swap(first, second);
                 }
                 unapplied.clear();

@@ -60,11 +60,13 @@ pub use container::{validate_name, ContainerCgroup, MAX_NAME_LEN};
 pub use error::{CgroupError, ParseSizeError};
 pub use host::CgroupHost;
 pub use layout::{current_cgroups, Layout, ProcCgroup};
-pub use limit_types::{BlockDevice, DeviceThrottle, DeviceWeight, HugepageLimit, InterfacePriority, RdmaLimit, ThrottleKind};
+pub use limit_types::{
+    BlockDevice, DeviceThrottle, DeviceWeight, HugepageLimit, InterfacePriority, RdmaLimit, ThrottleKind,
+};
 pub use limits::{
     available_cpus, blkio_weight_to_io_weight, cpu_shares_to_weight, cpu_weight_to_shares, io_weight_to_blkio_weight,
-    oci_cpu_shares_to_weight, parse_size, LimitKind, Limits, DEFAULT_CPU_SHARES, DEFAULT_CPU_WEIGHT, DEFAULT_IO_WEIGHT, DEFAULT_MEMORY, DEFAULT_PIDS, MIN_CPU_QUOTA,
-    MIN_MEMORY, PID_MAX_LIMIT,
+    oci_cpu_shares_to_weight, parse_size, LimitKind, Limits, DEFAULT_CPU_SHARES, DEFAULT_CPU_WEIGHT, DEFAULT_IO_WEIGHT,
+    DEFAULT_MEMORY, DEFAULT_PIDS, MIN_CPU_QUOTA, MIN_MEMORY, PID_MAX_LIMIT,
 };
 pub use self_join::SelfJoin;
 pub use stale::StaleCleanup;

@@ -203,7 +203,16 @@ mod tests {
         assert_eq!(v2_file_controller("memory.high"), Some("memory"));
         assert_eq!(v2_file_controller("cgroup.max.descendants"), Some("cgroup"));
         assert_eq!(v2_file_controller("io.bfq.weight"), Some("io"));
-        for bad in ["memory", ".high", "memory.", "../memory.max", "a/b.c", "memory..max", "m.x y", ""] {
+        for bad in [
+            "memory",
+            ".high",
+            "memory.",
+            "../memory.max",
+            "a/b.c",
+            "memory..max",
+            "m.x y",
+            "",
+        ] {
             assert_eq!(v2_file_controller(bad), None, "{bad:?}");
         }
     }

@@ -317,7 +317,12 @@ impl Limits {
                 expected: "the kernel takes -1 (no limit) or at least 1000 µs",
             });
         }
-        in_range(LimitKind::CpuPeriod, self.cpu_period_us, CPU_QUOTA_MIN_US, CPU_PERIOD_MAX_US)?;
+        in_range(
+            LimitKind::CpuPeriod,
+            self.cpu_period_us,
+            CPU_QUOTA_MIN_US,
+            CPU_PERIOD_MAX_US,
+        )?;
         if let Some(idle) = self.cpu_idle.filter(|idle| !(0..=1).contains(idle)) {
             return Err(CgroupError::OutOfRange {
                 limit: LimitKind::CpuIdle,
@@ -356,7 +361,8 @@ impl Limits {
                 how: "on the v1 scale (blkio weight) and on the v2 scale",
             });
         }
-        let blkio = |limit, weight: Option<u16>| in_range(limit, weight.map(u64::from), BLKIO_WEIGHT_MIN, BLKIO_WEIGHT_MAX);
+        let blkio =
+            |limit, weight: Option<u16>| in_range(limit, weight.map(u64::from), BLKIO_WEIGHT_MIN, BLKIO_WEIGHT_MAX);
         blkio(LimitKind::IoWeight, self.blkio_weight)?;
         blkio(LimitKind::IoLeafWeight, self.blkio_leaf_weight)?;
         for device in &self.device_weights {
@@ -403,10 +409,18 @@ impl Limits {
         }
         for rdma in &self.rdma {
             if !is_rdma_device(&rdma.device) {
-                return invalid(LimitKind::Rdma, &rdma.device, "not an RDMA device name (printable, no spaces)");
+                return invalid(
+                    LimitKind::Rdma,
+                    &rdma.device,
+                    "not an RDMA device name (printable, no spaces)",
+                );
             }
             if rdma.hca_handles.is_none() && rdma.hca_objects.is_none() {
-                return invalid(LimitKind::Rdma, &rdma.device, "an RDMA limit needs hcaHandles or hcaObjects");
+                return invalid(
+                    LimitKind::Rdma,
+                    &rdma.device,
+                    "an RDMA limit needs hcaHandles or hcaObjects",
+                );
             }
         }
         for (file, value) in &self.unified {
@@ -901,7 +915,16 @@ mod tests {
 
     #[test]
     fn oci_conversions_are_runcs() {
-        for (shares, weight) in [(0, 0), (1, 1), (2, 1), (3, 2), (1024, 100), (262_143, 10_000), (262_144, 10_000), (262_145, 10_000)] {
+        for (shares, weight) in [
+            (0, 0),
+            (1, 1),
+            (2, 1),
+            (3, 2),
+            (1024, 100),
+            (262_143, 10_000),
+            (262_144, 10_000),
+            (262_145, 10_000),
+        ] {
             assert_eq!(oci_cpu_shares_to_weight(shares), weight, "shares {shares}");
         }
         assert_eq!(oci_cpu_shares_to_weight(2048), 174);
@@ -919,25 +942,49 @@ mod tests {
             memory_swappiness: Some(101),
             ..base.clone()
         });
-        assert_eq!(error.to_string(), "memory swappiness 101 is out of range: it must be from 0 to 100");
+        assert_eq!(
+            error.to_string(),
+            "memory swappiness 101 is out of range: it must be from 0 to 100"
+        );
         assert_eq!(error.limit(), Some(LimitKind::MemorySwappiness));
         let error = refused(Limits {
             cpu_shares: Some(1),
             ..base.clone()
         });
-        assert_eq!(error.to_string(), "CPU shares 1 is out of range: it must be from 2 to 262144");
+        assert_eq!(
+            error.to_string(),
+            "CPU shares 1 is out of range: it must be from 2 to 262144"
+        );
         let error = refused(Limits {
             cpu_shares: Some(1024),
             cpu_weight: Some(10),
             ..base.clone()
         });
-        assert!(matches!(error, CgroupError::GivenTwice { limit: LimitKind::CpuShares, .. }), "{error}");
+        assert!(
+            matches!(
+                error,
+                CgroupError::GivenTwice {
+                    limit: LimitKind::CpuShares,
+                    ..
+                }
+            ),
+            "{error}"
+        );
         let error = refused(Limits {
             cpu_quota: Some(0.5),
             cpu_period_us: Some(100_000),
             ..base.clone()
         });
-        assert!(matches!(error, CgroupError::GivenTwice { limit: LimitKind::CpuQuota, .. }), "{error}");
+        assert!(
+            matches!(
+                error,
+                CgroupError::GivenTwice {
+                    limit: LimitKind::CpuQuota,
+                    ..
+                }
+            ),
+            "{error}"
+        );
         for quota in [0, 999, -2] {
             let error = refused(Limits {
                 cpu_quota_us: Some(quota),
@@ -957,7 +1004,10 @@ mod tests {
             cpuset_cpus: Some("0-1\n".into()),
             ..base.clone()
         });
-        assert_eq!(error.to_string(), "invalid cpuset CPUs \"0-1\\n\": expected a list of numbers and ranges such as 0-2,4");
+        assert_eq!(
+            error.to_string(),
+            "invalid cpuset CPUs \"0-1\\n\": expected a list of numbers and ranges such as 0-2,4"
+        );
         assert!(refused(Limits {
             cpu_idle: Some(2),
             ..base.clone()
@@ -1021,7 +1071,16 @@ mod tests {
         };
         assert!(hugepage("2MB").validate().is_ok());
         let error = hugepage("../../x").validate().unwrap_err();
-        assert!(matches!(error, CgroupError::InvalidValue { limit: LimitKind::Hugepages, .. }), "{error}");
+        assert!(
+            matches!(
+                error,
+                CgroupError::InvalidValue {
+                    limit: LimitKind::Hugepages,
+                    ..
+                }
+            ),
+            "{error}"
+        );
         let priority = Limits {
             net_priorities: vec![crate::InterfacePriority {
                 interface: "eth0 1\nlo".into(),
@@ -1039,7 +1098,11 @@ mod tests {
             ..base.clone()
         };
         assert!(rdma(Some(1)).validate().is_ok());
-        assert!(rdma(None).validate().unwrap_err().to_string().contains("hcaHandles or hcaObjects"));
+        assert!(rdma(None)
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("hcaHandles or hcaObjects"));
         let unified = |key: &str, value: &str| Limits {
             unified: [(key.to_string(), value.to_string())].into(),
             ..base.clone()

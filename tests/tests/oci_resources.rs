@@ -295,14 +295,22 @@ fn memory_limits_are_written_as_given() {
     }
     with_each_path("mem", json!({ "memory": memory }), |cgroups| {
         assert_eq!(cgroups.read("memory", "memory.limit_in_bytes"), MEMORY.to_string());
-        assert_eq!(cgroups.read("memory", "memory.soft_limit_in_bytes"), (MEMORY / 2).to_string());
+        assert_eq!(
+            cgroups.read("memory", "memory.soft_limit_in_bytes"),
+            (MEMORY / 2).to_string()
+        );
         assert_eq!(cgroups.read("memory", "memory.swappiness"), "10");
         assert!(
-            cgroups.read("memory", "memory.oom_control").contains("oom_kill_disable 1"),
+            cgroups
+                .read("memory", "memory.oom_control")
+                .contains("oom_kill_disable 1"),
             "the OOM killer is on"
         );
         if swap {
-            assert_eq!(cgroups.read("memory", "memory.memsw.limit_in_bytes"), (MEMORY * 2).to_string());
+            assert_eq!(
+                cgroups.read("memory", "memory.memsw.limit_in_bytes"),
+                (MEMORY * 2).to_string()
+            );
         }
     });
 }
@@ -310,11 +318,23 @@ fn memory_limits_are_written_as_given() {
 #[test]
 fn v1_only_memory_settings_are_refused_on_cgroup_v2() {
     if !Host::detect().is_v2() {
-        refused("swp", json!({"memory": {"swappiness": 101}}), &["linux.resources.memory.swappiness", "0 to 100"]);
+        refused(
+            "swp",
+            json!({"memory": {"swappiness": 101}}),
+            &["linux.resources.memory.swappiness", "0 to 100"],
+        );
         return;
     }
-    refused("swp", json!({"memory": {"limit": MEMORY, "swappiness": 10}}), &["memory swappiness", "cgroup v2", "memory.swappiness"]);
-    refused("oom", json!({"memory": {"disableOOMKiller": true}}), &["OOM killer", "cgroup v2"]);
+    refused(
+        "swp",
+        json!({"memory": {"limit": MEMORY, "swappiness": 10}}),
+        &["memory swappiness", "cgroup v2", "memory.swappiness"],
+    );
+    refused(
+        "oom",
+        json!({"memory": {"disableOOMKiller": true}}),
+        &["OOM killer", "cgroup v2"],
+    );
 }
 
 #[test]
@@ -413,8 +433,15 @@ fn block_io_throttles_per_device() {
         let disk = format!("{major}:{minor}");
         if host.is_v2() {
             let max = cgroups.read("io", "io.max");
-            let line = max.lines().find(|l| l.starts_with(&format!("{disk} "))).unwrap_or_default();
-            assert_eq!(line, format!("{disk} rbps=102400 wbps=204800 riops=300 wiops=400"), "{max}");
+            let line = max
+                .lines()
+                .find(|l| l.starts_with(&format!("{disk} ")))
+                .unwrap_or_default();
+            assert_eq!(
+                line,
+                format!("{disk} rbps=102400 wbps=204800 riops=300 wiops=400"),
+                "{max}"
+            );
         } else {
             for (file, rate) in [
                 ("blkio.throttle.read_bps_device", 102400),
@@ -470,10 +497,17 @@ fn hugepage_limits_per_page_size() {
     let host = Host::detect();
     let sizes = page_sizes();
     if !host.has("hugetlb") {
-        refused("huge", json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}), &["hugetlb"]);
+        refused(
+            "huge",
+            json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}),
+            &["hugetlb"],
+        );
         return;
     }
-    assert!(!sizes.is_empty(), "the host has a hugetlb controller but no /sys/kernel/mm/hugepages sizes");
+    assert!(
+        !sizes.is_empty(),
+        "the host has a hugetlb controller but no /sys/kernel/mm/hugepages sizes"
+    );
     // As Kubernetes sends them: one per page size, 0 for those the pod gets none of.
     let limits: Vec<Value> = sizes
         .iter()
@@ -487,13 +521,25 @@ fn hugepage_limits_per_page_size() {
                 true => format!("hugetlb.{size}.limit_in_bytes"),
                 false => format!("hugetlb.{size}.max"), // v2, or a hybrid host's cgroup2 mount
             };
-            let expected = if i == 0 { (2u64 << 30).to_string() } else { "0".to_owned() };
+            let expected = if i == 0 {
+                (2u64 << 30).to_string()
+            } else {
+                "0".to_owned()
+            };
             assert_eq!(cgroups.read("hugetlb", &file), expected, "{file}");
         }
     });
     // runtime-tools' wrong page size: the kernel has no such files.
-    refused("huge3", json!({"hugepageLimits": [{"pageSize": "3MB", "limit": 314572800}]}), &["hugetlb.3MB"]);
-    refused("hugebad", json!({"hugepageLimits": [{"pageSize": "2MB/../x", "limit": 0}]}), &["linux.resources.hugepageLimits"]);
+    refused(
+        "huge3",
+        json!({"hugepageLimits": [{"pageSize": "3MB", "limit": 314572800}]}),
+        &["hugetlb.3MB"],
+    );
+    refused(
+        "hugebad",
+        json!({"hugepageLimits": [{"pageSize": "2MB/../x", "limit": 0}]}),
+        &["linux.resources.hugepageLimits"],
+    );
 }
 
 #[test]
@@ -534,8 +580,16 @@ fn unified_files_on_cgroup_v2_only() {
     } else {
         refused("unified", resources, &["cgroup v2 unified setting", "cgroup v1"]);
     }
-    refused("unipath", json!({"unified": {"../../pids.max": "1"}}), &["linux.resources.unified", "../../pids.max"]);
-    refused("uniprocs", json!({"unified": {"cgroup.procs": "1"}}), &["linux.resources.unified", "cgroup.procs"]);
+    refused(
+        "unipath",
+        json!({"unified": {"../../pids.max": "1"}}),
+        &["linux.resources.unified", "../../pids.max"],
+    );
+    refused(
+        "uniprocs",
+        json!({"unified": {"cgroup.procs": "1"}}),
+        &["linux.resources.unified", "cgroup.procs"],
+    );
 }
 
 #[test]
@@ -564,7 +618,10 @@ fn update_writes_the_new_limits_to_the_live_cgroup() {
         assert_eq!(cgroups.read("cpu", "cpu.weight"), "100");
         assert_eq!(cgroups.read("cpu", "cpu.max"), "50000 250000");
     } else {
-        assert_eq!(cgroups.read("memory", "memory.limit_in_bytes"), (MEMORY * 2).to_string());
+        assert_eq!(
+            cgroups.read("memory", "memory.limit_in_bytes"),
+            (MEMORY * 2).to_string()
+        );
         assert_eq!(cgroups.read("memory", "memory.soft_limit_in_bytes"), MEMORY.to_string());
         assert_eq!(cgroups.read("cpu", "cpu.shares"), "1024");
         assert_eq!(cgroups.read("cpu", "cpu.cfs_quota_us"), "50000");

@@ -6,7 +6,9 @@
 use super::{not_on, Controller, LimitWrite};
 use crate::error::CgroupError;
 use crate::layout::Version;
-use crate::limits::{cpu_weight_to_shares, oci_cpu_shares_to_weight, LimitKind, Limits, CPU_QUOTA_MIN_US, CPU_WEIGHT_MAX, CPU_WEIGHT_MIN};
+use crate::limits::{
+    cpu_weight_to_shares, oci_cpu_shares_to_weight, LimitKind, Limits, CPU_QUOTA_MIN_US, CPU_WEIGHT_MAX, CPU_WEIGHT_MIN,
+};
 
 /// CFS period used for crabcan's quota in CPUs, and for an OCI quota without a period, in
 /// microseconds (the kernel's default).
@@ -59,20 +61,45 @@ fn v1(limits: &Limits, writes: &mut Vec<LimitWrite>) {
     }
     if let Some(cpus) = limits.cpu_quota {
         let bandwidth = "CPU bandwidth limits";
-        writes.push(write("cpu.cfs_period_us", CPU_PERIOD_US, LimitKind::CpuQuota, bandwidth));
-        writes.push(write("cpu.cfs_quota_us", cpu_quota_us(cpus), LimitKind::CpuQuota, bandwidth));
+        writes.push(write(
+            "cpu.cfs_period_us",
+            CPU_PERIOD_US,
+            LimitKind::CpuQuota,
+            bandwidth,
+        ));
+        writes.push(write(
+            "cpu.cfs_quota_us",
+            cpu_quota_us(cpus),
+            LimitKind::CpuQuota,
+            bandwidth,
+        ));
     }
     let quota_follows = limits.cpu_quota_us.is_some();
     if let Some(period) = limits.cpu_period_us {
-        let period = write("cpu.cfs_period_us", period, LimitKind::CpuPeriod, "CPU bandwidth limits");
+        let period = write(
+            "cpu.cfs_period_us",
+            period,
+            LimitKind::CpuPeriod,
+            "CPU bandwidth limits",
+        );
         writes.push(period.retried_if(quota_follows));
     }
     if let Some(burst) = limits.cpu_burst_us {
-        let burst = write("cpu.cfs_burst_us", burst, LimitKind::CpuBurst, "CPU bursts (Linux 5.14)");
+        let burst = write(
+            "cpu.cfs_burst_us",
+            burst,
+            LimitKind::CpuBurst,
+            "CPU bursts (Linux 5.14)",
+        );
         writes.push(burst.retried_if(quota_follows));
     }
     if let Some(quota) = limits.cpu_quota_us {
-        writes.push(write("cpu.cfs_quota_us", quota, LimitKind::CpuQuota, "CPU bandwidth limits"));
+        writes.push(write(
+            "cpu.cfs_quota_us",
+            quota,
+            LimitKind::CpuQuota,
+            "CPU bandwidth limits",
+        ));
     }
     if let Some(idle) = limits.cpu_idle {
         writes.push(write("cpu.idle", idle, LimitKind::CpuIdle, "cpu.idle (Linux 5.15)"));
@@ -83,7 +110,12 @@ fn v1(limits: &Limits, writes: &mut Vec<LimitWrite>) {
         writes.push(period.retried_if(limits.cpu_rt_runtime_us.is_some()));
     }
     if let Some(runtime) = limits.cpu_rt_runtime_us {
-        writes.push(write("cpu.rt_runtime_us", runtime, LimitKind::CpuRealtimeRuntime, realtime));
+        writes.push(write(
+            "cpu.rt_runtime_us",
+            runtime,
+            LimitKind::CpuRealtimeRuntime,
+            realtime,
+        ));
     }
 }
 
@@ -103,7 +135,12 @@ fn v2(limits: &Limits, writes: &mut Vec<LimitWrite>) -> Result<(), CgroupError> 
         }
     }
     if let Some(weight) = limits.cpu_weight {
-        writes.push(write("cpu.weight", clamp_cpu_weight(weight), LimitKind::CpuWeight, "CPU weights"));
+        writes.push(write(
+            "cpu.weight",
+            clamp_cpu_weight(weight),
+            LimitKind::CpuWeight,
+            "CPU weights",
+        ));
     }
     if let Some(shares) = limits.cpu_shares {
         let weight = oci_cpu_shares_to_weight(shares);
@@ -131,7 +168,12 @@ fn v2(limits: &Limits, writes: &mut Vec<LimitWrite>) -> Result<(), CgroupError> 
             Some(_) => LimitKind::CpuQuota,
             None => LimitKind::CpuPeriod,
         };
-        writes.push(write("cpu.max", format!("{quota} {period}"), limit, "CPU bandwidth limits"));
+        writes.push(write(
+            "cpu.max",
+            format!("{quota} {period}"),
+            limit,
+            "CPU bandwidth limits",
+        ));
     }
     Ok(())
 }
@@ -206,13 +248,19 @@ mod tests {
             cpu_quota_us: Some(50_000),
             ..Limits::unlimited()
         };
-        assert_eq!(triples(&quota_alone, Version::V2), expect(&[("cpu", "cpu.max", "50000 100000")]));
+        assert_eq!(
+            triples(&quota_alone, Version::V2),
+            expect(&[("cpu", "cpu.max", "50000 100000")])
+        );
         let unlimited = Limits {
             cpu_quota_us: Some(-1),
             cpu_period_us: Some(20_000),
             ..Limits::unlimited()
         };
-        assert_eq!(triples(&unlimited, Version::V2), expect(&[("cpu", "cpu.max", "max 20000")]));
+        assert_eq!(
+            triples(&unlimited, Version::V2),
+            expect(&[("cpu", "cpu.max", "max 20000")])
+        );
         let realtime = Limits {
             cpu_rt_runtime_us: Some(1),
             ..Limits::unlimited()

@@ -25,10 +25,7 @@ fn write(file: impl Into<String>, value: impl ToString, limit: LimitKind, what: 
 /// throttles (read bps, write bps, read iops, write iops).
 fn v1(limits: &Limits, writes: &mut Vec<LimitWrite>) {
     let no_weights = "I/O weights (no CFQ or BFQ scheduler)";
-    let weight = limits
-        .io_weight
-        .map(io_weight_to_blkio_weight)
-        .or(limits.blkio_weight);
+    let weight = limits.io_weight.map(io_weight_to_blkio_weight).or(limits.blkio_weight);
     if let Some(weight) = weight {
         let limit = LimitKind::IoWeight;
         let write = write("blkio.weight", weight, limit, no_weights).with_fallback("blkio.bfq.weight", weight);
@@ -81,20 +78,27 @@ fn v2(limits: &Limits, writes: &mut Vec<LimitWrite>) -> Result<(), CgroupError> 
     let no_weights = "I/O weights (no io.cost or BFQ)";
     if let Some(weight) = limits.io_weight {
         let weight = weight.clamp(1, 10_000);
-        let write = write("io.weight", format!("default {weight}"), LimitKind::IoWeight, no_weights)
-            .with_fallback("io.bfq.weight", weight.min(1000));
+        let write = write(
+            "io.weight",
+            format!("default {weight}"),
+            LimitKind::IoWeight,
+            no_weights,
+        )
+        .with_fallback("io.bfq.weight", weight.min(1000));
         writes.push(write.best_effort());
     }
     if let Some(weight) = limits.blkio_weight {
         let converted = format!("default {}", blkio_weight_to_io_weight(weight));
-        let write = write("io.bfq.weight", weight, LimitKind::IoWeight, no_weights).with_fallback("io.weight", converted);
+        let write =
+            write("io.bfq.weight", weight, LimitKind::IoWeight, no_weights).with_fallback("io.weight", converted);
         writes.push(write.best_effort());
     }
     for device in &limits.device_weights {
         if let Some(weight) = device.weight {
             let converted = format!("{} {}", device.device, blkio_weight_to_io_weight(weight));
             let value = format!("{} {weight}", device.device);
-            let write = write("io.bfq.weight", value, LimitKind::IoDeviceWeight, no_weights).with_fallback("io.weight", converted);
+            let write = write("io.bfq.weight", value, LimitKind::IoDeviceWeight, no_weights)
+                .with_fallback("io.weight", converted);
             writes.push(write);
         }
     }
@@ -156,8 +160,14 @@ mod tests {
         );
         let all = writes(&oci_block_io(true), Version::V1);
         assert!(matches!(all[0].if_absent, IfAbsent::BestEffort { .. }));
-        assert_eq!(all[2].fallback, Some(("blkio.bfq.weight_device".into(), "8:0 500".into())));
-        assert!(all[1..].iter().all(|w| w.is_required()), "only the cgroup's weight is best effort");
+        assert_eq!(
+            all[2].fallback,
+            Some(("blkio.bfq.weight_device".into(), "8:0 500".into()))
+        );
+        assert!(
+            all[1..].iter().all(|w| w.is_required()),
+            "only the cgroup's weight is best effort"
+        );
     }
 
     #[test]

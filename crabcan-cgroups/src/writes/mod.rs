@@ -249,7 +249,10 @@ pub(crate) type Needed = BTreeMap<Controller, Vec<LimitKind>>;
 /// [`Needed`] for `writes` (the core files need no controller).
 pub(crate) fn needed(writes: &[LimitWrite]) -> Needed {
     let mut needed = Needed::new();
-    for write in writes.iter().filter(|w| w.is_required() && w.controller != Controller::Core) {
+    for write in writes
+        .iter()
+        .filter(|w| w.is_required() && w.controller != Controller::Core)
+    {
         let limits = needed.entry(write.controller).or_default();
         if !limits.contains(&write.limit) {
             limits.push(write.limit);
@@ -414,7 +417,10 @@ pub(crate) mod tests {
             unified: [("cgroup.max.descendants".to_string(), "10".to_string())].into(),
             ..Limits::unlimited()
         };
-        assert!(super::needed(&writes(&unified, Version::V2)).is_empty(), "core files need no controller");
+        assert!(
+            super::needed(&writes(&unified, Version::V2)).is_empty(),
+            "core files need no controller"
+        );
     }
 
     #[test]

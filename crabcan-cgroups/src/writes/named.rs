@@ -38,7 +38,11 @@ pub(super) fn hugetlb_writes(limits: &Limits, version: Version, writes: &mut Vec
 
 /// v1 `net_cls.classid` and one `net_prio.ifpriomap` line per interface; cgroup v2 has
 /// neither controller (its eBPF programs do that job), so there they are refused.
-pub(super) fn network_writes(limits: &Limits, version: Version, writes: &mut Vec<LimitWrite>) -> Result<(), CgroupError> {
+pub(super) fn network_writes(
+    limits: &Limits,
+    version: Version,
+    writes: &mut Vec<LimitWrite>,
+) -> Result<(), CgroupError> {
     let why = "net_cls and net_prio are cgroup v1 controllers; cgroup v2 has none";
     if version == Version::V2 {
         if limits.net_class_id.is_some() {
@@ -92,7 +96,11 @@ pub(super) fn rdma_writes(limits: &Limits, writes: &mut Vec<LimitWrite>) {
 
 /// The unified files, each value a line at a time (as runc's `WriteFileByLine`), in the
 /// cgroup directory of its controller; v2 only, as runc refuses them elsewhere.
-pub(super) fn unified_writes(limits: &Limits, version: Version, writes: &mut Vec<LimitWrite>) -> Result<(), CgroupError> {
+pub(super) fn unified_writes(
+    limits: &Limits,
+    version: Version,
+    writes: &mut Vec<LimitWrite>,
+) -> Result<(), CgroupError> {
     if limits.unified.is_empty() {
         return Ok(());
     }
@@ -166,7 +174,11 @@ mod tests {
         );
         let all = writes(&hugepages(), Version::V2);
         assert!(all[0].is_required(), "a page size the kernel lacks is an error");
-        assert_eq!(all[1].if_absent, IfAbsent::Skip, "kernels before 5.7 have no rsvd files");
+        assert_eq!(
+            all[1].if_absent,
+            IfAbsent::Skip,
+            "kernels before 5.7 have no rsvd files"
+        );
     }
 
     #[test]

@@ -87,7 +87,9 @@ impl Fields<'_> {
     /// A limit where 0 is "not set" and a negative number is "no limit" (runc: -1): `None` for
     /// both, as nothing needs writing to a new cgroup for them.
     fn positive(&self, pointer: &str) -> Option<u64> {
-        self.signed(pointer).and_then(|n| u64::try_from(n).ok()).filter(|n| *n > 0)
+        self.signed(pointer)
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| *n > 0)
     }
     fn string(&self, pointer: &str) -> Option<String> {
         self.get(pointer)
@@ -107,7 +109,14 @@ impl Fields<'_> {
 fn weight(value: Option<u64>, field: &str) -> Result<Option<u16>, OciError> {
     value
         .filter(|w| *w > 0)
-        .map(|w| u16::try_from(w).map_err(|_| unsupported(field, format!("{w} is out of range: a block I/O weight must be from 10 to 1000"))))
+        .map(|w| {
+            u16::try_from(w).map_err(|_| {
+                unsupported(
+                    field,
+                    format!("{w} is out of range: a block I/O weight must be from 10 to 1000"),
+                )
+            })
+        })
         .transpose()
 }
 
@@ -142,7 +151,10 @@ fn cpu(read: &Fields, limits: &mut Limits) {
 
 fn block_io(read: &Fields, limits: &mut Limits) -> Result<(), OciError> {
     limits.blkio_weight = weight(read.unsigned("/blockIO/weight"), "linux.resources.blockIO.weight")?;
-    limits.blkio_leaf_weight = weight(read.unsigned("/blockIO/leafWeight"), "linux.resources.blockIO.leafWeight")?;
+    limits.blkio_leaf_weight = weight(
+        read.unsigned("/blockIO/leafWeight"),
+        "linux.resources.blockIO.leafWeight",
+    )?;
     let device = |item: &Value| BlockDevice {
         major: item.get("major").and_then(Value::as_u64).unwrap_or(0),
         minor: item.get("minor").and_then(Value::as_u64).unwrap_or(0),
@@ -177,20 +189,35 @@ fn named(read: &Fields, limits: &mut Limits) -> Result<(), OciError> {
     limits.pids = read.positive("/pids/limit");
     for item in read.items("/hugepageLimits") {
         limits.hugepages.push(HugepageLimit {
-            page_size: item.get("pageSize").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            page_size: item
+                .get("pageSize")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             limit: item.get("limit").and_then(Value::as_u64).unwrap_or(0),
         });
     }
     limits.net_class_id = read
         .unsigned("/network/classID")
-        .map(|id| u32::try_from(id).map_err(|_| unsupported("linux.resources.network.classID", format!("{id} is not a 32-bit class id"))))
+        .map(|id| {
+            u32::try_from(id).map_err(|_| {
+                unsupported(
+                    "linux.resources.network.classID",
+                    format!("{id} is not a 32-bit class id"),
+                )
+            })
+        })
         .transpose()?;
     for item in read.items("/network/priorities") {
         let priority = item.get("priority").and_then(Value::as_u64).unwrap_or(0);
         limits.net_priorities.push(InterfacePriority {
             interface: item.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            priority: u32::try_from(priority)
-                .map_err(|_| unsupported("linux.resources.network.priorities", format!("{priority} is not a 32-bit priority")))?,
+            priority: u32::try_from(priority).map_err(|_| {
+                unsupported(
+                    "linux.resources.network.priorities",
+                    format!("{priority} is not a 32-bit priority"),
+                )
+            })?,
         });
     }
     if let Some(devices) = read.get("/rdma").and_then(Value::as_object) {
@@ -199,7 +226,11 @@ fn named(read: &Fields, limits: &mut Limits) -> Result<(), OciError> {
                 limit
                     .get(key)
                     .and_then(Value::as_u64)
-                    .map(|n| u32::try_from(n).map_err(|_| unsupported("linux.resources.rdma", format!("{key} {n} is not a 32-bit count"))))
+                    .map(|n| {
+                        u32::try_from(n).map_err(|_| {
+                            unsupported("linux.resources.rdma", format!("{key} {n} is not a 32-bit count"))
+                        })
+                    })
                     .transpose()
             };
             limits.rdma.push(RdmaLimit {
@@ -258,14 +289,23 @@ mod tests {
         .unwrap();
         assert_eq!(limits.cpu_shares, Some(1024), "exactly, not through the v2 scale");
         assert_eq!(limits.cpu_weight, None);
-        assert_eq!((limits.cpu_quota_us, limits.cpu_period_us), (Some(200_000), Some(500_000)));
+        assert_eq!(
+            (limits.cpu_quota_us, limits.cpu_period_us),
+            (Some(200_000), Some(500_000))
+        );
         assert_eq!(limits.cpu_quota, None, "no conversion to CPUs");
         assert_eq!((limits.cpu_burst_us, limits.cpu_idle), (Some(0), Some(1)));
-        assert_eq!((limits.cpu_rt_runtime_us, limits.cpu_rt_period_us), (Some(950_000), Some(1_000_000)));
+        assert_eq!(
+            (limits.cpu_rt_runtime_us, limits.cpu_rt_period_us),
+            (Some(950_000), Some(1_000_000))
+        );
         assert_eq!(limits.cpuset_cpus.as_deref(), Some("0-1"));
         assert_eq!(limits.cpuset_mems.as_deref(), Some("0"));
         let unlimited = from_config(&config(json!({"cpu": {"quota": -1, "shares": 0, "cpus": ""}}))).unwrap();
-        assert_eq!((unlimited.cpu_quota_us, unlimited.cpu_shares, unlimited.cpuset_cpus), (Some(-1), None, None));
+        assert_eq!(
+            (unlimited.cpu_quota_us, unlimited.cpu_shares, unlimited.cpuset_cpus),
+            (Some(-1), None, None)
+        );
         let error = from_config(&config(json!({"cpu": {"cpus": "0;1"}}))).unwrap_err();
         assert!(error.to_string().contains("linux.resources.cpu.cpus"), "{error}");
         let error = from_config(&config(json!({"cpu": {"period": 10}}))).unwrap_err();
@@ -309,14 +349,30 @@ mod tests {
             "pids": {"limit": 20}
         })))
         .unwrap();
-        assert_eq!(limits.hugepages[0], HugepageLimit { page_size: "2MB".into(), limit: 0 }, "0 is a limit, of none");
+        assert_eq!(
+            limits.hugepages[0],
+            HugepageLimit {
+                page_size: "2MB".into(),
+                limit: 0
+            },
+            "0 is a limit, of none"
+        );
         assert_eq!(limits.hugepages[1].limit, 1 << 30);
         assert_eq!(limits.net_class_id, Some(255));
-        assert_eq!(limits.net_priorities, [InterfacePriority { interface: "lo".into(), priority: 10 }]);
+        assert_eq!(
+            limits.net_priorities,
+            [InterfacePriority {
+                interface: "lo".into(),
+                priority: 10
+            }]
+        );
         assert_eq!(limits.rdma[0].hca_handles, Some(3));
         assert_eq!(limits.unified["memory.high"], "max");
         assert_eq!(limits.pids, Some(20));
-        let error = from_config(&config(json!({"hugepageLimits": [{"pageSize": "2MB/../x", "limit": 1}]}))).unwrap_err();
+        let error = from_config(&config(
+            json!({"hugepageLimits": [{"pageSize": "2MB/../x", "limit": 1}]}),
+        ))
+        .unwrap_err();
         assert!(error.to_string().contains("linux.resources.hugepageLimits"), "{error}");
         let error = from_config(&config(json!({"unified": {"../memory.max": "1"}}))).unwrap_err();
         assert!(error.to_string().contains("linux.resources.unified"), "{error}");
