@@ -403,8 +403,9 @@ fn realtime_cpu_time_on_v1_and_refused_on_v2() {
     before.assert_clean_after(&id);
 }
 
-/// A whole disk of this machine (`MAJOR:MINOR`), to throttle.
-fn a_block_device() -> (u64, u64) {
+/// A whole disk of this machine (`MAJOR:MINOR`), to throttle. `None` in the test VM, which
+/// has none (an initramfs and no block driver modules), after saying so.
+fn a_block_device() -> Option<(u64, u64)> {
     let mut disks: Vec<(u64, u64)> = std::fs::read_dir("/sys/block")
         .expect("cannot list /sys/block")
         .flatten()
@@ -415,15 +416,23 @@ fn a_block_device() -> (u64, u64) {
         })
         .collect();
     disks.sort();
-    *disks
-        .first()
-        .expect("this machine has no block device in /sys/block to throttle")
+    if disks.is_empty() && std::env::var_os("CRABCAN_IN_VM").is_some() {
+        println!("crabcan-skip: the VM has no block device to throttle; this test runs on the host");
+        return None;
+    }
+    Some(
+        *disks
+            .first()
+            .expect("this machine has no block device in /sys/block to throttle"),
+    )
 }
 
 #[test]
 fn block_io_throttles_per_device() {
     let host = Host::detect();
-    let (major, minor) = a_block_device();
+    let Some((major, minor)) = a_block_device() else {
+        return;
+    };
     let device = |rate: u64| json!([{"major": major, "minor": minor, "rate": rate}]);
     let resources = json!({"blockIO": {
         "throttleReadBpsDevice": device(102400), "throttleWriteBpsDevice": device(204800),
