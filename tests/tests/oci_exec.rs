@@ -488,3 +488,33 @@ fn unused(_: std::os::fd::OwnedFd) -> std::fs::File {
     // SAFETY: not called.
     unsafe { std::fs::File::from_raw_fd(-1) }
 }
+
+#[test]
+fn a_detached_exec_hands_a_pidfd_of_its_process_to_the_pidfd_socket() {
+    use std::os::fd::AsRawFd;
+    let oci = Oci::new("exec-pidfd");
+    let before = HostSnapshot::take();
+    let (id, _) = running(&oci, "exec-pidfd", |_| {});
+    let socket = oci.scratch.path().join("pidfd.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let pid_file = oci.scratch.path().join("exec.pid");
+    let execer = oci.spawn(oci.command(&[
+        "exec",
+        "--detach",
+        "--pidfd-socket",
+        socket.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+        "sleep",
+        "600",
+    ]));
+    let (stream, _) = listener.accept().unwrap();
+    let (payload, pidfd) = receive_fd(&stream);
+    execer.wait().expect_success();
+    assert_eq!(payload, "standard");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).unwrap();
+    assert!(fdinfo.contains(&format!("Pid:\t{}\n", pid.trim())), "{fdinfo}");
+    remove(&oci, &id, &before);
+}

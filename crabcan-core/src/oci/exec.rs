@@ -18,7 +18,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::bundle;
-use super::runtime::{send_console, write_pid_file, ExecOptions};
+use super::runtime::{send_console, send_pidfd, write_pid_file, ExecOptions};
 use super::state::{ContainerState, StateStore, Status};
 use super::OciError;
 use crate::capabilities::{parse_capabilities, CapabilitySet};
@@ -50,9 +50,6 @@ pub(crate) fn exec(store: &StateStore, id: &str, options: &ExecOptions) -> Resul
     // First, before crabcan opens anything: no descriptor of crabcan's may land on a number
     // the caller passes on.
     enter::reserve_preserved_fds(options.preserve_fds)?;
-    if options.pidfd_socket.is_some() {
-        return Err(bad_options("--pidfd-socket is not implemented yet"));
-    }
     if !store.exists(id)? {
         return Err(OciError::NotExist { id: id.to_owned() });
     }
@@ -97,6 +94,9 @@ pub(crate) fn exec(store: &StateStore, id: &str, options: &ExecOptions) -> Resul
             })
         })?;
         send_console(socket, &master)?;
+    }
+    if let Some(socket) = &options.pidfd_socket {
+        send_pidfd(socket, entered.pid())?;
     }
     if let Some(pid_file) = &options.pid_file {
         write_pid_file(pid_file, entered.pid())?;

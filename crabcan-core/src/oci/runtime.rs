@@ -350,7 +350,7 @@ pub(crate) fn send_console(socket: &Path, master: &std::os::fd::OwnedFd) -> Resu
 /// Hands a pidfd of the container's process (`pid`) to whoever listens on `socket`
 /// (`--pidfd-socket`, runc 1.2's): one message, "standard" as its payload, as runc's init
 /// sends it. The pidfd stays valid, and names that process, whatever happens to the pid.
-fn send_pidfd(socket: &Path, pid: i32) -> Result<(), OciError> {
+pub(crate) fn send_pidfd(socket: &Path, pid: i32) -> Result<(), OciError> {
     let pidfd = u32::try_from(pid)
         .map_err(|_| nix::errno::Errno::ESRCH)
         .and_then(hooks::pidfd_open)
