@@ -212,8 +212,9 @@ fn pause_freezes_and_resume_thaws_and_ps_lists_the_processes() {
 fn a_terminal_is_handed_to_the_console_socket() {
     use std::io::Read;
     let oci = Oci::new("console");
-    oci.write_bundle(&["/bin/sh", "-c", "tty; echo from-the-pty"], |spec| {
+    oci.write_bundle(&["/bin/sh", "-c", "tty; echo size=$(stty size); echo from-the-pty"], |spec| {
         spec["process"]["terminal"] = Value::Bool(true);
+        spec["process"]["consoleSize"] = serde_json::json!({"height": 33, "width": 101});
     });
     let id = unique_id("console");
     let before = HostSnapshot::take();
@@ -262,6 +263,7 @@ fn a_terminal_is_handed_to_the_console_socket() {
         output.contains("/dev/pts/0") && output.contains("from-the-pty"),
         "{output:?}"
     );
+    assert!(output.contains("size=33 101"), "process.consoleSize: {output:?}");
     assert!(wait_until(10, || oci.state(&id)["status"] == "stopped"));
     oci.crabcan(&["delete", &id]).expect_success();
     oci.assert_gone(&id);

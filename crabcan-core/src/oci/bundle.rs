@@ -38,6 +38,8 @@ pub struct Bundle {
     pub annotations: BTreeMap<String, String>,
     /// `process.terminal`.
     pub terminal: bool,
+    /// `process.consoleSize` (rows, columns): the size the terminal starts with.
+    pub console_size: Option<(u16, u16)>,
     /// `config.json` exactly as it was read and parsed: `create` keeps it in the container's
     /// state folder, where `exec` reads it back ([`load_saved`]) instead of the bundle's
     /// (which the container's owner may have changed since).
@@ -383,6 +385,10 @@ fn map(bundle: &Path, spec: &Spec, value: &Value) -> Result<Bundle, OciError> {
         cgroups_path: linux.and_then(|l| l.cgroups_path().clone()),
         annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
         terminal: config.terminal == Terminal::Pty,
+        console_size: process
+            .console_size()
+            .as_ref()
+            .map(|size| (clamp_u16(size.height()), clamp_u16(size.width()))),
         poststart: hooks(HookKind::Poststart)?,
         poststop: hooks(HookKind::Poststop)?,
         config,
@@ -483,6 +489,10 @@ fn personality(linux: Option<&oci_spec::runtime::Linux>) -> Result<Option<Person
         LinuxPersonalityDomain::PerLinux => Personality::Linux,
         LinuxPersonalityDomain::PerLinux32 => Personality::Linux32,
     }))
+}
+
+fn clamp_u16(n: u64) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
 }
 
 fn names(value: &Value, pointer: &str) -> Vec<String> {

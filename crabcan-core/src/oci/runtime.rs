@@ -326,6 +326,9 @@ fn set_up(
             field: "process.terminal".into(),
             why: "the container process sent no pty".into(),
         })?;
+        if let Some((rows, columns)) = bundle.console_size {
+            set_window_size(&master, rows, columns);
+        }
         send_console(socket, &master)?;
     }
     if let Some(socket) = &options.pidfd_socket {
@@ -345,6 +348,25 @@ pub(crate) fn send_console(socket: &Path, master: &std::os::fd::OwnedFd) -> Resu
         _ => "/dev/ptmx".to_owned(),
     };
     send_fd(socket, "console", &name, master)
+}
+
+/// Gives the pty of `master` the size `process.consoleSize` asks for. Best effort, as runc: a
+/// failure leaves the kernel's default size, which the engine's first resize replaces.
+fn set_window_size(master: &std::os::fd::OwnedFd, rows: u16, columns: u16) {
+    use std::os::fd::AsRawFd;
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: columns,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize from the pointer, valid for the call.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) } != 0 {
+        log::warn!(
+            "cannot set the terminal size {columns}x{rows}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// Hands a pidfd of the container's process (`pid`) to whoever listens on `socket`
