@@ -673,7 +673,22 @@ fn check_device_rules(rules: &[Value]) -> Result<(), OciError> {
     }
 }
 
+/// The members of `linux.seccomp` crabcan implements; any other with a value is refused by
+/// name (`listenerPath`, `listenerMetadata`, `flags`).
+const SECCOMP_FIELDS: [&str; 4] = ["defaultAction", "defaultErrnoRet", "architectures", "syscalls"];
+
 fn seccomp_filter(seccomp: &Value, sets: Option<&CapabilitySets>) -> Result<crabcan_seccomp::CompiledFilter, OciError> {
+    if let Some(fields) = seccomp.as_object() {
+        if let Some((name, _)) = fields
+            .iter()
+            .find(|(name, value)| !SECCOMP_FIELDS.contains(&name.as_str()) && !is_empty(value))
+        {
+            return Err(unsupported(
+                &format!("linux.seccomp.{name}"),
+                "crabcan's filter takes defaultAction, defaultErrnoRet, architectures and syscalls only (no seccomp agent, no filter flags)",
+            ));
+        }
+    }
     let text = seccomp.to_string();
     let kept: Vec<String> = sets.map(|s| s.bounding.names()).unwrap_or_default();
     let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
@@ -927,6 +942,21 @@ mod tests {
         let rlimit =
             serde_json::json!({"process": {"rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]}});
         assert!(check_supported(&rlimit, "").is_ok());
+    }
+
+    #[test]
+    fn a_seccomp_agent_or_filter_flags_are_refused_by_name() {
+        for (field, value) in [
+            ("listenerPath", serde_json::json!("/run/agent.sock")),
+            ("flags", serde_json::json!(["SECCOMP_FILTER_FLAG_LOG"])),
+        ] {
+            let mut seccomp = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []});
+            seccomp[field] = value;
+            let error = seccomp_filter(&seccomp, None).unwrap_err().to_string();
+            assert!(error.contains(&format!("linux.seccomp.{field}")), "{error}");
+        }
+        let empty_flags = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": []});
+        assert!(seccomp_filter(&empty_flags, None).is_ok());
     }
 
     #[test]
