@@ -1,10 +1,11 @@
 //! Everything the container's first process does between clone and execve, in order:
-//! close inherited fds → wait for the id maps → root of the user namespace → a session keyring
-//! of its own → hostname → loopback → mounts → wait until it is in its cgroup →
-//! (hooks: prestart and createRuntime by crabcan, then createContainer) → protections and
-//! pivot_root → rlimits → session/pty → cgroup namespace → capabilities and identity →
-//! no_new_privs → working directory → signals → held until released → personality → close
-//! fds → seccomp → (startContainer hooks) → execve.
+//! close inherited fds → wait for the id maps → joined net/ipc/uts namespaces → root of the
+//! user namespace → a session keyring of its own → hostname → loopback → mounts → wait until
+//! it is in its cgroup → (hooks: prestart and createRuntime by crabcan, then createContainer) →
+//! protections and pivot_root → rlimits → session/pty → cgroup namespace (new or joined) → a
+//! joined user namespace → capabilities and identity → no_new_privs → working directory →
+//! signals → held until released → personality → close fds → seccomp → (startContainer hooks)
+//! → execve.
 //!
 //! The sequence is written once, against [`SetupOps`] and [`ParentLink`], so its order is
 //! unit-tested without root. Any failure is reported to the parent as one `Failed` message
@@ -17,11 +18,12 @@ use std::os::fd::AsRawFd;
 use nix::errno::Errno;
 
 use crate::cgroupfs;
-use crate::config::{ContainerConfig, IdMapping, SessionKeyring, StartGate, Terminal};
+use crate::config::{ContainerConfig, SessionKeyring, StartGate, Terminal};
 use crate::error::EXIT_SETUP_FAILED;
 use crate::handshake::{Channel, Message};
 use crate::hooks::HookKind;
 use crate::idmap::ReceivedTrees;
+use crate::namespaces::{NamespaceKind, NamespaceMode, ReceivedNamespaces};
 use crate::setup_ops::{Failure, LinuxOps, ParentLink, SetupOps};
 use crate::{exec, mounts};
 use crabcan_cgroups::Layout;
@@ -79,24 +81,39 @@ fn set_up_and_exec(
     // crabcan's. Told apart by comparing its cgroups before and after the move.
     let moves_itself = matches!(cgroup_layout, Some(Layout::V1 | Layout::Hybrid));
     let cgroups_before = if moves_itself { ops.own_cgroups()? } else { Vec::new() };
-    let (go, tree_fds) = parent.wait_for(Message::GO)?;
+    let (go, mut go_fds) = parent.wait_for(Message::GO)?;
     let Message::Go { idmapped, pid } = go else {
         unreachable!("wait_for returns the kind it was asked for")
     };
-    let trees = ReceivedTrees::new(&idmapped, tree_fds).ok_or_else(|| {
+    let wrong_count = || {
         Failure::new(
             "handshake",
             Errno::EPROTO,
-            "Go came with the wrong number of mount trees",
+            "Go came with the wrong number of mount trees and namespaces",
         )
-    })?;
+    };
+    let mut namespaces = ReceivedNamespaces::split_off(&mut go_fds, &config.namespaces).ok_or_else(wrong_count)?;
+    let trees = ReceivedTrees::new(&idmapped, go_fds).ok_or_else(wrong_count)?;
 
+    // Joined namespaces: net, ipc and uts before anything uses them; the cgroup namespace where
+    // a new one would be made, the user namespace after everything that needs the host's root.
+    for kind in [NamespaceKind::Net, NamespaceKind::Ipc, NamespaceKind::Uts] {
+        if let Some(fd) = namespaces.take(kind) {
+            ops.join_namespace(kind, fd)?;
+        }
+    }
     ops.become_namespace_root()?;
     if let SessionKeyring::New { name } = &config.session_keyring {
-        ops.join_session_keyring(name.as_deref(), config.id_mapping != IdMapping::Host)?;
+        let in_user_namespace = config.namespaces.user != NamespaceMode::Host;
+        ops.join_session_keyring(name.as_deref(), in_user_namespace)?;
     }
-    ops.set_hostname(&config.hostname, config.domainname.as_deref())?;
-    ops.bring_up_loopback()?;
+    if config.set_hostname || config.domainname.is_some() {
+        let hostname = config.set_hostname.then_some(config.hostname.as_str());
+        ops.set_hostname(hostname, config.domainname.as_deref())?;
+    }
+    if config.namespaces.is_new(NamespaceKind::Net) {
+        ops.bring_up_loopback()?;
+    }
     let plan = config.mount_plan.clone().unwrap_or_else(|| mounts::plan(config));
     let (mounts, protections_and_pivot) = mounts::split_for_hooks(&plan);
     ops.build_filesystem(&config.rootfs, mounts, trees)?;
@@ -130,12 +147,19 @@ fn set_up_and_exec(
         parent.send(&Message::PtyMaster, &[master.as_raw_fd()])?;
     }
 
-    ops.enter_cgroup_namespace()?;
+    match namespaces.take(NamespaceKind::Cgroup) {
+        Some(fd) => ops.join_namespace(NamespaceKind::Cgroup, fd)?,
+        None => ops.enter_cgroup_namespace()?,
+    }
     let view = match config.cgroup_view {
         true => cgroupfs::plan(cgroup_layout, &cgroups_before, &cgroups_after),
         false => cgroupfs::CgroupView::None,
     };
     ops.mount_cgroup_view(&view)?;
+    // No capability over the host's namespaces is left after this.
+    if let Some(fd) = namespaces.take(NamespaceKind::User) {
+        ops.join_namespace(NamespaceKind::User, fd)?;
+    }
 
     // A filter needs no_new_privs or CAP_SYS_ADMIN to be loaded. Without no_new_privs (an OCI
     // config can ask for that) it is loaded now, while the capability is still held, as runc
@@ -223,6 +247,7 @@ pub(crate) mod tests {
     use crate::exec::PreparedExec;
     use crate::hooks::Hook;
     use crate::mounts::MountStep;
+    use crate::namespaces::NamespaceMode;
     use crabcan_cgroups::ProcCgroup;
 
     pub(crate) type Log = Rc<RefCell<Vec<String>>>;
@@ -233,6 +258,8 @@ pub(crate) mod tests {
         pub(crate) log: Log,
         pub(crate) fail_at: Option<&'static str>,
         pub(crate) tasks_files: usize,
+        /// The namespace descriptors that come with Go.
+        pub(crate) namespace_fds: usize,
     }
 
     impl Recorder {
@@ -256,10 +283,10 @@ pub(crate) mod tests {
                 other => format!("{other:?}"),
             };
             self.log.borrow_mut().push(format!("wait {shown}"));
-            let fds = if expected == Message::Joined {
-                (0..self.tasks_files).map(|_| Self::dev_null()).collect()
-            } else {
-                vec![]
+            let fds = match expected {
+                Message::Joined => (0..self.tasks_files).map(|_| Self::dev_null()).collect(),
+                Message::Go { .. } => (0..self.namespace_fds).map(|_| Self::dev_null()).collect(),
+                _ => vec![],
             };
             let message = match expected {
                 Message::Go { idmapped, .. } => Message::Go { idmapped, pid: 4242 },
@@ -295,7 +322,7 @@ pub(crate) mod tests {
             become_namespace_root();
             join_session_keyring(Option<&str>, bool);
             set_personality(Personality);
-            set_hostname(&str, Option<&str>);
+            set_hostname(Option<&str>, Option<&str>);
             bring_up_loopback();
             limit_resources(crate::config::FileLimit, &[crate::config::Rlimit]);
             new_session();
@@ -310,6 +337,10 @@ pub(crate) mod tests {
             start_init(Option<&CompiledFilter>);
             close_fds_on_exec(u32);
             load_seccomp(&CompiledFilter);
+        }
+        fn join_namespace(&mut self, kind: NamespaceKind, _: OwnedFd) -> Result<(), Failure> {
+            self.log.borrow_mut().push(format!("join_namespace({kind})"));
+            Ok(())
         }
         fn build_filesystem(&mut self, _: &Path, plan: &[MountStep], _: ReceivedTrees) -> Result<(), Failure> {
             assert!(!plan.contains(&MountStep::PivotRoot));
@@ -380,15 +411,18 @@ pub(crate) mod tests {
         tasks_files: usize,
     ) -> (Vec<String>, Failure) {
         let log: Log = Rc::default();
+        let namespace_fds = config.namespaces.joined_by_child().count();
         let mut parent = Recorder {
             log: log.clone(),
             fail_at: None,
             tasks_files,
+            namespace_fds,
         };
         let mut ops = Recorder {
             log: log.clone(),
             fail_at,
             tasks_files,
+            namespace_fds,
         };
         let failure = match set_up_and_exec(config, layout, &mut parent, &mut ops) {
             Err(failure) => failure,
@@ -550,6 +584,54 @@ pub(crate) mod tests {
         inherit.session_keyring = SessionKeyring::Inherit;
         let (steps, _) = record(&inherit, None, 0);
         assert!(!steps.iter().any(|s| s == "join_session_keyring"), "{steps:?}");
+    }
+
+    #[test]
+    fn joined_namespaces_are_entered_in_order_and_the_user_namespace_last() {
+        let mut config = config();
+        for kind in [
+            NamespaceKind::Net,
+            NamespaceKind::Uts,
+            NamespaceKind::Cgroup,
+            NamespaceKind::User,
+        ] {
+            config
+                .namespaces
+                .set(kind, NamespaceMode::Join(format!("/proc/7/ns/{kind}").into()));
+        }
+        config.no_new_privs = false;
+        let (steps, _) = record(&config, None, 0);
+        assert!(at(&steps, "wait Go") < at(&steps, "join_namespace(net)"));
+        assert!(
+            at(&steps, "join_namespace(uts)") < at(&steps, "set_hostname"),
+            "named in its own"
+        );
+        assert!(
+            !steps.iter().any(|s| s == "bring_up_loopback"),
+            "a joined network is its owner's"
+        );
+        assert!(!steps.iter().any(|s| s == "enter_cgroup_namespace"), "joined, not made");
+        assert!(at(&steps, "wait Joined") < at(&steps, "join_namespace(cgroup)"));
+        assert!(at(&steps, "join_namespace(cgroup)") < at(&steps, "mount_cgroup_view"));
+        // After everything that needs the host's root, before the filter (which may forbid setns).
+        assert!(at(&steps, "mount_cgroup_view") < at(&steps, "join_namespace(user)"));
+        assert!(at(&steps, "join_namespace(user)") < at(&steps, "load_seccomp"));
+        assert!(at(&steps, "join_namespace(user)") < at(&steps, "restrict_bounding_set"));
+    }
+
+    #[test]
+    fn a_shared_network_gets_no_loopback_and_a_kept_name_no_sethostname() {
+        let mut config = config();
+        config.namespaces.net = NamespaceMode::Host;
+        config.set_hostname = false;
+        let (steps, _) = record(&config, None, 0);
+        assert!(
+            !steps.iter().any(|s| s == "bring_up_loopback" || s == "set_hostname"),
+            "{steps:?}"
+        );
+        assert!(!steps.iter().any(|s| s.starts_with("join_namespace")));
+        let (steps, _) = record(&self::config(), None, 0);
+        assert!(at(&steps, "set_hostname") < at(&steps, "bring_up_loopback"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::error::ConfigError;
 use crate::hooks::LifecycleHooks;
 use crate::hostname::validate_hostname;
 use crate::mounts::KERNEL_FILESYSTEMS;
+use crate::namespaces::{NamespaceMode, Namespaces};
 use crate::spec::{BindMount, IdRange};
 
 /// The directories of the rootfs crabcan mounts filesystems on. They must be real directories.
@@ -102,8 +103,9 @@ pub enum IdMapping {
     /// for the container's life and overlapping no other container, user or account (like
     /// podman's `--userns=auto`). Container ids 0..65536.
     Auto,
-    /// No user namespace: the container's ids are the host's (an OCI config without a user
-    /// namespace, as podman and containerd send by default).
+    /// No maps of crabcan's: the container's ids are those of the user namespace it shares
+    /// (the host's: an OCI config without a user namespace, as podman and containerd send by
+    /// default) or joins ([`crate::NamespaceMode::Join`], whose maps are its own).
     Host,
     /// These ranges, written as they are: an OCI engine chose them (podman's `--userns=auto`
     /// takes its own subordinate range), so crabcan does not second-guess them.
@@ -165,6 +167,12 @@ pub struct ContainerConfig {
     pub argv: Vec<String>,
     /// The container's hostname; also names its cgroup.
     pub hostname: String,
+    /// Set [`ContainerConfig::hostname`] (and the domain name) in the container's uts
+    /// namespace; false keeps the names the namespace has (an OCI config that joins a uts
+    /// namespace and names no hostname). Refused with the host's uts namespace.
+    pub set_hostname: bool,
+    /// What the container gets of each kind of namespace (default: a new one of each).
+    pub namespaces: Namespaces,
     /// Which host ids the container's ids are.
     pub id_mapping: IdMapping,
     /// The uid the command runs as inside the container.
@@ -280,6 +288,8 @@ impl ContainerConfig {
             rootfs: rootfs.into(),
             argv,
             hostname: crate::hostname::generate_hostname(),
+            set_hostname: true,
+            namespaces: Namespaces::default(),
             id_mapping: IdMapping::Auto,
             uid: 0,
             gid: 0,
@@ -323,6 +333,7 @@ impl ContainerConfig {
             return Err(crate::error::SpecError::EmptyCommand.into());
         }
         validate_hostname(&self.hostname)?;
+        validate_namespaces(&self)?;
         for mount in &self.binds {
             validate_bind_mount(mount)?;
         }
@@ -409,6 +420,40 @@ impl ContainerConfig {
             env.push((key.clone(), value.clone()));
         }
         env
+    }
+}
+
+/// The namespaces must fit together: a new mount namespace; a hostname only with a uts
+/// namespace of the container's own; id maps exactly when crabcan makes the user namespace (a
+/// joined one may be given the maps it has, which `create` checks).
+fn validate_namespaces(config: &ContainerConfig) -> Result<(), ConfigError> {
+    let namespaces = &config.namespaces;
+    match &namespaces.mount {
+        NamespaceMode::New => {}
+        NamespaceMode::Host => {
+            return Err(ConfigError::MountNamespaceNotNew {
+                mode: "the host's".into(),
+            })
+        }
+        NamespaceMode::Join(path) => {
+            return Err(ConfigError::MountNamespaceNotNew {
+                mode: format!("the existing one {} (joining it would change it)", path.display()),
+            })
+        }
+    }
+    if namespaces.uts == NamespaceMode::Host && (config.set_hostname || config.domainname.is_some()) {
+        return Err(ConfigError::HostnameWithoutUtsNamespace);
+    }
+    let maps = |why: &str| Err(ConfigError::UserNamespaceMaps { why: why.to_owned() });
+    match (&namespaces.user, &config.id_mapping) {
+        (NamespaceMode::New, IdMapping::Host) => maps("a new user namespace needs id maps"),
+        (NamespaceMode::Host, IdMapping::Host) | (NamespaceMode::New, _) => Ok(()),
+        (NamespaceMode::Host, _) => maps("id maps need a new user namespace; the host's has its own"),
+        (NamespaceMode::Join(_), IdMapping::Host | IdMapping::Given { .. }) => Ok(()),
+        (NamespaceMode::Join(path), _) => maps(&format!(
+            "the joined user namespace {} has its own maps; crabcan can only check given ones against them",
+            path.display()
+        )),
     }
 }
 
@@ -625,6 +670,58 @@ mod tests {
         let mut fine = config(&rootfs);
         fine.binds.push(BindMount::parse("/tmp:/procfs").unwrap());
         assert!(fine.validate().is_ok(), "/procfs is not /proc");
+    }
+
+    #[test]
+    fn namespaces_must_fit_together() {
+        let rootfs = temp_rootfs("namespaces");
+        let with = |edit: &dyn Fn(&mut ContainerConfig)| {
+            let mut cfg = config(&rootfs);
+            edit(&mut cfg);
+            cfg.validate()
+        };
+        assert!(with(&|_| {}).is_ok(), "all new, crabcan's default");
+        assert!(matches!(
+            with(&|c| c.namespaces.mount = NamespaceMode::Host),
+            Err(ConfigError::MountNamespaceNotNew { .. })
+        ));
+        assert!(matches!(
+            with(&|c| c.namespaces.mount = NamespaceMode::Join("/proc/1/ns/mnt".into())),
+            Err(ConfigError::MountNamespaceNotNew { .. })
+        ));
+        assert!(matches!(
+            with(&|c| c.namespaces.uts = NamespaceMode::Host),
+            Err(ConfigError::HostnameWithoutUtsNamespace)
+        ));
+        assert!(with(&|c| {
+            c.namespaces.uts = NamespaceMode::Host;
+            c.set_hostname = false;
+        })
+        .is_ok());
+        assert!(
+            matches!(
+                with(&|c| c.namespaces.user = NamespaceMode::Host),
+                Err(ConfigError::UserNamespaceMaps { .. })
+            ),
+            "Auto maps need a new user namespace"
+        );
+        assert!(with(&|c| {
+            c.namespaces.user = NamespaceMode::Host;
+            c.id_mapping = IdMapping::Host;
+        })
+        .is_ok());
+        assert!(
+            matches!(
+                with(&|c| c.id_mapping = IdMapping::Host),
+                Err(ConfigError::UserNamespaceMaps { .. })
+            ),
+            "a new user namespace needs maps"
+        );
+        assert!(with(&|c| {
+            c.namespaces.user = NamespaceMode::Join("/proc/7/ns/user".into());
+            c.id_mapping = IdMapping::Host;
+        })
+        .is_ok());
     }
 
     #[test]

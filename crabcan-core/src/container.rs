@@ -22,7 +22,8 @@ use crate::handshake::{Channel, Message, Received};
 use crate::hooks::{self, HookKind};
 use crate::id_ranges::{self, IdFiles, IdKind, IdLease};
 use crate::namespaces::{
-    clone_flags, clone_into_namespaces, clone_into_namespaces_and_cgroup, write_id_maps, CloneResult,
+    clone_into_namespaces, clone_into_namespaces_and_cgroup, user_namespace_maps, write_id_maps, CloneResult,
+    JoinedNamespaces, NamespaceKind, PidNamespaceForChildren,
 };
 use crate::signals::{BlockedSignals, Forwarder};
 use crate::spec::IdRange;
@@ -90,7 +91,10 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
     let config = config.validate()?;
     check_privileges()?;
     check_single_threaded()?;
-    let host_ids = HostIds::choose(&config.id_mapping)?;
+    // Every namespace to join is opened and checked before anything is made on the host.
+    let joined = JoinedNamespaces::open(&config.namespaces)?;
+    check_joined_user_namespace(&config, &joined)?;
+    let host_ids = HostIds::choose(&config)?;
     log::debug!("configuration checked; container ids are {}", host_ids.describe());
     // The host's cgroup mounts, read once. On cgroup v2 the cgroup exists before the clone,
     // which puts the child straight into it; elsewhere it is made while the child sets up its
@@ -109,8 +113,13 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
     let (parent_end, child_end) =
         Channel::pair().map_err(|errno| Error::sys("socketpair(AF_UNIX, SOCK_SEQPACKET)", errno))?;
     let blocked = BlockedSignals::block().map_err(|errno| Error::sys("sigprocmask", errno))?;
-    log::debug!("cloning into new namespaces (hostname {})", config.hostname);
-    let flags = clone_flags(host_ids.maps.is_some());
+    let flags = config.namespaces.clone_flags();
+    log::debug!("cloning into new namespaces {flags:?} (hostname {})", config.hostname);
+    // A joined pid namespace is the one the child is born in.
+    let pid_namespace = match joined.get(NamespaceKind::Pid) {
+        Some(file) => Some(PidNamespaceForChildren::enter(file)?),
+        None => None,
+    };
     let (cloned, born_in_cgroup) = clone_child(flags, cgroup.as_ref());
     let child = match cloned {
         Ok(CloneResult::Child) => {
@@ -118,13 +127,9 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
             child::run(&config, cgroup_host.as_ref().map(CgroupHost::layout), child_end)
         }
         Ok(CloneResult::Parent { child }) => child,
-        Err(errno) => {
-            return Err(Error::sys(
-                "clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET)",
-                errno,
-            ))
-        }
+        Err(errno) => return Err(Error::sys(format!("clone({flags:?})"), errno)),
     };
+    drop(pid_namespace);
     drop(child_end);
     let mut inner = Inner {
         hostname: config.hostname.clone(),
@@ -138,7 +143,7 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
         pty_master: None,
         _blocked: blocked,
     };
-    inner.set_up_child(&config, child, born_in_cgroup, cgroup_host.as_ref())?;
+    inner.set_up_child(&config, child, born_in_cgroup, cgroup_host.as_ref(), joined)?;
     Ok(CreatedContainer { inner })
 }
 
@@ -390,27 +395,45 @@ impl Inner {
         child: Pid,
         born_in_cgroup: bool,
         cgroup_host: Option<&CgroupHost>,
+        joined: JoinedNamespaces,
     ) -> Result<()> {
         if let Some(value) = config.oom_score_adj {
             set_oom_score_adj(child, value)?;
         }
-        let trees = match &self.host_ids.maps {
-            Some((uid_map, gid_map)) => {
-                write_id_maps(child, uid_map, gid_map)?;
-                log::debug!("id maps written for pid {child}");
-                idmap::make_trees(child, config, &idmap::wanted(config))
-            }
+        if let Some((uid_map, gid_map)) = &self.host_ids.maps {
+            write_id_maps(child, uid_map, gid_map)?;
+            log::debug!("id maps written for pid {child}");
+        }
+        // Idmapped trees are mapped through the container's user namespace: its new one, or
+        // the one it joins (last, so it is not the child's yet).
+        let userns = match joined.get(NamespaceKind::User) {
+            Some(file) => Some(file.try_clone().map_err(|errno| Error::sys("dup", errno))?),
+            None if self.host_ids.maps.is_some() => Some(
+                nix::fcntl::open(
+                    format!("/proc/{child}/ns/user").as_str(),
+                    nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .map_err(|errno| Error::sys(format!("open(/proc/{child}/ns/user)"), errno))?,
+            ),
+            None => None,
+        };
+        let trees = match &userns {
+            Some(userns) => idmap::make_trees(userns, &idmap::wanted(config))?,
             None => idmap::Trees::none(config),
         };
-        let tree_fds: Vec<i32> = trees.fds.iter().map(AsRawFd::as_raw_fd).collect();
+        // The idmapped trees, then the namespaces the child joins itself.
+        let mut go_fds: Vec<i32> = trees.fds.iter().map(AsRawFd::as_raw_fd).collect();
+        go_fds.extend(joined.child_fds());
         let go = Message::Go {
             idmapped: trees.idmapped.clone(),
             pid: child.as_raw(),
         };
-        if let Err(errno) = self.channel.send_with_fds(&go, &tree_fds) {
+        if let Err(errno) = self.channel.send_with_fds(&go, &go_fds) {
             return Err(self.setup_failure(Error::sys("sending Go to the container", errno)));
         }
         drop(trees);
+        drop(joined);
         if let (None, Some(host)) = (&self.cgroup, cgroup_host) {
             self.cgroup = create_cgroup(host, config)?;
         }
@@ -624,12 +647,18 @@ struct HostIds {
 }
 
 impl HostIds {
-    /// A private range from the pool for [`IdMapping::Auto`]; the given ranges, once checked
-    /// against the host's accounts and subordinate ids, for [`IdMapping::Fixed`]; as they are
-    /// for [`IdMapping::Given`]; none for [`IdMapping::Host`].
-    fn choose(mapping: &IdMapping) -> Result<HostIds> {
+    /// None unless crabcan makes the user namespace; then a private range from the pool for
+    /// [`IdMapping::Auto`]; the given ranges, once checked against the host's accounts and
+    /// subordinate ids, for [`IdMapping::Fixed`]; as they are for [`IdMapping::Given`].
+    fn choose(config: &ContainerConfig) -> Result<HostIds> {
+        if !config.namespaces.is_new(NamespaceKind::User) {
+            return Ok(HostIds {
+                maps: None,
+                _lease: None,
+            });
+        }
         let files = IdFiles::system();
-        let maps = match mapping {
+        let maps = match &config.id_mapping {
             IdMapping::Auto => {
                 let lease = id_ranges::allocate(&files, Path::new(id_ranges::DEFAULT_STATE_DIR))?;
                 return Ok(HostIds {
@@ -656,6 +685,53 @@ impl HostIds {
             None => "the host's own (no user namespace)".to_owned(),
         }
     }
+}
+
+/// A joined user namespace keeps its own maps: the container's uid and gid must be in them,
+/// and maps the configuration gives (an OCI config may repeat them) must be exactly them.
+fn check_joined_user_namespace(config: &ContainerConfig, joined: &JoinedNamespaces) -> Result<()> {
+    let Some(file) = joined.get(NamespaceKind::User) else {
+        return Ok(());
+    };
+    let (uid_maps, gid_maps) = user_namespace_maps(file)?;
+    let shown = |maps: &[IdRange]| maps.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let where_ = format!(
+        "of the joined user namespace {} ({})",
+        file.path.display(),
+        shown(&uid_maps)
+    );
+    if let IdMapping::Given { uid_map, gid_map } = &config.id_mapping {
+        if uid_maps != [*uid_map] || gid_maps != [*gid_map] {
+            return Err(ConfigError::UserNamespaceMaps {
+                why: format!(
+                    "the uid map {uid_map} and gid map {gid_map} given are not those of the joined user namespace {}: uids {}, gids {}",
+                    file.path.display(),
+                    shown(&uid_maps),
+                    shown(&gid_maps)
+                ),
+            }
+            .into());
+        }
+    }
+    if !uid_maps.iter().any(|range| range.contains_inside(config.uid)) {
+        return Err(ConfigError::UidNotMapped {
+            uid: config.uid,
+            map: where_,
+        }
+        .into());
+    }
+    if !gid_maps.iter().any(|range| range.contains_inside(config.gid)) {
+        return Err(ConfigError::GidNotMapped {
+            gid: config.gid,
+            map: format!(
+                "of the joined user namespace {} ({})",
+                file.path.display(),
+                shown(&gid_maps)
+            ),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 pub(crate) fn check_privileges() -> Result<(), ConfigError> {

@@ -298,11 +298,13 @@ mod tests {
             log: log.clone(),
             fail_at,
             tasks_files: cgroup_files,
+            namespace_fds: 0,
         };
         let mut parent = Recorder {
             log: log.clone(),
             fail_at: None,
             tasks_files: 0,
+            namespace_fds: 0,
         };
         let failure = match enter(entry(cgroup_files), &mut ops) {
             Err(failure) => failure,

@@ -202,6 +202,33 @@ pub enum ConfigError {
         /// The name given.
         name: String,
     },
+    /// A namespace to join cannot be: its path is no namespace file of that kind.
+    #[error("cannot join the {kind} namespace {path}: {why}")]
+    BadNamespacePath {
+        /// The kind of namespace (`net`, `pid`...).
+        kind: &'static str,
+        /// The path given.
+        path: PathBuf,
+        /// What is wrong, with the syscall that failed.
+        why: String,
+    },
+    /// The container's mount namespace is not a new one.
+    #[error("the container needs a mount namespace of its own (crabcan builds its filesystem and pivots into it there), not {mode}")]
+    MountNamespaceNotNew {
+        /// What was asked for instead.
+        mode: String,
+    },
+    /// A hostname or domain name is set without a uts namespace of the container's own.
+    #[error(
+        "setting the hostname needs a uts namespace of the container's own: with the host's, it would rename the host"
+    )]
+    HostnameWithoutUtsNamespace,
+    /// The id maps and the user namespace disagree.
+    #[error("{why}")]
+    UserNamespaceMaps {
+        /// How they disagree.
+        why: String,
+    },
     /// crabcan is not root with CAP_SYS_ADMIN.
     #[error("crabcan must run as root (it needs CAP_SYS_ADMIN to create namespaces and mounts); run it with sudo")]
     NotPrivileged,

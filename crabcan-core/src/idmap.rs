@@ -12,12 +12,12 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::unistd::Pid;
 
 use crate::config::ContainerConfig;
+use crate::mounts::MountStep;
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
@@ -42,55 +42,83 @@ impl Trees {
     }
 }
 
-/// Which paths want an idmapped copy: the rootfs, and each writable `--add` source, when owned
-/// by host root. (A read-only source needs none; one owned by anyone else is used as it is.)
-pub fn wanted(config: &ContainerConfig) -> Vec<bool> {
+/// A tree crabcan wants an idmapped copy of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// The host path.
+    pub path: PathBuf,
+    /// Copy the mounts below it too (a rootfs, `--add`, an OCI `rbind`).
+    pub with_submounts: bool,
+    /// Idmap the mounts below too (an OCI `ridmap`; crabcan's own trees are always).
+    pub idmap_submounts: bool,
+    /// Asked for by the bundle (an OCI `idmap` option): failing is an error, where for
+    /// crabcan's own choice (a root-owned rootfs or `--add` source) it is a warning.
+    pub required: bool,
+}
+
+/// Which trees want an idmapped copy, one slot for the rootfs, then one per bind step of the
+/// mount plan in order: the rootfs, and each writable `--add` source, when owned by host root
+/// (a read-only source needs none; one owned by anyone else is used as it is); an OCI bind
+/// with the `idmap` or `ridmap` option.
+pub fn wanted(config: &ContainerConfig) -> Vec<Option<Wanted>> {
     let owned_by_root = |path: &Path| std::fs::metadata(path).is_ok_and(|m| m.uid() == 0);
-    let mut wanted = vec![owned_by_root(&config.rootfs)];
-    wanted.extend(
-        config
-            .binds
-            .iter()
-            .map(|bind| !bind.read_only && owned_by_root(&bind.source)),
-    );
+    let ours = |path: &Path| Wanted {
+        path: path.to_owned(),
+        with_submounts: true,
+        idmap_submounts: true,
+        required: false,
+    };
+    let mut wanted = vec![owned_by_root(&config.rootfs).then(|| ours(&config.rootfs))];
+    match &config.mount_plan {
+        Some(plan) => wanted.extend(plan.iter().filter_map(|step| match step {
+            MountStep::Bind(bind) => Some((!bind.read_only && owned_by_root(&bind.source)).then(|| ours(&bind.source))),
+            MountStep::OciBind(bind) => Some(bind.idmap.map(|idmap_submounts| Wanted {
+                path: bind.source.clone(),
+                with_submounts: bind.recursive,
+                idmap_submounts,
+                required: true,
+            })),
+            _ => None,
+        })),
+        None => wanted.extend(
+            config
+                .binds
+                .iter()
+                .map(|bind| (!bind.read_only && owned_by_root(&bind.source)).then(|| ours(&bind.source))),
+        ),
+    }
     wanted
 }
 
-/// Makes the idmapped copies `wanted` asks for, mapped through the user namespace of `child`.
-/// A path the kernel cannot idmap is left out, with a warning.
-pub fn make_trees(child: Pid, config: &ContainerConfig, wanted: &[bool]) -> Trees {
+/// Makes the idmapped copies `wanted` asks for, mapped through the user namespace `userns`.
+/// A tree of crabcan's own choice the kernel cannot idmap is left out, with a warning; one the
+/// bundle asked for is an error naming it.
+pub fn make_trees(userns: &OwnedFd, wanted: &[Option<Wanted>]) -> Result<Trees, crate::Error> {
     let mut trees = Trees::default();
-    if !wanted.iter().any(|&w| w) {
-        trees.idmapped = wanted.to_vec();
-        return trees;
-    }
-    let userns = match std::fs::File::open(format!("/proc/{child}/ns/user")) {
-        Ok(file) => OwnedFd::from(file),
-        Err(error) => {
-            log::warn!("cannot open the container's user namespace for idmapped mounts: {error}");
-            trees.idmapped = vec![false; wanted.len()];
-            return trees;
-        }
-    };
-    let paths = std::iter::once(config.rootfs.as_path()).chain(config.binds.iter().map(|b| b.source.as_path()));
-    for (path, &want) in paths.zip(wanted) {
-        if !want {
+    for want in wanted {
+        let Some(want) = want else {
             trees.idmapped.push(false);
             continue;
-        }
-        match idmapped_tree(path, &userns) {
+        };
+        match idmapped_tree(want, userns) {
             Ok(tree) => {
-                log::debug!("idmapped mount of {} prepared", path.display());
+                log::debug!("idmapped mount of {} prepared", want.path.display());
                 trees.idmapped.push(true);
                 trees.fds.push(tree);
             }
-            Err(errno) => {
-                warn_unavailable(path, errno);
+            Err((what, errno)) if want.required => {
+                return Err(crate::Error::sys(
+                    format!("{what} for the idmapped bind of {}", want.path.display()),
+                    errno,
+                ))
+            }
+            Err((_, errno)) => {
+                warn_unavailable(&want.path, errno);
                 trees.idmapped.push(false);
             }
         }
     }
-    trees
+    Ok(trees)
 }
 
 fn warn_unavailable(path: &Path, errno: Errno) {
@@ -108,24 +136,34 @@ fn warn_unavailable(path: &Path, errno: Errno) {
     );
 }
 
-/// A detached, recursive copy of the mount tree at `path`, idmapped through `userns`.
-fn idmapped_tree(path: &Path, userns: &OwnedFd) -> Result<OwnedFd, Errno> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
+/// A detached copy of the mount tree at `want.path`, idmapped through `userns`, and private:
+/// a copy of a shared mount would otherwise be a peer of the host's, and what the container
+/// mounts on it would show on the host. The error names the syscall.
+fn idmapped_tree(want: &Wanted, userns: &OwnedFd) -> Result<OwnedFd, (&'static str, Errno)> {
+    let c_path = std::ffi::CString::new(want.path.as_os_str().as_encoded_bytes())
+        .map_err(|_| ("a path without NUL", Errno::EINVAL))?;
+    let submounts = if want.with_submounts { AT_RECURSIVE } else { 0 };
     // SAFETY: open_tree reads the NUL-terminated path and returns a new descriptor or -1.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_open_tree,
             libc::AT_FDCWD,
             c_path.as_ptr(),
-            OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint,
+            OPEN_TREE_CLONE | submounts | libc::O_CLOEXEC as libc::c_uint,
         )
     };
     if fd < 0 {
-        return Err(Errno::last());
+        return Err(("open_tree(OPEN_TREE_CLONE)", Errno::last()));
     }
     // SAFETY: the kernel just returned this descriptor; nothing else owns it.
     let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    crate::mounts::set_attributes(&tree, crate::mounts::MOUNT_ATTR_IDMAP, Some(userns))?;
+    crate::mounts::make_private(&tree).map_err(|errno| ("mount_setattr(MS_PRIVATE)", errno))?;
+    let idmap = crate::mounts::MountAttributes {
+        set: crate::mounts::MOUNT_ATTR_IDMAP,
+        clear: 0,
+    };
+    crate::mounts::change_attributes(&tree, idmap, want.idmap_submounts, Some(userns))
+        .map_err(|errno| ("mount_setattr(MOUNT_ATTR_IDMAP)", errno))?;
     Ok(tree)
 }
 

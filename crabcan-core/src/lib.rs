@@ -75,5 +75,6 @@ pub use crabcan_cgroups::{Limits, MissingController, Stats};
 pub use crabcan_seccomp::CompiledFilter;
 pub use error::{human_size, ConfigError, Error, SpecError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED};
 pub use id_ranges::IdRangeError;
+pub use namespaces::{NamespaceKind, NamespaceMode, Namespaces};
 pub use spec::{BindMount, IdRange};
 pub use terminal::{is_foreground, is_terminal};

@@ -60,8 +60,12 @@ pub const KERNEL_FILESYSTEMS: [&str; 3] = ["/proc", "/sys", "/dev"];
 /// One step of building the container's filesystem. Paths are relative to the rootfs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountStep {
-    /// Make every mount of the new namespace private: nothing propagates back to the host.
-    MakeEverythingPrivate,
+    /// Set the propagation of the namespace's `/` (`MS_REC | MS_PRIVATE`: nothing propagates
+    /// either way, crabcan's own choice; `MS_REC | MS_SLAVE`, runc's default: the host's
+    /// mounts still reach the container, nothing goes back), and make the mount holding the
+    /// rootfs private (slave with `MS_SLAVE`), so the rootfs bind cannot propagate to the host
+    /// and `pivot_root` accepts it.
+    RootPropagation(MsFlags),
     /// Bind the rootfs onto itself so it is a mount point `pivot_root` accepts.
     BindRootfs,
     /// No device node on the rootfs (and the mounts below it) can be opened: device access is
@@ -95,6 +99,15 @@ pub enum MountStep {
     },
     /// A `--add` bind mount.
     Bind(BindMount),
+    /// A bind mount of an OCI bundle, with its options.
+    OciBind(Box<OciBind>),
+    /// Change the propagation of the mount at `target` (after mounting it), in this order.
+    Propagation {
+        target: String,
+        flags: Vec<MsFlags>,
+    },
+    /// A device node of an OCI bundle (`linux.devices`).
+    Device(DeviceNode),
     /// Hide a path: a file behind /dev/null, a directory behind an empty read-only tmpfs
     /// (skipped where the path does not exist).
     Mask {
@@ -117,6 +130,84 @@ pub enum MountStep {
     WorkingDirectory(PathBuf),
     /// Make the rootfs `/` and detach the host's root.
     PivotRoot,
+    /// Set the propagation of the new `/`, after `pivot_root` (an OCI `rootfsPropagation` of
+    /// shared or unbindable; private and slave are set by [`MountStep::RootPropagation`]).
+    NewRootPropagation(MsFlags),
+}
+
+/// `mount_setattr(2)` attributes to set and to clear.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MountAttributes {
+    /// `MOUNT_ATTR_*` bits to set.
+    pub set: u64,
+    /// `MOUNT_ATTR_*` bits to clear.
+    pub clear: u64,
+}
+
+impl MountAttributes {
+    fn is_empty(&self) -> bool {
+        self.set == 0 && self.clear == 0
+    }
+}
+
+/// A bind mount of an OCI bundle's `mounts`: `bind` or `rbind` of `source` (a host path) onto
+/// `target` inside the rootfs, then the options: `top` on the bound mount, `all` on it and every
+/// mount below (always `nodev`: no device node of a host tree can be opened; `ro` is recursive
+/// too), then the propagation changes in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciBind {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub recursive: bool,
+    /// `idmap` (`Some(false)`: the bound mount) or `ridmap` (`Some(true)`: every mount of the
+    /// tree), through the container's user namespace: the parent makes the idmapped copy.
+    pub idmap: Option<bool>,
+    pub top: MountAttributes,
+    pub all: MountAttributes,
+    pub propagation: Vec<MsFlags>,
+}
+
+/// The kinds of node `linux.devices` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    Char,
+    Block,
+    Fifo,
+}
+
+impl DeviceKind {
+    /// The `S_IF*` type bits.
+    pub fn file_type(self) -> libc::mode_t {
+        match self {
+            DeviceKind::Char => libc::S_IFCHR,
+            DeviceKind::Block => libc::S_IFBLK,
+            DeviceKind::Fifo => libc::S_IFIFO,
+        }
+    }
+}
+
+/// How a device node of the bundle comes to be at its path in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSource {
+    /// Bind the host's node at this path (checked again, when bound, to be the same device);
+    /// the node keeps the host's mode and owner (a bind shares the host's inode).
+    Host(PathBuf),
+    /// Make a node of its own with this mode and owner (no user namespace, where the host's
+    /// node has another mode or owner: changing them through a bind would change the host's),
+    /// usable through a bind of it onto itself without `nodev`.
+    Own { mode: u32, uid: u32, gid: u32 },
+}
+
+/// A device node of the bundle's `linux.devices`: `target` (absolute, in the container) is a
+/// `kind` node of `major:minor` (a FIFO has no numbers and is always made, with `mode` and the
+/// owner of [`DeviceSource::Own`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNode {
+    pub target: PathBuf,
+    pub kind: DeviceKind,
+    pub major: u64,
+    pub minor: u64,
+    pub source: DeviceSource,
 }
 
 /// The steps for `config`, in the order they must run.
@@ -128,7 +219,7 @@ pub fn plan(config: &ContainerConfig) -> Vec<MountStep> {
         "newinstance,ptmxmode=0666,mode=0620"
     };
     let mut steps = vec![
-        MountStep::MakeEverythingPrivate,
+        MountStep::RootPropagation(MsFlags::MS_REC | MsFlags::MS_PRIVATE),
         MountStep::BindRootfs,
         MountStep::NoDevices,
         MountStep::Filesystem {
@@ -260,17 +351,7 @@ impl Mounter {
 
     fn apply(&mut self, step: &MountStep) -> Result<(), MountError> {
         match step {
-            MountStep::MakeEverythingPrivate => mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )
-            .map_err(|errno| MountError {
-                detail: "cannot make / private (mount MS_REC|MS_PRIVATE)".into(),
-                errno,
-            }),
+            MountStep::RootPropagation(flags) => self.root_propagation(*flags),
             MountStep::BindRootfs => self.bind_rootfs(),
             MountStep::NoDevices => set_attributes(&self.root, MOUNT_ATTR_NODEV, None)
                 .map_err(|errno| self.error("cannot make the rootfs nodev:", "", errno)),
@@ -287,6 +368,13 @@ impl Mounter {
             MountStep::HostDevice { name } => self.bind_host_device(name),
             MountStep::Symlink { path, target } => self.symlink(path, target),
             MountStep::Bind(bind) => self.bind(bind),
+            MountStep::OciBind(bind) => self.oci_bind(bind),
+            MountStep::Propagation { target, flags } => {
+                let fd = open_in_root(self.root.as_fd(), Path::new(target), Symlinks::StayInRoot)
+                    .map_err(|errno| self.error("cannot open", target, errno))?;
+                self.propagate(&fd, target, flags)
+            }
+            MountStep::Device(node) => self.device(node),
             MountStep::Mask { path } => self.mask(path),
             MountStep::ReadOnly { path } => self.read_only(path),
             MountStep::Sysctl { key, value } => self.sysctl(key, value),
@@ -296,7 +384,218 @@ impl Mounter {
                 ensure_dir_in_root(root, path, Symlinks::StayInRoot).map(drop)
             }),
             MountStep::PivotRoot => self.pivot_root(),
+            MountStep::NewRootPropagation(flags) => mount(None::<&str>, "/", None::<&str>, *flags, None::<&str>)
+                .map_err(|errno| MountError {
+                    detail: format!("cannot set the propagation of the new root (mount / {flags:?})"),
+                    errno,
+                }),
         }
+    }
+
+    fn root_propagation(&self, flags: MsFlags) -> Result<(), MountError> {
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).map_err(|errno| MountError {
+            detail: format!("cannot set the propagation of / (mount {flags:?})"),
+            errno,
+        })?;
+        // The mount holding the rootfs: the first of its ancestors that is a mount point (mount
+        // says EINVAL for a directory that is none).
+        let own = if flags.contains(MsFlags::MS_SLAVE) {
+            MsFlags::MS_SLAVE
+        } else {
+            MsFlags::MS_PRIVATE
+        };
+        let mut path = self.rootfs.as_path();
+        loop {
+            match mount(None::<&str>, path, None::<&str>, own, None::<&str>) {
+                Err(Errno::EINVAL) if path.parent().is_some() => path = path.parent().unwrap_or(Path::new("/")),
+                result => {
+                    return result.map_err(|errno| MountError {
+                        detail: format!("cannot make the mount holding the rootfs, {}, {own:?}", path.display()),
+                        errno,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Applies the propagation changes `flags` in order to the mount at `fd`.
+    fn propagate(&self, fd: &OwnedFd, target: &str, flags: &[MsFlags]) -> Result<(), MountError> {
+        for flag in flags {
+            mount(None::<&str>, fd_path(fd).as_str(), None::<&str>, *flag, None::<&str>)
+                .map_err(|errno| self.error(&format!("cannot set the propagation {flag:?} of"), target, errno))?;
+        }
+        Ok(())
+    }
+
+    fn oci_bind(&mut self, bind: &OciBind) -> Result<(), MountError> {
+        let tree = self.trees.binds.get_mut(self.binds_done).and_then(Option::take);
+        self.binds_done += 1;
+        let target = bind.target.display().to_string();
+        let source_is_dir = std::fs::metadata(&bind.source).map(|m| m.is_dir()).unwrap_or(false);
+        let opened = if source_is_dir {
+            ensure_dir_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
+        } else {
+            ensure_file_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
+        };
+        let fd = opened.map_err(|errno| self.error("cannot create the bind mount target", &target, errno))?;
+        let recursive = if bind.recursive {
+            MsFlags::MS_REC
+        } else {
+            MsFlags::empty()
+        };
+        let bound = match (&tree, bind.idmap) {
+            (Some(tree), _) => idmap::attach(tree, &fd),
+            (None, Some(_)) => Err(Errno::EPROTO),
+            (None, None) => mount(
+                Some(&bind.source),
+                fd_path(&fd).as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | recursive,
+                None::<&str>,
+            ),
+        };
+        bound.map_err(|errno| self.error(&format!("cannot bind {} onto", bind.source.display()), &target, errno))?;
+        let mounted = open_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
+            .map_err(|errno| self.error("cannot reopen", &target, errno))?;
+        let attributes = |what: &str, attributes: &MountAttributes, recursive: bool| {
+            if attributes.is_empty() {
+                return Ok(());
+            }
+            match change_attributes(&mounted, *attributes, recursive, None) {
+                // Before Linux 5.12: nodev and ro the old way; anything else cannot be.
+                Err(Errno::ENOSYS)
+                    if attributes.clear == 0 && attributes.set & !(MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY) == 0 =>
+                {
+                    if attributes.set & MOUNT_ATTR_RDONLY != 0 {
+                        remount_read_only(&mounted)
+                    } else {
+                        Ok(())
+                    }
+                }
+                other => other,
+            }
+            .map_err(|errno| self.error(&format!("cannot set the options ({what}) of"), &target, errno))
+        };
+        attributes("mount_setattr", &bind.top, false)?;
+        attributes("mount_setattr AT_RECURSIVE", &bind.all, true)?;
+        self.propagate(&mounted, &target, &bind.propagation)
+    }
+
+    fn device(&self, node: &DeviceNode) -> Result<(), MountError> {
+        let target = node.target.display().to_string();
+        let relative = Path::new(&target);
+        match &node.source {
+            DeviceSource::Host(host) => {
+                let fd = ensure_file_in_root(self.root.as_fd(), relative, Symlinks::Refuse)
+                    .map_err(|errno| self.error("cannot create", &target, errno))?;
+                let source =
+                    nix::fcntl::open(host, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|errno| {
+                        self.error(
+                            &format!("cannot open the host's {} for", host.display()),
+                            &target,
+                            errno,
+                        )
+                    })?;
+                let stat = nix::sys::stat::fstat(&source).map_err(|errno| {
+                    self.error(
+                        &format!("cannot stat the host's {} for", host.display()),
+                        &target,
+                        errno,
+                    )
+                })?;
+                let device = nix::sys::stat::makedev(node.major, node.minor);
+                if stat.st_mode & libc::S_IFMT != node.kind.file_type() || stat.st_rdev != device {
+                    return Err(self.error(
+                        &format!(
+                            "the host's {} is no longer the device {}:{} for",
+                            host.display(),
+                            node.major,
+                            node.minor
+                        ),
+                        &target,
+                        Errno::ENODEV,
+                    ));
+                }
+                mount(
+                    Some(fd_path(&source).as_str()),
+                    fd_path(&fd).as_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(|errno| {
+                    self.error(
+                        &format!("cannot bind the host's {} onto", host.display()),
+                        &target,
+                        errno,
+                    )
+                })
+            }
+            DeviceSource::Own { mode, uid, gid } => self.make_node(node, &target, *mode, *uid, *gid),
+        }
+    }
+
+    /// Makes a node of the container's own: a FIFO as it is; a device node on the nodev /dev,
+    /// then bound onto itself and that bind (only) made usable for devices.
+    fn make_node(&self, node: &DeviceNode, target: &str, mode: u32, uid: u32, gid: u32) -> Result<(), MountError> {
+        let relative = Path::new(target);
+        let parent = relative.parent().unwrap_or(Path::new("/"));
+        let name = relative.file_name().unwrap_or_default();
+        let parent_fd = ensure_dir_in_root(self.root.as_fd(), parent, Symlinks::Refuse)
+            .map_err(|errno| self.error("cannot create", &parent.display().to_string(), errno))?;
+        // The directory is an O_PATH descriptor: reach it as a directory through /proc.
+        let dir = nix::fcntl::open(
+            fd_path(&parent_fd).as_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| self.error("cannot open", &parent.display().to_string(), errno))?;
+        let permissions = Mode::from_bits_truncate((mode & 0o7777) as libc::mode_t);
+        let kind = match node.kind {
+            DeviceKind::Char => nix::sys::stat::SFlag::S_IFCHR,
+            DeviceKind::Block => nix::sys::stat::SFlag::S_IFBLK,
+            DeviceKind::Fifo => nix::sys::stat::SFlag::S_IFIFO,
+        };
+        let device = nix::sys::stat::makedev(node.major, node.minor);
+        nix::sys::stat::mknodat(dir.as_fd(), name, kind, permissions, device)
+            .map_err(|errno| self.error("cannot mknod", target, errno))?;
+        nix::unistd::fchownat(
+            dir.as_fd(),
+            name,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|errno| self.error(&format!("cannot chown to {uid}:{gid}"), target, errno))?;
+        // mknod's mode went through the umask.
+        nix::sys::stat::fchmodat(
+            dir.as_fd(),
+            name,
+            permissions,
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(|errno| self.error(&format!("cannot chmod to {mode:o}"), target, errno))?;
+        if node.kind == DeviceKind::Fifo {
+            return Ok(());
+        }
+        let made = open_in_root(self.root.as_fd(), relative, Symlinks::Refuse)
+            .map_err(|errno| self.error("cannot open", target, errno))?;
+        mount(
+            Some(fd_path(&made).as_str()),
+            fd_path(&made).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|errno| self.error("cannot bind onto itself", target, errno))?;
+        let bound = open_in_root(self.root.as_fd(), relative, Symlinks::Refuse)
+            .map_err(|errno| self.error("cannot reopen", target, errno))?;
+        let usable = MountAttributes {
+            set: 0,
+            clear: MOUNT_ATTR_NODEV,
+        };
+        change_attributes(&bound, usable, false, None)
+            .map_err(|errno| self.error("cannot clear nodev (mount_setattr) on the device", target, errno))
     }
 
     fn error(&self, what: &str, path: &str, errno: Errno) -> MountError {
@@ -486,6 +785,19 @@ impl Mounter {
         // pivot_root(".", "."): the old root ends up stacked on the new one and is detached at
         // once, so no put-old directory is ever needed.
         nix::unistd::pivot_root(".", ".").map_err(|errno| self.error("pivot_root failed for", "", errno))?;
+        // The old root is stacked on "." now. Made a slave first, so its detach cannot
+        // propagate to the host whatever the propagation the bundle asked for (as runc does).
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|errno| MountError {
+            detail: "cannot make the old root a slave (mount . MS_SLAVE|MS_REC)".into(),
+            errno,
+        })?;
         umount2(".", MntFlags::MNT_DETACH).map_err(|errno| MountError {
             detail: "cannot detach the old root".into(),
             errno,
@@ -522,22 +834,85 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
+/// `MOUNT_ATTR_RDONLY`.
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// `MOUNT_ATTR_NOSUID`.
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+/// `MOUNT_ATTR_NODEV`.
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+/// `MOUNT_ATTR_NOEXEC`.
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+/// `MOUNT_ATTR__ATIME`: the mask of the atime choices below.
+pub const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
+/// `MOUNT_ATTR_RELATIME` (0: the atime choice when the mask is cleared).
+pub const MOUNT_ATTR_RELATIME: u64 = 0x0;
+/// `MOUNT_ATTR_NOATIME`.
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+/// `MOUNT_ATTR_STRICTATIME`.
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+/// `MOUNT_ATTR_NODIRATIME`.
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+/// `MOUNT_ATTR_NOSYMFOLLOW` (Linux 5.14).
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 /// `MOUNT_ATTR_IDMAP`: map the mount's ids through the user namespace `userns_fd`.
 pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 /// Sets the attributes `attr_set` on the mount at `fd` and every mount below it
 /// (mount_setattr(2) with AT_RECURSIVE, Linux 5.12+); `userns_fd` for [`MOUNT_ATTR_IDMAP`].
 pub fn set_attributes(fd: &OwnedFd, attr_set: u64, userns_fd: Option<&OwnedFd>) -> Result<(), Errno> {
+    let attributes = MountAttributes {
+        set: attr_set,
+        clear: 0,
+    };
+    change_attributes(fd, attributes, true, userns_fd)
+}
+
+/// mount_setattr(2) on the mount at `fd` (and, `recursive`, every mount below it).
+pub fn change_attributes(
+    fd: &OwnedFd,
+    attributes: MountAttributes,
+    recursive: bool,
+    userns_fd: Option<&OwnedFd>,
+) -> Result<(), Errno> {
     let attr = MountAttr {
-        attr_set,
-        attr_clr: 0,
+        attr_set: attributes.set,
+        attr_clr: attributes.clear,
         propagation: 0,
         userns_fd: userns_fd.map_or(0, |userns| std::os::fd::AsRawFd::as_raw_fd(userns) as u64),
     };
+    let flags = if recursive {
+        libc::AT_EMPTY_PATH | libc::AT_RECURSIVE
+    } else {
+        libc::AT_EMPTY_PATH
+    };
     // SAFETY: `fd` is a valid descriptor, the path is an empty C string, and `attr` is a live
     // `struct mount_attr` whose size is passed alongside it.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(Errno::last())
+    }
+}
+
+/// Makes the mount tree at `fd` private (mount_setattr(2) with `MS_PRIVATE` as propagation).
+pub fn make_private(fd: &OwnedFd) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation: MsFlags::MS_PRIVATE.bits(),
+        userns_fd: 0,
+    };
+    // SAFETY: as in `change_attributes`.
     let result = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
@@ -601,7 +976,11 @@ mod tests {
     #[test]
     fn plan_orders_the_steps() {
         let steps = plan(&sample_config());
-        assert_eq!(steps.first(), Some(&MountStep::MakeEverythingPrivate));
+        assert_eq!(
+            steps.first(),
+            Some(&MountStep::RootPropagation(MsFlags::MS_REC | MsFlags::MS_PRIVATE)),
+            "crabcan's own containers share no mount with the host either way"
+        );
         assert_eq!(steps.last(), Some(&MountStep::PivotRoot));
         let proc_at = position(
             &steps,

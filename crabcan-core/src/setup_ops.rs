@@ -23,6 +23,7 @@ use crate::handshake::{Channel, Message, Received};
 use crate::hooks::{self, Hook, HookKind};
 use crate::idmap::ReceivedTrees;
 use crate::mounts::{MountStep, Mounter};
+use crate::namespaces::NamespaceKind;
 use crate::{identity, network, rlimits, signals, terminal};
 
 /// A failed setup step, as sent to the parent: the step, the errno, one line of detail.
@@ -101,8 +102,10 @@ pub trait SetupOps {
     /// Joins a new session keyring (named `name`, or anonymous), searchable by the container's
     /// other processes (with a user namespace, whatever their uid) so they can join it by name.
     fn join_session_keyring(&mut self, name: Option<&str>, user_namespace: bool) -> Result<(), Failure>;
-    /// Sets the hostname and, if given, the NIS domain name.
-    fn set_hostname(&mut self, hostname: &str, domainname: Option<&str>) -> Result<(), Failure>;
+    /// Enters an existing namespace (setns) through the descriptor the parent sent.
+    fn join_namespace(&mut self, kind: NamespaceKind, fd: OwnedFd) -> Result<(), Failure>;
+    /// Sets the hostname and the NIS domain name, those given.
+    fn set_hostname(&mut self, hostname: Option<&str>, domainname: Option<&str>) -> Result<(), Failure>;
     fn bring_up_loopback(&mut self) -> Result<(), Failure>;
     /// Carries out the first part of the mount plan: the container's mounts.
     fn build_filesystem(&mut self, rootfs: &Path, plan: &[MountStep], trees: ReceivedTrees) -> Result<(), Failure>;
@@ -240,8 +243,17 @@ impl SetupOps for LinuxOps {
         )
     }
 
-    fn set_hostname(&mut self, hostname: &str, domainname: Option<&str>) -> Result<(), Failure> {
-        nix::unistd::sethostname(hostname).step("hostname", &format!("sethostname({hostname:?})"))?;
+    fn join_namespace(&mut self, kind: NamespaceKind, fd: OwnedFd) -> Result<(), Failure> {
+        crate::namespaces::join(std::os::fd::AsFd::as_fd(&fd), kind).step(
+            "namespaces",
+            &format!("setns({kind} namespace, {:?})", kind.clone_flag()),
+        )
+    }
+
+    fn set_hostname(&mut self, hostname: Option<&str>, domainname: Option<&str>) -> Result<(), Failure> {
+        if let Some(hostname) = hostname {
+            nix::unistd::sethostname(hostname).step("hostname", &format!("sethostname({hostname:?})"))?;
+        }
         if let Some(domain) = domainname {
             identity::set_domainname(domain).step("hostname", &format!("setdomainname({domain:?})"))?;
         }

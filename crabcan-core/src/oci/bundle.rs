@@ -14,12 +14,18 @@ use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde_json::Value;
 
+use super::devices::{default_devices, listed_devices, DeviceRules, Ownership};
 use super::OciError;
 use crate::capabilities::CapabilitySet;
 use crate::config::{CapabilitySets, ContainerConfig, FileLimit, IdMapping, Personality, Rlimit, Terminal};
 use crate::hooks::{Hook, HookKind, MAX_HOOKS_PER_KIND};
-use crate::mounts::{MountStep, DEVICES};
-use crate::spec::{BindMount, IdRange};
+use crate::mounts::{
+    MountAttributes, MountStep, OciBind, MOUNT_ATTR_ATIME_MASK, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV,
+    MOUNT_ATTR_NODIRATIME, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_RDONLY,
+    MOUNT_ATTR_RELATIME, MOUNT_ATTR_STRICTATIME,
+};
+use crate::namespaces::{NamespaceFile, NamespaceKind, NamespaceMode, Namespaces};
+use crate::spec::IdRange;
 
 /// The largest `config.json` crabcan reads.
 pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
@@ -84,6 +90,7 @@ const SUPPORTED: &[&str] = &[
     "mounts.*.source",
     "mounts.*.options",
     "linux.namespaces.*.type",
+    "linux.namespaces.*.path",
     "linux.uidMappings.*.containerID",
     "linux.uidMappings.*.hostID",
     "linux.uidMappings.*.size",
@@ -125,6 +132,8 @@ const SUPPORTED: &[&str] = &[
     "linux.resources.rdma",
     "linux.resources.unified",
     "linux.resources.devices",
+    "linux.devices",
+    "linux.rootfsPropagation",
     "linux.cgroupsPath",
     "linux.maskedPaths",
     "linux.readonlyPaths",
@@ -321,16 +330,10 @@ fn map(bundle: &Path, spec: &Spec, value: &Value) -> Result<Bundle, OciError> {
         .ok_or_else(|| unsupported("process", "a container needs a process"))?;
     let args = process.args().clone().unwrap_or_default();
     let mut config = ContainerConfig::new(&rootfs, args);
-    // Without a hostname the new uts namespace keeps the one it was made with, the host's, as
-    // with runc.
-    config.hostname = match spec.hostname() {
-        Some(hostname) => hostname.clone(),
-        None => nix::unistd::gethostname()
-            .ok()
-            .and_then(|name| name.into_string().ok())
-            .unwrap_or_else(|| config.hostname.clone()),
-    };
-    config.domainname = spec.domainname().clone().filter(|d| !d.is_empty());
+    let linux = spec.linux().as_ref();
+    config.namespaces = namespaces(linux)?;
+    config.id_mapping = id_mapping(linux, &config.namespaces.user)?;
+    set_names(&mut config, spec)?;
     config.default_env = false;
     config.env = process
         .env()
@@ -362,16 +365,13 @@ fn map(bundle: &Path, spec: &Spec, value: &Value) -> Result<Bundle, OciError> {
             format!("{value} is out of the kernel's range, -1000 to 1000"),
         ));
     }
-    let linux = spec.linux().as_ref();
     config.personality = personality(linux)?;
-    config.id_mapping = id_mapping(linux)?;
-    check_namespaces(linux)?;
     let limits = limits(value)?;
     config.limits = Some(limits);
     if let Some(seccomp) = value.pointer("/linux/seccomp").filter(|s| !is_empty(s)) {
         config.seccomp = Some(seccomp_filter(seccomp, config.capability_sets.as_ref())?);
     }
-    let (plan, cgroup_view) = mount_plan(bundle, spec, root.readonly().unwrap_or(false), &config)?;
+    let (plan, cgroup_view) = mount_plan(bundle, spec, value, root.readonly().unwrap_or(false), &config)?;
     config.mount_plan = Some(plan);
     config.cgroup_view = cgroup_view;
     let process_env: Vec<String> = config.env.iter().map(|(key, value)| format!("{key}={value}")).collect();
@@ -581,10 +581,72 @@ fn resource_named(name: &str) -> Option<rlimit::Resource> {
     })
 }
 
-fn id_mapping(linux: Option<&oci_spec::runtime::Linux>) -> Result<IdMapping, OciError> {
-    let user_namespace = linux
+/// What the container gets of each namespace: `linux.namespaces` lists the ones it does not
+/// share with crabcan (the host), new or, with a `path`, joined. A mount namespace of its own
+/// is required. The cgroup namespace is new even when not listed: in the host's, the cgroup
+/// view crabcan mounts at /sys/fs/cgroup would show the host's whole hierarchy.
+fn namespaces(linux: Option<&oci_spec::runtime::Linux>) -> Result<Namespaces, OciError> {
+    let mut namespaces = Namespaces::default();
+    for kind in NamespaceKind::ALL {
+        namespaces.set(kind, NamespaceMode::Host);
+    }
+    namespaces.cgroup = NamespaceMode::New;
+    let mut listed = Vec::new();
+    for (index, namespace) in linux
         .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|namespaces| namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let field = format!("linux.namespaces[{index}]");
+        let kind = match namespace.typ() {
+            LinuxNamespaceType::User => NamespaceKind::User,
+            LinuxNamespaceType::Mount => NamespaceKind::Mount,
+            LinuxNamespaceType::Pid => NamespaceKind::Pid,
+            LinuxNamespaceType::Uts => NamespaceKind::Uts,
+            LinuxNamespaceType::Ipc => NamespaceKind::Ipc,
+            LinuxNamespaceType::Network => NamespaceKind::Net,
+            LinuxNamespaceType::Cgroup => NamespaceKind::Cgroup,
+            LinuxNamespaceType::Time => {
+                return Err(unsupported(
+                    &format!("{field}.type"),
+                    "time namespaces are not implemented",
+                ))
+            }
+        };
+        if listed.contains(&kind) {
+            return Err(unsupported(&field, format!("the {kind} namespace is listed twice")));
+        }
+        listed.push(kind);
+        let mode = match namespace.path() {
+            None => NamespaceMode::New,
+            Some(path) if path.as_os_str().is_empty() => NamespaceMode::New,
+            Some(path) if !path.is_absolute() => {
+                return Err(unsupported(&format!("{field}.path"), "must be an absolute path"))
+            }
+            Some(_) if kind == NamespaceKind::Mount => {
+                return Err(unsupported(
+                    &format!("{field}.path"),
+                    "crabcan builds the container's filesystem in a mount namespace of its own (it pivots \
+                     into the rootfs there), so it cannot join an existing one",
+                ))
+            }
+            Some(path) => NamespaceMode::Join(path.clone()),
+        };
+        namespaces.set(kind, mode);
+    }
+    if !listed.contains(&NamespaceKind::Mount) {
+        return Err(unsupported(
+            "linux.namespaces",
+            "crabcan needs a new mount namespace (there is no safe pivot_root in the host's): add {\"type\": \"mount\"}",
+        ));
+    }
+    Ok(namespaces)
+}
+
+/// The id maps: given ones for a new user namespace (required), none without one, and for a
+/// joined one none or exactly its own (checked when the container is created).
+fn id_mapping(linux: Option<&oci_spec::runtime::Linux>, user: &NamespaceMode) -> Result<IdMapping, OciError> {
     let mappings =
         |field: &str, list: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> Result<Option<IdRange>, OciError> {
             match list.map(Vec::as_slice).unwrap_or_default() {
@@ -599,78 +661,64 @@ fn id_mapping(linux: Option<&oci_spec::runtime::Linux>) -> Result<IdMapping, Oci
         };
     let uid = mappings("linux.uidMappings", linux.and_then(|l| l.uid_mappings().as_ref()))?;
     let gid = mappings("linux.gidMappings", linux.and_then(|l| l.gid_mappings().as_ref()))?;
-    match (user_namespace, uid, gid) {
-        (false, None, None) => Ok(IdMapping::Host),
-        (false, _, _) => Err(unsupported(
+    match (user, uid, gid) {
+        (NamespaceMode::Host, None, None) | (NamespaceMode::Join(_), None, None) => Ok(IdMapping::Host),
+        (NamespaceMode::Host, _, _) => Err(unsupported(
             "linux.uidMappings",
             "id mappings need a user namespace in linux.namespaces",
         )),
-        (true, Some(uid_map), Some(gid_map)) => Ok(IdMapping::Given { uid_map, gid_map }),
-        (true, _, _) => Err(unsupported(
+        (_, Some(uid_map), Some(gid_map)) => Ok(IdMapping::Given { uid_map, gid_map }),
+        (_, _, _) => Err(unsupported(
             "linux.uidMappings",
-            "a user namespace needs uid and gid mappings",
+            "a user namespace needs both uid and gid mappings",
         )),
     }
 }
 
-/// crabcan always gives a container new mount, pid, uts, ipc and net namespaces (and unshares
-/// the cgroup namespace itself); a config that shares one with the host, or joins one by path,
-/// is refused for now.
-fn check_namespaces(linux: Option<&oci_spec::runtime::Linux>) -> Result<(), OciError> {
-    let namespaces = linux.and_then(|l| l.namespaces().clone()).unwrap_or_default();
-    for namespace in &namespaces {
-        if namespace.path().is_some() {
-            return Err(unsupported(
-                "linux.namespaces.path",
-                "joining an existing namespace is not implemented yet",
-            ));
+/// The hostname and domain name need a uts namespace of the container's own (new or joined):
+/// with the host's they would rename the host.
+fn set_names(config: &mut ContainerConfig, spec: &Spec) -> Result<(), OciError> {
+    let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
+    config.domainname = spec.domainname().clone().filter(|d| !d.is_empty());
+    let shared = match &config.namespaces.uts {
+        NamespaceMode::Host => true,
+        NamespaceMode::New => false,
+        // The host's own, joined by path, is shared all the same.
+        NamespaceMode::Join(path) if hostname.is_some() || config.domainname.is_some() => {
+            NamespaceFile::open(NamespaceKind::Uts, path)
+                .map_err(|error| unsupported("linux.namespaces", error.to_string()))?
+                .is_crabcans_own()
         }
-    }
-    for wanted in [
-        LinuxNamespaceType::Mount,
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Ipc,
-        LinuxNamespaceType::Network,
+        NamespaceMode::Join(_) => false,
+    };
+    for (field, given) in [
+        ("hostname", hostname.is_some()),
+        ("domainname", config.domainname.is_some()),
     ] {
-        if !namespaces.iter().any(|n| n.typ() == wanted) {
+        if shared && given {
             return Err(unsupported(
-                "linux.namespaces",
-                format!("crabcan always makes a new {wanted:?} namespace; sharing the host's is not implemented yet: add it"),
+                field,
+                "setting it needs a uts namespace of the container's own: add {\"type\": \"uts\"} to linux.namespaces",
             ));
         }
     }
+    // Without a hostname the uts namespace keeps the name it has: a new one the host's it was
+    // made with (as with runc), a joined one its own.
+    config.set_hostname = hostname.is_some();
+    config.hostname = match hostname {
+        Some(hostname) => hostname,
+        None => nix::unistd::gethostname()
+            .ok()
+            .and_then(|name| name.into_string().ok())
+            .unwrap_or_else(|| config.hostname.clone()),
+    };
     Ok(())
 }
 
-/// The cgroup limits of `linux.resources` (see [`super::limits`]), its device rules checked.
+/// The cgroup limits of `linux.resources` (see [`super::limits`]). Its device rules are the
+/// mount plan's (see `devices.rs`): crabcan enforces them by construction.
 pub(crate) fn limits(value: &Value) -> Result<Limits, OciError> {
-    let resources = |pointer: &str| value.pointer(&format!("/linux/resources{pointer}"));
-    if let Some(rules) = resources("/devices").and_then(Value::as_array) {
-        check_device_rules(rules)?;
-    }
     super::limits::from_config(value)
-}
-
-/// The only device rule crabcan takes for now is runc's default, "deny all": crabcan enforces
-/// it by construction, as the container's /dev is a fresh tmpfs holding only the few devices
-/// crabcan binds (null, zero, full, random, urandom, tty) and device nodes cannot be used from
-/// another filesystem (crabcan mounts the rootfs and binds `nodev` where it matters).
-fn check_device_rules(rules: &[Value]) -> Result<(), OciError> {
-    let deny_all = |rule: &Value| {
-        rule.get("allow") == Some(&Value::Bool(false))
-            && rule.get("type").is_none_or(|t| t == "a")
-            && rule.get("major").is_none_or(Value::is_null)
-            && rule.get("minor").is_none_or(Value::is_null)
-    };
-    match rules {
-        [] => Ok(()),
-        [only] if deny_all(only) => Ok(()),
-        _ => Err(unsupported(
-            "linux.resources.devices",
-            "crabcan's OCI mode takes only the rule that denies every device for now",
-        )),
-    }
 }
 
 /// The members of `linux.seccomp` crabcan implements; any other with a value is refused by
@@ -701,8 +749,9 @@ fn seccomp_filter(seccomp: &Value, sets: Option<&CapabilitySets>) -> Result<crab
 }
 
 /// A sysctl a container may set: one of its own namespaces' (network, ipc, uts), as runc
-/// allows; a host-wide one is refused.
-fn check_sysctl(key: &str, value: &str) -> Result<(), OciError> {
+/// allows; a host-wide one is refused, and so is one of a namespace the container shares with
+/// the host (not listed in `linux.namespaces`, or joined by a path that is the host's).
+fn check_sysctl(key: &str, value: &str, namespaces: &Namespaces) -> Result<(), OciError> {
     const IPC: [&str; 8] = [
         "kernel.msgmax",
         "kernel.msgmnb",
@@ -719,65 +768,318 @@ fn check_sysctl(key: &str, value: &str) -> Result<(), OciError> {
             .split('.')
             .all(|part| !part.is_empty() && part != ".." && !part.contains('/'))
         && !value.contains('\n');
-    let namespaced = key.starts_with("net.")
-        || key.starts_with("fs.mqueue.")
-        || IPC.contains(&key)
-        || key == "kernel.domainname"
-        || key == "kernel.hostname";
-    match (well_formed, namespaced) {
-        (false, _) => Err(unsupported(&field, "not a sysctl name (dot-separated words, one-line value)")),
-        (true, false) => Err(unsupported(
+    if !well_formed {
+        return Err(unsupported(
+            &field,
+            "not a sysctl name (dot-separated words, one-line value)",
+        ));
+    }
+    let kind = if key.starts_with("net.") {
+        NamespaceKind::Net
+    } else if key.starts_with("fs.mqueue.") || IPC.contains(&key) {
+        NamespaceKind::Ipc
+    } else if key == "kernel.domainname" || key == "kernel.hostname" {
+        NamespaceKind::Uts
+    } else {
+        return Err(unsupported(
             &field,
             "it is not namespaced: it would change the host; only net.*, fs.mqueue.*, the ipc kernel.* ones and kernel.hostname/domainname are",
-        )),
-        (true, true) => Ok(()),
+        ));
+    };
+    let shared = match namespaces.mode(kind) {
+        NamespaceMode::New => false,
+        NamespaceMode::Host => true,
+        NamespaceMode::Join(path) => NamespaceFile::open(kind, path)
+            .map_err(|error| unsupported(&field, error.to_string()))?
+            .is_crabcans_own(),
+    };
+    if shared {
+        return Err(unsupported(
+            &field,
+            format!("it belongs to the {kind} namespace, which the container shares with the host: setting it would change the host"),
+        ));
+    }
+    Ok(())
+}
+
+/// What an OCI mount's options ask for.
+#[derive(Debug, PartialEq, Eq)]
+struct MountOptions {
+    /// `mount(2)` flags of a filesystem mount.
+    flags: MsFlags,
+    /// Filesystem data (`size=...`, `mode=...`): every option crabcan does not know.
+    data: Vec<String>,
+    /// `bind` or `rbind` (`Some(true)`).
+    bind: Option<bool>,
+    /// Of a bind: on the bound mount, and on it and every mount below (`ro` and the `r*`
+    /// options).
+    top: MountAttributes,
+    all: MountAttributes,
+    /// An `r*` option was given (binds only).
+    recursive_options: Vec<String>,
+    /// Propagation changes, in order.
+    propagation: Vec<MsFlags>,
+    /// `idmap` (`Some(false)`) or `ridmap` (`Some(true)`).
+    idmap: Option<bool>,
+}
+
+impl Default for MountOptions {
+    fn default() -> MountOptions {
+        MountOptions {
+            flags: MsFlags::empty(),
+            data: Vec::new(),
+            bind: None,
+            top: MountAttributes::default(),
+            all: MountAttributes::default(),
+            recursive_options: Vec::new(),
+            propagation: Vec::new(),
+            idmap: None,
+        }
     }
 }
 
-/// Mount flags and data of an OCI mount's options.
-fn mount_options(options: &[String]) -> Result<(MsFlags, Vec<String>, bool), String> {
-    let mut flags = MsFlags::empty();
-    let mut data = Vec::new();
-    let mut read_only = false;
+const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
+
+/// The propagation of a name (`rslave`...), as runc maps it.
+fn propagation_flags(name: &str) -> Option<MsFlags> {
+    let (recursive, base) = match name.strip_prefix('r') {
+        Some(base) if !base.is_empty() => (MsFlags::MS_REC, base),
+        _ => (MsFlags::empty(), name),
+    };
+    let flag = match base {
+        "private" => MsFlags::MS_PRIVATE,
+        "slave" => MsFlags::MS_SLAVE,
+        "shared" => MsFlags::MS_SHARED,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        _ => return None,
+    };
+    Some(flag | recursive)
+}
+
+/// Parses an OCI mount's options, as runc reads them.
+fn mount_options(options: &[String]) -> Result<MountOptions, String> {
+    let mut parsed = MountOptions::default();
+    let atime = |parsed: &mut MountOptions, flag: MsFlags, attribute: u64| {
+        parsed
+            .flags
+            .remove(MsFlags::MS_NOATIME | MsFlags::MS_RELATIME | MsFlags::MS_STRICTATIME);
+        parsed.flags |= flag;
+        parsed.top.set = (parsed.top.set & !MOUNT_ATTR_ATIME_MASK) | attribute;
+        parsed.top.clear |= MOUNT_ATTR_ATIME_MASK;
+    };
     for option in options {
-        match option.as_str() {
-            "ro" => {
-                read_only = true;
-                flags |= MsFlags::MS_RDONLY
+        let option = option.as_str();
+        // (flag, attribute, set): the plain flags, for filesystems and the bound mount alike.
+        let plain = match option {
+            "ro" => Some((MsFlags::MS_RDONLY, 0, true)),
+            "rw" => Some((MsFlags::MS_RDONLY, 0, false)),
+            "nosuid" => Some((MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID, true)),
+            "suid" => Some((MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID, false)),
+            "noexec" => Some((MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC, true)),
+            "exec" => Some((MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC, false)),
+            "nosymfollow" => Some((MS_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW, true)),
+            "symfollow" => Some((MS_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW, false)),
+            "nodiratime" => Some((MsFlags::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME, true)),
+            "diratime" => Some((MsFlags::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME, false)),
+            // Every mount but devpts is nodev whatever the options say.
+            "nodev" | "dev" => Some((MsFlags::MS_NODEV, 0, true)),
+            _ => None,
+        };
+        if let Some((flag, attribute, set)) = plain {
+            parsed.flags.set(flag, set);
+            if set {
+                parsed.top.set |= attribute;
+                parsed.top.clear &= !attribute;
+            } else {
+                parsed.top.clear |= attribute;
+                parsed.top.set &= !attribute;
             }
-            "rw" => read_only = false,
-            "nosuid" => flags |= MsFlags::MS_NOSUID,
-            "nodev" => flags |= MsFlags::MS_NODEV,
-            "noexec" => flags |= MsFlags::MS_NOEXEC,
-            "relatime" => flags |= MsFlags::MS_RELATIME,
-            "strictatime" => flags |= MsFlags::MS_STRICTATIME,
-            "noatime" => flags |= MsFlags::MS_NOATIME,
-            "suid" | "dev" | "exec" | "atime" | "bind" | "rbind" | "private" | "rprivate" => {}
-            "shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable" => {
-                return Err(format!(
-                    "the propagation {option:?} is not implemented yet (mounts are private)"
-                ))
+            // `ro` is recursive on binds, as crabcan's `--add DIR:DIR:ro` is.
+            if option == "ro" {
+                parsed.all.set |= MOUNT_ATTR_RDONLY;
+                parsed.all.clear &= !MOUNT_ATTR_RDONLY;
+            } else if option == "rw" {
+                parsed.all.set &= !MOUNT_ATTR_RDONLY;
             }
-            other => data.push(other.to_owned()),
+            continue;
+        }
+        match option {
+            "relatime" => atime(&mut parsed, MsFlags::MS_RELATIME, MOUNT_ATTR_RELATIME),
+            "noatime" => atime(&mut parsed, MsFlags::MS_NOATIME, MOUNT_ATTR_NOATIME),
+            "strictatime" => atime(&mut parsed, MsFlags::MS_STRICTATIME, MOUNT_ATTR_STRICTATIME),
+            "sync" => parsed.flags |= MsFlags::MS_SYNCHRONOUS,
+            "dirsync" => parsed.flags |= MsFlags::MS_DIRSYNC,
+            "defaults" | "atime" | "async" => {}
+            "bind" => parsed.bind = Some(parsed.bind.unwrap_or(false)),
+            "rbind" => parsed.bind = Some(true),
+            "idmap" => parsed.idmap = Some(parsed.idmap.unwrap_or(false)),
+            "ridmap" => parsed.idmap = Some(true),
+            propagation if propagation_flags(propagation).is_some() => {
+                parsed.propagation.extend(propagation_flags(propagation));
+            }
+            recursive if recursive.len() > 1 && recursive.starts_with('r') => {
+                let (attribute, set) = match &recursive[1..] {
+                    "ro" => (MOUNT_ATTR_RDONLY, true),
+                    "rw" => (MOUNT_ATTR_RDONLY, false),
+                    "nosuid" => (MOUNT_ATTR_NOSUID, true),
+                    "suid" => (MOUNT_ATTR_NOSUID, false),
+                    "noexec" => (MOUNT_ATTR_NOEXEC, true),
+                    "exec" => (MOUNT_ATTR_NOEXEC, false),
+                    "nosymfollow" => (MOUNT_ATTR_NOSYMFOLLOW, true),
+                    "symfollow" => (MOUNT_ATTR_NOSYMFOLLOW, false),
+                    "nodiratime" => (MOUNT_ATTR_NODIRATIME, true),
+                    "diratime" => (MOUNT_ATTR_NODIRATIME, false),
+                    "nodev" | "dev" => (MOUNT_ATTR_NODEV, true),
+                    "noatime" | "relatime" | "strictatime" | "atime" => {
+                        let choice = match &recursive[1..] {
+                            "noatime" => MOUNT_ATTR_NOATIME,
+                            "strictatime" => MOUNT_ATTR_STRICTATIME,
+                            _ => MOUNT_ATTR_RELATIME,
+                        };
+                        parsed.all.set = (parsed.all.set & !MOUNT_ATTR_ATIME_MASK) | choice;
+                        parsed.all.clear |= MOUNT_ATTR_ATIME_MASK;
+                        parsed.recursive_options.push(recursive.to_owned());
+                        continue;
+                    }
+                    _ => {
+                        parsed.data.push(recursive.to_owned());
+                        continue;
+                    }
+                };
+                if set {
+                    parsed.all.set |= attribute;
+                    parsed.all.clear &= !attribute;
+                } else {
+                    parsed.all.clear |= attribute;
+                    parsed.all.set &= !attribute;
+                }
+                parsed.recursive_options.push(recursive.to_owned());
+            }
+            other => parsed.data.push(other.to_owned()),
         }
     }
-    Ok((flags, data, read_only))
+    Ok(parsed)
+}
+
+/// Whether `option` means something to [`mount_options`] rather than going to the
+/// filesystem as data (for the features document's test).
+#[cfg(test)]
+pub(crate) fn mount_option_is_known(option: &str) -> bool {
+    // tmpcopyup is taken off a mount's options before they are parsed.
+    option == "tmpcopyup" || mount_options(&[option.to_owned()]).is_ok_and(|parsed| parsed.data.is_empty())
 }
 
 fn relative(destination: &Path) -> String {
     destination.to_string_lossy().trim_start_matches('/').to_owned()
 }
 
+/// Whether mount `index` gives `uidMappings`/`gidMappings` (an idmapped mount). crabcan idmaps
+/// through the container's own user namespace, so they must be its maps.
+fn mount_id_maps(value: &Value, index: usize, config: &ContainerConfig) -> Result<bool, OciError> {
+    let field = |key: &str| format!("mounts[{index}].{key}");
+    let given = |key: &str| -> Result<Option<IdRange>, OciError> {
+        let Some(maps) = value
+            .pointer(&format!("/mounts/{index}/{key}"))
+            .filter(|m| !is_empty(m))
+        else {
+            return Ok(None);
+        };
+        let ranges: Vec<oci_spec::runtime::LinuxIdMapping> =
+            serde_json::from_value(maps.clone()).map_err(|error| unsupported(&field(key), error.to_string()))?;
+        match ranges.as_slice() {
+            [one] => Ok(Some(IdRange {
+                inside: one.container_id(),
+                outside: one.host_id(),
+                count: one.size(),
+            })),
+            _ => Err(unsupported(&field(key), "crabcan maps one range of ids for now")),
+        }
+    };
+    let (uid, gid) = (given("uidMappings")?, given("gidMappings")?);
+    if uid.is_none() && gid.is_none() {
+        return Ok(false);
+    }
+    let same = match &config.id_mapping {
+        IdMapping::Given { uid_map, gid_map } => uid.is_none_or(|u| u == *uid_map) && gid.is_none_or(|g| g == *gid_map),
+        _ => false,
+    };
+    if !same {
+        return Err(unsupported(
+            &field("uidMappings"),
+            "crabcan idmaps a mount through the container's user namespace: its maps must be linux.uidMappings and linux.gidMappings",
+        ));
+    }
+    Ok(true)
+}
+
+/// `linux.rootfsPropagation`: the flags for `/` before anything is mounted, and those for the
+/// new root after `pivot_root` (shared and unbindable, which must not be set while the host's
+/// mounts are still below).
+///
+/// When absent: runc's default, rslave, if a mount asks for slave or shared propagation (which
+/// only works from a root that is a slave, or shared); otherwise rprivate, so no mount the host
+/// makes later reaches the container (nor could a mount of the container reach the host).
+/// Mounts that arrive from the host this way are the host's own, with the host's options: not
+/// made `nodev` by crabcan.
+fn root_propagation(spec: &Spec) -> Result<(MsFlags, Option<MsFlags>), OciError> {
+    let given = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone())
+        .unwrap_or_default();
+    if given.is_empty() {
+        let propagates = spec.mounts().iter().flatten().any(|mount| {
+            mount.options().iter().flatten().any(|option| {
+                propagation_flags(option).is_some_and(|flags| flags.intersects(MsFlags::MS_SLAVE | MsFlags::MS_SHARED))
+            })
+        });
+        let flags = if propagates {
+            MsFlags::MS_SLAVE
+        } else {
+            MsFlags::MS_PRIVATE
+        };
+        return Ok((MsFlags::MS_REC | flags, None));
+    }
+    let flags = propagation_flags(&given).ok_or_else(|| {
+        unsupported(
+            "linux.rootfsPropagation",
+            format!("{given:?} is not one of shared, slave, private, unbindable or their r variants"),
+        )
+    })?;
+    let after = flags
+        .intersects(MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE)
+        .then_some(flags);
+    Ok((flags, after))
+}
+
 /// The mount steps of `spec`, in its order, then crabcan's devices and /dev links where /dev is
-/// a tmpfs, the masked and read-only paths, the working directory, a read-only root, and
-/// pivot_root. Returns whether a cgroup mount was asked for (crabcan mounts its own view).
+/// a tmpfs, the bundle's devices, the masked and read-only paths, the working directory, a
+/// read-only root, and pivot_root. Returns whether a cgroup mount was asked for (crabcan mounts
+/// its own view).
 fn mount_plan(
     bundle: &Path,
     spec: &Spec,
+    value: &Value,
     readonly_root: bool,
     config: &ContainerConfig,
 ) -> Result<(Vec<MountStep>, bool), OciError> {
-    let mut steps = vec![MountStep::MakeEverythingPrivate, MountStep::BindRootfs];
+    let (root_flags, new_root_flags) = root_propagation(spec)?;
+    // No device node of the rootfs can be opened: devices are the nodes bound one by one.
+    let mut steps = vec![
+        MountStep::RootPropagation(root_flags),
+        MountStep::BindRootfs,
+        MountStep::NoDevices,
+    ];
+    let rules = DeviceRules::parse(value.pointer("/linux/resources/devices"))?;
+    let ownership = Ownership {
+        user: &config.namespaces.user,
+        id_mapping: &config.id_mapping,
+    };
+    let listed = listed_devices(value.pointer("/linux/devices"), &rules, &ownership)?;
+    let defaults: Vec<&'static str> = default_devices(&rules)?
+        .into_iter()
+        .filter(|name| !listed.iter().any(|node| node.target == Path::new("/dev").join(name)))
+        .collect();
     let mut cgroup_view = false;
     let mut dev_is_tmpfs = false;
     for (index, mount) in spec.mounts().iter().flatten().enumerate() {
@@ -796,9 +1098,24 @@ fn mount_plan(
         let mut options = mount.options().clone().unwrap_or_default();
         let copy_up = options.iter().any(|o| o == "tmpcopyup");
         options.retain(|o| o != "tmpcopyup");
-        let (flags, data, read_only) = mount_options(&options).map_err(|why| unsupported(&field("options"), why))?;
+        let mut parsed = mount_options(&options).map_err(|why| unsupported(&field("options"), why))?;
         let kind = mount.typ().clone().unwrap_or_default();
-        let is_bind = kind == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+        let is_bind = kind == "bind" || parsed.bind.is_some();
+        if mount_id_maps(value, index, config)? && parsed.idmap.is_none() {
+            parsed.idmap = Some(false);
+        }
+        if parsed.idmap.is_some() && !is_bind {
+            return Err(unsupported(
+                &field("options"),
+                "idmap and ridmap apply to bind mounts only",
+            ));
+        }
+        if parsed.idmap.is_some() && config.namespaces.user == NamespaceMode::Host {
+            return Err(unsupported(
+                &field("options"),
+                "an idmapped mount is mapped through the container's user namespace, and linux.namespaces has none",
+            ));
+        }
         if target == "proc" && kind != "proc" || target.starts_with("proc/") {
             return Err(unsupported(
                 &field("destination"),
@@ -815,41 +1132,81 @@ fn mount_plan(
             } else {
                 bundle.join(source)
             };
-            steps.push(MountStep::Bind(BindMount {
+            if !parsed.data.is_empty() {
+                return Err(unsupported(
+                    &field("options"),
+                    format!("{:?} cannot be applied to a bind mount", parsed.data.join(",")),
+                ));
+            }
+            let mut all = parsed.all;
+            all.set |= MOUNT_ATTR_NODEV;
+            all.clear &= !MOUNT_ATTR_NODEV;
+            steps.push(MountStep::OciBind(Box::new(OciBind {
                 source,
                 target: destination.clone(),
-                read_only,
-            }));
+                recursive: parsed.bind == Some(true),
+                idmap: parsed.idmap,
+                top: parsed.top,
+                all,
+                propagation: parsed.propagation,
+            })));
             continue;
         }
         if copy_up && kind != "tmpfs" {
             return Err(unsupported(&field("options"), "tmpcopyup is for tmpfs mounts"));
         }
+        if !parsed.recursive_options.is_empty() {
+            return Err(unsupported(
+                &field("options"),
+                format!(
+                    "the recursive options {:?} apply to bind mounts only",
+                    parsed.recursive_options.join(",")
+                ),
+            ));
+        }
         match kind.as_str() {
             "cgroup" | "cgroup2" if target == "sys/fs/cgroup" => cgroup_view = true,
-            "tmpfs" if copy_up => steps.push(MountStep::TmpfsCopyUp {
-                target: target.clone().into(),
-                flags: flags | MsFlags::MS_NODEV,
-                data: data.join(","),
-            }),
+            "cgroup" | "cgroup2" => {
+                return Err(unsupported(
+                    &field("destination"),
+                    "crabcan mounts the container's own read-only cgroup view at /sys/fs/cgroup only; a cgroup \
+                     filesystem anywhere else is not supported",
+                ))
+            }
+            "tmpfs" if copy_up => {
+                steps.push(MountStep::TmpfsCopyUp {
+                    target: target.clone().into(),
+                    flags: parsed.flags | MsFlags::MS_NODEV,
+                    data: parsed.data.join(","),
+                });
+                if !parsed.propagation.is_empty() {
+                    steps.push(MountStep::Propagation {
+                        target: target.clone(),
+                        flags: parsed.propagation,
+                    });
+                }
+            }
             "proc" | "sysfs" | "tmpfs" | "devpts" | "mqueue" => {
                 dev_is_tmpfs |= kind == "tmpfs" && target == "dev";
                 // nodev everywhere but devpts (its ptys are device nodes): a device node made
                 // in the container's /dev tmpfs (podman's default capabilities include
-                // CAP_MKNOD) can never be opened, which is how the deny-all rule holds.
-                let nodev = if kind == "devpts" {
-                    MsFlags::empty()
-                } else {
-                    MsFlags::MS_NODEV
-                };
+                // CAP_MKNOD) can never be opened, which is how the device rules hold.
+                let mut flags = parsed.flags;
+                flags.set(MsFlags::MS_NODEV, kind != "devpts");
                 steps.push(MountStep::Filesystem {
                     target: target.clone().into(),
                     fstype: kind.clone().into(),
-                    flags: flags | nodev,
-                    data: data.join(","),
+                    flags,
+                    data: parsed.data.join(","),
                 });
+                if !parsed.propagation.is_empty() {
+                    steps.push(MountStep::Propagation {
+                        target: target.clone(),
+                        flags: parsed.propagation,
+                    });
+                }
                 if dev_is_tmpfs && target == "dev" {
-                    steps.extend(DEVICES.iter().map(|name| MountStep::HostDevice { name }));
+                    steps.extend(defaults.iter().map(|name| MountStep::HostDevice { name }));
                     steps.extend(
                         crate::mounts::DEV_LINKS
                             .iter()
@@ -865,13 +1222,14 @@ fn mount_plan(
             }
         }
     }
+    steps.extend(listed.into_iter().map(MountStep::Device));
     for (key, value) in spec
         .linux()
         .as_ref()
         .and_then(|l| l.sysctl().clone())
         .unwrap_or_default()
     {
-        check_sysctl(&key, &value)?;
+        check_sysctl(&key, &value, &config.namespaces)?;
         steps.push(MountStep::Sysctl { key, value });
     }
     let paths = |field: &str| -> Result<Vec<String>, OciError> {
@@ -905,6 +1263,7 @@ fn mount_plan(
         steps.push(MountStep::ReadOnlyRoot);
     }
     steps.push(MountStep::PivotRoot);
+    steps.extend(new_root_flags.map(MountStep::NewRootPropagation));
     Ok((steps, cgroup_view))
 }
 
@@ -918,7 +1277,10 @@ mod tests {
         assert!(check_supported(&ok, "").is_ok());
         let hierarchy = serde_json::json!({"linux": {"resources": {"memory": {"useHierarchy": true}}}});
         let error = check_supported(&hierarchy, "").unwrap_err();
-        assert!(error.to_string().contains("linux.resources.memory.useHierarchy"), "{error}");
+        assert!(
+            error.to_string().contains("linux.resources.memory.useHierarchy"),
+            "{error}"
+        );
         let hugepages =
             serde_json::json!({"linux": {"resources": {"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}}});
         assert!(check_supported(&hugepages, "").is_ok());
@@ -935,13 +1297,341 @@ mod tests {
             .to_string()
             .contains("hooks.onReboot"));
         let ns_path = serde_json::json!({"linux": {"namespaces": [{"type": "network", "path": "/proc/1/ns/net"}]}});
-        assert!(check_supported(&ns_path, "")
-            .unwrap_err()
-            .to_string()
-            .contains("linux.namespaces.*.path"));
+        assert!(check_supported(&ns_path, "").is_ok());
         let rlimit =
             serde_json::json!({"process": {"rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]}});
         assert!(check_supported(&rlimit, "").is_ok());
+    }
+
+    fn strings(options: &[&str]) -> Vec<String> {
+        options.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn mount_options_become_flags_data_attributes_and_propagation() {
+        let parsed = mount_options(&strings(&["nosuid", "ro", "mode=755", "size=65536k"])).unwrap();
+        assert!(parsed.flags.contains(MsFlags::MS_NOSUID | MsFlags::MS_RDONLY));
+        assert_eq!(parsed.data, ["mode=755", "size=65536k"]);
+        assert_eq!(parsed.bind, None);
+        let bind = mount_options(&strings(&[
+            "rbind",
+            "nosuid",
+            "noexec",
+            "rro",
+            "rslave",
+            "shared",
+            "nosymfollow",
+        ]))
+        .unwrap();
+        assert_eq!(bind.bind, Some(true));
+        assert_eq!(
+            bind.top.set,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSYMFOLLOW
+        );
+        assert_eq!(bind.all.set, MOUNT_ATTR_RDONLY);
+        assert_eq!(
+            bind.propagation,
+            [MsFlags::MS_REC | MsFlags::MS_SLAVE, MsFlags::MS_SHARED],
+            "in the order given"
+        );
+        assert_eq!(bind.recursive_options, ["rro"]);
+        let plain = mount_options(&strings(&["bind", "ro", "noatime"])).unwrap();
+        assert_eq!(plain.bind, Some(false));
+        assert_eq!(
+            plain.all.set, MOUNT_ATTR_RDONLY,
+            "ro is recursive, as crabcan's --add :ro"
+        );
+        assert_eq!(
+            (plain.top.set, plain.top.clear),
+            (MOUNT_ATTR_NOATIME, MOUNT_ATTR_ATIME_MASK)
+        );
+        let rw = mount_options(&strings(&["ro", "rw"])).unwrap();
+        assert!(
+            !rw.flags.contains(MsFlags::MS_RDONLY) && rw.all.set == 0,
+            "the last one wins"
+        );
+        assert_eq!(mount_options(&strings(&["idmap"])).unwrap().idmap, Some(false));
+        assert_eq!(mount_options(&strings(&["idmap", "ridmap"])).unwrap().idmap, Some(true));
+    }
+
+    #[test]
+    fn the_root_is_private_or_a_slave_for_mounts_that_propagate_unless_the_bundle_says() {
+        let spec = |propagation: Option<&str>| -> Spec {
+            let mut json = serde_json::json!({"ociVersion": "1.2.0", "linux": {}});
+            if let Some(propagation) = propagation {
+                json["linux"]["rootfsPropagation"] = Value::from(propagation);
+            }
+            serde_json::from_value(json).unwrap()
+        };
+        assert_eq!(
+            root_propagation(&spec(None)).unwrap(),
+            (MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
+        );
+        let slave_mount: Spec = serde_json::from_value(serde_json::json!({"ociVersion": "1.2.0",
+            "mounts": [{"destination": "/v", "type": "bind", "source": "/v", "options": ["rbind", "rslave"]}]}))
+        .unwrap();
+        assert_eq!(
+            root_propagation(&slave_mount).unwrap(),
+            (MsFlags::MS_REC | MsFlags::MS_SLAVE, None),
+            "runc's default, which the mount needs"
+        );
+        assert_eq!(
+            root_propagation(&spec(Some("private"))).unwrap(),
+            (MsFlags::MS_PRIVATE, None)
+        );
+        let shared = MsFlags::MS_REC | MsFlags::MS_SHARED;
+        assert_eq!(
+            root_propagation(&spec(Some("rshared"))).unwrap(),
+            (shared, Some(shared))
+        );
+        let unbindable = MsFlags::MS_UNBINDABLE;
+        assert_eq!(
+            root_propagation(&spec(Some("unbindable"))).unwrap(),
+            (unbindable, Some(unbindable))
+        );
+        let error = root_propagation(&spec(Some("sideways"))).unwrap_err();
+        assert!(error.to_string().contains("linux.rootfsPropagation"), "{error}");
+    }
+
+    fn plan_of(mounts: Value) -> Result<Vec<MountStep>, OciError> {
+        let json = serde_json::json!({"ociVersion": "1.2.0", "mounts": mounts, "linux": {}});
+        let spec: Spec = serde_json::from_value(json.clone()).unwrap();
+        // runc's default: no user namespace.
+        let mut config = ContainerConfig::new("/srv/rootfs", vec!["sh".into()]);
+        config.namespaces.user = NamespaceMode::Host;
+        config.id_mapping = IdMapping::Host;
+        mount_plan(Path::new("/srv/bundle"), &spec, &json, false, &config).map(|(steps, _)| steps)
+    }
+
+    #[test]
+    fn the_plan_makes_the_rootfs_nodev_and_binds_with_their_options() {
+        let steps = plan_of(serde_json::json!([
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+            {"destination": "/data", "type": "bind", "source": "data", "options": ["rbind", "ro", "nosuid", "rslave"]},
+        ]))
+        .unwrap();
+        assert_eq!(
+            steps[0],
+            MountStep::RootPropagation(MsFlags::MS_REC | MsFlags::MS_SLAVE),
+            "an rslave mount"
+        );
+        assert_eq!(steps[1..3], [MountStep::BindRootfs, MountStep::NoDevices]);
+        let bind = steps
+            .iter()
+            .find_map(|step| match step {
+                MountStep::OciBind(bind) => Some(bind),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(bind.source, Path::new("/srv/bundle/data"), "relative to the bundle");
+        assert!(bind.recursive);
+        assert_eq!(bind.all.set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV, "nodev always");
+        assert_eq!(bind.top.set, MOUNT_ATTR_NOSUID);
+        assert_eq!(bind.propagation, [MsFlags::MS_REC | MsFlags::MS_SLAVE]);
+        let devices = steps
+            .iter()
+            .filter(|s| matches!(s, MountStep::HostDevice { .. }))
+            .count();
+        assert_eq!(devices, crate::mounts::DEVICES.len());
+        assert_eq!(steps.last(), Some(&MountStep::PivotRoot));
+        let dev = steps
+            .iter()
+            .find_map(|step| match step {
+                MountStep::Filesystem { target, flags, .. } if target == "dev" => Some(*flags),
+                _ => None,
+            })
+            .unwrap();
+        assert!(dev.contains(MsFlags::MS_NODEV | MsFlags::MS_NOSUID));
+    }
+
+    #[test]
+    fn an_idmapped_bind_uses_the_containers_user_namespace() {
+        let mounts = serde_json::json!([{"destination": "/b", "type": "bind", "source": "/x", "options": ["rbind", "ridmap"],
+            "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}]);
+        let json = serde_json::json!({"ociVersion": "1.2.0", "mounts": mounts, "linux": {}});
+        let spec: Spec = serde_json::from_value(json.clone()).unwrap();
+        let mut config = ContainerConfig::new("/srv/rootfs", vec!["sh".into()]);
+        let range = IdRange {
+            inside: 0,
+            outside: 100000,
+            count: 65536,
+        };
+        config.id_mapping = IdMapping::Given {
+            uid_map: range,
+            gid_map: range,
+        };
+        let (steps, _) = mount_plan(Path::new("/srv"), &spec, &json, false, &config).unwrap();
+        let bind = steps
+            .iter()
+            .find_map(|step| match step {
+                MountStep::OciBind(bind) => Some(bind),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(bind.idmap, Some(true));
+        config.id_mapping = IdMapping::Given {
+            uid_map: IdRange { outside: 1, ..range },
+            gid_map: range,
+        };
+        let error = mount_plan(Path::new("/srv"), &spec, &json, false, &config).unwrap_err();
+        assert!(error.to_string().contains("field mounts[0].uidMappings "), "{error}");
+    }
+
+    #[test]
+    fn mounts_crabcan_cannot_make_are_refused_by_field() {
+        for (mounts, field) in [
+            (
+                serde_json::json!([{"destination": "/cg", "type": "cgroup2", "source": "cgroup"}]),
+                "mounts[0].destination",
+            ),
+            (
+                serde_json::json!([{"destination": "/t", "type": "tmpfs", "source": "t", "options": ["rro"]}]),
+                "mounts[0].options",
+            ),
+            (
+                serde_json::json!([{"destination": "/b", "type": "bind", "source": "/x", "options": ["size=1k"]}]),
+                "mounts[0].options",
+            ),
+            (
+                serde_json::json!([{"destination": "/t", "type": "proc", "source": "t", "options": ["tmpcopyup"]}]),
+                "mounts[0].options",
+            ),
+            (
+                serde_json::json!([{"destination": "/b", "type": "bind", "source": "/x",
+                    "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}]),
+                "mounts[0].uidMappings",
+            ),
+            (
+                serde_json::json!([{"destination": "/b", "type": "bind", "source": "/x", "options": ["idmap"]}]),
+                "mounts[0].options",
+            ),
+            (
+                serde_json::json!([{"destination": "/t", "type": "tmpfs", "source": "t", "options": ["idmap"]}]),
+                "mounts[0].options",
+            ),
+        ] {
+            let error = plan_of(mounts.clone()).unwrap_err();
+            assert!(
+                error.to_string().contains(&format!("field {field} ")),
+                "{mounts}: {error}"
+            );
+        }
+    }
+
+    fn linux(namespaces: Value) -> oci_spec::runtime::Linux {
+        serde_json::from_value(serde_json::json!({ "namespaces": namespaces })).unwrap()
+    }
+
+    #[test]
+    fn unlisted_namespaces_are_the_hosts_and_paths_are_joined() {
+        let listed = linux(serde_json::json!([
+            {"type": "mount"}, {"type": "network", "path": "/run/netns/pod"}, {"type": "pid", "path": ""}
+        ]));
+        let namespaces = namespaces(Some(&listed)).unwrap();
+        assert_eq!(namespaces.mount, NamespaceMode::New);
+        assert_eq!(namespaces.net, NamespaceMode::Join("/run/netns/pod".into()));
+        assert_eq!(namespaces.pid, NamespaceMode::New, "an empty path is a new one");
+        for shared in [&namespaces.uts, &namespaces.ipc, &namespaces.user] {
+            assert_eq!(*shared, NamespaceMode::Host);
+        }
+        assert_eq!(
+            namespaces.cgroup,
+            NamespaceMode::New,
+            "kept new: see the doc of namespaces()"
+        );
+    }
+
+    #[test]
+    fn the_mount_namespace_must_be_new_and_every_kind_listed_once() {
+        for (listed, field) in [
+            (serde_json::json!([{"type": "pid"}]), "linux.namespaces"),
+            (
+                serde_json::json!([{"type": "mount", "path": "/proc/1/ns/mnt"}]),
+                "linux.namespaces[0].path",
+            ),
+            (
+                serde_json::json!([{"type": "mount"}, {"type": "time"}]),
+                "linux.namespaces[1].type",
+            ),
+            (
+                serde_json::json!([{"type": "mount"}, {"type": "pid"}, {"type": "pid"}]),
+                "linux.namespaces[2]",
+            ),
+            (
+                serde_json::json!([{"type": "mount"}, {"type": "network", "path": "netns/x"}]),
+                "linux.namespaces[1].path",
+            ),
+        ] {
+            let error = namespaces(Some(&linux(listed.clone()))).unwrap_err();
+            assert!(
+                error.to_string().contains(&format!("field {field} ")),
+                "{listed}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn id_maps_follow_the_user_namespace() {
+        let maps: oci_spec::runtime::Linux = serde_json::from_value(serde_json::json!({
+            "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+        }))
+        .unwrap();
+        assert!(matches!(
+            id_mapping(Some(&maps), &NamespaceMode::New),
+            Ok(IdMapping::Given { .. })
+        ));
+        assert!(id_mapping(Some(&maps), &NamespaceMode::Host).is_err());
+        let joined = NamespaceMode::Join("/proc/7/ns/user".into());
+        assert!(
+            matches!(id_mapping(Some(&maps), &joined), Ok(IdMapping::Given { .. })),
+            "to be checked"
+        );
+        assert_eq!(
+            id_mapping(None, &joined).unwrap(),
+            IdMapping::Host,
+            "its own, none written"
+        );
+        assert!(id_mapping(None, &NamespaceMode::New).is_err());
+    }
+
+    #[test]
+    fn a_hostname_needs_a_uts_namespace_of_its_own() {
+        let spec = |namespaces: Value, hostname: Option<&str>| -> Spec {
+            let mut json = serde_json::json!({"ociVersion": "1.2.0", "linux": {"namespaces": namespaces}});
+            if let Some(name) = hostname {
+                json["hostname"] = Value::from(name);
+            }
+            serde_json::from_value(json).unwrap()
+        };
+        let names = |spec: &Spec| {
+            let mut config = ContainerConfig::new("/srv", vec!["sh".into()]);
+            config.namespaces = namespaces(spec.linux().as_ref())?;
+            set_names(&mut config, spec).map(|()| config)
+        };
+        let shared = spec(serde_json::json!([{"type": "mount"}]), Some("box"));
+        assert!(names(&shared).unwrap_err().to_string().contains("field hostname"));
+        let config = names(&spec(serde_json::json!([{"type": "mount"}]), None)).unwrap();
+        assert!(!config.set_hostname, "the host's uts namespace keeps the host's name");
+        let joined = serde_json::json!([{"type": "mount"}, {"type": "uts", "path": "/proc/7/ns/uts"}]);
+        assert!(
+            !names(&spec(joined.clone(), None)).unwrap().set_hostname,
+            "the pod's name stays"
+        );
+        let missing = serde_json::json!([{"type": "mount"}, {"type": "uts", "path": "/nonexistent/ns/uts"}]);
+        let error = names(&spec(missing, Some("pod"))).unwrap_err();
+        assert!(error.to_string().contains("/nonexistent/ns/uts"), "{error}");
+        let hosts = serde_json::json!([{"type": "mount"}, {"type": "uts", "path": "/proc/self/ns/uts"}]);
+        assert!(names(&spec(hosts, Some("pod")))
+            .unwrap_err()
+            .to_string()
+            .contains("field hostname"));
+        let kept = names(&spec(serde_json::json!([{"type": "mount"}, {"type": "uts"}]), None)).unwrap();
+        assert!(
+            !kept.set_hostname,
+            "a new one keeps the host's name it was made with, as with runc"
+        );
     }
 
     #[test]
@@ -961,9 +1651,25 @@ mod tests {
 
     #[test]
     fn only_namespaced_sysctls_are_taken() {
-        assert!(check_sysctl("net.ipv4.ping_group_range", "0 2147483647").is_ok());
-        assert!(check_sysctl("kernel.shmmax", "1024").is_ok());
-        assert!(check_sysctl("fs.mqueue.msg_max", "10").is_ok());
+        let new = Namespaces::default();
+        assert!(check_sysctl("net.ipv4.ping_group_range", "0 2147483647", &new).is_ok());
+        assert!(check_sysctl("kernel.shmmax", "1024", &new).is_ok());
+        assert!(check_sysctl("fs.mqueue.msg_max", "10", &new).is_ok());
+        let host_net = Namespaces {
+            net: NamespaceMode::Host,
+            ..Namespaces::default()
+        };
+        let error = check_sysctl("net.ipv4.ping_group_range", "0 1", &host_net).unwrap_err();
+        assert!(error.to_string().contains("shares with the host"), "{error}");
+        assert!(check_sysctl("kernel.shmmax", "1024", &host_net).is_ok());
+        let own_net = Namespaces {
+            net: NamespaceMode::Join("/proc/self/ns/net".into()),
+            ..Namespaces::default()
+        };
+        assert!(
+            check_sysctl("net.ipv4.ip_forward", "1", &own_net).is_err(),
+            "crabcan's own is the host's"
+        );
         for (key, value) in [
             ("kernel.panic", "1"),
             ("vm.swappiness", "0"),
@@ -971,27 +1677,7 @@ mod tests {
             ("net.a/b", "1"),
             ("net.x", "1\n2"),
         ] {
-            assert!(check_sysctl(key, value).is_err(), "{key}");
+            assert!(check_sysctl(key, value, &new).is_err(), "{key}");
         }
-    }
-
-    #[test]
-    fn mount_options_become_flags_and_data() {
-        let options: Vec<String> = ["nosuid", "ro", "mode=755", "size=65536k"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let (flags, data, read_only) = mount_options(&options).unwrap();
-        assert!(flags.contains(MsFlags::MS_NOSUID | MsFlags::MS_RDONLY));
-        assert_eq!(data, ["mode=755", "size=65536k"]);
-        assert!(read_only);
-        assert!(mount_options(&["rshared".to_string()]).is_err());
-    }
-
-    #[test]
-    fn only_the_deny_all_device_rule_is_taken() {
-        assert!(check_device_rules(&[serde_json::json!({"allow": false, "access": "rwm"})]).is_ok());
-        let allow = serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"});
-        assert!(check_device_rules(&[serde_json::json!({"allow": false, "access": "rwm"}), allow]).is_err());
     }
 }

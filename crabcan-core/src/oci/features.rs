@@ -10,7 +10,62 @@ use oci_spec::runtime::{
 /// The oldest runtime spec version crabcan reads.
 pub const OCI_VERSION_MIN: &str = "1.0.0";
 
-/// The features document. `mountExtensions.idmap.enabled` is [`idmapped_mounts_supported`].
+/// The mount options the bundle loader takes (`dev`/`rdev` are taken and overruled: every
+/// mount but devpts is nodev).
+pub const MOUNT_OPTIONS: &[&str] = &[
+    "bind",
+    "rbind",
+    "ro",
+    "rw",
+    "nosuid",
+    "suid",
+    "nodev",
+    "dev",
+    "noexec",
+    "exec",
+    "nosymfollow",
+    "symfollow",
+    "nodiratime",
+    "diratime",
+    "relatime",
+    "noatime",
+    "strictatime",
+    "atime",
+    "sync",
+    "dirsync",
+    "async",
+    "defaults",
+    "private",
+    "rprivate",
+    "slave",
+    "rslave",
+    "shared",
+    "rshared",
+    "unbindable",
+    "runbindable",
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnosymfollow",
+    "rsymfollow",
+    "rnodiratime",
+    "rdiratime",
+    "rnoatime",
+    "rrelatime",
+    "rstrictatime",
+    "ratime",
+    "idmap",
+    "ridmap",
+    "tmpcopyup",
+];
+
+/// The features document. `mountExtensions.idmap.enabled` is [`idmapped_mounts_supported`]:
+/// the `idmap`/`ridmap` options and a mount's `uidMappings` (the container's own) work there.
 pub fn features() -> Features {
     let mut features = Features::default();
     features.set_oci_version_min(OCI_VERSION_MIN.to_owned());
@@ -27,14 +82,7 @@ pub fn features() -> Features {
         .map(str::to_owned)
         .to_vec(),
     ));
-    features.set_mount_options(Some(
-        [
-            "bind", "rbind", "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "private", "rprivate",
-            "slave", "rslave", "shared", "rshared",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    ));
+    features.set_mount_options(Some(MOUNT_OPTIONS.iter().map(|o| o.to_string()).collect()));
 
     let mut linux = LinuxFeature::default();
     linux.set_namespaces(Some(vec![
@@ -157,5 +205,17 @@ mod tests {
             .unwrap()
             .contains(&"SCMP_ACT_ERRNO".into()));
         assert!(linux["mountExtensions"]["idmap"]["enabled"].is_boolean());
+        let options = json["mountOptions"].as_array().unwrap();
+        for option in ["rro", "rslave", "idmap", "nosymfollow"] {
+            assert!(options.contains(&option.into()), "{option}");
+        }
+    }
+
+    #[test]
+    fn every_listed_mount_option_is_taken_by_the_bundle_loader() {
+        for option in MOUNT_OPTIONS {
+            let parsed = super::super::bundle::mount_option_is_known(option);
+            assert!(parsed, "{option} is listed but not parsed");
+        }
     }
 }

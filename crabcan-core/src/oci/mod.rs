@@ -4,6 +4,7 @@
 //! ([`runtime`]). Everything here returns an [`OciError`]; the command line prints it.
 
 pub mod bundle;
+mod devices;
 mod exec;
 pub mod features;
 mod limits;
