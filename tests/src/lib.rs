@@ -328,6 +328,7 @@ impl Crabcan {
 pub struct HostSnapshot {
     mount_points: BTreeSet<String>,
     temp_entries: BTreeSet<String>,
+    devices: Vec<(String, u32, u32, u32)>,
 }
 
 impl HostSnapshot {
@@ -335,6 +336,7 @@ impl HostSnapshot {
         HostSnapshot {
             mount_points: host_mount_points(),
             temp_entries: crabcan_temp_entries(),
+            devices: host_devices(),
         }
     }
 
@@ -352,12 +354,29 @@ impl HostSnapshot {
         );
         let cgroups = container_cgroup_dirs(hostname);
         assert!(cgroups.is_empty(), "the container's cgroup survived it: {cgroups:?}");
+        assert_eq!(
+            host_devices(),
+            self.devices,
+            "the host's device nodes (which containers get bound in) changed owner or mode"
+        );
         let processes = processes_in_container_cgroup(hostname);
         assert!(
             processes.is_empty(),
             "processes of the container survived it: {processes:?}"
         );
     }
+}
+
+/// Owner and mode of the host device nodes crabcan binds into containers.
+fn host_devices() -> Vec<(String, u32, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]
+        .iter()
+        .filter_map(|path| {
+            let meta = std::fs::symlink_metadata(path).ok()?;
+            Some((path.to_string(), meta.uid(), meta.gid(), meta.mode() & 0o7777))
+        })
+        .collect()
 }
 
 fn host_mount_points() -> BTreeSet<String> {

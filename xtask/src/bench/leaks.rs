@@ -27,7 +27,13 @@ pub struct Snapshot {
     mounts: BTreeSet<String>,
     tmp_dirs: BTreeSet<PathBuf>,
     processes: BTreeSet<String>,
+    /// Owner and mode of the host's standard device nodes.
+    devices: Vec<(PathBuf, u32, u32, u32)>,
 }
+
+/// The host device nodes containers get bound in: a runtime must never change them (crun 1.8
+/// chowns the host's /dev/null to the container's root when it runs a user namespace).
+const HOST_DEVICES: [&str; 6] = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"];
 
 /// The outcome of comparing two snapshots.
 #[derive(Debug, Default)]
@@ -57,6 +63,7 @@ impl Snapshot {
             mounts: mounts(),
             tmp_dirs: tmp_crabcan_dirs(),
             processes: our_processes(marks),
+            devices: host_devices(),
         }
     }
 
@@ -95,7 +102,39 @@ impl Snapshot {
                 .push(format!("crabcan OCI state left behind: {}", state.display()));
         }
         clean_runtime_leftovers(marks, &mut report);
+        restore_devices(&before.devices, &after.devices, &mut report);
         report
+    }
+}
+
+fn host_devices() -> Vec<(PathBuf, u32, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    HOST_DEVICES
+        .iter()
+        .filter_map(|path| {
+            let meta = fs::symlink_metadata(path).ok()?;
+            Some((PathBuf::from(path), meta.uid(), meta.gid(), meta.mode() & 0o7777))
+        })
+        .collect()
+}
+
+/// Puts back the owner and mode of every host device node a runtime changed, and says so.
+fn restore_devices(before: &[(PathBuf, u32, u32, u32)], after: &[(PathBuf, u32, u32, u32)], report: &mut Report) {
+    use std::os::unix::fs::PermissionsExt;
+    for (path, uid, gid, mode) in before {
+        let Some((_, now_uid, now_gid, now_mode)) = after.iter().find(|(p, ..)| p == path) else {
+            continue;
+        };
+        if (now_uid, now_gid, now_mode) == (uid, gid, mode) {
+            continue;
+        }
+        let restored = std::os::unix::fs::lchown(path, Some(*uid), Some(*gid))
+            .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(*mode)));
+        let outcome = restored.map_or_else(|e| format!(" (restoring failed: {e})"), |()| " (restored)".into());
+        report.cleaned.push(format!(
+            "host {} was changed to {now_uid}:{now_gid} mode {now_mode:o} by a runtime (crun 1.8 chowns it when it runs a user namespace){outcome}",
+            path.display()
+        ));
     }
 }
 
