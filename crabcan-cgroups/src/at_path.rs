@@ -159,6 +159,7 @@ mod tests {
                 mounts,
                 state_dir: root.join("run/state"),
                 parent: DEFAULT_PARENT.to_string(),
+                v2_base: PathBuf::new(),
             };
             FakeHost { root, host }
         }
@@ -192,6 +193,7 @@ mod tests {
             .create_at(Path::new("/oci/abc"), &Limits::unlimited(), MissingController::Error)
             .expect("create_at");
         assert_eq!(cg.name(), "abc");
+        assert_eq!(cg.relative_path(), Path::new("oci/abc"));
         assert_eq!(cg.paths(), fake.dirs(&["memory", "pids", "freezer"], "oci/abc"));
         assert!(cg.paths().iter().all(|d| d.is_dir()));
         assert!(!fake.host.state_dir().exists(), "no lease is taken");
@@ -202,6 +204,7 @@ mod tests {
 
         let opened = ContainerCgroup::open_at(&fake.host, Path::new("oci/abc")).expect("open_at");
         assert_eq!(opened.paths(), dirs);
+        assert_eq!(opened.relative_path(), Path::new("oci/abc"));
         drop(opened);
         assert!(
             dirs.iter().all(|d| d.is_dir()),
@@ -368,6 +371,7 @@ mod tests {
             .unwrap();
         let lease = fake.host.state_dir().join(cg.name());
         assert!(lease.exists());
+        assert_eq!(cg.relative_path(), Path::new("crabcan").join(cg.name()));
         let dirs = cg.keep();
         assert_eq!(dirs.len(), 2);
         assert!(dirs.iter().all(|d| d.is_dir()));

@@ -77,6 +77,12 @@ pub struct ContainerCgroup {
     /// `<name>.<owner pid>`, the directory name under the parent folder; the path's last
     /// component for a cgroup at a path.
     leaf: String,
+    /// Where it is, relative to `base` in each hierarchy: what [`ContainerCgroup::open_at`]
+    /// takes.
+    relative: PathBuf,
+    /// The host's [`CgroupHost::v2_base`] on cgroup v2 (a subtree delegated to a user); empty
+    /// on v1 and for root's.
+    base: PathBuf,
     /// `None` once removed.
     backend: Option<Box<dyn CgroupBackend>>,
     /// Held (locked) for as long as the directories exist; `None` once removed, and always for
@@ -128,8 +134,11 @@ impl ContainerCgroup {
                 return Err(in_use_if_exists(e, &host.parent, &leaf));
             }
         };
+        let relative = parent.join(&leaf);
         let mut cgroup = ContainerCgroup {
             leaf,
+            relative,
+            base: base_for(host),
             backend: Some(backend),
             lease: Some(lease),
             unapplied: Vec::new(),
@@ -175,6 +184,8 @@ impl ContainerCgroup {
         };
         let mut cgroup = ContainerCgroup {
             leaf: at.leaf().to_string(),
+            relative: at.relative(),
+            base: base_for(host),
             backend: Some(backend),
             lease: None,
             unapplied: Vec::new(),
@@ -208,7 +219,7 @@ impl ContainerCgroup {
                 }
                 Box::new(cgroup)
             }
-            Version::V2 => match V2Cgroup::open(mounts, &rel) {
+            Version::V2 => match V2Cgroup::open(mounts, &base_for(host).join(&rel)) {
                 Some(cgroup) => Box::new(cgroup),
                 None => {
                     return Err(CgroupError::NotFound {
@@ -219,12 +230,23 @@ impl ContainerCgroup {
         };
         Ok(ContainerCgroup {
             leaf: at.leaf().to_string(),
+            relative: rel.clone(),
+            base: base_for(host),
             backend: Some(backend),
             lease: None,
             unapplied: Vec::new(),
             parent_levels: at.parent_levels(),
             remove_on_drop: false,
         })
+    }
+}
+
+/// Where `host` makes cgroups, relative to a hierarchy's mount: its [`CgroupHost::v2_base`] on
+/// cgroup v2, the hierarchy's root on v1.
+fn base_for(host: &CgroupHost) -> PathBuf {
+    match host.mounts.layout.version() {
+        Version::V1 => PathBuf::new(),
+        Version::V2 => host.v2_base.clone(),
     }
 }
 
@@ -279,7 +301,15 @@ fn create_backend(
             unapplied,
             made,
         )?),
-        Version::V2 => Box::new(V2Cgroup::create(mounts, parent, leaf, &wanted, unapplied, made)?),
+        Version::V2 => Box::new(V2Cgroup::create(
+            mounts,
+            &host.v2_base,
+            parent,
+            leaf,
+            &wanted,
+            unapplied,
+            made,
+        )?),
     })
 }
 
@@ -297,9 +327,16 @@ fn in_use_if_exists(error: CgroupError, parent: &str, leaf: &str) -> CgroupError
 
 impl ContainerCgroup {
     /// Wraps existing directories and their lease, taken over from a dead owner (stale cleanup).
-    pub(crate) fn from_stale(leaf: String, backend: Box<dyn CgroupBackend>, lease: Lease) -> ContainerCgroup {
+    pub(crate) fn from_stale(
+        leaf: String,
+        (relative, base): (PathBuf, PathBuf),
+        backend: Box<dyn CgroupBackend>,
+        lease: Lease,
+    ) -> ContainerCgroup {
         ContainerCgroup {
             leaf,
+            relative,
+            base,
             backend: Some(backend),
             lease: Some(lease),
             unapplied: Vec::new(),
@@ -308,8 +345,8 @@ impl ContainerCgroup {
         }
     }
 
-    /// The existing cgroup at `path` (relative to each hierarchy's mount point, as for
-    /// [`CgroupHost::create_at`]): its directories that exist, in the hierarchies crabcan uses
+    /// The existing cgroup at `path` (relative to each hierarchy's mount point, or to the
+    /// host's [`CgroupHost::v2_base`], as for [`CgroupHost::create_at`]): its directories that exist, in the hierarchies crabcan uses
     /// ([`CgroupError::NotFound`] if there are none). For a later process than the creator's
     /// (OCI `kill`, `pause`, `state`, `delete`): it can [`ContainerCgroup::kill_all`], read
     /// [`ContainerCgroup::stats`], [`ContainerCgroup::freeze`] and
@@ -420,6 +457,19 @@ impl ContainerCgroup {
     /// path ([`CgroupHost::create_at`], [`ContainerCgroup::open_at`]), the path's last component.
     pub fn name(&self) -> &str {
         &self.leaf
+    }
+
+    /// Where the cgroup is, relative to [`ContainerCgroup::v2_base`] in each hierarchy: the
+    /// path [`ContainerCgroup::open_at`] finds it by in a later process, given a host with
+    /// the same base.
+    pub fn relative_path(&self) -> &Path {
+        &self.relative
+    }
+
+    /// The cgroup v2 subtree its path is relative to: the host's [`CgroupHost::v2_base`] (a
+    /// subtree delegated to an ordinary user); empty on v1 and for root's.
+    pub fn v2_base(&self) -> &Path {
+        &self.base
     }
 
     /// The limits this cgroup was created without: those the host cannot apply, under

@@ -30,6 +30,8 @@ pub struct CgroupHost {
     pub(crate) mounts: Mounts,
     pub(crate) state_dir: PathBuf,
     pub(crate) parent: String,
+    /// Where on the cgroup2 mount container cgroups go (relative; empty: the mount's root).
+    pub(crate) v2_base: PathBuf,
 }
 
 impl CgroupHost {
@@ -41,6 +43,7 @@ impl CgroupHost {
             mounts,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             parent: DEFAULT_PARENT.to_string(),
+            v2_base: PathBuf::new(),
         })
     }
 
@@ -60,6 +63,38 @@ impl CgroupHost {
     pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> CgroupHost {
         self.state_dir = dir.into();
         self
+    }
+
+    /// Makes container cgroups below `base` (relative to the cgroup2 mount, e.g. a subtree
+    /// delegated to the calling user: [`crate::find_delegated_subtree`]) instead of below the
+    /// mount's root, and enables controllers from `base` down only: nothing above it is
+    /// written, so an ordinary user can make cgroups in the subtree it owns. Both `create`
+    /// (`<base>/<parent>/<name>.<pid>`) and `create_at` (`<base>/<path>`) follow it, and so does
+    /// stale cleanup. Used on cgroup v2 only; [`CgroupError::InvalidName`] for a path that is
+    /// absolute or climbs (`..`).
+    pub fn with_v2_base(mut self, base: impl Into<PathBuf>) -> Result<CgroupHost, CgroupError> {
+        let base = base.into();
+        let climbs = base.components().any(|c| !matches!(c, std::path::Component::Normal(_)));
+        if climbs {
+            return Err(CgroupError::InvalidName {
+                name: base.display().to_string(),
+                reason: "a cgroup base is a relative path of plain components",
+            });
+        }
+        self.v2_base = base;
+        Ok(self)
+    }
+
+    /// Where on the cgroup2 mount container cgroups go (see [`CgroupHost::with_v2_base`]).
+    pub fn v2_base(&self) -> &Path {
+        &self.v2_base
+    }
+
+    /// The cgroup v2 controllers that [`CgroupHost::v2_base`] offers the cgroups made below it
+    /// (its `cgroup.controllers`): which limits can be applied there.
+    /// [`CgroupError::NotMounted`] without a cgroup2 mount.
+    pub fn available_controllers(&self) -> Result<std::collections::BTreeSet<String>, CgroupError> {
+        crate::v2::available_controllers(&self.mounts, &self.v2_base)
     }
 
     /// The folder (in each hierarchy) container cgroups are made in.
@@ -145,12 +180,22 @@ mod tests {
             mounts: Mounts::from_mountinfo("35 22 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw").unwrap(),
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             parent: DEFAULT_PARENT.to_string(),
+            v2_base: PathBuf::new(),
         };
         assert_eq!(host.parent(), "crabcan");
         assert_eq!(host.layout(), Layout::V2);
         assert_eq!(host.clone().with_parent("other").unwrap().parent(), "other");
         for bad in ["", "..", "a/b", "/abs"] {
             let err = host.clone().with_parent(bad).unwrap_err();
+            assert!(matches!(err, CgroupError::InvalidName { .. }), "{bad}: {err}");
+        }
+        let delegated = host
+            .clone()
+            .with_v2_base("user.slice/user@1000.service/app.slice")
+            .unwrap();
+        assert_eq!(delegated.v2_base(), Path::new("user.slice/user@1000.service/app.slice"));
+        for bad in ["/abs", "a/../b", "..", "./a"] {
+            let err = host.clone().with_v2_base(bad).unwrap_err();
             assert!(matches!(err, CgroupError::InvalidName { .. }), "{bad}: {err}");
         }
     }

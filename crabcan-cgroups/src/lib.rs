@@ -20,6 +20,11 @@
 //! cleanup removes exactly the cgroups whose lease nobody holds, across pid and mount
 //! namespaces.
 //!
+//! An ordinary user gets container cgroups only in a cgroup v2 subtree delegated to it:
+//! [`find_delegated_subtree`] finds it (or says why there is none, [`NoDelegation`]) and
+//! [`CgroupHost::with_v2_base`] makes cgroups there, with the leases in a state directory of the
+//! user's own.
+//!
 //! Limits the host cannot apply fail creation or, with [`MissingController::Warn`], are left
 //! out and listed in [`ContainerCgroup::unapplied`]; errors and unapplied limits name the
 //! limit as a [`LimitKind`]. The crate prints nothing and never exits.
@@ -38,6 +43,7 @@
 mod at_path;
 mod backend;
 mod container;
+mod delegation;
 mod error;
 mod fsutil;
 mod host;
@@ -57,6 +63,7 @@ use std::time::Duration;
 
 pub use backend::{MissingController, Unapplied};
 pub use container::{validate_name, ContainerCgroup, MAX_NAME_LEN};
+pub use delegation::{find_delegated_subtree, NoDelegation};
 pub use error::{CgroupError, ParseSizeError};
 pub use host::CgroupHost;
 pub use layout::{current_cgroups, Layout, ProcCgroup};

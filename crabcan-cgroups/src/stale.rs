@@ -58,12 +58,17 @@ fn remove_leased(host: &CgroupHost, leaf: String, lease: Lease) -> Result<(), Cg
     let (mounts, parent) = (&host.mounts, host.parent.as_str());
     let backend: Box<dyn CgroupBackend> = match mounts.layout.version() {
         Version::V1 => Box::new(V1Cgroup::open(mounts, &Path::new(parent).join(&leaf))),
-        Version::V2 => match V2Cgroup::open(mounts, &Path::new(parent).join(&leaf)) {
+        Version::V2 => match V2Cgroup::open(mounts, &host.v2_base.join(parent).join(&leaf)) {
             Some(cgroup) => Box::new(cgroup),
             None => return lease.release(), // died before making its directory
         },
     };
-    ContainerCgroup::from_stale(leaf, backend, lease).remove()
+    let base = match mounts.layout.version() {
+        Version::V1 => std::path::PathBuf::new(),
+        Version::V2 => host.v2_base.clone(),
+    };
+    let relative = Path::new(parent).join(&leaf);
+    ContainerCgroup::from_stale(leaf, (relative, base), backend, lease).remove()
 }
 
 /// The owner pid of a `<name>.<pid>` lease name (in the owner's pid namespace: only a
@@ -114,6 +119,7 @@ mod tests {
                 mounts,
                 state_dir: root.join("run/state"),
                 parent: DEFAULT_PARENT.to_string(),
+                v2_base: PathBuf::new(),
             };
             FakeHost { root, host }
         }

@@ -195,7 +195,8 @@ fn unified_part(
         missing: wanted.missing,
         all_available: false,
     };
-    let cgroup = V2Cgroup::create(mounts, parent, leaf, &part, unapplied, made)?;
+    // A hybrid host's cgroup2 mount: root's, from its root (no delegation on hybrid hosts).
+    let cgroup = V2Cgroup::create(mounts, Path::new(""), parent, leaf, &part, unapplied, made)?;
     let (dir, mut enabled) = cgroup.into_parts();
     enabled.retain(|c| on_unified.contains(c));
     if enabled.is_empty() {

@@ -54,18 +54,21 @@ pub(crate) struct Wanted<'a> {
 }
 
 impl V2Cgroup {
-    /// Enables the controllers and creates `<mount>/<parent>/<leaf>`, and the missing
+    /// Enables the controllers and creates `<mount>/<base>/<parent>/<leaf>`, and the missing
     /// components of `<parent>` (pushed to `made`; the caller decides what to do with them on
-    /// error).
+    /// error). Controllers are enabled from `<mount>/<base>` down: `base` is empty, or the
+    /// subtree delegated to an ordinary user ([`crate::CgroupHost::with_v2_base`]), above
+    /// which nothing is written.
     pub fn create(
         mounts: &Mounts,
+        base: &Path,
         parent: &Path,
         leaf: &str,
         wanted: &Wanted,
         unapplied: &mut Vec<Unapplied>,
         made: &mut Vec<PathBuf>,
     ) -> Result<V2Cgroup, CgroupError> {
-        let root = v2_root(mounts)?;
+        let root = v2_root(mounts)?.join(base);
         let dir = root.join(parent).join(leaf);
         let available = read_controllers(&root.join("cgroup.controllers"))?;
         let usable = usable_controllers(&available, wanted, unapplied)?;
@@ -144,6 +147,11 @@ impl V2Cgroup {
         let thawed = if frozen { write_file(&freeze, "0") } else { Ok(()) };
         result.and(thawed)
     }
+}
+
+/// The controllers `<mount>/<base>` offers its children (its `cgroup.controllers`).
+pub(crate) fn available_controllers(mounts: &Mounts, base: &Path) -> Result<BTreeSet<String>, CgroupError> {
+    read_controllers(&v2_root(mounts)?.join(base).join("cgroup.controllers"))
 }
 
 fn v2_root(mounts: &Mounts) -> Result<PathBuf, CgroupError> {

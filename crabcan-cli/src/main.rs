@@ -134,6 +134,17 @@ fn build_config(args: Args) -> Result<ContainerConfig, Failure> {
     config.init = args.init;
     config.capabilities = CapabilitySet::adjusted(&args.cap_add, &args.cap_drop).map_err(Failure::setup)?;
     config.limits = limits(&args)?;
+    config.requested_limits = [
+        (LimitKind::Memory, args.memory.is_some()),
+        (LimitKind::MemorySwap, args.memory_swap.is_some()),
+        (LimitKind::Pids, args.pids.is_some()),
+        (LimitKind::CpuWeight, args.cpu_weight.is_some()),
+        (LimitKind::CpuQuota, args.cpus.is_some()),
+        (LimitKind::IoWeight, args.io_weight.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(limit, given)| given.then_some(limit))
+    .collect();
     if args.allow_missing_controllers {
         config.missing_controllers = MissingController::Warn;
     }

@@ -10,10 +10,12 @@ use std::time::{Duration, SystemTime};
 
 use clap::{CommandFactory, FromArgMatches};
 use crabcan_core::oci::runtime::{self, CgroupManager, CreateOptions, EventsOptions, ExecOptions, ExecUser};
-use crabcan_core::oci::state::{validate_id, ContainerState, StateStore};
+use crabcan_core::oci::state::{validate_id, ContainerState, StateStore, DEFAULT_ROOT};
 use crabcan_core::oci::{features, rfc3339, spec, OciError};
 
-use crate::oci_args::{CgroupManagerArg, CreateArgs, ExecArgs, Format, LogFormat, OciCli, OciCommand, Scan, UpdateLimits};
+use crate::oci_args::{
+    CgroupManagerArg, CreateArgs, ExecArgs, Format, LogFormat, OciCli, OciCommand, Rootless, Scan, UpdateLimits,
+};
 
 /// The exit status of a failed OCI subcommand, as runc's.
 const EXIT_FAILED: u8 = 1;
@@ -98,12 +100,44 @@ fn cgroup_manager(cli: &OciCli) -> (CgroupManager, &'static str) {
     }
 }
 
+/// The state root: `--root`, or runc's defaults, `/run/crabcan` for root and
+/// `$XDG_RUNTIME_DIR/crabcan` for anyone else (`runtime_dir`). `--rootless` must agree with who
+/// runs crabcan (`euid`): `false` asks for root's mode, which an ordinary user cannot have; `true`
+/// as root changes nothing, as with runc (it lets cgroup permission errors pass, and root's
+/// containers make their cgroups anyway).
+fn state_root(
+    given: Option<&Path>,
+    rootless: Rootless,
+    euid: u32,
+    runtime_dir: impl FnOnce() -> Result<PathBuf, crabcan_core::RootlessError>,
+) -> Result<PathBuf, String> {
+    if rootless == Rootless::False && euid != 0 {
+        return Err(format!(
+            "--rootless false asks for root's mode, and crabcan runs as uid {euid}: run it as root, or pass --rootless auto"
+        ));
+    }
+    match (given, euid) {
+        (Some(root), _) => Ok(root.to_owned()),
+        (None, 0) => Ok(PathBuf::from(DEFAULT_ROOT)),
+        (None, _) => runtime_dir().map_err(|error| format!("{error}; or pass --root DIR")),
+    }
+}
+
 /// Runs the subcommand: its exit status, or the error line.
 fn run(cli: OciCli) -> Result<i32, String> {
     if let Some(id) = cli.command.id() {
         validate_id(id).map_err(|e| e.to_string())?;
     }
-    let store = StateStore::new(&cli.root);
+    let root = match cli.command {
+        OciCommand::Spec { .. } | OciCommand::Features => PathBuf::new(),
+        _ => state_root(
+            cli.root.as_deref(),
+            cli.rootless,
+            nix::unistd::geteuid().as_raw(),
+            crabcan_core::rootless::state_dir,
+        )?,
+    };
+    let store = StateStore::new(&root);
     let (manager, option) = cgroup_manager(&cli);
     let needs_cgroups = |what: &'static str| manager.check(what, option).map_err(|e| e.to_string());
     let oci = |result: Result<(), OciError>| result.map(|()| 0).map_err(|e| e.to_string());
@@ -355,7 +389,9 @@ fn read_resources(path: &Path) -> Result<serde_json::Value, String> {
     };
     read.map_err(|error| format!("cannot read the resources from {name}: {error}"))?;
     if text.len() as u64 > MAX_RESOURCES_BYTES {
-        return Err(format!("the resources in {name} are larger than {MAX_RESOURCES_BYTES} bytes"));
+        return Err(format!(
+            "the resources in {name} are larger than {MAX_RESOURCES_BYTES} bytes"
+        ));
     }
     serde_json::from_slice(&text)
         .map_err(|error| format!("the resources in {name} are not a linux.resources object: {error}"))
@@ -532,6 +568,37 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("0s").is_err() && parse_duration("5x").is_err() && parse_duration("").is_err());
+    }
+
+    #[test]
+    fn the_state_root_follows_who_runs_crabcan() {
+        let xdg = || Ok(PathBuf::from("/run/user/1000/crabcan"));
+        let unset = || Err(crabcan_core::RootlessError::NoRuntimeDir);
+        assert_eq!(
+            state_root(None, Rootless::Auto, 0, unset),
+            Ok(PathBuf::from(DEFAULT_ROOT))
+        );
+        assert_eq!(
+            state_root(None, Rootless::True, 0, xdg),
+            Ok(PathBuf::from(DEFAULT_ROOT))
+        );
+        assert_eq!(
+            state_root(None, Rootless::Auto, 1000, xdg),
+            Ok(PathBuf::from("/run/user/1000/crabcan"))
+        );
+        let given = Path::new("/tmp/states");
+        assert_eq!(
+            state_root(Some(given), Rootless::Auto, 1000, unset),
+            Ok(given.to_owned())
+        );
+        let error = state_root(None, Rootless::Auto, 1000, unset).unwrap_err();
+        assert!(
+            error.starts_with("XDG_RUNTIME_DIR is not set") && error.ends_with("or pass --root DIR"),
+            "{error}"
+        );
+        let error = state_root(Some(given), Rootless::False, 1000, xdg).unwrap_err();
+        assert!(error.starts_with("--rootless false asks for root's mode"), "{error}");
+        assert!(state_root(None, Rootless::False, 0, unset).is_ok());
     }
 
     #[test]

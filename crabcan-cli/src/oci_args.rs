@@ -6,7 +6,6 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use crabcan_core::oci::state::DEFAULT_ROOT;
 
 /// runc's subcommands: a first argument (after global options) that is one of these selects the
 /// OCI mode.
@@ -77,9 +76,10 @@ pub fn scan(args: &[OsString]) -> Scan {
     after_help = "The direct mode is still there: crabcan --mount ROOTFS [-- CMD...] (crabcan --help)."
 )]
 pub struct OciCli {
-    /// Folder of the containers' state (a tmpfs, such as /run)
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
-    pub root: PathBuf,
+    /// Folder of the containers' state (a tmpfs, such as /run) [default: /run/crabcan for root,
+    /// $XDG_RUNTIME_DIR/crabcan for anyone else]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
 
     /// Append errors (and, with --debug, debug lines) to this file
     #[arg(long, value_name = "FILE")]
@@ -97,7 +97,7 @@ pub struct OciCli {
     #[arg(long)]
     pub systemd_cgroup: bool,
 
-    /// Whether to run as a rootless container runtime
+    /// Whether to run as a rootless container runtime (auto: when not run by root)
     #[arg(long, value_enum, value_name = "true|false|auto", default_value_t = Rootless::Auto)]
     pub rootless: Rootless,
 
@@ -457,7 +457,7 @@ mod tests {
     #[test]
     fn global_options_and_defaults() {
         let cli = parse(&["crabcan", "list"]);
-        assert_eq!(cli.root, PathBuf::from(DEFAULT_ROOT));
+        assert_eq!(cli.root, None, "chosen by who runs crabcan (oci::state_root)");
         assert_eq!(cli.log_format, LogFormat::Text);
         assert_eq!(cli.rootless, Rootless::Auto);
         assert!(!cli.debug && !cli.systemd_cgroup && cli.log.is_none() && cli.cgroup_manager.is_none());
@@ -478,7 +478,7 @@ mod tests {
             "state",
             "x",
         ]);
-        assert_eq!(cli.root, PathBuf::from("/tmp/r"));
+        assert_eq!(cli.root, Some(PathBuf::from("/tmp/r")));
         assert_eq!(cli.log, Some(PathBuf::from("/tmp/l")));
         assert_eq!(cli.log_format, LogFormat::Json);
         assert!(cli.debug && cli.systemd_cgroup);

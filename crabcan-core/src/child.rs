@@ -1,6 +1,6 @@
 //! Everything the container's first process does between clone and execve, in order:
-//! close inherited fds → wait for the id maps → joined net/ipc/uts namespaces → root of the
-//! user namespace → a session keyring of its own → hostname → loopback → mounts → wait until
+//! close inherited fds → wait for the id maps → non-dumpable → joined net/ipc/uts namespaces →
+//! root of the user namespace → a session keyring of its own → hostname → loopback → mounts → wait until
 //! it is in its cgroup → (hooks: prestart and createRuntime by crabcan, then createContainer) →
 //! protections and pivot_root → rlimits → session/pty → cgroup namespace (new or joined) → a
 //! joined user namespace → capabilities and identity → no_new_privs → working directory →
@@ -69,7 +69,6 @@ fn set_up_and_exec(
     if !config.survives_crabcan {
         ops.die_with_parent()?;
     }
-    ops.hide_from_proc()?;
     // Nothing crabcan's caller had open may reach the container, not even during setup (a
     // directory fd and `--workdir /proc/self/fd/N` would be an escape, CVE-2024-21626), but
     // the descriptors it asked to pass (which only the command gets, at execve).
@@ -94,6 +93,10 @@ fn set_up_and_exec(
     };
     let mut namespaces = ReceivedNamespaces::split_off(&mut go_fds, &config.namespaces).ok_or_else(wrong_count)?;
     let trees = ReceivedTrees::new(&idmapped, go_fds).ok_or_else(wrong_count)?;
+    // Non-dumpable only now: until its maps are written the process must stay dumpable, or
+    // /proc/<pid>/ is root's and an ordinary user's crabcan (or newuidmap, which checks the
+    // owner) cannot write them. Nothing of the container runs before this point.
+    ops.hide_from_proc()?;
 
     // Joined namespaces: net, ipc and uts before anything uses them; the cgroup namespace where
     // a new one would be made, the user namespace after everything that needs the host's root.
@@ -632,6 +635,13 @@ pub(crate) mod tests {
         assert!(!steps.iter().any(|s| s.starts_with("join_namespace")));
         let (steps, _) = record(&self::config(), None, 0);
         assert!(at(&steps, "set_hostname") < at(&steps, "bring_up_loopback"));
+    }
+
+    #[test]
+    fn the_process_turns_non_dumpable_once_its_maps_are_written() {
+        let (steps, _) = record(&config(), None, 0);
+        assert!(at(&steps, "wait Go") < at(&steps, "hide_from_proc"), "{steps:?}");
+        assert!(at(&steps, "hide_from_proc") < at(&steps, "become_namespace_root"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crabcan_cgroups::{Limits, MissingController};
+use crabcan_cgroups::{LimitKind, Limits, MissingController};
 use crabcan_seccomp::CompiledFilter;
 
 use crate::capabilities::CapabilitySet;
@@ -99,9 +99,12 @@ pub enum SessionKeyring {
 /// Which host ids a container's user namespace maps its ids onto.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdMapping {
-    /// A private range of [`crate::id_ranges::SLOT_SIZE`] host ids from crabcan's pool, leased
-    /// for the container's life and overlapping no other container, user or account (like
-    /// podman's `--userns=auto`). Container ids 0..65536.
+    /// Run by root: a private range of [`crate::id_ranges::SLOT_SIZE`] host ids from crabcan's
+    /// pool, leased for the container's life and overlapping no other container, user or
+    /// account (like podman's `--userns=auto`); container ids 0..65536. Run by an ordinary
+    /// user: that user's own uid and gid as the container's root, and its subordinate ranges of
+    /// `/etc/subuid` and `/etc/subgid` from container id 1 on where `newuidmap`/`newgidmap`
+    /// exist (see [`crate::rootless`]).
     Auto,
     /// No maps of crabcan's: the container's ids are those of the user namespace it shares
     /// (the host's: an OCI config without a user namespace, as podman and containerd send by
@@ -187,6 +190,12 @@ pub struct ContainerConfig {
     pub workdir: PathBuf,
     /// Cgroup limits; `None` runs the container without a cgroup of its own.
     pub limits: Option<Limits>,
+    /// Which of [`ContainerConfig::limits`] were asked for (a limit flag, an OCI bundle's
+    /// resources), as opposed to crabcan's defaults. An ordinary user's container gets a cgroup
+    /// only in a cgroup v2 subtree delegated to that user: where there is none, a limit asked
+    /// for is an error and default ones are left out, and so is a default one whose controller
+    /// the subtree lacks.
+    pub requested_limits: Vec<LimitKind>,
     /// What to do when the host lacks a cgroup controller a limit needs.
     pub missing_controllers: MissingController,
     /// RLIMIT_NOFILE; `None` is [`DEFAULT_NOFILE`], capped at crabcan's own hard limit.
@@ -253,6 +262,9 @@ pub struct ContainerConfig {
     /// with no lease: its creator exits and `delete` removes it. `None`: crabcan's own
     /// `crabcan/<hostname>.<pid>`, leased.
     pub(crate) cgroup_path: Option<PathBuf>,
+    /// The lines of the uid and gid maps once `create` has chosen the host ids: which ids exist
+    /// inside (the mount plan names gid 5 for devpts only where it does). `None` before.
+    pub(crate) mapped_inside: Option<(Vec<IdRange>, Vec<IdRange>)>,
 }
 
 /// The capability sets of the command, each given on its own.
@@ -297,6 +309,7 @@ impl ContainerConfig {
             env: Vec::new(),
             workdir: PathBuf::from("/"),
             limits: Some(Limits::default()),
+            requested_limits: Vec::new(),
             missing_controllers: MissingController::Error,
             nofile: None,
             tmp_size: None,
@@ -322,6 +335,7 @@ impl ContainerConfig {
             mount_plan: None,
             cgroup_view: true,
             cgroup_path: None,
+            mapped_inside: None,
         }
     }
 
@@ -381,6 +395,39 @@ impl ContainerConfig {
             }
         }
         Ok(self)
+    }
+
+    /// Whether container gid `gid` is mapped: by the maps `create` chose, or before that as far
+    /// as [`IdMapping::inside`] knows.
+    pub(crate) fn gid_mapped_inside(&self, gid: u32) -> bool {
+        match &self.mapped_inside {
+            Some((_, gid_maps)) => gid_maps.iter().any(|range| range.contains_inside(gid)),
+            None => self.id_mapping.inside().1.contains_inside(gid),
+        }
+    }
+
+    /// Checks the container's uid, gid and supplementary gids against the maps `create` chose
+    /// (which an ordinary user's may narrow to its own ids).
+    pub(crate) fn check_mapped(&self) -> Result<(), ConfigError> {
+        let Some((uid_maps, gid_maps)) = &self.mapped_inside else {
+            return Ok(());
+        };
+        let shown = |maps: &[IdRange]| maps.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        if !uid_maps.iter().any(|range| range.contains_inside(self.uid)) {
+            return Err(ConfigError::UidNotMapped {
+                uid: self.uid,
+                map: shown(uid_maps),
+            });
+        }
+        for gid in std::iter::once(&self.gid).chain(&self.additional_gids) {
+            if !gid_maps.iter().any(|range| range.contains_inside(*gid)) {
+                return Err(ConfigError::GidNotMapped {
+                    gid: *gid,
+                    map: shown(gid_maps),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// RLIMIT_NOFILE the container gets: the configured one, or the default capped at this
@@ -722,6 +769,26 @@ mod tests {
             c.id_mapping = IdMapping::Host;
         })
         .is_ok());
+    }
+
+    #[test]
+    fn the_chosen_maps_must_hold_the_containers_ids() {
+        let mut cfg = config(Path::new("/tmp"));
+        assert!(cfg.check_mapped().is_ok(), "nothing chosen yet");
+        let own = IdRange {
+            inside: 0,
+            outside: 1000,
+            count: 1,
+        };
+        cfg.mapped_inside = Some((vec![own], vec![own]));
+        assert!(cfg.check_mapped().is_ok());
+        cfg.additional_gids = vec![5];
+        let refused = cfg.check_mapped();
+        assert!(matches!(refused, Err(ConfigError::GidNotMapped { gid: 5, .. })), "{refused:?}");
+        cfg.additional_gids.clear();
+        cfg.uid = 1;
+        let refused = cfg.check_mapped();
+        assert!(matches!(refused, Err(ConfigError::UidNotMapped { uid: 1, .. })), "{refused:?}");
     }
 
     #[test]

@@ -22,9 +22,10 @@ use crate::handshake::{Channel, Message, Received};
 use crate::hooks::{self, HookKind};
 use crate::id_ranges::{self, IdFiles, IdKind, IdLease};
 use crate::namespaces::{
-    clone_into_namespaces, clone_into_namespaces_and_cgroup, user_namespace_maps, write_id_maps, CloneResult,
-    JoinedNamespaces, NamespaceKind, PidNamespaceForChildren,
+    clone_into_namespaces, clone_into_namespaces_and_cgroup, user_namespace_maps, CloneResult, JoinedNamespaces,
+    NamespaceKind, NamespaceMode, PidNamespaceForChildren,
 };
+use crate::rootless::{self, Caller, IdMapPlan};
 use crate::signals::{BlockedSignals, Forwarder};
 use crate::spec::IdRange;
 use crate::terminal::{self, PtyRelay, RelayEnd};
@@ -85,23 +86,29 @@ pub fn run(config: ContainerConfig) -> Result<ExitReport> {
 /// into new namespaces and takes it through its whole setup. The process is then held just
 /// before execve.
 ///
+/// Run by root it needs CAP_SYS_ADMIN; run by an ordinary user it makes a rootless container
+/// (see [`crate::rootless`]).
+///
 /// Must be called from a single-threaded process (checked): the container process is a
 /// fork-like clone of the caller.
 pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
-    let config = config.validate()?;
-    check_privileges()?;
+    let mut config = config.validate()?;
+    let caller = Caller::detect()?;
     check_single_threaded()?;
     // Every namespace to join is opened and checked before anything is made on the host.
     let joined = JoinedNamespaces::open(&config.namespaces)?;
     check_joined_user_namespace(&config, &joined)?;
-    let host_ids = HostIds::choose(&config)?;
+    let host_ids = HostIds::choose(&config, &caller)?;
+    config.mapped_inside = host_ids.plan.as_ref().map(|plan| (plan.uid_maps(), plan.gid_maps()));
+    config.check_mapped()?;
     log::debug!("configuration checked; container ids are {}", host_ids.describe());
     // The host's cgroup mounts, read once. On cgroup v2 the cgroup exists before the clone,
     // which puts the child straight into it; elsewhere it is made while the child sets up its
-    // filesystem.
-    let cgroup_host = match config.limits {
-        Some(_) => Some(CgroupHost::detect()?),
-        None => None,
+    // filesystem. An ordinary user's goes in the subtree delegated to it, or there is none.
+    let cgroup_host = match (config.limits.is_some(), caller) {
+        (false, _) => None,
+        (true, Caller::Root) => Some(CgroupHost::detect()?),
+        (true, Caller::User { uid, .. }) => rootless::user_cgroup_host(&mut config, uid)?,
     };
     if let Some(host) = &cgroup_host {
         remove_stale_cgroups(host);
@@ -127,7 +134,12 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
             child::run(&config, cgroup_host.as_ref().map(CgroupHost::layout), child_end)
         }
         Ok(CloneResult::Parent { child }) => child,
-        Err(errno) => return Err(Error::sys(format!("clone({flags:?})"), errno)),
+        Err(errno) => {
+            if let Some(refused) = caller.clone_refused(errno) {
+                return Err(refused.into());
+            }
+            return Err(Error::sys(format!("clone({flags:?})"), errno));
+        }
     };
     drop(pid_namespace);
     drop(child_end);
@@ -159,6 +171,13 @@ pub struct DetachedContainer {
     pub pid: i32,
     /// Its cgroup's directories, which whoever deletes the container removes.
     pub cgroup_paths: Vec<std::path::PathBuf>,
+    /// Its cgroup's path, which [`ContainerCgroup::open_at`] finds it by (relative to
+    /// `cgroup_base` for an ordinary user's); `None` without a cgroup.
+    pub cgroup_path: Option<std::path::PathBuf>,
+    /// The cgroup v2 subtree delegated to the ordinary user who made the container, which
+    /// `cgroup_path` is relative to ([`crabcan_cgroups::CgroupHost::with_v2_base`]); `None`
+    /// for root's.
+    pub cgroup_base: Option<std::path::PathBuf>,
 }
 
 /// A container whose command runs (or, with a [`StartGate::Fifo`], runs once another process
@@ -187,8 +206,19 @@ impl CreatedContainer {
             });
         }
         let pid = self.inner.child.take().map_or(0, Pid::as_raw);
-        let cgroup_paths = self.inner.cgroup.take().map(ContainerCgroup::keep).unwrap_or_default();
-        Ok(DetachedContainer { pid, cgroup_paths })
+        let cgroup = self.inner.cgroup.take();
+        let cgroup_path = cgroup.as_ref().map(|c| c.relative_path().to_owned());
+        let cgroup_base = cgroup
+            .as_ref()
+            .map(|c| c.v2_base().to_owned())
+            .filter(|base| !base.as_os_str().is_empty());
+        let cgroup_paths = cgroup.map(ContainerCgroup::keep).unwrap_or_default();
+        Ok(DetachedContainer {
+            pid,
+            cgroup_paths,
+            cgroup_path,
+            cgroup_base,
+        })
     }
 
     /// The master of the container's pty (when it was configured with [`crate::Terminal::Pty`]),
@@ -400,15 +430,30 @@ impl Inner {
         if let Some(value) = config.oom_score_adj {
             set_oom_score_adj(child, value)?;
         }
-        if let Some((uid_map, gid_map)) = &self.host_ids.maps {
-            write_id_maps(child, uid_map, gid_map)?;
+        if let Some(plan) = &self.host_ids.plan {
+            plan.write(child)?;
             log::debug!("id maps written for pid {child}");
+        }
+        // Only root's containers get idmapped copies: an ordinary user cannot make them (they
+        // need CAP_SYS_ADMIN over the host's mounts) and uses its trees as they are, so only a
+        // bundle's explicit idmap is refused.
+        let mut wanted = idmap::wanted(config);
+        if !self.host_ids.idmapped_mounts {
+            if wanted.iter().flatten().any(|want| want.required) {
+                return Err(rootless::RootlessError::RootOnly {
+                    what: "an idmapped mount (a mount's idmap or ridmap option)",
+                    uid: nix::unistd::geteuid().as_raw(),
+                }
+                .into());
+            }
+            wanted.iter_mut().for_each(|want| *want = None);
         }
         // Idmapped trees are mapped through the container's user namespace: its new one, or
         // the one it joins (last, so it is not the child's yet).
         let userns = match joined.get(NamespaceKind::User) {
+            _ if wanted.iter().all(Option::is_none) => None,
             Some(file) => Some(file.try_clone().map_err(|errno| Error::sys("dup", errno))?),
-            None if self.host_ids.maps.is_some() => Some(
+            None if self.host_ids.plan.is_some() => Some(
                 nix::fcntl::open(
                     format!("/proc/{child}/ns/user").as_str(),
                     nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
@@ -419,7 +464,7 @@ impl Inner {
             None => None,
         };
         let trees = match &userns {
-            Some(userns) => idmap::make_trees(userns, &idmap::wanted(config))?,
+            Some(userns) => idmap::make_trees(userns, &wanted)?,
             None => idmap::Trees::none(config),
         };
         // The idmapped trees, then the namespaces the child joins itself.
@@ -638,50 +683,85 @@ fn clone_child(
     (clone_into_namespaces(flags), false)
 }
 
-/// The host ids of a container: the ranges written to its `uid_map` and `gid_map`.
+/// The host ids of a container: how its `uid_map` and `gid_map` are written.
 struct HostIds {
-    /// The uid and gid maps of the user namespace; `None`: no user namespace.
-    maps: Option<(IdRange, IdRange)>,
+    /// The plan for the maps of the user namespace; `None`: no user namespace.
+    plan: Option<IdMapPlan>,
+    /// Root's containers get idmapped copies of root-owned trees (an ordinary user cannot
+    /// make them).
+    idmapped_mounts: bool,
     /// Held while the container lives, for a range from crabcan's pool.
     _lease: Option<IdLease>,
 }
 
 impl HostIds {
-    /// None unless crabcan makes the user namespace; then a private range from the pool for
-    /// [`IdMapping::Auto`]; the given ranges, once checked against the host's accounts and
-    /// subordinate ids, for [`IdMapping::Fixed`]; as they are for [`IdMapping::Given`].
-    fn choose(config: &ContainerConfig) -> Result<HostIds> {
-        if !config.namespaces.is_new(NamespaceKind::User) {
+    /// None unless crabcan makes the user namespace. For root: then a private range from the
+    /// pool for [`IdMapping::Auto`]; the given ranges, once checked against the host's accounts
+    /// and subordinate ids, for [`IdMapping::Fixed`]; as they are for [`IdMapping::Given`]. For
+    /// an ordinary user: its own ids and subordinate ranges ([`rootless::plan_user_maps`]).
+    fn choose(config: &ContainerConfig, caller: &Caller) -> Result<HostIds> {
+        let idmapped_mounts = *caller == Caller::Root;
+        let none = HostIds {
+            plan: None,
+            idmapped_mounts,
+            _lease: None,
+        };
+        match (&config.namespaces.user, *caller) {
+            // A joined user namespace has maps of its own.
+            (NamespaceMode::Join(_), _) | (NamespaceMode::Host, Caller::Root) => return Ok(none),
+            (NamespaceMode::Host, Caller::User { uid, .. }) => {
+                return Err(rootless::RootlessError::NoUserNamespace { uid }.into())
+            }
+            (NamespaceMode::New, _) => {}
+        }
+        let files = IdFiles::system();
+        if let Caller::User { uid, gid } = *caller {
+            let facts = rootless::UserFacts::gather(uid, gid, &files)?;
+            let wanted = rootless::WantedIds::of(config);
+            let planned = rootless::plan_user_maps(&config.id_mapping, &wanted, &facts)?;
+            if let Some(warning) = planned.warning {
+                log::warn!("{warning}");
+            }
             return Ok(HostIds {
-                maps: None,
+                plan: Some(planned.plan),
+                idmapped_mounts,
                 _lease: None,
             });
         }
-        let files = IdFiles::system();
-        let maps = match &config.id_mapping {
+        let direct = |uid_map: IdRange, gid_map: IdRange| IdMapPlan::Direct {
+            uid_map,
+            gid_map,
+            deny_setgroups: false,
+        };
+        let plan = match &config.id_mapping {
             IdMapping::Auto => {
                 let lease = id_ranges::allocate(&files, Path::new(id_ranges::DEFAULT_STATE_DIR))?;
                 return Ok(HostIds {
-                    maps: Some((lease.uid_map(), lease.gid_map())),
+                    plan: Some(direct(lease.uid_map(), lease.gid_map())),
+                    idmapped_mounts: true,
                     _lease: Some(lease),
                 });
             }
             IdMapping::Host => None,
-            IdMapping::Given { uid_map, gid_map } => Some((*uid_map, *gid_map)),
+            IdMapping::Given { uid_map, gid_map } => Some(direct(*uid_map, *gid_map)),
             IdMapping::Fixed { uid_map, gid_map } => {
                 let caller = nix::unistd::geteuid().as_raw();
                 id_ranges::check_map(uid_map, IdKind::Uid, &files, caller)?;
                 id_ranges::check_map(gid_map, IdKind::Gid, &files, caller)?;
-                Some((*uid_map, *gid_map))
+                Some(direct(*uid_map, *gid_map))
             }
         };
-        Ok(HostIds { maps, _lease: None })
+        Ok(HostIds {
+            plan,
+            idmapped_mounts: true,
+            _lease: None,
+        })
     }
 
     /// What the debug log says about them.
     fn describe(&self) -> String {
-        match &self.maps {
-            Some((uid_map, gid_map)) => format!("host uids {uid_map} and gids {gid_map}"),
+        match &self.plan {
+            Some(plan) => plan.describe(),
             None => "the host's own (no user namespace)".to_owned(),
         }
     }
@@ -734,12 +814,16 @@ fn check_joined_user_namespace(config: &ContainerConfig, joined: &JoinedNamespac
     Ok(())
 }
 
-pub(crate) fn check_privileges() -> Result<(), ConfigError> {
-    let has_sys_admin = caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_ADMIN).unwrap_or(false);
-    if nix::unistd::geteuid().is_root() && has_sys_admin {
-        Ok(())
-    } else {
-        Err(ConfigError::NotPrivileged)
+/// Root with CAP_SYS_ADMIN, which entering a running container (OCI `exec`) needs: an ordinary
+/// user cannot do that yet ([`rootless::RootlessError::RootOnly`]).
+pub(crate) fn check_privileges() -> Result<()> {
+    match Caller::detect()? {
+        Caller::Root => Ok(()),
+        Caller::User { uid, .. } => Err(rootless::RootlessError::RootOnly {
+            what: "entering a running container (exec)",
+            uid,
+        }
+        .into()),
     }
 }
 
@@ -806,7 +890,7 @@ mod tests {
         let result = create(ContainerConfig::new(&*rootfs, vec!["/bin/true".into()]));
         match result {
             Err(Error::Config(ConfigError::MultiThreaded { threads })) => assert!(threads > 1),
-            Err(Error::Config(ConfigError::NotPrivileged)) => assert!(!nix::unistd::geteuid().is_root()),
+            Err(Error::Rootless(_)) => assert!(!nix::unistd::geteuid().is_root(), "root is not rootless"),
             Err(other) => panic!("unexpected error: {other}"),
             Ok(_) => panic!("a container was created from a multi-threaded process"),
         }

@@ -229,8 +229,8 @@ pub enum ConfigError {
         /// How they disagree.
         why: String,
     },
-    /// crabcan is not root with CAP_SYS_ADMIN.
-    #[error("crabcan must run as root (it needs CAP_SYS_ADMIN to create namespaces and mounts); run it with sudo")]
+    /// crabcan runs as root without CAP_SYS_ADMIN.
+    #[error("crabcan runs as root without CAP_SYS_ADMIN, which root's containers need (host ids, idmapped mounts, cgroups); run it as root with all its capabilities, or as an ordinary user (rootless)")]
     NotPrivileged,
     /// `create` was called from a multi-threaded process.
     #[error("Container::create was called from a process with {threads} threads; the container process is forked, so call it before starting other threads (or from a single-threaded helper process)")]
@@ -255,6 +255,9 @@ pub enum Error {
     /// No host ids could be chosen, or the given ones are not free.
     #[error(transparent)]
     Ids(#[from] crate::id_ranges::IdRangeError),
+    /// An ordinary user's crabcan cannot do what was asked here.
+    #[error(transparent)]
+    Rootless(#[from] crate::rootless::RootlessError),
     /// A syscall made by crabcan itself (the parent side) failed.
     #[error("{what} failed: {errno}")]
     Sys {

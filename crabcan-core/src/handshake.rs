@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! parent                              child (in the new namespaces)
-//!   clone ───────────────────────────▶ waits
-//!   writes uid_map/gid_map, sends Go ▶ sets itself up (hostname, mounts)
+//!   clone ───────────────────────────▶ waits (still dumpable, so /proc/PID is the caller's)
+//!   writes uid_map/gid_map (or runs
+//!   newuidmap/newgidmap), sends Go ──▶ sets itself up (hostname, mounts)
 //!   adds the child to its cgroup,
 //!   sends Joined ────────────────────▶ joins it (v1: through the tasks files)
 //!   (hooks) runs prestart and   ◀───── RuntimeHooks: mounts made, before pivot_root

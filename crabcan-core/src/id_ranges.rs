@@ -762,6 +762,20 @@ pub fn check_map(map: &IdRange, kind: IdKind, files: &IdFiles, caller_uid: u32) 
     Ok(())
 }
 
+/// A user's own subordinate ranges of one kind: the entries of `/etc/subuid` (or
+/// `/etc/subgid`) that name user `uid` by one of its login names in `/etc/passwd` or by the
+/// number, in file order, as `newuidmap`/`newgidmap` grant them; and those login names.
+pub fn user_subids(files: &IdFiles, kind: IdKind, uid: u32) -> Result<(Vec<String>, Vec<SubIdEntry>), IdRangeError> {
+    let owners = Owners::load(files, kind)?;
+    let caller = owners.caller(uid);
+    let entries = owners
+        .subids
+        .into_iter()
+        .filter(|e| caller.names.contains(&e.owner) || parse_decimal_id(&e.owner) == Some(uid))
+        .collect();
+    Ok((caller.names, entries))
+}
+
 /// A slot of crabcan's pool that this process holds. While it lives, no other [`allocate`] hands
 /// out the same ids. Dropping it releases the slot: the lease file is unlinked while the lock is
 /// still held, then closed. If the process dies without dropping it, the kernel drops the lock and
@@ -1413,6 +1427,23 @@ mod tests {
         assert!(check_map(&range(400_000, 65_536), IdKind::Uid, &host.files, 0).is_ok());
         assert!(check_map(&range(400_000, 65_536), IdKind::Uid, &host.files, 1000).is_err());
         assert!(check_map(&range(100_000, 65_536), IdKind::Uid, &host.files, 1000).is_ok());
+    }
+
+    #[test]
+    fn a_users_own_subordinate_ranges_by_name_or_number() {
+        let host = Host::new(
+            "user-subids",
+            "crabbars:100000:65536\nother:200000:10\n1000:300000:5\ncrabcan:400000:65536\n",
+            "crabbars:500000:65536\n",
+        );
+        let (names, uids) = user_subids(&host.files, IdKind::Uid, 1000).unwrap();
+        assert_eq!(names, vec!["crabbars".to_owned()]);
+        let starts: Vec<u64> = uids.iter().map(|e| e.start).collect();
+        assert_eq!(starts, vec![100_000, 300_000]);
+        let (_, gids) = user_subids(&host.files, IdKind::Gid, 1000).unwrap();
+        assert_eq!(gids.iter().map(|e| e.start).collect::<Vec<_>>(), vec![500_000]);
+        let (names, none) = user_subids(&host.files, IdKind::Uid, 4242).unwrap();
+        assert!(names.is_empty() && none.is_empty());
     }
 
     #[test]

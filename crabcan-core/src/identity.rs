@@ -14,8 +14,7 @@ pub fn become_namespace_root() -> Result<(), Errno> {
 
 /// Sets the supplementary groups to `additional_gids` and switches real, effective and saved ids.
 pub fn switch_to(uid: u32, gid: u32, additional_gids: &[u32]) -> Result<(), Errno> {
-    let groups: Vec<Gid> = additional_gids.iter().map(|gid| Gid::from_raw(*gid)).collect();
-    nix::unistd::setgroups(&groups)?;
+    set_groups(additional_gids)?;
     // Keep the permitted set across the uid change: the capability sets are set explicitly
     // right after (to nothing, or to what an OCI config gives a non-root user); execve resets
     // this flag.
@@ -23,6 +22,23 @@ pub fn switch_to(uid: u32, gid: u32, additional_gids: &[u32]) -> Result<(), Errn
     nix::unistd::setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid))?;
     nix::unistd::setresuid(Uid::from_raw(uid), Uid::from_raw(uid), Uid::from_raw(uid))?;
     Ok(())
+}
+
+/// setgroups(2). Where the user namespace denies it (an ordinary user mapped only its own ids:
+/// the kernel requires `deny` in `setgroups` for that) and no group is wanted, the process keeps
+/// the groups its creator had, which show as the overflow gid (nogroup) inside: the kernel
+/// allows nothing else, and they grant nothing the user did not have.
+fn set_groups(additional_gids: &[u32]) -> Result<(), Errno> {
+    let groups: Vec<Gid> = additional_gids.iter().map(|gid| Gid::from_raw(*gid)).collect();
+    match nix::unistd::setgroups(&groups) {
+        Err(Errno::EPERM) if groups.is_empty() && setgroups_denied() => Ok(()),
+        other => other,
+    }
+}
+
+/// Whether this process's user namespace denies setgroups (`/proc/self/setgroups`).
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|text| text.trim() == "deny")
 }
 
 /// Kills this process with SIGKILL when crabcan (its parent) dies.

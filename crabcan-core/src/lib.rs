@@ -31,6 +31,10 @@
 //! An OCI `exec` enters a running container instead: `enter` (crabcan's side: the container's
 //! process held by a pidfd, the fork, the wait) and `enter_steps` (the entering processes'
 //! steps, against the same `setup_ops`), from a sealed copy of crabcan ([`sealed_exe`]).
+//!
+//! Run by root, a container gets host ids of its own from crabcan's pool; run by an ordinary
+//! user, it maps that user's ids ([`rootless`]: the id-map plan, subordinate ranges through
+//! `newuidmap`, a cgroup only in a delegated cgroup v2 subtree).
 
 #![deny(missing_docs)]
 
@@ -56,6 +60,7 @@ mod namespaces;
 mod network;
 pub mod oci;
 mod rlimits;
+pub mod rootless;
 mod safe_path;
 pub mod sealed_exe;
 mod setup_ops;
@@ -76,5 +81,6 @@ pub use crabcan_seccomp::CompiledFilter;
 pub use error::{human_size, ConfigError, Error, SpecError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED};
 pub use id_ranges::IdRangeError;
 pub use namespaces::{NamespaceKind, NamespaceMode, Namespaces};
+pub use rootless::RootlessError;
 pub use spec::{BindMount, IdRange};
 pub use terminal::{is_foreground, is_terminal};

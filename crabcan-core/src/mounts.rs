@@ -213,7 +213,7 @@ pub struct DeviceNode {
 /// The steps for `config`, in the order they must run.
 pub fn plan(config: &ContainerConfig) -> Vec<MountStep> {
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let pts_options = if config.id_mapping.inside().1.contains_inside(5) {
+    let pts_options = if config.gid_mapped_inside(5) {
         "newinstance,ptmxmode=0666,mode=0620,gid=5"
     } else {
         "newinstance,ptmxmode=0666,mode=0620"
@@ -1065,6 +1065,29 @@ mod tests {
             unreachable!()
         };
         assert!(flags.contains(MsFlags::MS_RDONLY));
+    }
+
+    #[test]
+    fn devpts_names_gid_5_only_where_it_is_mapped() {
+        let pts_data = |config: &ContainerConfig| {
+            plan(config)
+                .into_iter()
+                .find_map(|step| match step {
+                    MountStep::Filesystem { target, data, .. } if target == "dev/pts" => Some(data),
+                    _ => None,
+                })
+                .expect("a devpts step")
+        };
+        let mut config = sample_config();
+        assert!(pts_data(&config).contains("gid=5"), "crabcan's own range maps gid 5");
+        // An ordinary user's own ids alone: only gid 0 exists inside.
+        let own = crate::spec::IdRange {
+            inside: 0,
+            outside: 1000,
+            count: 1,
+        };
+        config.mapped_inside = Some((vec![own], vec![own]));
+        assert!(!pts_data(&config).contains("gid="), "{}", pts_data(&config));
     }
 
     #[test]

@@ -535,8 +535,9 @@ pub fn clone_into_namespaces(flags: CloneFlags) -> Result<CloneResult, Errno> {
     }
 }
 
-/// Writes the child's uid and gid maps. crabcan runs as root, so `setgroups` stays allowed and
-/// the container can manage its supplementary groups.
+/// Writes the child's uid and gid maps (the caller has dealt with `setgroups`: root leaves it
+/// allowed, so the container can manage its supplementary groups; an ordinary user writing its
+/// own one-line maps must deny it first, see [`crate::rootless::IdMapPlan`]).
 pub fn write_id_maps(child: Pid, uid_map: &IdRange, gid_map: &IdRange) -> Result<(), crate::Error> {
     for (file, range) in [("uid_map", uid_map), ("gid_map", gid_map)] {
         let path = format!("/proc/{child}/{file}");

@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 
 pub mod escapes;
 pub mod oci;
+pub mod users;
 
 /// Panics with the reason unless the tests run as root.
 pub fn require_root() {
@@ -206,6 +207,8 @@ pub struct Crabcan {
     rootfs: PathBuf,
     /// Use crabcan's own choice of host ids even where the test rootfs asks for a fixed map.
     auto_ids: bool,
+    /// Run crabcan as an ordinary user (the rootless tests) instead of root.
+    run_as: Option<users::RunAs>,
 }
 
 /// The id map the test rootfs is owned for, when it is not owned by root: `$CRABCAN_TEST_ID_MAP`
@@ -268,6 +271,16 @@ impl Crabcan {
             args: Vec::new(),
             rootfs: rootfs.into(),
             auto_ids: false,
+            run_as: None,
+        }
+    }
+
+    /// A container that an ordinary user runs: `run_as`'s crabcan binary, in `rootfs` (one the
+    /// user can reach), with crabcan's own choice of ids (the user's).
+    pub fn as_user(tag: &str, rootfs: impl Into<PathBuf>, run_as: users::RunAs) -> Crabcan {
+        Crabcan {
+            run_as: Some(run_as),
+            ..Crabcan::with_rootfs(tag, rootfs)
         }
     }
 
@@ -290,14 +303,22 @@ impl Crabcan {
 
     /// The full command for running `command` (given after `--`).
     pub fn command(&self, command: &[&str]) -> Command {
-        let mut cmd = Command::new(crabcan_bin());
+        let bin = self
+            .run_as
+            .as_ref()
+            .map_or_else(crabcan_bin, |user| user.crabcan.clone());
+        let mut cmd = Command::new(bin);
+        if let Some(user) = &self.run_as {
+            user.apply(&mut cmd);
+        }
         cmd.arg("--mount")
             .arg(&self.rootfs)
             .arg("--hostname")
             .arg(&self.hostname)
             .arg("--no-tty");
         let own_map = self.args.iter().any(|arg| arg == "--uid-map" || arg == "--gid-map");
-        if let (Some(map), false, false) = (test_id_map(), own_map, self.auto_ids) {
+        let auto_ids = self.auto_ids || self.run_as.is_some();
+        if let (Some(map), false, false) = (test_id_map(), own_map, auto_ids) {
             cmd.args(["--uid-map", &map, "--gid-map", &map]);
         }
         cmd.args(&self.args);
@@ -320,6 +341,56 @@ impl Crabcan {
     /// Runs `sh -c script` in the container.
     pub fn sh(&self, script: &str) -> Run {
         self.run(&["/bin/sh", "-c", script])
+    }
+}
+
+/// Where a test's containers run: a rootfs, and who runs crabcan (root, or an ordinary user).
+/// The escape probes (`escapes`) take one, so they run rootless too.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The container's rootfs.
+    pub rootfs: PathBuf,
+    /// The user who runs crabcan; `None`: root.
+    pub user: Option<users::RunAs>,
+}
+
+impl Target {
+    /// Root runs crabcan in `rootfs`.
+    pub fn root(rootfs: impl Into<PathBuf>) -> Target {
+        Target {
+            rootfs: rootfs.into(),
+            user: None,
+        }
+    }
+
+    /// A user runs crabcan in its own copy of the test rootfs.
+    pub fn user(user: &users::TestUser) -> Target {
+        Target {
+            rootfs: user.rootfs(),
+            user: Some(user.run_as()),
+        }
+    }
+
+    /// A container of this target.
+    pub fn crabcan(&self, tag: &str) -> Crabcan {
+        match &self.user {
+            Some(user) => Crabcan::as_user(tag, &self.rootfs, user.clone()),
+            None => Crabcan::with_rootfs(tag, &self.rootfs),
+        }
+    }
+
+    /// The crabcan binary this target's containers run with.
+    pub fn crabcan_bin(&self) -> PathBuf {
+        self.user.as_ref().map_or_else(crabcan_bin, |user| user.crabcan.clone())
+    }
+
+    /// A host command run as this target's user (or root).
+    pub fn host_command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        if let Some(user) = &self.user {
+            user.apply(&mut command);
+        }
+        command
     }
 }
 
@@ -550,10 +621,21 @@ pub fn probe_in(
     flags: &[&str],
     checks: &[&str],
 ) -> std::collections::BTreeMap<String, String> {
+    probe_on(&Target::root(rootfs), tag, flags, checks)
+}
+
+/// [`probe`] in a container of `target`.
+pub fn probe_on(
+    target: &Target,
+    tag: &str,
+    flags: &[&str],
+    checks: &[&str],
+) -> std::collections::BTreeMap<String, String> {
     let dir = probe_dir();
     let mut command = vec!["/probe/crabcan-probe"];
     command.extend_from_slice(checks);
-    let run = Crabcan::with_rootfs(tag, rootfs)
+    let run = target
+        .crabcan(tag)
         .args(["--add", &format!("{}:/probe:ro", dir.path().display())])
         .args(flags.iter().copied())
         .run(&command);

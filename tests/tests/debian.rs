@@ -189,7 +189,7 @@ fn escape_cgroup_release_agent() {
     let Some(rootfs) = debian_rootfs_or_skip() else {
         return;
     };
-    escapes::cgroup_release_agent_cannot_be_reached(&rootfs);
+    escapes::cgroup_release_agent_cannot_be_reached(&Target::root(&rootfs));
 }
 
 #[test]
@@ -197,7 +197,7 @@ fn escape_inherited_descriptors() {
     let Some(rootfs) = debian_rootfs_or_skip() else {
         return;
     };
-    escapes::inherited_directory_descriptors_do_not_leak(&rootfs);
+    escapes::inherited_directory_descriptors_do_not_leak(&Target::root(&rootfs));
 }
 
 #[test]
@@ -205,7 +205,7 @@ fn escape_through_proc_exe() {
     let Some(rootfs) = debian_rootfs_or_skip() else {
         return;
     };
-    escapes::crabcan_binary_cannot_be_overwritten_through_proc(&rootfs);
+    escapes::crabcan_binary_cannot_be_overwritten_through_proc(&Target::root(&rootfs));
 }
 
 #[test]
@@ -213,7 +213,7 @@ fn escape_tiocsti() {
     let Some(rootfs) = debian_rootfs_or_skip() else {
         return;
     };
-    escapes::tiocsti_cannot_inject_into_the_callers_terminal(&rootfs);
+    escapes::tiocsti_cannot_inject_into_the_callers_terminal(&Target::root(&rootfs));
 }
 
 #[test]
@@ -221,7 +221,7 @@ fn escape_keyring_and_file_handles() {
     let Some(rootfs) = debian_rootfs_or_skip() else {
         return;
     };
-    escapes::keyring_and_file_handles_are_refused(&rootfs);
+    escapes::keyring_and_file_handles_are_refused(&Target::root(&rootfs));
 }
 
 #[test]
@@ -229,7 +229,7 @@ fn escape_block_devices() {
     let Some(rootfs) = debian_rootfs_or_skip() else {
         return;
     };
-    escapes::host_block_devices_cannot_be_created(&rootfs);
+    escapes::host_block_devices_cannot_be_created(&Target::root(&rootfs));
 }
 
 /// The same rootfs as an OCI bundle's root (runc's default spec from `crabcan spec`, read-only

@@ -3,34 +3,34 @@
 //! `tests/debian.rs`, which repeats them in a Debian rootfs.
 
 use crabcan_tests::escapes;
-use crabcan_tests::rootfs;
+use crabcan_tests::{rootfs, Target};
 
 #[test]
 fn cgroup_release_agent_cannot_be_reached() {
-    escapes::cgroup_release_agent_cannot_be_reached(&rootfs());
+    escapes::cgroup_release_agent_cannot_be_reached(&Target::root(rootfs()));
 }
 
 #[test]
 fn inherited_directory_descriptors_do_not_leak() {
-    escapes::inherited_directory_descriptors_do_not_leak(&rootfs());
+    escapes::inherited_directory_descriptors_do_not_leak(&Target::root(rootfs()));
 }
 
 #[test]
 fn crabcan_binary_cannot_be_overwritten_through_proc() {
-    escapes::crabcan_binary_cannot_be_overwritten_through_proc(&rootfs());
+    escapes::crabcan_binary_cannot_be_overwritten_through_proc(&Target::root(rootfs()));
 }
 
 #[test]
 fn tiocsti_cannot_inject_into_the_callers_terminal() {
-    escapes::tiocsti_cannot_inject_into_the_callers_terminal(&rootfs());
+    escapes::tiocsti_cannot_inject_into_the_callers_terminal(&Target::root(rootfs()));
 }
 
 #[test]
 fn keyring_and_file_handles_are_refused() {
-    escapes::keyring_and_file_handles_are_refused(&rootfs());
+    escapes::keyring_and_file_handles_are_refused(&Target::root(rootfs()));
 }
 
 #[test]
 fn host_block_devices_cannot_be_created() {
-    escapes::host_block_devices_cannot_be_created(&rootfs());
+    escapes::host_block_devices_cannot_be_created(&Target::root(rootfs()));
 }

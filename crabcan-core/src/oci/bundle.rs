@@ -367,6 +367,9 @@ fn map(bundle: &Path, spec: &Spec, value: &Value) -> Result<Bundle, OciError> {
     }
     config.personality = personality(linux)?;
     let limits = limits(value)?;
+    // Resources the bundle sets are asked for: an ordinary user without a delegated cgroup
+    // cannot have them (none set: such a container runs without a cgroup).
+    config.requested_limits = crate::rootless::limit_kinds(&limits);
     config.limits = Some(limits);
     if let Some(seccomp) = value.pointer("/linux/seccomp").filter(|s| !is_empty(s)) {
         config.seccomp = Some(seccomp_filter(seccomp, config.capability_sets.as_ref())?);

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crabcan_cgroups::{CgroupHost, ContainerCgroup, MissingController, Stats};
+use crabcan_cgroups::{ContainerCgroup, MissingController, Stats};
 use serde_json::{json, Value};
 
 use super::bundle;
@@ -145,9 +145,9 @@ fn update_limits(resources: &Value) -> Result<crabcan_cgroups::Limits, OciError>
 fn open_cgroup(state: &ContainerState, what: &'static str) -> Result<ContainerCgroup, OciError> {
     let path = state.crabcan.cgroup_path.as_ref().ok_or_else(|| OciError::Unsupported {
         field: "linux.cgroupsPath".into(),
-        why: format!("crabcan cannot {what} a container without a cgroup (--cgroup-manager disabled)"),
+        why: format!("crabcan cannot {what} a container without a cgroup (--cgroup-manager disabled, or an ordinary user's without a delegated cgroup v2 subtree)"),
     })?;
-    Ok(ContainerCgroup::open_at(&CgroupHost::detect()?, path)?)
+    Ok(ContainerCgroup::open_at(&state.cgroup_host()?, path)?)
 }
 
 #[cfg(test)]

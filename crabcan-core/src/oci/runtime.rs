@@ -16,15 +16,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crabcan_cgroups::{CgroupHost, ContainerCgroup};
+use crabcan_cgroups::ContainerCgroup;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
-pub use super::resources::{events, update, EventsOptions, UpdateOptions};
 use super::bundle::{self, Bundle};
+pub use super::resources::{events, update, EventsOptions, UpdateOptions};
 use super::state::{process_start_time, validate_id, ContainerLock, ContainerState, StateStore, Status};
 use super::OciError;
 use crate::config::{SessionKeyring, StartGate};
@@ -152,11 +152,14 @@ pub fn create(store: &StateStore, id: &str, options: &CreateOptions) -> Result<(
     }
     let mut state = new_state(id, &bundle_dir, &mut bundle, options, &passed)?;
     let lock = store.create(&state)?;
-    let created = set_up(&lock, &mut bundle, options).and_then(|(detached, cgroup_path)| {
+    let created = set_up(&lock, &mut bundle, options).and_then(|(detached, _placed)| {
         state.pid = detached.pid;
         state.status = Status::Created;
         state.crabcan.cgroup_paths = detached.cgroup_paths;
-        state.crabcan.cgroup_path = cgroup_path;
+        // Where the cgroup really is: an ordinary user's goes in its delegated subtree, or
+        // there is none.
+        state.crabcan.cgroup_path = detached.cgroup_path;
+        state.crabcan.cgroup_base = detached.cgroup_base;
         state.crabcan.start_fifo = Some(lock.dir().join(START_FIFO));
         state.crabcan.init_start_time = process_start_time(detached.pid);
         lock.save(&state)?;
@@ -423,6 +426,12 @@ fn place_cgroup(bundle: &mut Bundle, id: &str, manager: CgroupManager) -> Option
     Some(path)
 }
 
+/// The delegated subtree an ordinary user's cgroup is in (none for root's).
+pub(crate) fn cgroup_base(cgroup: &ContainerCgroup) -> Option<PathBuf> {
+    let base = cgroup.v2_base();
+    (!base.as_os_str().is_empty()).then(|| base.to_owned())
+}
+
 /// What crabcan does not implement of `create`'s options: an error naming the option.
 ///
 /// `--no-pivot` (runc's MS_MOVE of the rootfs onto `/` and chroot) stays refused: runc offers
@@ -622,7 +631,10 @@ pub fn run(store: &StateStore, id: &str, options: &CreateOptions, detach: bool) 
         let created = crate::create(config.clone())?;
         state.pid = created.pid().unwrap_or(0);
         state.status = Status::Created;
-        state.crabcan.cgroup_path = cgroup_path;
+        // Where the cgroup really is: an ordinary user's goes in its delegated subtree, or
+        // there is none.
+        state.crabcan.cgroup_path = cgroup_path.and(created.cgroup().map(|c| c.relative_path().to_owned()));
+        state.crabcan.cgroup_base = created.cgroup().and_then(cgroup_base);
         state.crabcan.cgroup_paths = created.cgroup().map(|c| c.paths()).unwrap_or_default();
         state.crabcan.init_start_time = process_start_time(state.pid);
         lock.save(&state)?;
@@ -725,7 +737,7 @@ fn kill_and_clean(state: &ContainerState) {
     let Some(path) = &state.crabcan.cgroup_path else {
         return;
     };
-    let Ok(host) = CgroupHost::detect() else {
+    let Ok(host) = state.cgroup_host() else {
         return;
     };
     if let Ok(cgroup) = ContainerCgroup::open_at(&host, path) {
@@ -797,9 +809,9 @@ fn set_frozen(store: &StateStore, id: &str, frozen: bool) -> Result<(), OciError
     }
     let path = state.crabcan.cgroup_path.clone().ok_or_else(|| OciError::Unsupported {
         field: "linux.cgroupsPath".into(),
-        why: "a container without a cgroup (--cgroup-manager disabled) cannot be paused".into(),
+        why: "a container without a cgroup (--cgroup-manager disabled, or an ordinary user's without a delegated cgroup v2 subtree) cannot be paused".into(),
     })?;
-    let cgroup = ContainerCgroup::open_at(&CgroupHost::detect()?, &path)?;
+    let cgroup = ContainerCgroup::open_at(&state.cgroup_host()?, &path)?;
     if frozen {
         cgroup.freeze()?;
     } else {

@@ -119,6 +119,9 @@ pub struct PrivateState {
     pub cgroup_paths: Vec<PathBuf>,
     /// Its cgroup path relative to each hierarchy's root, to open it again.
     pub cgroup_path: Option<PathBuf>,
+    /// The cgroup v2 subtree delegated to the ordinary user who created the container, which
+    /// `cgroup_path` is relative to; `None` for root's containers.
+    pub cgroup_base: Option<PathBuf>,
     /// The FIFO `start` opens to release the created container.
     pub start_fifo: Option<PathBuf>,
     /// The start time of the container's process (`/proc/PID/stat` field 22, clock ticks since
@@ -207,6 +210,16 @@ impl ContainerState {
                     self.status
                 }
             }
+        }
+    }
+
+    /// The host's cgroups as the container's were made: below its delegated subtree
+    /// ([`PrivateState::cgroup_base`]) for an ordinary user's.
+    pub fn cgroup_host(&self) -> Result<crabcan_cgroups::CgroupHost, crabcan_cgroups::CgroupError> {
+        let host = crabcan_cgroups::CgroupHost::detect()?;
+        match &self.crabcan.cgroup_base {
+            Some(base) => host.with_v2_base(base),
+            None => Ok(host),
         }
     }
 

@@ -45,6 +45,9 @@ pub struct TestVmArgs {
     /// Guest CPUs
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub cpus: u32,
+    /// Run only this integration test of crabcan-tests (e.g. rootless), not all of them
+    #[arg(long, value_name = "NAME")]
+    pub test: Option<String>,
 }
 
 impl TestVmArgs {
@@ -74,6 +77,7 @@ impl TestVmArgs {
             guest_env: self.guest_env.clone(),
             memory_mb: self.memory,
             cpus: self.cpus,
+            only_test: self.test.clone(),
         })
     }
 }

@@ -71,6 +71,8 @@ pub struct TestVmOptions {
     pub guest_env: Vec<String>,
     pub memory_mb: u32,
     pub cpus: u32,
+    /// Only this integration test binary of crabcan-tests (`--test NAME`), instead of all.
+    pub only_test: Option<String>,
 }
 
 /// Builds everything, boots the VM, returns what the guest reported.
@@ -86,7 +88,7 @@ pub fn run_test_vm(opts: &TestVmOptions) -> Result<VmOutcome, VmError> {
     let busybox = rootfs::find_static_busybox()?;
 
     let build_start = Instant::now();
-    let (crabcan, tests, helpers) = build_payload(&opts.payload)?;
+    let (crabcan, tests, helpers) = build_payload(&opts.payload, opts.only_test.as_deref())?;
     let build_secs = build_start.elapsed().as_secs_f64();
 
     let rootfs_dir = work.join("rootfs");
@@ -149,11 +151,11 @@ const HELPERS: &[(&str, &str)] = &[("crabcan-probe", "CRABCAN_PROBE")];
 
 type Built = (Option<PathBuf>, Vec<PathBuf>, Vec<initramfs::Helper>);
 
-fn build_payload(payload: &Payload) -> Result<Built, VmError> {
+fn build_payload(payload: &Payload, only_test: Option<&str>) -> Result<Built, VmError> {
     let (crabcan, tests) = match payload {
         Payload::Crabcan => (
             Some(payload::build_static_crabcan()?),
-            payload::build_static_tests("crabcan-tests", None)?,
+            payload::build_static_tests("crabcan-tests", only_test)?,
         ),
         Payload::Placeholder => (None, payload::build_static_tests("xtask", Some("vm_placeholder"))?),
     };
