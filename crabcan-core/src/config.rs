@@ -784,11 +784,17 @@ mod tests {
         assert!(cfg.check_mapped().is_ok());
         cfg.additional_gids = vec![5];
         let refused = cfg.check_mapped();
-        assert!(matches!(refused, Err(ConfigError::GidNotMapped { gid: 5, .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(ConfigError::GidNotMapped { gid: 5, .. })),
+            "{refused:?}"
+        );
         cfg.additional_gids.clear();
         cfg.uid = 1;
         let refused = cfg.check_mapped();
-        assert!(matches!(refused, Err(ConfigError::UidNotMapped { uid: 1, .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(ConfigError::UidNotMapped { uid: 1, .. })),
+            "{refused:?}"
+        );
     }
 
     #[test]
