@@ -256,16 +256,17 @@ fn bad_start_fifo() {
     );
 }
 
+/// An ordinary user runs rootless containers (tests/rootless.rs), with its own ids only.
 #[test]
-fn not_root() {
+fn an_ordinary_user_cannot_map_ids_that_are_not_its_own() {
     let rootfs = rootfs();
     let hostname = unique_hostname("nonroot");
     let run = crabcan_as(
-        &["--mount", rootfs.to_str().unwrap(), "--", "/bin/true"],
+        &["--mount", rootfs.to_str().unwrap(), "--uid-map", "0:100000:65536", "--", "/bin/true"],
         &hostname,
         Some(65534),
     );
-    assert_one_clear_line(&run, 125, &["root", "sudo"]);
+    assert_one_clear_line(&run, 125, &["0:100000:65536", "not yours", "/etc/subuid"]);
 }
 
 #[test]
