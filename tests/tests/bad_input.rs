@@ -262,7 +262,14 @@ fn an_ordinary_user_cannot_map_ids_that_are_not_its_own() {
     let rootfs = rootfs();
     let hostname = unique_hostname("nonroot");
     let run = crabcan_as(
-        &["--mount", rootfs.to_str().unwrap(), "--uid-map", "0:100000:65536", "--", "/bin/true"],
+        &[
+            "--mount",
+            rootfs.to_str().unwrap(),
+            "--uid-map",
+            "0:100000:65536",
+            "--",
+            "/bin/true",
+        ],
         &hostname,
         Some(65534),
     );

@@ -421,6 +421,8 @@ impl<'a> UserOci<'a> {
     /// [`UserOci::new`], run as `run_as`, with `edit` on the config.
     fn with_edit(user: &'a TestUser, run_as: RunAs, args: &[&str], edit: impl FnOnce(&mut Value)) -> UserOci<'a> {
         let bundle = user.dir("bundle");
+        // A new config each time (`spec` never replaces one).
+        let _ = std::fs::remove_file(bundle.join("config.json"));
         let oci = UserOci { user, run_as, bundle };
         oci.crabcan(&["spec", "--rootless", "--bundle", oci.bundle.to_str().unwrap()])
             .expect_success();
@@ -431,6 +433,16 @@ impl<'a> UserOci<'a> {
             "the caller's uid is root"
         );
         assert_eq!(spec["linux"]["gidMappings"][0]["hostID"], user.gid);
+        let namespaces: Vec<&str> = spec["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|ns| ns["type"].as_str())
+            .collect();
+        assert!(
+            namespaces.contains(&"user") && !namespaces.contains(&"network"),
+            "runc's rootless spec: a user namespace, the host's network: {namespaces:?}"
+        );
         spec["root"]["path"] = Value::from(user.rootfs().display().to_string());
         spec["process"]["terminal"] = Value::Bool(false);
         spec["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
