@@ -74,8 +74,24 @@ pub fn mount(view: &CgroupView) -> Result<(), CgroupViewError> {
     };
     match view {
         CgroupView::None => Ok(()),
-        CgroupView::V2 => nix::mount::mount(Some("cgroup2"), MOUNT_POINT, Some("cgroup2"), VIEW_FLAGS, None::<&str>)
-            .map_err(|errno| at(MOUNT_POINT, errno)),
+        CgroupView::V2 => {
+            let cgroup2 = || nix::mount::mount(Some("cgroup2"), MOUNT_POINT, Some("cgroup2"), VIEW_FLAGS, None::<&str>);
+            match cgroup2() {
+                // The host's cgroup2 is there already, bound with the host's /sys (as runc's
+                // rootless bundles bind it), and the kernel refuses the same filesystem on the
+                // same mount point: the view goes on an empty tmpfs over it.
+                Err(Errno::EBUSY) => nix::mount::mount(
+                    Some("tmpfs"),
+                    MOUNT_POINT,
+                    Some("tmpfs"),
+                    VIEW_FLAGS,
+                    Some("mode=555,size=0"),
+                )
+                .and_then(|()| cgroup2()),
+                other => other,
+            }
+            .map_err(|errno| at(MOUNT_POINT, errno))
+        }
         CgroupView::V1 { hierarchies } => {
             nix::mount::mount(
                 Some("tmpfs"),

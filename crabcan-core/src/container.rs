@@ -451,7 +451,6 @@ impl Inner {
         // Idmapped trees are mapped through the container's user namespace: its new one, or
         // the one it joins (last, so it is not the child's yet).
         let userns = match joined.get(NamespaceKind::User) {
-            _ if wanted.iter().all(Option::is_none) => None,
             Some(file) => Some(file.try_clone().map_err(|errno| Error::sys("dup", errno))?),
             None if self.host_ids.plan.is_some() => Some(
                 nix::fcntl::open(
