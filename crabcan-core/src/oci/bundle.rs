@@ -707,14 +707,12 @@ fn set_names(config: &mut ContainerConfig, spec: &Spec) -> Result<(), OciError> 
     }
     // Without a hostname the uts namespace keeps the name it has: a new one the host's it was
     // made with (as with runc), a joined one its own.
+    // (`config.hostname` then only names things of crabcan's: the host's name, which may be
+    // anything, e.g. "(none)", is never checked or set.)
     config.set_hostname = hostname.is_some();
-    config.hostname = match hostname {
-        Some(hostname) => hostname,
-        None => nix::unistd::gethostname()
-            .ok()
-            .and_then(|name| name.into_string().ok())
-            .unwrap_or_else(|| config.hostname.clone()),
-    };
+    if let Some(hostname) = hostname {
+        config.hostname = hostname;
+    }
     Ok(())
 }
 
