@@ -56,7 +56,7 @@ pub(crate) struct ScmpArgCmp {
     pub(crate) datum_b: u64,
 }
 
-#[link(name = "seccomp")]
+// Linked by build.rs: statically when libseccomp.a is installed, else as libseccomp.so.
 extern "C" {
     fn seccomp_init(default_action: u32) -> *mut c_void;
     fn seccomp_release(ctx: *mut c_void);
