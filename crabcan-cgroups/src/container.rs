@@ -537,10 +537,19 @@ impl ContainerCgroup {
         let Some(backend) = self.backend.take() else {
             return Ok(());
         };
-        let mut first_error = backend.kill_all().err();
-        for dir in backend.dirs() {
-            if let Err(e) = remove_subtree(&dir, REMOVE_TIMEOUT) {
-                first_error.get_or_insert(e);
+        let dirs = backend.dirs();
+        let left = remove_empty_leaves(&dirs);
+        // Only a cgroup with tasks or child cgroups left needs the kill and the walk.
+        let mut first_error = if left.is_empty() {
+            None
+        } else {
+            backend.kill_all().err()
+        };
+        for dir in &dirs {
+            if left.contains(dir) {
+                if let Err(e) = remove_subtree(dir, REMOVE_TIMEOUT) {
+                    first_error.get_or_insert(e);
+                }
             }
             let mut parent = dir.parent();
             for _ in 0..self.parent_levels {
@@ -556,6 +565,21 @@ impl ContainerCgroup {
             (None, None) => Ok(()),
         }
     }
+}
+
+/// The fast path of removal: one `rmdir` per leaf, which succeeds when the leaf has no task
+/// and no child cgroup (the usual case: the container's pid 1 was reaped, and with it every
+/// process of its pid namespace). Returns the leaves still there (EBUSY: tasks or children
+/// left; or another error), which then get the kill, the walk and the retries. This saves
+/// the reads of every `cgroup.procs` and two directory listings per hierarchy.
+fn remove_empty_leaves(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    dirs.iter()
+        .filter(|dir| match std::fs::remove_dir(dir) {
+            Ok(()) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        })
+        .cloned()
+        .collect()
 }
 
 impl Drop for ContainerCgroup {
