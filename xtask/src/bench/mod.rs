@@ -18,6 +18,7 @@
 mod breakdown;
 pub mod engines;
 mod hybrid;
+mod hyperfine;
 pub mod leaks;
 mod machine;
 mod measure;
@@ -108,6 +109,8 @@ pub struct Results {
     pub options: Options,
     pub machine: machine::Machine,
     pub latency: Vec<(Runtime, Outcome<Stats>)>,
+    /// crabcan, bwrap and the floor timed by hyperfine, in rotated rounds.
+    pub hyperfine: Outcome<Vec<(Runtime, Stats)>>,
     /// The same runs, each runtime's back to back (A A A ... B B B ...).
     pub back_to_back: Vec<(Runtime, Outcome<Stats>)>,
     /// The OCI runtimes' create + start + wait + delete.
@@ -154,6 +157,7 @@ pub fn run(opts: &Options) -> Result<i32, String> {
     };
 
     let latency = ctx.latency(&available)?;
+    let hyperfine = ctx.hyperfine(&available);
     let back_to_back = ctx.back_to_back(&available)?;
     let lifecycle = ctx.lifecycle(&available)?;
     let scaling = ctx.scaling()?;
@@ -186,6 +190,7 @@ pub fn run(opts: &Options) -> Result<i32, String> {
         options: opts.clone(),
         machine: machine::describe(&layout, &programs),
         latency,
+        hyperfine,
         back_to_back,
         lifecycle,
         engines,
@@ -347,6 +352,18 @@ impl Ctx<'_> {
         }
         out.sort_by_key(|(r, _)| ALL.iter().position(|x| x == r));
         Ok(out)
+    }
+
+    /// The second harness: hyperfine `-N`, in rotated rounds of 10 runs (quick: 1 round of 3),
+    /// as many runs in all as the spawner's.
+    fn hyperfine(&self, available: &[&str]) -> Outcome<Vec<(Runtime, Stats)>> {
+        if runtimes::find_on_path("hyperfine").is_none() {
+            return Outcome::Skipped("hyperfine not installed (apt-get install -y hyperfine)".to_string());
+        }
+        let per_round = if self.opts.quick { 3 } else { 10 };
+        let rounds = self.opts.runs.div_ceil(per_round).max(1);
+        eprintln!("bench: start-to-exit by hyperfine, {rounds} rotated rounds x {per_round} runs");
+        outcome(hyperfine::measure(self.env, available, self.scratch, rounds, per_round))
     }
 
     /// Each runtime alone, warm-up then runs, one after the other: no

@@ -3,10 +3,12 @@
 //! podman; writes BENCHMARKS.md and docs/bench.svg (see `crate::bench`).
 
 use std::path::PathBuf;
+use std::process::Command;
 
 use super::CmdError;
 use crate::bench::{self, Options};
 use crate::paths;
+use crate::util::process::run_checked;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -51,10 +53,18 @@ pub fn run(args: &BenchArgs) -> Result<i32, CmdError> {
     Ok(bench::run(&opts)?)
 }
 
-/// The crabcan that is measured: the static release build (no dynamic loader, no libseccomp.so
-/// to relocate at each start), the same binary the VM tests run.
+/// The crabcan that is measured: what `cargo build --release` (and `cargo install`) gives,
+/// a static PIE with libseccomp linked in (crabcan-cli's build.rs), so the figures are the
+/// ones a user gets. Errors if that build came out dynamic (static archives missing).
 fn build_crabcan() -> Result<PathBuf, CmdError> {
-    Ok(crate::vm::payload::build_static_crabcan()?)
+    let mut build = Command::new(paths::cargo());
+    build
+        .args(["build", "--release", "-p", "crabcan-cli"])
+        .current_dir(paths::workspace_root());
+    run_checked(&mut build)?;
+    let crabcan = paths::target_dir().join("release").join("crabcan");
+    crate::vm::payload::ensure_static(&crabcan)?;
+    Ok(crabcan)
 }
 
 /// Where the report and the chart go (quick runs stay out of the tree).
