@@ -255,7 +255,7 @@ mod tests {
     fn writes_values_uses_fallback_and_skips_implied_swap() {
         let dir = fake(
             "fallback",
-            &["memory.limit_in_bytes", "pids.max", "cpu.shares", "blkio.bfq.weight"],
+            &["memory.limit_in_bytes", "pids.max", "cpu.shares", "blkio.weight"],
         );
         let writes = limit_writes(&Limits::default(), Version::V1);
         let mut unapplied = Vec::new();
@@ -264,7 +264,7 @@ mod tests {
         assert_eq!(read(&dir, "memory.limit_in_bytes"), "1073741824");
         assert_eq!(read(&dir, "pids.max"), "64");
         assert_eq!(read(&dir, "cpu.shares"), "238");
-        assert_eq!(read(&dir, "blkio.bfq.weight"), "50");
+        assert_eq!(read(&dir, "blkio.weight"), "50"); // a CFQ host: the fallback
         assert!(!dir.0.join("memory.memsw.limit_in_bytes").exists());
     }
 
@@ -301,7 +301,7 @@ mod tests {
         // An I/O weight is best effort: without blkio.weight (nor BFQ) the container still runs.
         let mut unapplied = Vec::new();
         apply_writes(&dir, &io_only, Version::V1, MissingController::Error, &mut unapplied).unwrap();
-        assert!(!dir.0.join("blkio.weight").exists());
+        assert!(!dir.0.join("blkio.weight").exists() && !dir.0.join("blkio.bfq.weight").exists());
         assert_eq!(unapplied.len(), 1);
         assert_eq!(unapplied[0].limit, LimitKind::IoWeight);
     }

@@ -288,7 +288,7 @@ mod tests {
         };
         assert_eq!(
             triples(&l, Version::V1),
-            expect(&[("cpu", "cpu.shares", "262144"), ("blkio", "blkio.weight", "10")])
+            expect(&[("cpu", "cpu.shares", "262144"), ("blkio", "blkio.bfq.weight", "10")])
         );
         let l = Limits {
             io_weight: Some(5000),

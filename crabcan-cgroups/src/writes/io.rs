@@ -28,7 +28,9 @@ fn v1(limits: &Limits, writes: &mut Vec<LimitWrite>) {
     let weight = limits.io_weight.map(io_weight_to_blkio_weight).or(limits.blkio_weight);
     if let Some(weight) = weight {
         let limit = LimitKind::IoWeight;
-        let write = write("blkio.weight", weight, limit, no_weights).with_fallback("blkio.bfq.weight", weight);
+        // BFQ's file first, as runc: since Linux 5.0 (no CFQ) it is the one that exists, so
+        // the usual case is one open, not a failed one and then the fallback.
+        let write = write("blkio.bfq.weight", weight, limit, no_weights).with_fallback("blkio.weight", weight);
         writes.push(write.best_effort());
     }
     if let Some(leaf) = limits.blkio_leaf_weight {
@@ -42,8 +44,8 @@ fn v1(limits: &Limits, writes: &mut Vec<LimitWrite>) {
     for device in &limits.device_weights {
         if let Some(weight) = device.weight {
             let value = format!("{} {weight}", device.device);
-            let write = write("blkio.weight_device", &value, LimitKind::IoDeviceWeight, no_weights);
-            writes.push(write.with_fallback("blkio.bfq.weight_device", value));
+            let write = write("blkio.bfq.weight_device", &value, LimitKind::IoDeviceWeight, no_weights);
+            writes.push(write.with_fallback("blkio.weight_device", value));
         }
         if let Some(leaf) = device.leaf_weight {
             let value = format!("{} {leaf}", device.device);
@@ -148,9 +150,9 @@ mod tests {
         assert_eq!(
             triples(&oci_block_io(true), Version::V1),
             expect(&[
-                ("blkio", "blkio.weight", "500"),
+                ("blkio", "blkio.bfq.weight", "500"),
                 ("blkio", "blkio.leaf_weight", "300"),
-                ("blkio", "blkio.weight_device", "8:0 500"),
+                ("blkio", "blkio.bfq.weight_device", "8:0 500"),
                 ("blkio", "blkio.leaf_weight_device", "8:0 300"),
                 ("blkio", "blkio.throttle.read_bps_device", "8:0 102400"),
                 ("blkio", "blkio.throttle.write_bps_device", "8:0 102400"),
@@ -162,7 +164,7 @@ mod tests {
         assert!(matches!(all[0].if_absent, IfAbsent::BestEffort { .. }));
         assert_eq!(
             all[2].fallback,
-            Some(("blkio.bfq.weight_device".into(), "8:0 500".into()))
+            Some(("blkio.weight_device".into(), "8:0 500".into()))
         );
         assert!(
             all[1..].iter().all(|w| w.is_required()),

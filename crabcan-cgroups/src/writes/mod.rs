@@ -344,11 +344,11 @@ pub(crate) mod tests {
             ("cpu", "cpu.shares", "2598"),
             ("cpu", "cpu.cfs_period_us", "100000"),
             ("cpu", "cpu.cfs_quota_us", "50000"),
-            ("blkio", "blkio.weight", "500"),
+            ("blkio", "blkio.bfq.weight", "500"),
         ]);
         assert_eq!(triples(&all_limits(), Version::V1), expected);
         let blkio = writes(&all_limits(), Version::V1).pop().unwrap();
-        assert_eq!(blkio.fallback, Some(("blkio.bfq.weight".into(), "500".to_string())));
+        assert_eq!(blkio.fallback, Some(("blkio.weight".into(), "500".to_string())));
         assert!(matches!(blkio.if_absent, IfAbsent::BestEffort { .. }));
         assert!(!blkio.is_required());
     }
@@ -378,7 +378,7 @@ pub(crate) mod tests {
                 ("memory", "memory.memsw.limit_in_bytes", "1073741824"),
                 ("pids", "pids.max", "64"),
                 ("cpu", "cpu.shares", "238"),
-                ("blkio", "blkio.weight", "50"),
+                ("blkio", "blkio.bfq.weight", "50"),
             ])
         );
         let v2 = triples(&Limits::default(), Version::V2);
