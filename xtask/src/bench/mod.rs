@@ -218,12 +218,13 @@ fn check_programs(opts: &Options) -> Result<Vec<&'static str>, String> {
     let wanted: Vec<Runtime> = ALL.into_iter().filter(|r| !r.is_crabcan()).collect();
     let missing = |rs: &[Runtime]| -> Vec<Runtime> { rs.iter().copied().filter(|r| !r.installed()).collect() };
     let mut absent = missing(&wanted);
-    let strace_absent = runtimes::find_on_path("strace").is_none();
-    if opts.install && (!absent.is_empty() || strace_absent) {
+    let tools_absent: Vec<&str> = ["strace", "hyperfine"]
+        .into_iter()
+        .filter(|tool| runtimes::find_on_path(tool).is_none())
+        .collect();
+    if opts.install && (!absent.is_empty() || !tools_absent.is_empty()) {
         let mut packages: Vec<&str> = absent.iter().map(|r| r.package()).collect();
-        if strace_absent {
-            packages.push("strace");
-        }
+        packages.extend(&tools_absent);
         packages.dedup();
         eprintln!("bench: installing {}", packages.join(" "));
         run_checked(Command::new("apt-get").args(["install", "-y"]).args(&packages))?;

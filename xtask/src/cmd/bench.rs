@@ -24,7 +24,7 @@ pub struct BenchArgs {
     /// SVG chart [default: docs/bench.svg, or next to --out]
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
-    /// apt-get install missing runtimes (crun runc bubblewrap strace)
+    /// apt-get install missing runtimes and tools (crun runc bubblewrap strace hyperfine)
     #[arg(long)]
     pub install: bool,
     /// Rootfs to use (a busybox one is built if missing) [default: target/bench-rootfs]
