@@ -162,10 +162,7 @@ mod tests {
         );
         let all = writes(&oci_block_io(true), Version::V1);
         assert!(matches!(all[0].if_absent, IfAbsent::BestEffort { .. }));
-        assert_eq!(
-            all[2].fallback,
-            Some(("blkio.weight_device".into(), "8:0 500".into()))
-        );
+        assert_eq!(all[2].fallback, Some(("blkio.weight_device".into(), "8:0 500".into())));
         assert!(
             all[1..].iter().all(|w| w.is_required()),
             "only the cgroup's weight is best effort"
