@@ -69,6 +69,17 @@ impl Arch {
         crate::syscalls::number(self, name)
     }
 
+    /// The name of syscall `number` on this architecture, or `None` if it has none.
+    pub fn syscall_name(self, number: i32) -> Option<&'static str> {
+        crate::syscalls::name(self, number)
+    }
+
+    /// The kernel's audit token for this architecture (`AUDIT_ARCH_X86_64`,
+    /// `AUDIT_ARCH_AARCH64`): what `seccomp_data.arch` holds for its calls.
+    pub fn audit_arch(self) -> u32 {
+        self.scmp().0
+    }
+
     /// The token libseccomp and the audit subsystem use for this architecture.
     pub(crate) fn scmp(self) -> ScmpArch {
         match self {

@@ -110,25 +110,37 @@ impl Profile {
     /// change nothing, and libseccomp refuses them).
     pub fn compile(&self) -> Result<CompiledFilter, SeccompError> {
         self.validate()?;
-        let default_action = self.default_action;
-        let context = FilterContext::new(Arch::NATIVE.scmp(), action_code(default_action), || {
-            format!("seccomp_init({default_action})")
+        let rules: Vec<(&Rule, u32)> = self.rules.iter().map(|rule| (rule, action_code(rule.action))).collect();
+        let filter = build(action_code(self.default_action), &rules, || {
+            format!("seccomp_init({})", self.default_action)
         })?;
-        for rule in &self.rules {
-            if rule.action == self.default_action {
-                log::debug!("seccomp: skipping rule equal to the default action: {rule}");
-                continue;
-            }
-            add_rule(&context, rule)?;
-        }
-        let program = export(&context)?;
         log::debug!(
             "seccomp: compiled {} rules into {} BPF instructions",
             self.rules.len(),
-            program.len()
+            filter.len()
         );
-        Ok(CompiledFilter { program })
+        Ok(filter)
     }
+}
+
+/// Builds the program for [`Arch::NATIVE`] with libseccomp from a default return value and
+/// rules with theirs (`SCMP_ACT_*` values); rules whose value equals the default are left
+/// out. The rules must be valid ([`Profile::validate`]).
+pub(crate) fn build(
+    default_code: u32,
+    rules: &[(&Rule, u32)],
+    describe: impl FnOnce() -> String,
+) -> Result<CompiledFilter, SeccompError> {
+    let context = FilterContext::new(Arch::NATIVE.scmp(), default_code, describe)?;
+    for (rule, code) in rules {
+        if *code == default_code {
+            log::debug!("seccomp: skipping rule equal to the default action: {rule}");
+            continue;
+        }
+        add_rule(&context, rule, *code)?;
+    }
+    let program = export(&context)?;
+    Ok(CompiledFilter { program })
 }
 
 /// libseccomp's value for an action.
@@ -165,17 +177,15 @@ fn to_scmp_arg(condition: &ArgCondition) -> ScmpArgCmp {
     }
 }
 
-/// Adds one rule, its syscall resolved on the native architecture.
-fn add_rule(context: &FilterContext, rule: &Rule) -> Result<(), SeccompError> {
+/// Adds one rule with return value `code`, its syscall resolved on the native architecture.
+fn add_rule(context: &FilterContext, rule: &Rule, code: u32) -> Result<(), SeccompError> {
     let number = Arch::NATIVE
         .syscall_number(&rule.syscall)
         .ok_or_else(|| SeccompError::UnknownSyscall {
             name: rule.syscall.clone(),
         })?;
     let args: Vec<ScmpArgCmp> = rule.args.iter().map(to_scmp_arg).collect();
-    context.add_rule(action_code(rule.action), number, &args, || {
-        format!("adding rule `{rule}`")
-    })
+    context.add_rule(code, number, &args, || format!("adding rule `{rule}`"))
 }
 
 /// Exports the BPF program through a memfd and reads it back.

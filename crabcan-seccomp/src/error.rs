@@ -225,6 +225,46 @@ pub enum SeccompError {
         source: std::io::Error,
     },
 
+    /// The running kernel lacks what an operation needs.
+    #[error("{what} needs Linux {}.{} or newer, and this kernel is {}.{}", needed.0, needed.1, running.0, running.1)]
+    KernelTooOld {
+        /// What was asked for.
+        what: &'static str,
+        /// The oldest kernel that has it, `(major, minor)`.
+        needed: (u32, u32),
+        /// The running kernel.
+        running: (u32, u32),
+    },
+
+    /// An operation on a seccomp notification listener failed.
+    #[error("{operation} on the seccomp listener failed: {source}")]
+    Notify {
+        /// The call, e.g. `ioctl(SECCOMP_IOCTL_NOTIF_RECV)`.
+        operation: &'static str,
+        /// The errno.
+        source: std::io::Error,
+    },
+
+    /// A learned profile could not be written.
+    #[error("cannot write the learned seccomp profile {}: {operation} failed: {source}", path.display())]
+    WriteFile {
+        /// The profile's path.
+        path: PathBuf,
+        /// The call that failed, e.g. `rename`.
+        operation: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+
+    /// An existing file a learned profile would be merged into is no learned allowlist.
+    #[error("cannot merge into the seccomp profile {}: {reason}", path.display())]
+    NotMergeable {
+        /// The existing profile.
+        path: PathBuf,
+        /// Why it is not one.
+        reason: String,
+    },
+
     /// `seccomp(SECCOMP_SET_MODE_FILTER)` (and the prctl fallback) failed.
     #[error("seccomp(SECCOMP_SET_MODE_FILTER) failed: {source}")]
     Install {
@@ -240,6 +280,8 @@ impl SeccompError {
     pub fn path(&self) -> Option<&Path> {
         match self {
             SeccompError::ReadFile { path, .. }
+            | SeccompError::WriteFile { path, .. }
+            | SeccompError::NotMergeable { path, .. }
             | SeccompError::NotARegularFile { path, .. }
             | SeccompError::FileTooLarge { path, .. } => Some(path),
             _ => None,

@@ -29,7 +29,7 @@ const SCMP_FLTATR_CTL_OPTIMIZE: c_int = 8;
 /// An architecture as libseccomp and the kernel's audit subsystem name it
 /// (`AUDIT_ARCH_*` in `<linux/audit.h>`, `SCMP_ARCH_*` in `<seccomp.h>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ScmpArch(u32);
+pub(crate) struct ScmpArch(pub(crate) u32);
 
 impl ScmpArch {
     pub(crate) const X86_64: ScmpArch = ScmpArch(0xC000_003E);

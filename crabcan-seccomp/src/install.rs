@@ -12,6 +12,9 @@ use crate::profile::Profile;
 /// `SECCOMP_SET_MODE_FILTER` operation of `seccomp(2)`.
 const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
 
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER`: return a listener for the filter's notifications.
+const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
+
 /// `SECCOMP_MODE_FILTER` for `prctl(PR_SET_SECCOMP)`.
 const SECCOMP_MODE_FILTER: libc::c_ulong = 2;
 
@@ -49,11 +52,7 @@ impl CompiledFilter {
     /// Install it last, right before `execve`: from then on, the calling
     /// code is filtered too.
     pub fn install(&self) -> Result<(), SeccompError> {
-        let program = libc::sock_fprog {
-            // Never truncates: a CompiledFilter holds at most 4096 instructions.
-            len: self.program.len() as libc::c_ushort,
-            filter: self.program.as_ptr().cast_mut(),
-        };
+        let program = self.fprog();
         let errno = match seccomp_set_mode_filter(&program) {
             Ok(()) => return Ok(()),
             Err(errno) if errno == libc::ENOSYS => match prctl_set_seccomp(&program) {
@@ -68,6 +67,41 @@ impl CompiledFilter {
         Err(SeccompError::Install {
             source: io::Error::from_raw_os_error(errno),
         })
+    }
+
+    /// Installs the filter with `SECCOMP_FILTER_FLAG_NEW_LISTENER` and returns the listener
+    /// descriptor (close-on-exec) the kernel made for its `SECCOMP_RET_USER_NOTIF` calls.
+    /// Linux 5.0+; a thread may have one listener in its filter chain. Does not allocate.
+    pub(crate) fn install_with_listener(&self) -> Result<libc::c_int, SeccompError> {
+        let program = self.fprog();
+        // SAFETY: as in `seccomp_set_mode_filter`; the kernel copies the program.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                SECCOMP_SET_MODE_FILTER,
+                SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                &program as *const libc::sock_fprog,
+            )
+        };
+        if rc >= 0 {
+            // A descriptor number always fits an int.
+            return Ok(rc as libc::c_int);
+        }
+        match last_errno() {
+            libc::EACCES => Err(SeccompError::NeedsNoNewPrivs),
+            errno => Err(SeccompError::Install {
+                source: io::Error::from_raw_os_error(errno),
+            }),
+        }
+    }
+
+    /// The program as the kernel takes it.
+    fn fprog(&self) -> libc::sock_fprog {
+        libc::sock_fprog {
+            // Never truncates: a CompiledFilter holds at most 4096 instructions.
+            len: self.program.len() as libc::c_ushort,
+            filter: self.program.as_ptr().cast_mut(),
+        }
     }
 
     /// Sets `PR_SET_NO_NEW_PRIVS`, then [`installs`](CompiledFilter::install)

@@ -19,6 +19,13 @@
 //! - [`CompiledFilter::install`]: one `seccomp(2)` call, no allocation, for
 //!   a child right before `execve` (`install.rs`). [`Profile::load`] does
 //!   compile + `PR_SET_NO_NEW_PRIVS` + install for a process filtering itself.
+//! - [`CompiledFilter::evaluate`]: a filter run in user space on a
+//!   [`SyscallData`], with the kernel's semantics (`evaluate.rs`);
+//!   [`CompiledFilter::summary`]: what a filter does with the calls that matter
+//!   (`summary.rs`).
+//! - Learning a profile: a [`LearningFilter`] notifies a [`Supervisor`] of every
+//!   call of a process and its children (`learn.rs`); the [`Learned`] calls
+//!   become a [`LearnedProfile`], merged into a JSON file (`learned_profile.rs`).
 //!
 //! ```no_run
 //! use crabcan_seccomp::Profile;
@@ -36,23 +43,31 @@
 mod arch;
 mod compile;
 mod error;
+mod evaluate;
 mod ffi;
 mod file;
 mod import_context;
 mod install;
+mod learn;
+mod learned_profile;
 mod oci_fields;
 mod oci_json;
 mod profile;
+mod summary;
 mod syscalls;
 mod tables;
 
 pub use arch::Arch;
 pub use compile::CompiledFilter;
 pub use error::SeccompError;
+pub use evaluate::{SyscallData, Verdict};
 pub use file::{read_profile_file, MAX_PROFILE_BYTES};
 pub use import_context::{running_kernel, ImportContext};
 pub use install::set_no_new_privs;
+pub use learn::{check_kernel_for_learning, Learned, LearningFilter, Supervisor, LEARNING_MIN_KERNEL};
+pub use learned_profile::{LearnedProfile, Scope};
 pub use profile::{Action, ArgCondition, CmpOp, Profile, Rule, MAX_ARGS, MAX_ERRNO, MAX_RULES};
+pub use summary::{FilterSummary, NotableVerdict};
 pub use tables::ShippedProfile;
 
 /// The number of syscall `name` on [`Arch::NATIVE`], or `None` if it has no such call.

@@ -53,6 +53,19 @@ pub(crate) fn number(arch: Arch, name: &str) -> Option<i32> {
     table.get(index).map(|(_, number)| *number)
 }
 
+/// Every `(name, number)` of `arch`, sorted by name.
+pub(crate) fn all(arch: Arch) -> &'static [(&'static str, i32)] {
+    table(arch)
+}
+
+/// The name of syscall `number` on `arch`, or `None` if `arch` has no such number.
+pub(crate) fn name(arch: Arch, number: i32) -> Option<&'static str> {
+    table(arch)
+        .iter()
+        .find(|(_, known)| *known == number)
+        .map(|(name, _)| *name)
+}
+
 /// True if `name` is a syscall of some architecture other than `arch` (e.g.
 /// `arm_fadvise64_64`, `socketcall`, `stat64` for x86_64; `open`, `fork` for aarch64).
 pub(crate) fn exists_elsewhere(arch: Arch, name: &str) -> bool {
@@ -102,6 +115,17 @@ mod tests {
         assert_eq!(arm("renameat"), Some(38));
         assert_eq!(arm("open"), None);
         assert_eq!(arm("clone3"), Some(435));
+    }
+
+    #[test]
+    fn numbers_name_their_syscalls() {
+        for arch in Arch::ALL {
+            for (name, number) in table(arch) {
+                // Numbers are unique: every one names the syscall listed with it.
+                assert_eq!(super::name(arch, *number), Some(*name), "{arch} {number}");
+            }
+        }
+        assert_eq!(super::name(Arch::X86_64, 9999), None);
     }
 
     #[test]
