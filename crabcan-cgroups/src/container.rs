@@ -259,7 +259,7 @@ fn remove_made(made: &[PathBuf]) {
 
 /// Where each controller's files are on `host` (a hybrid host may have some controllers on
 /// its cgroup2 mount only) and the writes that apply `limits` there.
-fn plan_writes(host: &CgroupHost, limits: &Limits) -> Result<(Placement, Vec<LimitWrite>), CgroupError> {
+pub(crate) fn plan_writes(host: &CgroupHost, limits: &Limits) -> Result<(Placement, Vec<LimitWrite>), CgroupError> {
     let mut placement = Placement::only(host.mounts.layout.version());
     if host.mounts.layout == Layout::Hybrid {
         let used: BTreeSet<Controller> = limit_writes(limits, &placement)?.iter().map(|w| w.controller).collect();

@@ -25,6 +25,9 @@
 //! [`CgroupHost::with_v2_base`] makes cgroups there, with the leases in a state directory of the
 //! user's own.
 //!
+//! [`CgroupHost::plan_limits`] tells, without creating anything, which file each limit becomes
+//! on this host and whether the host will honour it.
+//!
 //! Limits the host cannot apply fail creation or, with [`MissingController::Warn`], are left
 //! out and listed in [`ContainerCgroup::unapplied`]; errors and unapplied limits name the
 //! limit as a [`LimitKind`]. The crate prints nothing and never exits.
@@ -51,6 +54,7 @@ mod layout;
 mod lease;
 mod limit_types;
 mod limits;
+mod plan;
 mod self_join;
 mod stale;
 mod stats;
@@ -75,6 +79,7 @@ pub use limits::{
     oci_cpu_shares_to_weight, parse_size, LimitKind, Limits, DEFAULT_CPU_SHARES, DEFAULT_CPU_WEIGHT, DEFAULT_IO_WEIGHT,
     DEFAULT_MEMORY, DEFAULT_PIDS, MIN_CPU_QUOTA, MIN_MEMORY, PID_MAX_LIMIT,
 };
+pub use plan::{Availability, PlannedLimit};
 pub use self_join::SelfJoin;
 pub use stale::StaleCleanup;
 pub use stats::Stats;
