@@ -15,6 +15,9 @@ Examples:
   crabcan --mount ./rootfs --uid 1000 --env LANG=C.UTF-8 --workdir /tmp -- id
   mkfifo -m 0622 /run/go; crabcan --mount ./rootfs --start-fifo /run/go -- date &
   cat /run/go                                      set up now, start later from another process
+  crabcan --mount ./rootfs --seccomp-learn sh.json -- sh -c 'ls /'   learn the syscalls it makes
+  crabcan --mount ./rootfs --seccomp-profile sh.json -- sh -c 'ls /'  then enforce just those
+  crabcan --mount ./rootfs --explain=json -- sh    the confinement it would get, not started
 
 OCI runtime mode (runc's command line, for container engines): crabcan [--root DIR] SUBCOMMAND,
 e.g. crabcan spec, crabcan state ID, crabcan list; crabcan spec --help for one subcommand's options.
@@ -138,6 +141,35 @@ pub struct Args {
     /// Seccomp profile in Docker/OCI JSON format
     #[arg(long, value_name = "FILE")]
     pub seccomp_profile: Option<PathBuf>,
+
+    /// Learn a seccomp profile: run the command under a filter that reports each of its
+    /// syscalls to crabcan (calls the default profile denies still fail, and are reported),
+    /// then merge those it made into FILE (Docker/OCI JSON, created if missing); Linux 5.5+
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["seccomp_profile", "init"])]
+    pub seccomp_learn: Option<PathBuf>,
+
+    /// With --seccomp-learn: deny nothing while learning, and learn the calls the default
+    /// profile would deny too
+    #[arg(long, requires = "seccomp_learn")]
+    pub seccomp_learn_unconfined: bool,
+
+    /// Print the confinement the container would get (namespaces, mounts, capabilities,
+    /// seccomp, cgroup files, rlimits, what this host cannot honour) without starting it
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "text",
+        value_parser = ["text", "json"]
+    )]
+    pub explain: Option<String>,
+
+    /// Fail instead of warning when a confinement asked for cannot be applied on this host
+    /// (an I/O weight without a weight-aware scheduler, a controller missing under
+    /// --allow-missing-controllers, an idmapped mount the filesystem cannot make)
+    #[arg(long)]
+    pub strict: bool,
 
     /// Give the container its own pseudo-terminal (default: when stdin is a terminal)
     #[arg(short, long, conflicts_with = "no_tty")]

@@ -2,6 +2,7 @@
 //! exits with its status. Every error is one line, `crabcan: error: ...`; nothing else here.
 
 mod args;
+mod explain;
 mod oci;
 mod oci_args;
 mod seccomp;
@@ -12,8 +13,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 use crabcan_cgroups::{parse_size, LimitKind, Limits, MissingController};
 use crabcan_core::{
-    spec, BindMount, CapabilitySet, ContainerConfig, ExitReport, FileLimit, IdMapping, IdRange, StartGate, Terminal,
-    EXIT_SETUP_FAILED,
+    spec, BindMount, CapabilitySet, ContainerConfig, ExitReport, FileLimit, IdMapping, IdRange, LearnReport,
+    SeccompLearning, StartGate, Terminal, EXIT_SETUP_FAILED,
 };
 
 use args::Args;
@@ -35,6 +36,15 @@ fn main() -> ExitCode {
         Err(error) => return clap_error(error),
     };
     init_logging(args.debug);
+    if let Some(format) = args.explain.clone() {
+        return match explain(args, &format) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(Failure { message, code }) => {
+                say(&format!("error: {message}"));
+                ExitCode::from(code.clamp(0, 255) as u8)
+            }
+        };
+    }
     let code = match run(args) {
         Ok(report) => exit_code_of(&report),
         Err(Failure { message, code }) => {
@@ -99,6 +109,16 @@ fn run(args: Args) -> Result<ExitReport, Failure> {
     Ok(crabcan_core::run(config)?)
 }
 
+/// `--explain`: the confinement the configuration gives, printed; nothing is started.
+fn explain(args: Args, format: &str) -> Result<(), Failure> {
+    let config = build_config(args)?;
+    let confinement = crabcan_core::explain(config)?;
+    let text = explain::render(&confinement, format).map_err(Failure::setup)?;
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(|error| Failure::setup(format!("cannot write the explanation: {error}")))
+}
+
 fn build_config(args: Args) -> Result<ContainerConfig, Failure> {
     let argv = match (&args.command, args.args.is_empty()) {
         (Some(command), _) => spec::split_command(command).map_err(Failure::setup)?,
@@ -153,9 +173,31 @@ fn build_config(args: Args) -> Result<ContainerConfig, Failure> {
         config.start_gate = StartGate::Fifo(fifo.clone());
     }
     config.collect_stats = log::log_enabled!(log::Level::Debug);
-    // After the capabilities: a JSON profile's `includes.caps` rules depend on them.
-    config.seccomp = seccomp_filter(&args, &config.capabilities)?;
+    config.strict = args.strict;
+    match &args.seccomp_learn {
+        Some(path) => config.seccomp_learning = Some(learning(&args, path)?),
+        // After the capabilities: a JSON profile's `includes.caps` rules depend on them.
+        None => config.seccomp = seccomp_filter(&args, &config.capabilities)?,
+    }
     Ok(config)
+}
+
+/// `--seccomp-learn FILE`: a learning run that enforces the default profile (none with
+/// `--seccomp-learn-unconfined`), writing FILE (made absolute: crabcan writes it once the
+/// container is gone).
+fn learning(args: &Args, path: &std::path::Path) -> Result<SeccompLearning, Failure> {
+    if args.seccomp != "default" {
+        return Err(Failure::setup(format!(
+            "--seccomp-learn enforces the default profile while it learns (none with --seccomp-learn-unconfined); drop --seccomp {}",
+            args.seccomp
+        )));
+    }
+    let output = std::path::absolute(path)
+        .map_err(|error| Failure::setup(format!("--seccomp-learn {}: {error}", path.display())))?;
+    Ok(SeccompLearning {
+        enforced: (!args.seccomp_learn_unconfined).then(crabcan_seccomp::Profile::default_profile),
+        output,
+    })
 }
 
 /// `--uid-map`/`--gid-map`: given ranges (one given alone serves for both), or a private range.
@@ -287,7 +329,41 @@ fn exit_code_of(report: &ExitReport) -> i32 {
     if let Some(stats) = &report.stats {
         log::debug!("resource use: {stats}");
     }
+    if let Some(learned) = &report.learned {
+        for line in learn_summary(learned) {
+            say(&line);
+        }
+    }
     report.exit_code()
+}
+
+/// What a learning run says when it is done: what it learned and wrote, what the enforced
+/// profile denied, and the numbers it could not name.
+fn learn_summary(report: &LearnReport) -> Vec<String> {
+    let learned = &report.learned;
+    let mut lines = vec![format!(
+        "learned {} syscalls ({} calls); {} now allows {}",
+        learned.allowed.len(),
+        learned.calls,
+        report.output.display(),
+        report.profile.allowed.len()
+    )];
+    if !learned.denied.is_empty() {
+        let denied: Vec<String> = learned
+            .denied
+            .iter()
+            .map(|(name, action)| format!("{name} ({action})"))
+            .collect();
+        lines.push(format!("denied while learning, so not learned: {}", denied.join(", ")));
+    }
+    if !learned.unnamed.is_empty() {
+        let numbers: Vec<String> = learned.unnamed.iter().map(i32::to_string).collect();
+        lines.push(format!(
+            "warn: syscalls {} have no name in crabcan's table and are not in the profile",
+            numbers.join(", ")
+        ));
+    }
+    lines
 }
 
 /// `crabcan: warn: ...` lines; debug and trace lines carry the milliseconds since start, so

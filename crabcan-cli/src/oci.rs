@@ -147,6 +147,14 @@ fn run(cli: OciCli) -> Result<i32, String> {
             oci(spec::write_default_spec(&bundle, rootless).map(drop))
         }
         OciCommand::Features => print_json(&features::features()).map(|()| 0),
+        OciCommand::Explain { format, id } => {
+            let confinement = runtime::explain(&store, &id).map_err(|e| e.to_string())?;
+            let text = crate::explain::render(&confinement, &format)?;
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .map_err(|error| format!("cannot write the output: {error}"))?;
+            Ok(0)
+        }
         OciCommand::State { id } => {
             let state = store.load(&id).map_err(|e| e.to_string())?;
             print_json(&state.report()).map(|()| 0)

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// OCI mode.
 pub const SUBCOMMANDS: &[&str] = &[
     "spec", "create", "start", "state", "kill", "delete", "run", "exec", "list", "ps", "pause", "resume", "events",
-    "update", "features",
+    "update", "features", "explain",
 ];
 
 /// Global options that take a value (`--root DIR` or `--root=DIR`).
@@ -250,6 +250,14 @@ pub enum OciCommand {
     },
     /// Print the OCI features this runtime supports, as JSON
     Features,
+    /// Print the confinement a created or running container got (crabcan's own subcommand)
+    Explain {
+        /// Output format
+        #[arg(short, long, value_parser = ["text", "json"], default_value = "text")]
+        format: String,
+        /// The container's id
+        id: String,
+    },
 }
 
 /// runc's single-limit flags of `update`.
@@ -309,6 +317,7 @@ impl OciCommand {
             | OciCommand::Pause { id }
             | OciCommand::Resume { id }
             | OciCommand::Events { id, .. }
+            | OciCommand::Explain { id, .. }
             | OciCommand::Update { id, .. } => Some(id),
         }
     }

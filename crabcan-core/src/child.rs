@@ -167,9 +167,9 @@ fn set_up_and_exec(
     // A filter needs no_new_privs or CAP_SYS_ADMIN to be loaded. Without no_new_privs (an OCI
     // config can ask for that) it is loaded now, while the capability is still held, as runc
     // does; the rest of the setup then runs under it.
-    let seccomp_now = config.seccomp.as_ref().filter(|_| !config.no_new_privs);
-    if let Some(filter) = seccomp_now {
-        ops.load_seccomp(filter)?;
+    let filter_now = !config.no_new_privs;
+    if filter_now {
+        load_filter(config, ops)?;
     }
 
     // The bounding set needs CAP_SETPCAP, so it shrinks before the identity changes; the
@@ -214,8 +214,8 @@ fn set_up_and_exec(
     // execve, and the filter (which needs no_new_privs) is the very last thing before it, but
     // for the startContainer hooks, which run as the command would: confined by it (as runc's).
     ops.close_fds_on_exec(config.preserved_fds)?;
-    if let (Some(filter), None) = (&config.seccomp, seccomp_now) {
-        ops.load_seccomp(filter)?;
+    if !filter_now {
+        load_filter(config, ops)?;
     }
     if !hooks.start_container.is_empty() {
         let state = hooks.state_json(pid, "created");
@@ -232,6 +232,16 @@ fn set_up_and_exec(
         }
     }
     Err(Failure::new("exec", errno, prepared.program.clone()))
+}
+
+/// Loads the container's seccomp filter: the learning filter of a learning run (its listener
+/// handed to crabcan), else the profile's, if any.
+fn load_filter(config: &ContainerConfig, ops: &mut dyn SetupOps) -> Result<(), Failure> {
+    match (&config.learning_filter, &config.seccomp) {
+        (Some(learning), _) => ops.start_learning(learning),
+        (None, Some(filter)) => ops.load_seccomp(filter),
+        (None, None) => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -340,6 +350,7 @@ pub(crate) mod tests {
             start_init(Option<&CompiledFilter>);
             close_fds_on_exec(u32);
             load_seccomp(&CompiledFilter);
+            start_learning(&crabcan_seccomp::LearningFilter);
         }
         fn join_namespace(&mut self, kind: NamespaceKind, _: OwnedFd) -> Result<(), Failure> {
             self.log.borrow_mut().push(format!("join_namespace({kind})"));
@@ -731,6 +742,35 @@ pub(crate) mod tests {
         );
         assert!(!steps.iter().any(|s| s == "set_no_new_privs"));
         assert_eq!(steps.iter().filter(|s| *s == "load_seccomp").count(), 1, "loaded once");
+    }
+
+    fn learning_config(no_new_privs: bool) -> ContainerConfig {
+        let mut config = config();
+        config.seccomp = None;
+        config.no_new_privs = no_new_privs;
+        let default = Profile::default_profile();
+        config.learning_filter = Some(crabcan_seccomp::LearningFilter::new(Some(&default), 5).unwrap());
+        config
+    }
+
+    #[test]
+    fn the_learning_filter_goes_where_the_filter_goes_and_replaces_it() {
+        let (steps, _) = record(&learning_config(true), None, 0);
+        assert_eq!(
+            at(&steps, "start_learning") + 1,
+            at(&steps, "exec"),
+            "last before execve"
+        );
+        assert!(at(&steps, "close_fds_on_exec") < at(&steps, "start_learning"));
+        assert!(!steps.iter().any(|s| s == "load_seccomp"), "{steps:?}");
+        // Without no_new_privs, where the filter goes then: while CAP_SYS_ADMIN is held.
+        let (steps, _) = record(&learning_config(false), None, 0);
+        assert!(
+            at(&steps, "start_learning") < at(&steps, "restrict_bounding_set"),
+            "{steps:?}"
+        );
+        assert_eq!(steps.iter().filter(|s| *s == "start_learning").count(), 1);
+        assert!(!steps.iter().any(|s| s == "load_seccomp"));
     }
 
     #[test]

@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use crabcan_cgroups::{LimitKind, Limits, MissingController};
-use crabcan_seccomp::CompiledFilter;
+use crabcan_seccomp::{CompiledFilter, LearningFilter};
 
 use crate::capabilities::CapabilitySet;
 use crate::error::ConfigError;
 use crate::hooks::LifecycleHooks;
 use crate::hostname::validate_hostname;
+use crate::learning::SeccompLearning;
 use crate::mounts::KERNEL_FILESYSTEMS;
 use crate::namespaces::{NamespaceMode, Namespaces};
 use crate::spec::{BindMount, IdRange};
@@ -206,6 +207,14 @@ pub struct ContainerConfig {
     pub capabilities: CapabilitySet,
     /// The compiled seccomp filter; `None` means unconfined.
     pub seccomp: Option<CompiledFilter>,
+    /// Learn a seccomp profile: the container's process runs under crabcan-seccomp's learning
+    /// filter instead of [`ContainerConfig::seccomp`] (which still confines the processes an
+    /// OCI `exec` adds) and the calls it makes are merged into a profile file (see
+    /// `learning.rs`). Linux 5.5+; not with `init`.
+    pub seccomp_learning: Option<SeccompLearning>,
+    /// Fail instead of warning when a confinement asked for cannot be applied on this host (a
+    /// cgroup limit, an idmapped mount).
+    pub strict: bool,
     /// A pty of its own, or crabcan's stdio in a new session.
     pub terminal: Terminal,
     /// Run a minimal init as pid 1 that forwards signals to the command and reaps zombies
@@ -255,6 +264,9 @@ pub struct ContainerConfig {
     /// The mount steps, when a front end (the OCI bundle) gives them; `None`: crabcan's own
     /// plan from this configuration ([`crate::mounts::plan`]).
     pub(crate) mount_plan: Option<Vec<crate::mounts::MountStep>>,
+    /// The learning filter, compiled by `create` once the handshake socket exists (the filter
+    /// lets exactly the hand-over on that socket through).
+    pub(crate) learning_filter: Option<LearningFilter>,
     /// Mount the container's cgroup view at /sys/fs/cgroup (crabcan's plan always does; an OCI
     /// config does when it lists a cgroup mount).
     pub(crate) cgroup_view: bool,
@@ -315,6 +327,9 @@ impl ContainerConfig {
             tmp_size: None,
             capabilities: CapabilitySet::default(),
             seccomp: None,
+            seccomp_learning: None,
+            strict: false,
+            learning_filter: None,
             terminal: Terminal::Inherit,
             init: false,
             start_gate: StartGate::Parent,
@@ -393,6 +408,9 @@ impl ContainerConfig {
             if name.is_empty() || name.contains('\0') {
                 return Err(ConfigError::BadKeyringName { name: name.clone() });
             }
+        }
+        if let Some(learning) = &self.seccomp_learning {
+            validate_learning(learning, self.init)?;
         }
         Ok(self)
     }
@@ -610,6 +628,33 @@ pub fn validate_preserved_fds(count: u32) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// A learning run needs a kernel that can let calls through, no init of its own (whose
+/// process would need a listener of its own), and a profile path crabcan can write.
+fn validate_learning(learning: &SeccompLearning, init: bool) -> Result<(), ConfigError> {
+    let path = &learning.output;
+    let bad = |why: String| ConfigError::BadLearning {
+        path: path.clone(),
+        why,
+    };
+    crabcan_seccomp::check_kernel_for_learning().map_err(|error| bad(error.to_string()))?;
+    if init {
+        return Err(bad(
+            "--init runs a process of its own, whose calls the run would not learn; drop --init for the learning run"
+                .into(),
+        ));
+    }
+    if !path.is_absolute() {
+        return Err(bad("the path must be absolute".into()));
+    }
+    if path.is_dir() {
+        return Err(bad("it is a directory; give a file name".into()));
+    }
+    match path.parent() {
+        Some(folder) if folder.is_dir() => Ok(()),
+        _ => Err(bad("its folder does not exist; create it first".into())),
+    }
 }
 
 /// crabcan's own hard RLIMIT_NOFILE: the most a container can get (raising it needs

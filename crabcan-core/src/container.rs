@@ -21,6 +21,7 @@ use crate::error::{ConfigError, Error, Result};
 use crate::handshake::{Channel, Message, Received};
 use crate::hooks::{self, HookKind};
 use crate::id_ranges::{self, IdFiles, IdKind, IdLease};
+use crate::learning::{LearnReport, Learner};
 use crate::namespaces::{
     clone_into_namespaces, clone_into_namespaces_and_cgroup, user_namespace_maps, CloneResult, JoinedNamespaces,
     NamespaceKind, NamespaceMode, PidNamespaceForChildren,
@@ -53,6 +54,8 @@ pub struct ExitReport {
     /// Resource use read from the cgroup just before it was removed (when
     /// `ContainerConfig::collect_stats` asked for it).
     pub stats: Option<Stats>,
+    /// What a learning run learned and wrote ([`crate::ContainerConfig::seccomp_learning`]).
+    pub learned: Option<LearnReport>,
 }
 
 impl ExitReport {
@@ -119,6 +122,12 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
     };
     let (parent_end, child_end) =
         Channel::pair().map_err(|errno| Error::sys("socketpair(AF_UNIX, SOCK_SEQPACKET)", errno))?;
+    // The learning filter lets exactly the hand-over on the child's end of the socket through.
+    let learner = match &config.seccomp_learning {
+        Some(request) => Some(Learner::new(request, child_end.as_raw_fd())?),
+        None => None,
+    };
+    config.learning_filter = learner.as_ref().map(|learner| learner.filter().clone());
     let blocked = BlockedSignals::block().map_err(|errno| Error::sys("sigprocmask", errno))?;
     let flags = config.namespaces.clone_flags();
     log::debug!("cloning into new namespaces {flags:?} (hostname {})", config.hostname);
@@ -153,6 +162,8 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
         host_ids,
         cgroup,
         pty_master: None,
+        learner,
+        strict: config.strict,
         _blocked: blocked,
     };
     inner.set_up_child(&config, child, born_in_cgroup, cgroup_host.as_ref(), joined)?;
@@ -205,6 +216,9 @@ impl CreatedContainer {
                 detail: "a container with host ids leased from crabcan's pool cannot outlive its crabcan".into(),
             });
         }
+        if let (Some(learner), Some(child)) = (self.inner.learner.take(), self.inner.child) {
+            learner.spawn_detached(&self.inner.channel, child)?;
+        }
         let pid = self.inner.child.take().map_or(0, Pid::as_raw);
         let cgroup = self.inner.cgroup.take();
         let cgroup_path = cgroup.as_ref().map(|c| c.relative_path().to_owned());
@@ -233,7 +247,7 @@ impl CreatedContainer {
     /// With a [`StartGate::Fifo`], crabcan does not release the process itself: whoever opens
     /// the FIFO does, and [`RunningContainer::wait`] reports an exec failure then.
     pub fn start(self) -> Result<RunningContainer> {
-        let running = RunningContainer {
+        let mut running = RunningContainer {
             exec_pending: self.inner.released_by_fifo,
             inner: self.inner,
             exec_error: None,
@@ -286,6 +300,8 @@ enum Source {
     Signals,
     Handshake,
     Pty(RelayEnd),
+    /// The seccomp listener of a learning run.
+    Listener,
 }
 
 impl RunningContainer {
@@ -308,11 +324,13 @@ impl RunningContainer {
             cgroup.remove()?;
             log::debug!("cgroup removed");
         }
+        let learned = inner.learner.take().map(Learner::finish).transpose()?;
         Ok(ExitReport {
             status,
             oom_killed,
             memory_limit: inner.memory_limit,
             stats,
+            learned,
         })
     }
 
@@ -349,7 +367,12 @@ impl RunningContainer {
             if let Some(relay) = relay.as_ref() {
                 sources.extend(relay.open_ends().into_iter().map(|(end, fd)| (Source::Pty(end), fd)));
             }
-            for source in ready(&sources)? {
+            if let Some(listener) = self.inner.learner.as_ref().and_then(Learner::pollable) {
+                sources.push((Source::Listener, listener));
+            }
+            let readable = ready(&sources)?;
+            drop(sources);
+            for source in readable {
                 match source {
                     Source::Signals => {
                         let seen = signals.forward_pending(child);
@@ -362,6 +385,11 @@ impl RunningContainer {
                     Source::Pty(end) => {
                         if let Some(relay) = relay.as_mut() {
                             relay.pump(end);
+                        }
+                    }
+                    Source::Listener => {
+                        if let Some(learner) = self.inner.learner.as_mut() {
+                            learner.service()?;
                         }
                     }
                 }
@@ -410,6 +438,10 @@ struct Inner {
     /// The container's host ids (and, for [`IdMapping::Auto`], their lease).
     host_ids: HostIds,
     pty_master: Option<OwnedFd>,
+    /// A learning run's supervisor, which answers the child's seccomp notifications.
+    learner: Option<Learner>,
+    /// Fail rather than run without a confinement asked for.
+    strict: bool,
     // Declared last: the signal mask comes back only after the child is reaped.
     _blocked: BlockedSignals,
 }
@@ -466,6 +498,12 @@ impl Inner {
             Some(userns) => idmap::make_trees(userns, &wanted)?,
             None => idmap::Trees::none(config),
         };
+        for fallback in &trees.fallbacks {
+            if self.strict {
+                return Err(Error::NotHonoured { what: fallback.clone() });
+            }
+            log::warn!("{fallback}");
+        }
         // The idmapped trees, then the namespaces the child joins itself.
         let mut go_fds: Vec<i32> = trees.fds.iter().map(AsRawFd::as_raw_fd).collect();
         go_fds.extend(joined.child_fds());
@@ -544,8 +582,13 @@ impl Inner {
         Ok(Some(exit))
     }
 
-    fn receive(&self) -> Result<Received> {
-        self.channel.receive().map_err(Error::from)
+    /// The next message from the child; in a learning run the child's seccomp notifications
+    /// are answered meanwhile (its setup calls wait for them).
+    fn receive(&mut self) -> Result<Received> {
+        match self.learner.as_mut() {
+            Some(learner) => learner.receive(&self.channel),
+            None => self.channel.receive().map_err(Error::from),
+        }
     }
 
     /// The conversation with the child broke during setup (`broken`: a send or receive that
@@ -862,6 +905,11 @@ fn create_cgroup(host: &CgroupHost, config: &ContainerConfig) -> Result<Option<C
         Some(path) => host.create_at(path, limits, config.missing_controllers)?,
         None => host.create(&config.hostname, limits, config.missing_controllers)?,
     };
+    if let (true, Some(unapplied)) = (config.strict, cgroup.unapplied().first()) {
+        return Err(Error::NotHonoured {
+            what: unapplied.reason.to_string(),
+        });
+    }
     for unapplied in cgroup.unapplied() {
         log::warn!("{}; running without it", unapplied.reason);
     }
@@ -878,6 +926,7 @@ mod tests {
             oom_killed,
             memory_limit: None,
             stats: None,
+            learned: None,
         }
     }
 

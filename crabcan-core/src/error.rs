@@ -229,6 +229,14 @@ pub enum ConfigError {
         /// How they disagree.
         why: String,
     },
+    /// A learning run that cannot work as configured.
+    #[error("cannot learn a seccomp profile into {path}: {why}")]
+    BadLearning {
+        /// The profile to write.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        why: String,
+    },
     /// crabcan runs as root without CAP_SYS_ADMIN.
     #[error("crabcan runs as root without CAP_SYS_ADMIN, which root's containers need (host ids, idmapped mounts, cgroups); run it as root with all its capabilities, or as an ordinary user (rootless)")]
     NotPrivileged,
@@ -333,6 +341,13 @@ pub enum Error {
     /// The handshake socket broke.
     #[error(transparent)]
     Handshake(#[from] crate::handshake::HandshakeError),
+    /// A confinement the configuration asks for cannot be applied on this host, and
+    /// [`crate::ContainerConfig::strict`] says not to run without it.
+    #[error("{what}, and strict mode does not run a container looser than asked; drop --strict to run without it")]
+    NotHonoured {
+        /// What cannot be applied, and why.
+        what: String,
+    },
     /// The container's OOM score adjustment could not be set.
     #[error(
         "cannot set the OOM score adjustment of the container (process.oomScoreAdj) to {value}: writing {} failed: {errno}{}",

@@ -14,6 +14,8 @@
 //!   receives Ready ◀────────────────── Ready: held before execve
 //!   sends Start ─────────────────────▶ seccomp, startContainer hooks, execve
 //!   (or: another process opens the start FIFO, see `StartGate::Fifo`)
+//!   (learning: receives the listener ◀ Listening + fd, sent where the filter is loaded;
+//!    crabcan answers the filter's notifications from then on, see `learning.rs`)
 //!   EOF (close-on-exec) ◀───────────── the command runs
 //! ```
 //!
@@ -65,6 +67,10 @@ pub enum Message {
     Ready,
     /// Parent → child: run the command.
     Start,
+    /// Child → parent: the seccomp learning filter is installed; its listener follows as an
+    /// `SCM_RIGHTS` fd (sent by crabcan-seccomp's hand-over, the one call the filter lets
+    /// through).
+    Listening,
     /// Child → parent: a setup step failed.
     Failed { step: String, errno: i32, detail: String },
     /// Entering process → crabcan (`exec`): it joined the container and forked the process
@@ -88,7 +94,7 @@ impl Message {
         std::mem::discriminant(self) == std::mem::discriminant(other)
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         match self {
             Message::Go { idmapped, pid } => {
                 let mut bytes = vec![b'G'];
@@ -102,6 +108,7 @@ impl Message {
             Message::PtyMaster => vec![b'P'],
             Message::Ready => vec![b'R'],
             Message::Start => vec![b'S'],
+            Message::Listening => vec![b'L'],
             Message::Failed { step, errno, detail } => {
                 let step = &step.as_bytes()[..step.len().min(255)];
                 let mut bytes = vec![b'F'];
@@ -132,6 +139,7 @@ impl Message {
             [b'P'] => Ok(Message::PtyMaster),
             [b'R'] => Ok(Message::Ready),
             [b'S'] => Ok(Message::Start),
+            [b'L'] => Ok(Message::Listening),
             [b'E', p0, p1, p2, p3] => Ok(Message::Entered {
                 pid: i32::from_le_bytes([*p0, *p1, *p2, *p3]),
             }),
@@ -274,6 +282,7 @@ mod tests {
             Message::PtyMaster,
             Message::Ready,
             Message::Start,
+            Message::Listening,
             Message::Failed {
                 step: "mounts".into(),
                 errno: 1,

@@ -30,6 +30,9 @@ const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 pub struct Trees {
     pub idmapped: Vec<bool>,
     pub fds: Vec<OwnedFd>,
+    /// Why each tree of crabcan's own choice got no idmapped copy (the caller warns, or fails
+    /// in strict mode).
+    pub fallbacks: Vec<String>,
 }
 
 impl Trees {
@@ -38,6 +41,7 @@ impl Trees {
         Trees {
             idmapped: vec![false; 1 + config.binds.len()],
             fds: Vec::new(),
+            fallbacks: Vec::new(),
         }
     }
 }
@@ -91,8 +95,8 @@ pub fn wanted(config: &ContainerConfig) -> Vec<Option<Wanted>> {
 }
 
 /// Makes the idmapped copies `wanted` asks for, mapped through the user namespace `userns`.
-/// A tree of crabcan's own choice the kernel cannot idmap is left out, with a warning; one the
-/// bundle asked for is an error naming it.
+/// A tree of crabcan's own choice the kernel cannot idmap is left out, with the reason in
+/// [`Trees::fallbacks`]; one the bundle asked for is an error naming it.
 pub fn make_trees(userns: &OwnedFd, wanted: &[Option<Wanted>]) -> Result<Trees, crate::Error> {
     let mut trees = Trees::default();
     for want in wanted {
@@ -113,7 +117,7 @@ pub fn make_trees(userns: &OwnedFd, wanted: &[Option<Wanted>]) -> Result<Trees, 
                 ))
             }
             Err((_, errno)) => {
-                warn_unavailable(&want.path, errno);
+                trees.fallbacks.push(unavailable(&want.path, errno));
                 trees.idmapped.push(false);
             }
         }
@@ -121,7 +125,8 @@ pub fn make_trees(userns: &OwnedFd, wanted: &[Option<Wanted>]) -> Result<Trees, 
     Ok(trees)
 }
 
-fn warn_unavailable(path: &Path, errno: Errno) {
+/// Why `path` is used as it is, and what to do.
+fn unavailable(path: &Path, errno: Errno) -> String {
     let why = match errno {
         Errno::ENOSYS => "this kernel has no idmapped mounts (Linux 5.12+)".to_owned(),
         Errno::EINVAL | Errno::EPERM | Errno::EOPNOTSUPP => {
@@ -129,11 +134,11 @@ fn warn_unavailable(path: &Path, errno: Errno) {
         }
         other => format!("making an idmapped mount failed: {other}"),
     };
-    log::warn!(
+    format!(
         "{} is owned by host root and {why}: the container's root cannot write to it; put it on such a \
          filesystem, or chown -R it to host ids no one owns and pass them with --uid-map/--gid-map",
         path.display()
-    );
+    )
 }
 
 /// A detached copy of the mount tree at `want.path`, idmapped through `userns`, and private:

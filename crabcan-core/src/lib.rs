@@ -25,7 +25,8 @@
 //! is unit-tested without root): `identity`, `network`, `mounts` (with `safe_path` and
 //! `idmap`), `rlimits`, `terminal`, `cgroupfs`, `capabilities`, seccomp (from
 //! `crabcan-seccomp`), `init`, `exec`. `container` is the parent's side, with `signals`
-//! forwarded and the pty relayed (`terminal`). Limits come from `crabcan-cgroups`. [`hooks`]
+//! forwarded and the pty relayed (`terminal`), and, in a learning run, the seccomp listener
+//! answered (`learning`). Limits come from `crabcan-cgroups`. [`hooks`]
 //! runs a configuration's lifecycle hooks (OCI `hooks`), in the parent and in the child.
 //!
 //! An OCI `exec` enters a running container instead: `enter` (crabcan's side: the container's
@@ -48,6 +49,7 @@ mod enter;
 mod enter_steps;
 mod error;
 mod exec;
+mod explain;
 mod handshake;
 pub mod hooks;
 mod hostname;
@@ -55,6 +57,7 @@ pub mod id_ranges;
 mod identity;
 mod idmap;
 mod init;
+mod learning;
 mod mounts;
 mod namespaces;
 mod network;
@@ -79,7 +82,12 @@ pub use container::{create, run, CreatedContainer, DetachedContainer, ExitReport
 pub use crabcan_cgroups::{Limits, MissingController, Stats};
 pub use crabcan_seccomp::CompiledFilter;
 pub use error::{human_size, ConfigError, Error, SpecError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED};
+pub use explain::{
+    explain, CapabilityNames, CgroupPlan, Confinement, IdMaps, LimitEntry, MountEntry, NotHonoured, RlimitEntry,
+    SeccompPlan, UserIds,
+};
 pub use id_ranges::IdRangeError;
+pub use learning::{LearnReport, SeccompLearning};
 pub use namespaces::{NamespaceKind, NamespaceMode, Namespaces};
 pub use rootless::RootlessError;
 pub use spec::{BindMount, IdRange};

@@ -8,7 +8,7 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 
 use crabcan_cgroups::{ProcCgroup, SelfJoin};
-use crabcan_seccomp::CompiledFilter;
+use crabcan_seccomp::{CompiledFilter, LearningFilter};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
@@ -151,6 +151,9 @@ pub trait SetupOps {
     /// Marks every descriptor from 3+`preserved` up close-on-exec, the preserved ones not.
     fn close_fds_on_exec(&mut self, preserved: u32) -> Result<(), Failure>;
     fn load_seccomp(&mut self, filter: &CompiledFilter) -> Result<(), Failure>;
+    /// Installs the seccomp learning filter and hands its listener to crabcan (`Listening`);
+    /// every later call of the process waits for crabcan's answer.
+    fn start_learning(&mut self, filter: &LearningFilter) -> Result<(), Failure>;
     /// Only returns on failure.
     fn exec(&mut self, prepared: &PreparedExec) -> Errno;
 }
@@ -445,6 +448,17 @@ impl SetupOps for LinuxOps {
         filter
             .install()
             .map_err(|error| Failure::new("seccomp", Errno::EINVAL, format!("loading the seccomp filter: {error}")))
+    }
+
+    fn start_learning(&mut self, filter: &LearningFilter) -> Result<(), Failure> {
+        // Encoded before the filter is installed: after it, only the hand-over itself runs
+        // without crabcan's answer.
+        let payload = Message::Listening.encode();
+        // SAFETY: the handshake socket stays open for the life of this process.
+        let socket = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.keep_fd) };
+        filter
+            .install_and_hand_over(socket, &payload, EXIT_SETUP_FAILED as u8)
+            .map_err(|error| Failure::new("seccomp", Errno::EINVAL, format!("starting to learn: {error}")))
     }
 
     fn exec(&mut self, prepared: &PreparedExec) -> Errno {

@@ -371,8 +371,12 @@ fn map(bundle: &Path, spec: &Spec, value: &Value) -> Result<Bundle, OciError> {
     // cannot have them (none set: such a container runs without a cgroup).
     config.requested_limits = crate::rootless::limit_kinds(&limits);
     config.limits = Some(limits);
-    if let Some(seccomp) = value.pointer("/linux/seccomp").filter(|s| !is_empty(s)) {
+    let seccomp = value.pointer("/linux/seccomp").filter(|s| !is_empty(s));
+    if let Some(seccomp) = seccomp {
         config.seccomp = Some(seccomp_filter(seccomp, config.capability_sets.as_ref())?);
+    }
+    if let Some(output) = spec.annotations().as_ref().and_then(|all| all.get(LEARN_ANNOTATION)) {
+        config.seccomp_learning = Some(learning(output, seccomp, config.capability_sets.as_ref())?);
     }
     let (plan, cgroup_view) = mount_plan(bundle, spec, value, root.readonly().unwrap_or(false), &config)?;
     config.mount_plan = Some(plan);
@@ -726,7 +730,37 @@ pub(crate) fn limits(value: &Value) -> Result<Limits, OciError> {
 /// name (`listenerPath`, `listenerMetadata`, `flags`).
 const SECCOMP_FIELDS: [&str; 4] = ["defaultAction", "defaultErrnoRet", "architectures", "syscalls"];
 
+/// The annotation that makes a run learn a seccomp profile into the absolute path it names:
+/// the bundle's `linux.seccomp` is enforced while learning (nothing, without one), and still
+/// confines the processes `exec` adds.
+pub const LEARN_ANNOTATION: &str = "run.crabcan.seccomp.learn";
+
+/// The learning run [`LEARN_ANNOTATION`] asks for.
+fn learning(
+    output: &str,
+    seccomp: Option<&Value>,
+    sets: Option<&CapabilitySets>,
+) -> Result<crate::SeccompLearning, OciError> {
+    let output = PathBuf::from(output);
+    if !output.is_absolute() {
+        return Err(unsupported(
+            &format!("annotations.{LEARN_ANNOTATION}"),
+            format!("{} is not an absolute path", output.display()),
+        ));
+    }
+    Ok(crate::SeccompLearning {
+        enforced: seccomp.map(|seccomp| seccomp_profile(seccomp, sets)).transpose()?,
+        output,
+    })
+}
+
 fn seccomp_filter(seccomp: &Value, sets: Option<&CapabilitySets>) -> Result<crabcan_seccomp::CompiledFilter, OciError> {
+    seccomp_profile(seccomp, sets)?
+        .compile()
+        .map_err(|error| unsupported("linux.seccomp", error.to_string()))
+}
+
+fn seccomp_profile(seccomp: &Value, sets: Option<&CapabilitySets>) -> Result<crabcan_seccomp::Profile, OciError> {
     if let Some(fields) = seccomp.as_object() {
         if let Some((name, _)) = fields
             .iter()
@@ -742,10 +776,7 @@ fn seccomp_filter(seccomp: &Value, sets: Option<&CapabilitySets>) -> Result<crab
     let kept: Vec<String> = sets.map(|s| s.bounding.names()).unwrap_or_default();
     let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
     let context = crabcan_seccomp::ImportContext::for_this_host(&kept);
-    let profile = crabcan_seccomp::Profile::from_oci_json_with(&text, &context)
-        .map_err(|error| unsupported("linux.seccomp", error.to_string()))?;
-    profile
-        .compile()
+    crabcan_seccomp::Profile::from_oci_json_with(&text, &context)
         .map_err(|error| unsupported("linux.seccomp", error.to_string()))
 }
 

@@ -323,6 +323,7 @@ fn set_up(
     bundle.config.start_gate = StartGate::Fifo(fifo);
     bundle.config.survives_crabcan = true;
     let cgroup_path = place_cgroup(bundle, lock.id(), options.cgroup_manager);
+    record_confinement(lock, &bundle.config)?;
     let mut created = crate::create(bundle.config.clone())?;
     if let (true, Some(socket)) = (bundle.terminal, &options.console_socket) {
         let master = created.take_pty_master().ok_or_else(|| OciError::Unsupported {
@@ -628,6 +629,7 @@ pub fn run(store: &StateStore, id: &str, options: &CreateOptions, detach: bool) 
     let config = &bundle.config;
     let outcome = (|| {
         super::exec::save_config(lock.dir(), &bundle.source)?;
+        record_confinement(&lock, config)?;
         let created = crate::create(config.clone())?;
         state.pid = created.pid().unwrap_or(0);
         state.status = Status::Created;
@@ -751,6 +753,35 @@ fn kill_and_clean(state: &ContainerState) {
     while process_alive(state.pid) && state.current_status() != Status::Stopped && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// The file of a container's state folder that holds its confinement, for [`explain`].
+const CONFINEMENT_FILE: &str = "confinement.json";
+
+/// Writes the confinement `config` gives into the container's state folder (atomically).
+fn record_confinement(lock: &ContainerLock, config: &crate::ContainerConfig) -> Result<(), OciError> {
+    let confinement = crate::explain(config.clone())?;
+    let text = serde_json::to_vec(&confinement).map_err(|source| OciError::Encode {
+        what: "the confinement",
+        source,
+    })?;
+    let path = lock.dir().join(CONFINEMENT_FILE);
+    let temp = lock.dir().join(format!(".{CONFINEMENT_FILE}.tmp"));
+    std::fs::write(&temp, text)
+        .and_then(|()| std::fs::rename(&temp, &path))
+        .map_err(|source| OciError::io("write the confinement", &path, source))
+}
+
+/// The confinement a created or running container got, as recorded when it was created.
+pub fn explain(store: &StateStore, id: &str) -> Result<crate::Confinement, OciError> {
+    must_exist(store, id)?;
+    let path = store.container_dir(id)?.join(CONFINEMENT_FILE);
+    let text = std::fs::read(&path).map_err(|source| OciError::io("read the confinement", &path, source))?;
+    serde_json::from_slice(&text).map_err(|source| OciError::CorruptState {
+        id: id.to_owned(),
+        path,
+        source,
+    })
 }
 
 /// Runs a new process in a created or running container: its exit code (128+N for signal N),
