@@ -305,7 +305,10 @@ fn mount_table(config: &ContainerConfig, plan: &[MountStep], idmapped: &[bool]) 
             ),
             MountStep::OciBind(bind) => {
                 binds += 1;
-                let mut flags = vec![if bind.recursive { "rbind" } else { "bind" }.to_owned(), "nodev".to_owned()];
+                let mut flags = vec![
+                    if bind.recursive { "rbind" } else { "bind" }.to_owned(),
+                    "nodev".to_owned(),
+                ];
                 flags.extend(attribute_names(bind.top.set | bind.all.set));
                 flags.extend(bind.propagation.iter().flat_map(|flags| propagation_names(*flags)));
                 if idmapped_at(binds) {
@@ -323,7 +326,12 @@ fn mount_table(config: &ContainerConfig, plan: &[MountStep], idmapped: &[bool]) 
                     crate::mounts::DeviceSource::Host(path) => path.display().to_string(),
                     crate::mounts::DeviceSource::Own { .. } => format!("a node {}:{}", device.major, device.minor),
                 };
-                entry(&source, &device.target.display().to_string(), "device", vec!["bind".into()])
+                entry(
+                    &source,
+                    &device.target.display().to_string(),
+                    "device",
+                    vec!["bind".into()],
+                )
             }
             MountStep::BindRootfs => {
                 let mut flags = vec!["rbind".to_owned()];

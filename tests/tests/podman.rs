@@ -417,3 +417,36 @@ fn podman_exec_runs_in_a_running_container() {
     assert!(survivors.is_empty(), "processes of the container survive it: {survivors:?}");
     assert_eq!(mounts_of_the_container(), before, "mounts of the container are left");
 }
+
+/// `podman run --annotation run.crabcan.seccomp.learn=FILE` learns a profile while podman's own
+/// profile is enforced; `--security-opt seccomp=FILE` then runs the same command under it.
+#[test]
+fn podman_learns_a_seccomp_profile_through_the_annotation() {
+    let Some(podman) = Podman::new() else { return };
+    let profile = podman.path("learned.json");
+    let annotation = format!("run.crabcan.seccomp.learn={}", profile.display());
+    let script = ["/bin/sh", "-c", "echo learned by $(cat /etc/hostname | wc -c) bytes; ls / > /dev/null"];
+    let learning = Run::from_output(
+        podman
+            .run_command(&["--annotation", &annotation, "--hostname", "h"], &script)
+            .output()
+            .unwrap(),
+    );
+    learning.expect_success();
+    assert!(
+        wait_until(20, || profile.exists()),
+        "no profile learned: {}",
+        learning.stderr
+    );
+    let text = std::fs::read_to_string(&profile).unwrap();
+    assert!(text.contains("\"execve\"") && !text.contains("\"mount\""), "{text}");
+    let seccomp = format!("seccomp={}", profile.display());
+    let enforced = Run::from_output(
+        podman
+            .run_command(&["--security-opt", &seccomp, "--hostname", "h"], &script)
+            .output()
+            .unwrap(),
+    );
+    enforced.expect_success();
+    assert_eq!(enforced.stdout, learning.stdout, "{}", enforced.stderr);
+}

@@ -758,9 +758,17 @@ fn kill_and_clean(state: &ContainerState) {
 /// The file of a container's state folder that holds its confinement, for [`explain`].
 const CONFINEMENT_FILE: &str = "confinement.json";
 
-/// Writes the confinement `config` gives into the container's state folder (atomically).
+/// Writes the confinement `config` gives into the container's state folder (atomically). A
+/// configuration it cannot explain is created all the same (creating it reports what is
+/// wrong, if anything), with a warning: `explain` then finds no record.
 fn record_confinement(lock: &ContainerLock, config: &crate::ContainerConfig) -> Result<(), OciError> {
-    let confinement = crate::explain(config.clone())?;
+    let confinement = match crate::explain(config.clone()) {
+        Ok(confinement) => confinement,
+        Err(error) => {
+            log::warn!("cannot record the confinement of container {} for `explain`: {error}", lock.id());
+            return Ok(());
+        }
+    };
     let text = serde_json::to_vec(&confinement).map_err(|source| OciError::Encode {
         what: "the confinement",
         source,
@@ -776,7 +784,7 @@ fn record_confinement(lock: &ContainerLock, config: &crate::ContainerConfig) -> 
 pub fn explain(store: &StateStore, id: &str) -> Result<crate::Confinement, OciError> {
     must_exist(store, id)?;
     let path = store.container_dir(id)?.join(CONFINEMENT_FILE);
-    let text = std::fs::read(&path).map_err(|source| OciError::io("read the confinement", &path, source))?;
+    let text = std::fs::read(&path).map_err(|source| OciError::io("read the confinement recorded at create", &path, source))?;
     serde_json::from_slice(&text).map_err(|source| OciError::CorruptState {
         id: id.to_owned(),
         path,
