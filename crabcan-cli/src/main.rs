@@ -357,7 +357,14 @@ fn learn_summary(report: &LearnReport) -> Vec<String> {
         lines.push(format!("denied while learning, so not learned: {}", denied.join(", ")));
     }
     if !learned.unnamed.is_empty() {
-        let numbers: Vec<String> = learned.unnamed.iter().map(i32::to_string).collect();
+        let numbers: Vec<String> = learned
+            .unnamed
+            .iter()
+            .map(|number| match *number {
+                crabcan_seccomp::OUT_OF_RANGE => "beyond 1023".to_owned(),
+                number => number.to_string(),
+            })
+            .collect();
         lines.push(format!(
             "warn: syscalls {} have no name in crabcan's table and are not in the profile",
             numbers.join(", ")

@@ -263,10 +263,18 @@ fn write_report(learned: Learned, output: PathBuf) -> Result<LearnReport> {
     })
 }
 
-/// In a forked process that must hold nothing of its caller: a session of its own, /dev/null
-/// as its standard streams, and every descriptor but `keep` closed.
+/// In a forked process that must hold nothing of its caller: a session of its own, `/` as its
+/// working folder (it keeps no filesystem busy), the signals crabcan blocked while creating
+/// unblocked (a SIGTERM ends it), /dev/null as its standard streams, and every descriptor but
+/// `keep` closed.
 fn detach_from_caller(keep: &[RawFd]) {
     let _ = nix::unistd::setsid();
+    let _ = nix::unistd::chdir("/");
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
     if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
         for stdio in 0..3 {
             // SAFETY: dup2 onto the standard descriptors of this process.

@@ -60,6 +60,14 @@ const BPF_RET_K: u16 = 0x06;
 /// `SECCOMP_USER_NOTIF_FLAG_CONTINUE`.
 const USER_NOTIF_FLAG_CONTINUE: u32 = 1;
 
+/// The highest call number recorded as itself: a program calling every number up to 2^31
+/// must not grow the supervisor's records without bound. Numbers outside 0..=this (no table
+/// has one) are recorded as one, [`OUT_OF_RANGE`].
+const MAX_RECORDED_NUMBER: i32 = 1023;
+
+/// Where calls of numbers outside 0..=[`MAX_RECORDED_NUMBER`] are recorded.
+pub const OUT_OF_RANGE: i32 = -1;
+
 /// Fails with [`SeccompError::KernelTooOld`] on a kernel older than [`LEARNING_MIN_KERNEL`]
 /// (there a learning run could not let calls through); an unreadable version passes.
 pub fn check_kernel_for_learning() -> Result<(), SeccompError> {
@@ -384,16 +392,20 @@ impl Supervisor {
             Some(filter) => filter.evaluate(call),
             None => Verdict::Action(Action::Allow),
         };
+        let number = match call.nr {
+            nr @ 0..=MAX_RECORDED_NUMBER => nr,
+            _ => OUT_OF_RANGE,
+        };
         let (action, errno) = match verdict {
             Verdict::Action(Action::Allow | Action::Log) => {
-                *self.allowed.entry(call.nr).or_default() += 1;
+                *self.allowed.entry(number).or_default() += 1;
                 return Ok(());
             }
             Verdict::Action(Action::Errno(errno)) => (Action::Errno(errno), errno),
             Verdict::Action(other) => (other, libc::EPERM as u32),
             Verdict::Notify | Verdict::Trace(_) => (Action::Errno(libc::EPERM as u32), libc::EPERM as u32),
         };
-        let entry = self.denied.entry(call.nr).or_insert((action, 0));
+        let entry = self.denied.entry(number).or_insert((action, 0));
         entry.1 += 1;
         Err(errno)
     }
@@ -437,8 +449,8 @@ pub struct Learned {
     /// Calls the enforced profile denied, with what they got (the first time). A call denied
     /// for some arguments and allowed for others (`clone` with a namespace flag) is in both.
     pub denied: BTreeMap<String, Action>,
-    /// Numbers this crate's syscall table has no name for (newer calls): seen, but not
-    /// writable into a profile.
+    /// Numbers this crate's syscall table has no name for (newer calls; [`OUT_OF_RANGE`] for
+    /// any number below 0 or above 1023): seen, but not writable into a profile.
     pub unnamed: BTreeSet<i32>,
     /// How many calls were answered.
     pub calls: u64,

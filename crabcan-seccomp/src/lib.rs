@@ -64,7 +64,7 @@ pub use evaluate::{SyscallData, Verdict};
 pub use file::{read_profile_file, MAX_PROFILE_BYTES};
 pub use import_context::{running_kernel, ImportContext};
 pub use install::set_no_new_privs;
-pub use learn::{check_kernel_for_learning, Learned, LearningFilter, Supervisor, LEARNING_MIN_KERNEL};
+pub use learn::{check_kernel_for_learning, Learned, LearningFilter, Supervisor, LEARNING_MIN_KERNEL, OUT_OF_RANGE};
 pub use learned_profile::{LearnedProfile, Scope};
 pub use profile::{Action, ArgCondition, CmpOp, Profile, Rule, MAX_ARGS, MAX_ERRNO, MAX_RULES};
 pub use summary::{FilterSummary, NotableVerdict};

@@ -62,6 +62,12 @@ fn child_main(filter: &LearningFilter, socket: RawFd, confined: bool) -> ! {
     let keyctl = raw(libc::SYS_keyctl, 0, u64::MAX - 2); // KEYCTL_GET_KEYRING_ID, session keyring
     let clone3 = raw(libc::SYS_clone3, 0, 0);
     let mount = raw(libc::SYS_mount, 0, 0);
+    // A number no table has, and one beyond what the supervisor records one by one.
+    let unknown = raw(1000, 0, 0);
+    let far = raw(70_000, 0, 0);
+    if confined && (unknown != -(libc::ENOSYS as i64) || far != -(libc::ENOSYS as i64)) {
+        failed |= CLONE3_NOT_ENOSYS;
+    }
     if confined {
         failed |= if keyctl == -(libc::EPERM as i64) {
             0
@@ -162,6 +168,8 @@ fn denied_calls_are_reported_and_fail_as_the_default_profile_says() {
     assert_eq!(learned.denied.get("mount"), Some(&Action::Errno(libc::EPERM as u32)));
     assert_eq!(learned.denied.get("clone3"), Some(&Action::Errno(libc::ENOSYS as u32)));
     assert!(!learned.allowed.contains("keyctl") && !learned.allowed.contains("mount"));
+    assert!(learned.unnamed.contains(&1000), "{learned:?}");
+    assert!(learned.unnamed.contains(&crabcan_seccomp::OUT_OF_RANGE), "{learned:?}");
 }
 
 #[test]
@@ -178,13 +186,17 @@ fn an_unconfined_run_learns_everything() {
 fn a_failed_hand_over_ends_the_process_with_the_status_given() {
     let (parent_end, child_end) = socketpair();
     let filter = LearningFilter::new(Some(&Profile::default_profile()), child_end.as_raw_fd()).unwrap();
-    drop(parent_end); // nobody will receive the listener: the sendmsg fails with EPIPE
-                      // SAFETY: the child makes raw syscalls only before _exit.
+    // SAFETY: the child makes raw syscalls only before _exit.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0);
     if pid == 0 {
-        // SAFETY: prctl with integers; then the hand-over, which must exit the process.
-        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        // The socket can send no more, so the hand-over fails with EPIPE. (Closing this
+        // test's end would not do: a child another test forks meanwhile may hold a copy.)
+        // SAFETY: shutdown and prctl with integers.
+        unsafe {
+            libc::shutdown(child_end.as_raw_fd(), libc::SHUT_WR);
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        }
         let _ = filter.install_and_hand_over(child_end.as_fd(), b"L", 7);
         // SAFETY: not reached when the hand-over failed as it should.
         unsafe { libc::_exit(0) };
@@ -196,6 +208,7 @@ fn a_failed_hand_over_ends_the_process_with_the_status_given() {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 7,
         "status {status:#x}"
     );
+    drop(parent_end);
 }
 
 #[test]
