@@ -63,6 +63,10 @@ pub(crate) struct Lease {
     path: PathBuf,
 }
 
+/// How old an unlocked temporary lease must be before stale cleanup takes it for a dead
+/// creator's.
+const TEMP_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Whether a state directory entry is a lease still being created (or left so by a crash).
 fn is_temp_name(name: &str) -> bool {
     name.starts_with('.')
@@ -172,6 +176,16 @@ impl Lease {
 /// Returns whether `name` was one and was removed.
 pub(crate) fn remove_stale_temp(state_dir: &Path, name: &str) -> Result<bool, CgroupError> {
     if !is_temp_name(name) {
+        return Ok(false);
+    }
+    // A creator makes its temporary lease, then locks it: a young one may be in between, so
+    // only one older than [`TEMP_STALE_AFTER`] is judged.
+    let young = fs::symlink_metadata(state_dir.join(name))
+        .and_then(|meta| meta.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_none_or(|age| age < TEMP_STALE_AFTER);
+    if young {
         return Ok(false);
     }
     match Lease::take_over_if_stale(state_dir, name)? {
@@ -385,6 +399,14 @@ mod tests {
         let dead_name = dead.file_name().unwrap().to_str().unwrap().to_string();
         let live_name = live.file_name().unwrap().to_str().unwrap().to_string();
         assert!(!remove_stale_temp(&state, "a.1").unwrap(), "not a temporary name");
+        assert!(
+            !remove_stale_temp(&state, &dead_name).unwrap(),
+            "a young unlocked one may be a creator's between its create and its lock"
+        );
+        let long_ago = std::time::SystemTime::now() - TEMP_STALE_AFTER * 2;
+        for path in [&dead, &live] {
+            File::options().write(true).open(path).unwrap().set_modified(long_ago).unwrap();
+        }
         assert!(remove_stale_temp(&state, &dead_name).unwrap());
         assert!(!remove_stale_temp(&state, &live_name).unwrap());
         assert!(!dead.exists() && live.exists());

@@ -446,18 +446,7 @@ pub(crate) mod tests {
         (steps, failure)
     }
 
-    fn config() -> ContainerConfig {
-        let mut config = ContainerConfig::new("/srv/rootfs", vec!["/bin/true".into()]);
-        config.seccomp = Some(Profile::tutorial().compile().unwrap());
-        config
-    }
-
-    fn at(steps: &[String], step: &str) -> usize {
-        steps
-            .iter()
-            .position(|s| s == step)
-            .unwrap_or_else(|| panic!("{step} missing from {steps:?}"))
-    }
+    use crate::test_support::{position_of as at, recorded_config as config};
 
     #[test]
     fn the_steps_run_in_the_safe_order() {

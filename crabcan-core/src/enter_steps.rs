@@ -256,7 +256,6 @@ impl EnterOps for LinuxOps {
 mod tests {
     use super::*;
     use crate::child::tests::{Log, Recorder};
-    use crabcan_seccomp::Profile;
 
     impl EnterOps for Recorder {
         fn close_inherited_fds_but(&mut self, _: u32, keep: &[RawFd]) -> Result<(), Failure> {
@@ -318,18 +317,7 @@ mod tests {
         (steps, failure)
     }
 
-    fn config() -> ContainerConfig {
-        let mut config = ContainerConfig::new("/srv/rootfs", vec!["/bin/true".into()]);
-        config.seccomp = Some(Profile::tutorial().compile().unwrap());
-        config
-    }
-
-    fn at(steps: &[String], step: &str) -> usize {
-        steps
-            .iter()
-            .position(|s| s == step)
-            .unwrap_or_else(|| panic!("{step} missing from {steps:?}"))
-    }
+    use crate::test_support::{position_of as at, recorded_config as config};
 
     #[test]
     fn entering_runs_in_the_safe_order() {

@@ -27,3 +27,19 @@ impl Drop for TempTree {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The configuration the setup-order tests record: a fixed rootfs and command, with the
+/// tutorial filter so the seccomp steps show.
+pub fn recorded_config() -> crate::config::ContainerConfig {
+    let mut config = crate::config::ContainerConfig::new("/srv/rootfs", vec!["/bin/true".into()]);
+    config.seccomp = Some(crabcan_seccomp::Profile::tutorial().compile().unwrap());
+    config
+}
+
+/// Where `step` is in a recorded sequence of steps (a test failure if it is missing).
+pub fn position_of(steps: &[String], step: &str) -> usize {
+    steps
+        .iter()
+        .position(|s| s == step)
+        .unwrap_or_else(|| panic!("{step} missing from {steps:?}"))
+}

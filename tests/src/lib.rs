@@ -560,6 +560,20 @@ pub fn tool_available_or_skip_in_vm(tool: &str, why: &str) -> bool {
     panic!("this test needs `{tool}` ({why}): install it (Debian: bsdutils/util-linux)");
 }
 
+/// Lazily unmounts every mount point below `dir`, deepest first: what an engine (podman,
+/// containerd) left mounted in a test's folders goes before the folders do.
+pub fn unmount_below(dir: &Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let under: Vec<&str> = mounts
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| Path::new(point).starts_with(dir))
+        .collect();
+    for point in under.iter().rev() {
+        let _ = Command::new("umount").arg("-l").arg(point).status();
+    }
+}
+
 /// Waits up to `seconds` for `condition`, polling every 20 ms.
 pub fn wait_until(seconds: u64, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);

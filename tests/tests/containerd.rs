@@ -218,15 +218,7 @@ impl Drop for Containerd {
         for pid in pids_whose_cmdline_has(&socket) {
             let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let under: Vec<&str> = mounts
-            .lines()
-            .filter_map(|line| line.split(' ').nth(4))
-            .filter(|point| Path::new(point).starts_with(self.dir.path()))
-            .collect();
-        for point in under.iter().rev() {
-            let _ = Command::new("umount").arg("-l").arg(point).status();
-        }
+        unmount_below(self.dir.path());
         if !self.had_global_state {
             for dir in ["fifo", "s", "runc", ""] {
                 let _ = std::fs::remove_dir(Path::new(GLOBAL_STATE).join(dir));

@@ -9,70 +9,46 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use crabcan_tests::*;
 use serde_json::{json, Value};
 
-/// A test's own state root and bundle, removed on drop (containers still in it are deleted).
+/// The shared OCI test folder ([`crabcan_tests::oci::Oci`]: state root, bundle, containers
+/// deleted on drop), with this file's bundle shape and checks.
 struct Oci {
-    scratch: TempDir,
+    inner: crabcan_tests::oci::Oci,
 }
 
 impl Oci {
     fn new(tag: &str) -> Oci {
-        require_root();
         Oci {
-            scratch: TempDir::new(&format!("ocires-{tag}")),
+            inner: crabcan_tests::oci::Oci::new(&format!("res-{tag}")),
         }
     }
 
     fn root(&self) -> PathBuf {
-        self.scratch.path().join("root")
+        self.inner.root()
     }
 
     fn bundle(&self) -> PathBuf {
-        self.scratch.path().join("bundle")
+        self.inner.bundle()
     }
 
     /// `crabcan spec`'s bundle with the test rootfs, `sleep 60`, `cgroups_path` and `resources`.
     fn write_bundle(&self, cgroups_path: &str, resources: &Value) {
-        std::fs::create_dir_all(self.bundle()).unwrap();
-        let path = self.bundle().join("config.json");
-        let _ = std::fs::remove_file(&path);
-        self.crabcan(&["spec", "--bundle", self.bundle().to_str().unwrap()])
-            .expect_success();
-        let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        spec["root"]["path"] = Value::from(rootfs().display().to_string());
-        spec["process"]["terminal"] = Value::Bool(false);
-        spec["process"]["args"] = json!(["/bin/sleep", "60"]);
-        spec["linux"]["cgroupsPath"] = Value::from(cgroups_path);
-        let mut all = spec["linux"]["resources"].clone();
-        for (key, value) in resources.as_object().unwrap() {
-            all[key] = value.clone();
-        }
-        spec["linux"]["resources"] = all;
-        std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+        self.inner.write_bundle(&["/bin/sleep", "60"], |spec| {
+            spec["linux"]["cgroupsPath"] = Value::from(cgroups_path);
+            let mut all = spec["linux"]["resources"].clone();
+            for (key, value) in resources.as_object().unwrap() {
+                all[key] = value.clone();
+            }
+            spec["linux"]["resources"] = all;
+        });
     }
 
     /// `crabcan --root ROOT ARGS...`, its output in files (a created container keeps them).
     fn crabcan(&self, args: &[&str]) -> Run {
-        let out = self.scratch.path().join("stdout");
-        let err = self.scratch.path().join("stderr");
-        let status = Command::new(crabcan_bin())
-            .arg("--root")
-            .arg(self.root())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .status()
-            .expect("cannot start crabcan");
-        Run::from_output(std::process::Output {
-            status,
-            stdout: std::fs::read(&out).unwrap_or_default(),
-            stderr: std::fs::read(&err).unwrap_or_default(),
-        })
+        self.inner.crabcan(args)
     }
 
     fn create(&self, id: &str) -> Run {
@@ -80,9 +56,7 @@ impl Oci {
     }
 
     fn pid(&self, id: &str) -> i32 {
-        let run = self.crabcan(&["state", id]);
-        run.expect_success();
-        let state: Value = serde_json::from_str(&run.stdout).unwrap();
+        let state = self.inner.state(id);
         assert_eq!(state["status"], "created", "{state}");
         state["pid"].as_i64().unwrap() as i32
     }
@@ -100,20 +74,6 @@ impl Oci {
             .filter(|dir| dir.exists())
             .collect();
         assert!(left.is_empty(), "cgroups left: {left:?}");
-    }
-}
-
-impl Drop for Oci {
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(self.root()) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let id = entry.file_name().to_string_lossy().into_owned();
-            if !id.starts_with('.') {
-                let _ = self.crabcan(&["delete", "--force", &id]);
-            }
-        }
     }
 }
 
@@ -611,7 +571,7 @@ fn update_writes_the_new_limits_to_the_live_cgroup() {
     oci.write_bundle(&path, &json!({"memory": {"limit": MEMORY}, "cpu": {"shares": 512}}));
     oci.create(&id).expect_success();
     let cgroups = Cgroups::of(oci.pid(&id), &host);
-    let resources = oci.scratch.path().join("resources.json");
+    let resources = oci.inner.scratch.path().join("resources.json");
     let new = json!({
         "memory": {"limit": MEMORY * 2, "reservation": MEMORY},
         "cpu": {"shares": 1024, "quota": 50000, "period": 250000},

@@ -104,15 +104,7 @@ impl Drop for Podman {
         let _ = self.command(&["rm", "--all", "--force"]).output();
         let _ = self.command(&["system", "reset", "--force"]).output();
         // Whatever podman left mounted below its folders goes before the folders do.
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let under: Vec<&str> = mounts
-            .lines()
-            .filter_map(|line| line.split(' ').nth(4))
-            .filter(|point| Path::new(point).starts_with(self.dir.path()))
-            .collect();
-        for point in under.iter().rev() {
-            let _ = Command::new("umount").arg("-l").arg(point).status();
-        }
+        unmount_below(self.dir.path());
     }
 }
 
@@ -148,12 +140,19 @@ fn podman_runs_its_containers_with_crabcan() {
             .map(|arg| format!("'{}'", arg.to_string_lossy()))
             .collect();
         // `script` runs the line through a shell: podman's environment goes with it.
-        let output = Command::new("script")
+        // Its stdin stays open (never at end of file) until podman is done: `script` that
+        // reads an end of file early may stop copying the container's output.
+        let mut script = Command::new("script")
             .args(["-qec", &line.join(" "), "/dev/null"])
             .envs(command.get_envs().filter_map(|(key, value)| Some((key, value?))))
-            .stdin(Stdio::null())
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
+        let open_stdin = script.stdin.take();
+        let output = script.wait_with_output().unwrap();
+        drop(open_stdin);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             stdout.contains("/dev/pts/0") && stdout.contains("done"),
