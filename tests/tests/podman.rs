@@ -449,3 +449,86 @@ fn podman_learns_a_seccomp_profile_through_the_annotation() {
     enforced.expect_success();
     assert_eq!(enforced.stdout, learning.stdout, "{}", enforced.stderr);
 }
+
+/// `podman run -it FLAGS IMAGE COMMAND` under `script` (which gives podman a terminal), fed
+/// `keys` one by one with a pause after each (what a person types), its stdin kept open until
+/// podman is done; returns what the terminal showed.
+fn typed_at(podman: &Podman, flags: &[&str], command: &[&str], keys: &[&[u8]]) -> String {
+    use std::io::{Read, Write};
+    let mut all_flags = vec!["-it"];
+    all_flags.extend(flags);
+    let podman_command = podman.run_command(&all_flags, command);
+    let line: Vec<String> = std::iter::once(podman_command.get_program())
+        .chain(podman_command.get_args())
+        .map(|arg| format!("'{}'", arg.to_string_lossy()))
+        .collect();
+    let mut script = Command::new("script")
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .envs(podman_command.get_envs().filter_map(|(key, value)| Some((key, value?))))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = script.stdin.take().unwrap();
+    let mut stdout = script.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let _ = stdout.read_to_end(&mut seen);
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    // Give the container its terminal before the first key.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    for key in keys {
+        stdin.write_all(key).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+    }
+    let ended = wait_until(30, || script.try_wait().ok().flatten().is_some());
+    if !ended {
+        let _ = script.kill();
+    }
+    let _ = script.wait();
+    drop(stdin);
+    let seen = reader.join().unwrap();
+    assert!(ended, "podman run -it never ended: {seen:?}");
+    seen
+}
+
+#[test]
+fn podman_run_it_is_a_real_terminal_where_ctrl_c_interrupts() {
+    let Some(podman) = Podman::new() else {
+        return;
+    };
+    if !tool_available_or_skip_in_vm("script", "it gives podman a terminal for -it") {
+        return;
+    }
+    // Typed at the container's shell: its terminal and size, input reaching it, and a Ctrl-C
+    // that ends the `sleep` typed at it, not the shell.
+    let seen = typed_at(
+        &podman,
+        &[],
+        &["sh"],
+        &[
+            // `script` without a terminal of its own gives the pty no size (0x0, as with
+            // runc): the container's shell sets one, which a real terminal takes.
+            b"tty; stty rows 33 cols 101; stty size; echo typed-$((20+22))\n",
+            b"sleep 100\n",
+            b"\x03",
+            b"echo survived-$((1+1))\n",
+            b"exit\n",
+        ],
+    );
+    assert!(seen.contains("/dev/pts/0"), "{seen:?}");
+    assert!(seen.contains("33 101"), "stty size: {seen:?}");
+    assert!(seen.contains("typed-42"), "typed input never reached the shell: {seen:?}");
+    assert!(seen.contains("survived-2"), "Ctrl-C ended the shell, not its sleep: {seen:?}");
+    // With podman's init (catatonit) as pid 1, Ctrl-C stops a `sleep` that is the command.
+    if Path::new("/usr/libexec/podman/catatonit").exists() {
+        // typed_at fails if it has not ended within 30 s of the keys: the sleep is 100 s.
+        let _ = typed_at(&podman, &["--init"], &["sleep", "100"], &[b"\x03"]);
+    } else {
+        panic!("podman's init /usr/libexec/podman/catatonit is missing: install catatonit (.ci/run does)");
+    }
+    podman.assert_no_containers(&[]);
+}
