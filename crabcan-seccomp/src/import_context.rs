@@ -5,9 +5,10 @@
 
 use crate::arch::Arch;
 
-/// The container a profile is imported for.
+/// The container a profile is imported for (the same example runs as the unit test
+/// `the_documented_example_holds`).
 ///
-/// ```
+/// ```no_run
 /// use crabcan_seccomp::{Arch, ImportContext, Profile};
 ///
 /// let json = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
@@ -92,6 +93,25 @@ pub fn running_kernel() -> Option<(u32, u32)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_documented_example_holds() {
+        use crate::{Arch, Profile};
+        let json = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["read", "write", "execve", "exit_group"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["chroot"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_CHROOT"]}}]}"#;
+        let keeps_chroot = ImportContext {
+            capabilities: &["CAP_SYS_CHROOT"],
+            kernel: Some((6, 1)),
+            arch: Arch::X86_64,
+        };
+        assert_eq!(Profile::from_oci_json_with(json, &keeps_chroot).unwrap().rules.len(), 5);
+        let keeps_none = ImportContext {
+            capabilities: &[],
+            ..keeps_chroot
+        };
+        assert_eq!(Profile::from_oci_json_with(json, &keeps_none).unwrap().rules.len(), 4);
+    }
+
     use super::*;
 
     #[test]
