@@ -134,31 +134,8 @@ fn podman_runs_its_containers_with_crabcan() {
     assert_eq!(inside.value("pid").as_deref(), Some("1"));
     // `-it`: podman gives crabcan a console socket, which gets the container's pty master.
     if tool_available_or_skip_in_vm("script", "it gives podman a terminal for -it") {
-        let command = podman.run_command(&["-it"], &["sh", "-c", "tty; echo done"]);
-        let line: Vec<String> = std::iter::once(command.get_program())
-            .chain(command.get_args())
-            .map(|arg| format!("'{}'", arg.to_string_lossy()))
-            .collect();
-        // `script` runs the line through a shell: podman's environment goes with it.
-        // Its stdin stays open (never at end of file) until podman is done: `script` that
-        // reads an end of file early may stop copying the container's output.
-        let mut script = Command::new("script")
-            .args(["-qec", &line.join(" "), "/dev/null"])
-            .envs(command.get_envs().filter_map(|(key, value)| Some((key, value?))))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let open_stdin = script.stdin.take();
-        let output = script.wait_with_output().unwrap();
-        drop(open_stdin);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            stdout.contains("/dev/pts/0") && stdout.contains("done"),
-            "podman run -it: {stdout:?} {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let seen = typed_at(&podman, &[], &["sh", "-c", "tty; echo done"], &[]);
+        assert!(seen.contains("/dev/pts/0") && seen.contains("done"), "podman run -it: {seen:?}");
     }
     let left = podman.command(&["ps", "--all", "--quiet"]).output().unwrap();
     assert!(
