@@ -160,3 +160,18 @@ pub fn receive_fd(stream: &std::os::unix::net::UnixStream) -> (String, std::os::
     // SAFETY: the kernel just installed this descriptor for us.
     (name, unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
+
+/// Everything read from a pty master until the other side is closed (the process on it
+/// exited: EIO), as text.
+pub fn read_until_hangup(master: &mut std::fs::File) -> String {
+    use std::io::Read;
+    let mut output = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while let Ok(n) = master.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        output.extend_from_slice(&buffer[..n]);
+    }
+    String::from_utf8_lossy(&output).into_owned()
+}

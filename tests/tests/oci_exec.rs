@@ -5,7 +5,7 @@
 //! of crabcan (CVE-2019-5736), never from the host's binary. Exec into a stopped, paused or
 //! unknown container fails with runc's words. The host is checked afterwards.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -279,16 +279,7 @@ fn a_tty_is_handed_to_the_console_socket() {
     assert!(name.starts_with("/dev/pts/"), "{name}");
     let mut master = std::fs::File::from(master);
     master.write_all(b"typed\n").unwrap();
-    let mut output = Vec::new();
-    let mut buffer = [0u8; 1024];
-    // Until the process exits and its side of the pty closes (EIO).
-    while let Ok(n) = master.read(&mut buffer) {
-        if n == 0 {
-            break;
-        }
-        output.extend_from_slice(&buffer[..n]);
-    }
-    let output = String::from_utf8_lossy(&output);
+    let output = read_until_hangup(&mut master);
     assert!(
         output.contains("/dev/pts/") && output.contains("got=typed"),
         "{output:?}"

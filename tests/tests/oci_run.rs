@@ -210,7 +210,6 @@ fn pause_freezes_and_resume_thaws_and_ps_lists_the_processes() {
 /// side, here the test's), and the container's stdio is its terminal.
 #[test]
 fn a_terminal_is_handed_to_the_console_socket() {
-    use std::io::Read;
     let oci = Oci::new("console");
     oci.write_bundle(&["/bin/sh", "-c", "tty; echo size=$(stty size); echo from-the-pty"], |spec| {
         spec["process"]["terminal"] = Value::Bool(true);
@@ -248,17 +247,7 @@ fn a_terminal_is_handed_to_the_console_socket() {
     assert!(creator.join().unwrap().success(), "create failed");
     assert!(name.starts_with("/dev/pts/"), "{name}");
     oci.crabcan(&["start", &id]).expect_success();
-    let mut output = Vec::new();
-    let mut master = std::fs::File::from(master);
-    let mut buffer = [0u8; 1024];
-    // Until the container exits and its side of the pty closes (EIO).
-    while let Ok(n) = master.read(&mut buffer) {
-        if n == 0 {
-            break;
-        }
-        output.extend_from_slice(&buffer[..n]);
-    }
-    let output = String::from_utf8_lossy(&output);
+    let output = read_until_hangup(&mut std::fs::File::from(master));
     assert!(
         output.contains("/dev/pts/0") && output.contains("from-the-pty"),
         "{output:?}"
