@@ -428,16 +428,7 @@ impl Mounter {
     }
 
     fn oci_bind(&mut self, bind: &OciBind) -> Result<(), MountError> {
-        let tree = self.trees.binds.get_mut(self.binds_done).and_then(Option::take);
-        self.binds_done += 1;
-        let target = bind.target.display().to_string();
-        let source_is_dir = std::fs::metadata(&bind.source).map(|m| m.is_dir()).unwrap_or(false);
-        let opened = if source_is_dir {
-            ensure_dir_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
-        } else {
-            ensure_file_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
-        };
-        let fd = opened.map_err(|errno| self.error("cannot create the bind mount target", &target, errno))?;
+        let (tree, target, fd) = self.next_bind_target(&bind.source, &bind.target)?;
         let recursive = if bind.recursive {
             MsFlags::MS_REC
         } else {
@@ -682,17 +673,29 @@ impl Mounter {
         }
     }
 
-    fn bind(&mut self, bind: &BindMount) -> Result<(), MountError> {
+    /// The next bind's idmapped tree (if one was sent for it), its target as text for errors,
+    /// and the target opened inside the rootfs: a directory for a directory source, a file
+    /// otherwise, created if missing.
+    fn next_bind_target(
+        &mut self,
+        source: &Path,
+        target_path: &Path,
+    ) -> Result<(Option<OwnedFd>, String, OwnedFd), MountError> {
         let tree = self.trees.binds.get_mut(self.binds_done).and_then(Option::take);
         self.binds_done += 1;
-        let target = bind.target.display().to_string();
-        let source_is_dir = std::fs::metadata(&bind.source).map(|m| m.is_dir()).unwrap_or(false);
+        let target = target_path.display().to_string();
+        let source_is_dir = std::fs::metadata(source).map(|m| m.is_dir()).unwrap_or(false);
         let opened = if source_is_dir {
-            ensure_dir_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
+            ensure_dir_in_root(self.root.as_fd(), target_path, Symlinks::StayInRoot)
         } else {
-            ensure_file_in_root(self.root.as_fd(), &bind.target, Symlinks::StayInRoot)
+            ensure_file_in_root(self.root.as_fd(), target_path, Symlinks::StayInRoot)
         };
         let fd = opened.map_err(|errno| self.error("cannot create the bind mount target", &target, errno))?;
+        Ok((tree, target, fd))
+    }
+
+    fn bind(&mut self, bind: &BindMount) -> Result<(), MountError> {
+        let (tree, target, fd) = self.next_bind_target(&bind.source, &bind.target)?;
         let bound = match &tree {
             Some(tree) => idmap::attach(tree, &fd),
             None => mount(
