@@ -160,6 +160,7 @@ mod tests {
                 state_dir: root.join("run/state"),
                 parent: DEFAULT_PARENT.to_string(),
                 v2_base: PathBuf::new(),
+                uses: crate::CgroupUses::ALL,
             };
             FakeHost { root, host }
         }
@@ -226,6 +227,63 @@ mod tests {
             err.to_string(),
             "no cgroup at /oci/abc in any cgroup hierarchy crabcan uses"
         );
+    }
+
+    #[test]
+    fn limits_only_skips_the_freezer_and_cpuacct_hierarchies() {
+        let controllers = ["memory", "pids", "cpuacct", "freezer"];
+        let fake = FakeHost::new("uses", &controllers);
+        let all = fake
+            .host
+            .create_at(Path::new("all/c"), &Limits::unlimited(), MissingController::Error)
+            .unwrap();
+        assert_eq!(all.paths(), fake.dirs(&controllers, "all/c"));
+        let host = fake.host.clone().with_uses(crate::CgroupUses::LIMITS_ONLY);
+        let lean = host
+            .create_at(Path::new("lean/c"), &Limits::unlimited(), MissingController::Error)
+            .unwrap();
+        assert_eq!(lean.paths(), fake.dirs(&["memory", "pids"], "lean/c"));
+        assert!(!fake.root.join("freezer/lean").exists() && !fake.root.join("cpuacct/lean").exists());
+        let freeze_only = fake.host.clone().with_uses(crate::CgroupUses {
+            freeze: true,
+            cpu_usage: false,
+        });
+        let frozen = freeze_only
+            .create_at(Path::new("freeze/c"), &Limits::unlimited(), MissingController::Error)
+            .unwrap();
+        assert_eq!(frozen.paths(), fake.dirs(&["memory", "pids", "freezer"], "freeze/c"));
+        // Removal removes what was made, and finding it again finds only that.
+        let opened = ContainerCgroup::open_at(&host, Path::new("lean/c")).unwrap();
+        assert_eq!(opened.paths(), lean.paths());
+        drop(opened);
+        for cgroup in [all, lean, frozen] {
+            cgroup.remove().unwrap();
+        }
+        assert!(controllers
+            .iter()
+            .all(|c| fs::read_dir(fake.root.join(c)).unwrap().next().is_none()));
+    }
+
+    #[test]
+    fn a_hierarchy_co_mounted_with_a_joined_one_is_joined_whatever_the_uses() {
+        let fake = FakeHost::new("co-mounted", &["memory"]);
+        let shared = fake.root.join("cpu,cpuacct");
+        fs::create_dir_all(&shared).unwrap();
+        let mut host = fake.host.clone().with_uses(crate::CgroupUses::LIMITS_ONLY);
+        host.mounts.v1.insert("cpu".into(), shared.clone());
+        host.mounts.v1.insert("cpuacct".into(), shared.clone());
+        let cg = host
+            .create_at(Path::new("x"), &Limits::unlimited(), MissingController::Error)
+            .unwrap();
+        assert_eq!(cg.paths(), vec![fake.root.join("memory/x"), shared.join("x")]);
+        fs::write(shared.join("x/cpuacct.usage"), "4200\n").unwrap();
+        assert_eq!(
+            cg.stats().cpu_usage_ns,
+            Some(4200),
+            "cpu time is read where cpu is joined"
+        );
+        fs::remove_file(shared.join("x/cpuacct.usage")).unwrap();
+        cg.remove().unwrap();
     }
 
     #[test]

@@ -289,6 +289,7 @@ fn create_backend(
         optional: &optional,
         missing,
         all_available: true,
+        uses: host.uses,
     };
     let mounts = &host.mounts;
     Ok(match placement.version {

@@ -203,6 +203,7 @@ mod tests {
             state_dir: root.join("state"),
             parent: DEFAULT_PARENT.to_string(),
             v2_base: PathBuf::new(),
+            uses: crate::CgroupUses::ALL,
         }
         .with_v2_base("user.slice/user@1000.service")
         .unwrap();

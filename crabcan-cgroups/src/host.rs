@@ -32,6 +32,46 @@ pub struct CgroupHost {
     pub(crate) parent: String,
     /// Where on the cgroup2 mount container cgroups go (relative; empty: the mount's root).
     pub(crate) v2_base: PathBuf,
+    /// Which v1 hierarchies without a limit container cgroups still join.
+    pub(crate) uses: CgroupUses,
+}
+
+/// What container cgroups are used for besides their limits, which decides the cgroup v1
+/// hierarchies they join although no limit is written there: `freezer` (to
+/// [`ContainerCgroup::freeze`] and to stop processes while killing them) and `cpuacct` (the
+/// CPU time of [`ContainerCgroup::stats`]). Each hierarchy costs a `mkdir`, a join and an
+/// `rmdir` per container. A hierarchy co-mounted with one that is joined anyway (`cpu,cpuacct`)
+/// is always joined. cgroup v2 has both built in, so this changes nothing there.
+///
+/// [`ContainerCgroup::freeze`]: crate::ContainerCgroup::freeze
+/// [`ContainerCgroup::stats`]: crate::ContainerCgroup::stats
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CgroupUses {
+    /// Freeze and thaw the cgroup, and freeze it while killing what runs in it (without a
+    /// freezer, processes are killed in rounds, which a fork bomb below the pids limit
+    /// cannot outrun either, but which is not atomic).
+    pub freeze: bool,
+    /// Report the CPU time the cgroup used.
+    pub cpu_usage: bool,
+}
+
+impl CgroupUses {
+    /// Everything: the default.
+    pub const ALL: CgroupUses = CgroupUses {
+        freeze: true,
+        cpu_usage: true,
+    };
+    /// Only the hierarchies that hold a limit (and those co-mounted with them).
+    pub const LIMITS_ONLY: CgroupUses = CgroupUses {
+        freeze: false,
+        cpu_usage: false,
+    };
+}
+
+impl Default for CgroupUses {
+    fn default() -> CgroupUses {
+        CgroupUses::ALL
+    }
 }
 
 impl CgroupHost {
@@ -44,7 +84,20 @@ impl CgroupHost {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             parent: DEFAULT_PARENT.to_string(),
             v2_base: PathBuf::new(),
+            uses: CgroupUses::ALL,
         })
+    }
+
+    /// Says what container cgroups made from now on are used for besides their limits (see
+    /// [`CgroupUses`]; [`CgroupUses::ALL`] unless this says otherwise).
+    pub fn with_uses(mut self, uses: CgroupUses) -> CgroupHost {
+        self.uses = uses;
+        self
+    }
+
+    /// What container cgroups are used for besides their limits.
+    pub fn uses(&self) -> CgroupUses {
+        self.uses
     }
 
     /// Makes container cgroups in the folder `name` (one path component, checked like
@@ -181,6 +234,7 @@ mod tests {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             parent: DEFAULT_PARENT.to_string(),
             v2_base: PathBuf::new(),
+            uses: crate::CgroupUses::ALL,
         };
         assert_eq!(host.parent(), "crabcan");
         assert_eq!(host.layout(), Layout::V2);

@@ -405,7 +405,12 @@ mod tests {
         );
         let long_ago = std::time::SystemTime::now() - TEMP_STALE_AFTER * 2;
         for path in [&dead, &live] {
-            File::options().write(true).open(path).unwrap().set_modified(long_ago).unwrap();
+            File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
         }
         assert!(remove_stale_temp(&state, &dead_name).unwrap());
         assert!(!remove_stale_temp(&state, &live_name).unwrap());

@@ -6,7 +6,9 @@
 //! v1 hierarchy, or once under the cgroup2 mount, and returns a [`ContainerCgroup`]) and
 //! [`CgroupHost::remove_stale`] (which removes the cgroups of processes that died without
 //! removing them; never called implicitly). The parent folder is [`DEFAULT_PARENT`] unless
-//! [`CgroupHost::with_parent`] says otherwise. Hybrid hosts use their v1 controllers.
+//! [`CgroupHost::with_parent`] says otherwise. Hybrid hosts use their v1 controllers; on v1,
+//! [`CgroupHost::with_uses`] says whether cgroups also join the `freezer` and `cpuacct`
+//! hierarchies when no limit is written there ([`CgroupUses`]).
 //!
 //! For OCI runtimes, whose `create` exits leaving the container running,
 //! [`CgroupHost::create_at`] makes a cgroup at the path the engine names (no lease),
@@ -69,7 +71,7 @@ pub use backend::{MissingController, Unapplied};
 pub use container::{validate_name, ContainerCgroup, MAX_NAME_LEN};
 pub use delegation::{find_delegated_subtree, NoDelegation};
 pub use error::{CgroupError, ParseSizeError};
-pub use host::CgroupHost;
+pub use host::{CgroupHost, CgroupUses};
 pub use layout::{current_cgroups, Layout, ProcCgroup};
 pub use limit_types::{
     BlockDevice, DeviceThrottle, DeviceWeight, HugepageLimit, InterfacePriority, RdmaLimit, ThrottleKind,

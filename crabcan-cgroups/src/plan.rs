@@ -201,6 +201,7 @@ mod tests {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             parent: "crabcan".into(),
             v2_base: PathBuf::new(),
+            uses: crate::CgroupUses::ALL,
         };
         (base, host)
     }
@@ -265,6 +266,7 @@ mod tests {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             parent: "crabcan".into(),
             v2_base: PathBuf::new(),
+            uses: crate::CgroupUses::ALL,
         };
         let limits = Limits {
             memory: Some(64 << 20),

@@ -120,6 +120,7 @@ mod tests {
                 state_dir: root.join("run/state"),
                 parent: DEFAULT_PARENT.to_string(),
                 v2_base: PathBuf::new(),
+                uses: crate::CgroupUses::ALL,
             };
             FakeHost { root, host }
         }

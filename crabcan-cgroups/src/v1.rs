@@ -50,7 +50,8 @@ pub(crate) fn unified_controllers(mounts: &Mounts, used: impl IntoIterator<Item 
 }
 
 impl V1Cgroup {
-    /// Creates `<parent>/<leaf>` in every mounted hierarchy of [`Controller::V1_ALL`] and of
+    /// Creates `<parent>/<leaf>` in every mounted hierarchy of [`Controller::V1_ALL`] it joins
+    /// ([`joined`]: `freezer` and `cpuacct` only when [`crate::CgroupUses`] asks) and of
     /// the on-demand controllers `wanted` uses (`parent` relative to the mount point, its
     /// missing components created and pushed to `made`), and on the cgroup2 mount for the
     /// controllers of `on_unified`; `wanted.needed` controllers that are not mounted go
@@ -79,7 +80,7 @@ impl V1Cgroup {
             .into_iter()
             .filter(|c| wanted.optional.contains(c) && !on_unified.contains(c));
         let mut cgroup = V1Cgroup {
-            dirs: leaf_dirs(mounts, &rel, Controller::V1_ALL.into_iter().chain(on_demand)),
+            dirs: leaf_dirs(mounts, &rel, joined(mounts, wanted).chain(on_demand)),
             on_unified: BTreeSet::new(),
         };
         let mut leaves: Vec<PathBuf> = Vec::new();
@@ -174,6 +175,26 @@ fn leaf_dirs(mounts: &Mounts, rel: &Path, controllers: impl Iterator<Item = Cont
         .collect()
 }
 
+/// The controllers of [`Controller::V1_ALL`] a new cgroup joins: those with a limit to
+/// write and memory, pids, cpu and blkio always (they account and weigh even without one),
+/// freezer and cpuacct when [`crate::CgroupUses`] asks for them or when their hierarchy is
+/// co-mounted with a joined one (`cpu,cpuacct`: the directory is made anyway).
+fn joined<'a>(mounts: &'a Mounts, wanted: &'a Wanted) -> impl Iterator<Item = Controller> + 'a {
+    let asked = |c: Controller| match c {
+        Controller::Freezer => wanted.uses.freeze,
+        Controller::CpuAcct => wanted.uses.cpu_usage,
+        _ => true,
+    };
+    let mount = |c: Controller| mounts.v1_mount(c.v1_name());
+    Controller::V1_ALL.into_iter().filter(move |&c| {
+        asked(c)
+            || wanted.optional.contains(&c)
+            || Controller::V1_ALL
+                .into_iter()
+                .any(|other| other != c && asked(other) && mount(other).is_some() && mount(other) == mount(c))
+    })
+}
+
 /// The cgroup2 directory `<parent>/<leaf>` of a hybrid host for the controllers of
 /// `on_unified`, made as on a v2 host (the controllers enabled top-down): the directory and
 /// the controllers enabled in it, or `None` when none could be (under
@@ -194,6 +215,7 @@ fn unified_part(
         optional: on_unified,
         missing: wanted.missing,
         all_available: false,
+        uses: wanted.uses,
     };
     // A hybrid host's cgroup2 mount: root's, from its root (no delegation on hybrid hosts).
     let cgroup = V2Cgroup::create(mounts, Path::new(""), parent, leaf, &part, unapplied, made)?;

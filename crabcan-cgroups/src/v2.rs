@@ -51,6 +51,8 @@ pub(crate) struct Wanted<'a> {
     /// Whether to enable every other controller of [`ALL_AVAILABLE`] the host offers too
     /// (not for the cgroup2 part of a hybrid host's cgroup, which holds only what v1 lacks).
     pub all_available: bool,
+    /// Which v1 hierarchies without a limit are joined (v1 only).
+    pub uses: crate::CgroupUses,
 }
 
 impl V2Cgroup {

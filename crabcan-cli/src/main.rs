@@ -85,10 +85,12 @@ impl From<crabcan_core::Error> for Failure {
                 .to_string()
                 .replace("leave the uid map out", "leave --uid-map out")
                 .replace("leave the gid map out", "leave --gid-map out"),
-            crabcan_core::Error::Cgroup(cgroup) if cgroup.is_missing_controller() => match cgroup.limit().and_then(flag_of) {
-                Some(flag) => format!("{cgroup} ({flag}); --allow-missing-controllers runs without that limit"),
-                None => cgroup.to_string(),
-            },
+            crabcan_core::Error::Cgroup(cgroup) if cgroup.is_missing_controller() => {
+                match cgroup.limit().and_then(flag_of) {
+                    Some(flag) => format!("{cgroup} ({flag}); --allow-missing-controllers runs without that limit"),
+                    None => cgroup.to_string(),
+                }
+            }
             _ => error.to_string(),
         };
         Failure {
@@ -173,6 +175,9 @@ fn build_config(args: Args) -> Result<ContainerConfig, Failure> {
         config.start_gate = StartGate::Fifo(fifo.clone());
     }
     config.collect_stats = log::log_enabled!(log::Level::Debug);
+    // A direct run is never paused, and its pid namespace dies with its pid 1: on cgroup v1
+    // the cgroup needs no freezer or cpuacct hierarchy (the CPU time is read with --debug only).
+    config.cgroup_uses = crabcan_core::CgroupUses::LIMITS_ONLY;
     config.strict = args.strict;
     match &args.seccomp_learn {
         Some(path) => config.seccomp_learning = Some(learning(&args, path)?),
@@ -263,10 +268,12 @@ fn limits(args: &Args) -> Result<Option<Limits>, Failure> {
         io_weight: args.io_weight.or(defaults.io_weight),
         ..Limits::unlimited()
     };
-    limits.validate().map_err(|error| match error.limit().and_then(flag_of) {
-        Some(flag) => Failure::setup(format!("{flag}: {error}")),
-        None => Failure::setup(error),
-    })?;
+    limits
+        .validate()
+        .map_err(|error| match error.limit().and_then(flag_of) {
+            Some(flag) => Failure::setup(format!("{flag}: {error}")),
+            None => Failure::setup(error),
+        })?;
     Ok(Some(limits))
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crabcan_cgroups::{LimitKind, Limits, MissingController};
+use crabcan_cgroups::{CgroupUses, LimitKind, Limits, MissingController};
 use crabcan_seccomp::{CompiledFilter, LearningFilter};
 
 use crate::capabilities::CapabilitySet;
@@ -225,6 +225,12 @@ pub struct ContainerConfig {
     /// Read resource use from the cgroup at exit (for `--debug`); off by default, it costs a
     /// dozen file reads.
     pub collect_stats: bool,
+    /// What the container's cgroup is used for besides its limits: on cgroup v1, whether it
+    /// also joins the freezer hierarchy (to pause it) and the cpuacct one (CPU time in the
+    /// stats). Everything by default; a run that never pauses and reads no stats can save a
+    /// hierarchy's mkdir and rmdir each. Without a new pid namespace the freezer is joined
+    /// whatever this says (see [`ContainerConfig::effective_cgroup_uses`]).
+    pub cgroup_uses: CgroupUses,
     /// The five capability sets given one by one (OCI `process.capabilities`), applied as they
     /// are; `None` applies [`ContainerConfig::capabilities`] as Docker does (all of it for root,
     /// nothing for another uid, empty inheritable and ambient sets).
@@ -334,6 +340,7 @@ impl ContainerConfig {
             init: false,
             start_gate: StartGate::Parent,
             collect_stats: false,
+            cgroup_uses: CgroupUses::ALL,
             capability_sets: None,
             rlimits: Vec::new(),
             default_env: true,
@@ -446,6 +453,17 @@ impl ContainerConfig {
             }
         }
         Ok(())
+    }
+
+    /// [`ContainerConfig::cgroup_uses`], with the freezer (and the CPU time) whenever it is
+    /// needed: the stats are collected, or the container has no pid namespace of its own, so
+    /// that killing its pid 1 does not kill the rest and the cgroup has to be frozen to be
+    /// emptied reliably.
+    pub fn effective_cgroup_uses(&self) -> CgroupUses {
+        CgroupUses {
+            freeze: self.cgroup_uses.freeze || self.namespaces.pid != NamespaceMode::New,
+            cpu_usage: self.cgroup_uses.cpu_usage || self.collect_stats,
+        }
     }
 
     /// RLIMIT_NOFILE the container gets: the configured one, or the default capped at this

@@ -110,7 +110,7 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
     // filesystem. An ordinary user's goes in the subtree delegated to it, or there is none.
     let cgroup_host = match (config.limits.is_some(), caller) {
         (false, _) => None,
-        (true, Caller::Root) => Some(CgroupHost::detect()?),
+        (true, Caller::Root) => Some(CgroupHost::detect()?.with_uses(config.effective_cgroup_uses())),
         (true, Caller::User { uid, .. }) => rootless::user_cgroup_host(&mut config, uid)?,
     };
     if let Some(host) = &cgroup_host {

@@ -78,7 +78,12 @@ fn copy_entry(from: BorrowedFd<'_>, to: BorrowedFd<'_>, name: &CStr, depth: usiz
             fchmodat(to, name, mode, FchmodatFlags::FollowSymlink)?;
         }
         SFlag::S_IFREG => {
-            let source = openat(from, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
+            let source = openat(
+                from,
+                name,
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
             let target = openat(
                 to,
                 name,
@@ -87,7 +92,8 @@ fn copy_entry(from: BorrowedFd<'_>, to: BorrowedFd<'_>, name: &CStr, depth: usiz
             )?;
             let mut source = File::from(source);
             let mut target = File::from(target);
-            std::io::copy(&mut source, &mut target).map_err(|error| Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO)))?;
+            std::io::copy(&mut source, &mut target)
+                .map_err(|error| Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO)))?;
             nix::unistd::fchown(target.as_fd(), owner.0, owner.1)?;
             nix::sys::stat::fchmod(target.as_fd(), mode)?;
         }
@@ -96,7 +102,10 @@ fn copy_entry(from: BorrowedFd<'_>, to: BorrowedFd<'_>, name: &CStr, depth: usiz
             nix::unistd::symlinkat(link.as_os_str(), to, name)?;
             fchownat(to, name, owner.0, owner.1, AtFlags::AT_SYMLINK_NOFOLLOW)?;
         }
-        _ => log::debug!("tmpcopyup skips {:?} (not a file, directory or symlink)", OsStr::from_bytes(name.to_bytes())),
+        _ => log::debug!(
+            "tmpcopyup skips {:?} (not a file, directory or symlink)",
+            OsStr::from_bytes(name.to_bytes())
+        ),
     }
     Ok(())
 }
@@ -131,8 +140,14 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", from.join("link")).unwrap();
         copy_tree(dir_fd(&from).as_fd(), dir_fd(&to).as_fd()).unwrap();
         assert_eq!(std::fs::read_to_string(to.join("sub/deeper/file")).unwrap(), "data");
-        assert_eq!(std::fs::metadata(to.join("sub/deeper/file")).unwrap().mode() & 0o777, 0o640);
-        assert_eq!(std::fs::read_link(to.join("link")).unwrap(), std::path::Path::new("/etc/passwd"));
+        assert_eq!(
+            std::fs::metadata(to.join("sub/deeper/file")).unwrap().mode() & 0o777,
+            0o640
+        );
+        assert_eq!(
+            std::fs::read_link(to.join("link")).unwrap(),
+            std::path::Path::new("/etc/passwd")
+        );
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -79,7 +79,7 @@ pub use config::{
     DEFAULT_NOFILE, DEFAULT_PATH, DEFAULT_TMP_SIZE, MAX_PRESERVED_FDS,
 };
 pub use container::{create, run, CreatedContainer, DetachedContainer, ExitReport, ExitStatus, RunningContainer};
-pub use crabcan_cgroups::{Limits, MissingController, Stats};
+pub use crabcan_cgroups::{CgroupUses, Limits, MissingController, Stats};
 pub use crabcan_seccomp::CompiledFilter;
 pub use error::{human_size, ConfigError, Error, SpecError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED};
 pub use explain::{

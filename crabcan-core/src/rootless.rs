@@ -685,7 +685,10 @@ pub(crate) fn user_cgroup_host(config: &mut ContainerConfig, uid: u32) -> Result
         "the container's cgroup goes in the delegated subtree {}",
         base.display()
     );
-    let host = host.with_v2_base(&base)?.with_state_dir(state_dir()?.join(".cgroups"));
+    let host = host
+        .with_v2_base(&base)?
+        .with_state_dir(state_dir()?.join(".cgroups"))
+        .with_uses(config.effective_cgroup_uses());
     let available = host.available_controllers()?;
     config.limits = Some(keep_delegated(limits, &config.requested_limits, &available));
     Ok(Some(host))

@@ -441,13 +441,20 @@ impl HostSnapshot {
 /// Owner and mode of the host device nodes crabcan binds into containers.
 fn host_devices() -> Vec<(String, u32, u32, u32)> {
     use std::os::unix::fs::MetadataExt;
-    ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]
-        .iter()
-        .filter_map(|path| {
-            let meta = std::fs::symlink_metadata(path).ok()?;
-            Some((path.to_string(), meta.uid(), meta.gid(), meta.mode() & 0o7777))
-        })
-        .collect()
+    [
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/tty",
+    ]
+    .iter()
+    .filter_map(|path| {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        Some((path.to_string(), meta.uid(), meta.gid(), meta.mode() & 0o7777))
+    })
+    .collect()
 }
 
 fn host_mount_points() -> BTreeSet<String> {

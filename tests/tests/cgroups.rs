@@ -183,3 +183,62 @@ fn no_cgroup_flag_runs_without_one() {
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
 }
+
+/// The v1 hierarchies (mount point names) the running container `c`'s cgroup is in.
+fn joined_hierarchies(c: &Crabcan) -> Vec<String> {
+    let mut names: Vec<String> = container_cgroup_dirs(&c.hostname)
+        .iter()
+        .filter_map(|dir| dir.parent()?.parent()?.file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// On cgroup v1, a direct run joins the hierarchies its limits are in (memory, pids, cpu,
+/// blkio), not freezer and cpuacct, which a run that is never paused and reads no CPU time
+/// does not need (a hierarchy co-mounted with cpu is joined with it); `--debug`, which
+/// reports the CPU time, joins cpuacct too. On v2 the one cgroup has everything.
+#[test]
+fn a_direct_run_joins_only_the_v1_hierarchies_it_uses() {
+    let v1: Vec<String> = cgroup_mounts()
+        .iter()
+        .filter(|m| !m.join("cgroup.controllers").exists())
+        .filter_map(|m| m.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    for (debug, tag) in [(false, "cg-lean"), (true, "cg-lean-debug")] {
+        let c = Crabcan::new(tag);
+        let c = if debug { c.args(["--debug"]) } else { c };
+        let before = HostSnapshot::take();
+        let mut child = c.command(&["/bin/sleep", "30"]).spawn().unwrap();
+        wait_for_command(&c.hostname, "sleep");
+        let joined = joined_hierarchies(&c);
+        if v1.is_empty() {
+            assert_eq!(
+                container_cgroup_dirs(&c.hostname).len(),
+                1,
+                "one cgroup on v2: {joined:?}"
+            );
+        } else {
+            for wanted in ["memory", "pids", "blkio"] {
+                assert!(joined.iter().any(|h| h == wanted), "{wanted} not joined: {joined:?}");
+            }
+            assert!(
+                joined.iter().any(|h| h.split(',').any(|c| c == "cpu")),
+                "cpu not joined: {joined:?}"
+            );
+            assert!(!joined.iter().any(|h| h == "freezer"), "freezer joined: {joined:?}");
+            let cpuacct = joined.iter().any(|h| h.split(',').any(|c| c == "cpuacct"));
+            let co_mounted = v1
+                .iter()
+                .any(|h| h.split(',').any(|c| c == "cpu") && h.contains("cpuacct"));
+            assert_eq!(cpuacct, debug || co_mounted, "cpuacct with --debug only: {joined:?}");
+        }
+        for pid in processes_in_container_cgroup(&c.hostname) {
+            // SAFETY: kill(2) of the container's process, found through its cgroup.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        assert_eq!(child.wait().unwrap().code(), Some(137));
+        before.assert_clean_after(&c.hostname);
+    }
+}

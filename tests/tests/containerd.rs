@@ -253,13 +253,19 @@ fn ctr_runs_tasks_through_the_shim_with_crabcan() {
     assert_eq!(hi.stdout.trim(), "hi", "{hi:?}");
     containerd.assert_gone("hi");
 
-    containerd.run_task("three", &[], &["sh", "-c", "exit 3"]).expect_code(3);
+    containerd
+        .run_task("three", &[], &["sh", "-c", "exit 3"])
+        .expect_code(3);
     containerd.assert_gone("three");
 
     let inside = containerd.run_task(
         "inside",
         &[],
-        &["sh", "-c", "echo pid=$$; grep -E '^(NoNewPrivs|CapEff):' /proc/self/status; hostname"],
+        &[
+            "sh",
+            "-c",
+            "echo pid=$$; grep -E '^(NoNewPrivs|CapEff):' /proc/self/status; hostname",
+        ],
     );
     inside.expect_success();
     assert_eq!(inside.value("pid").as_deref(), Some("1"), "{}", inside.stdout);
@@ -290,23 +296,41 @@ fn ctr_tasks_are_killed_paused_measured_and_deleted() {
     containerd.run(&args).expect_success();
     let listed = containerd.run(&["task", "ls"]);
     assert!(
-        listed.stdout.lines().any(|line| line.starts_with(id) && line.contains("RUNNING")),
+        listed
+            .stdout
+            .lines()
+            .any(|line| line.starts_with(id) && line.contains("RUNNING")),
         "{}",
         listed.stdout
     );
-    assert!(!containerd.cgroup_dirs(id).is_empty(), "the task has no cgroup at /NAMESPACE/ID");
+    assert!(
+        !containerd.cgroup_dirs(id).is_empty(),
+        "the task has no cgroup at /NAMESPACE/ID"
+    );
 
     containerd.run(&["task", "pause", id]).expect_success();
     let paused = containerd.run(&["task", "ls"]);
     assert!(
-        paused.stdout.lines().any(|line| line.starts_with(id) && line.contains("PAUSED")),
+        paused
+            .stdout
+            .lines()
+            .any(|line| line.starts_with(id) && line.contains("PAUSED")),
         "{}",
         paused.stdout
     );
     containerd.run(&["task", "resume", id]).expect_success();
 
     // `ctr task exec`: the shim calls `crabcan exec --process FILE --detach --pid-file F`.
-    let exec = containerd.run(&["task", "exec", "--exec-id", "probe", id, "sh", "-c", "echo in=$(hostname); exit 4"]);
+    let exec = containerd.run(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "probe",
+        id,
+        "sh",
+        "-c",
+        "echo in=$(hostname); exit 4",
+    ]);
     exec.expect_code(4);
     // No hostname in ctr's spec: the container keeps the host's, as with runc.
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
@@ -314,9 +338,15 @@ fn ctr_tasks_are_killed_paused_measured_and_deleted() {
 
     let metrics = containerd.run(&["task", "metrics", "--format", "json", id]);
     metrics.expect_success();
-    assert!(metrics.stdout.contains("pids") || metrics.stdout.contains("Pids"), "{}", metrics.stdout);
+    assert!(
+        metrics.stdout.contains("pids") || metrics.stdout.contains("Pids"),
+        "{}",
+        metrics.stdout
+    );
 
-    containerd.run(&["task", "kill", "--signal", "SIGKILL", id]).expect_success();
+    containerd
+        .run(&["task", "kill", "--signal", "SIGKILL", id])
+        .expect_success();
     let stopped = wait_until(10, || {
         containerd
             .run(&["task", "ls"])
@@ -353,7 +383,11 @@ fn a_runtime_class_handler_for_crabcan_loads_and_runs_a_task() {
         .lines()
         .find(|line| line.contains("io.containerd.grpc.v1") && line.contains(" cri "))
         .unwrap_or_else(|| panic!("no CRI plugin listed: {}", plugins.stdout));
-    assert!(cri.trim_end().ends_with("ok"), "the CRI plugin did not load: {cri}\n{}", containerd.log());
+    assert!(
+        cri.trim_end().ends_with("ok"),
+        "the CRI plugin did not load: {cri}\n{}",
+        containerd.log()
+    );
 
     let calls = containerd.path("calls");
     let wrapper = containerd.path("crabcan-wrapper");
@@ -380,6 +414,9 @@ fn a_runtime_class_handler_for_crabcan_loads_and_runs_a_task() {
     run.expect_success();
     assert_eq!(run.stdout.trim(), "through-the-handler", "{run:?}");
     let calls = std::fs::read_to_string(&calls).unwrap_or_default();
-    assert!(calls.contains(" create ") && calls.contains(" start "), "the shim did not call crabcan: {calls}");
+    assert!(
+        calls.contains(" create ") && calls.contains(" start "),
+        "the shim did not call crabcan: {calls}"
+    );
     containerd.assert_gone("handler");
 }

@@ -355,7 +355,10 @@ fn the_oom_score_and_the_personality_reach_the_process() {
     let mapping = json!([{"containerID": numbers[0], "hostID": numbers[1], "size": numbers[2]}]);
     oci.write_bundle(&["/bin/sh", "-c", script], |spec| {
         spec["process"]["oomScoreAdj"] = json!(600);
-        spec["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        spec["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
         spec["linux"]["uidMappings"] = mapping.clone();
         spec["linux"]["gidMappings"] = mapping.clone();
     });

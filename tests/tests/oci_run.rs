@@ -211,10 +211,13 @@ fn pause_freezes_and_resume_thaws_and_ps_lists_the_processes() {
 #[test]
 fn a_terminal_is_handed_to_the_console_socket() {
     let oci = Oci::new("console");
-    oci.write_bundle(&["/bin/sh", "-c", "tty; echo size=$(stty size); echo from-the-pty"], |spec| {
-        spec["process"]["terminal"] = Value::Bool(true);
-        spec["process"]["consoleSize"] = serde_json::json!({"height": 33, "width": 101});
-    });
+    oci.write_bundle(
+        &["/bin/sh", "-c", "tty; echo size=$(stty size); echo from-the-pty"],
+        |spec| {
+            spec["process"]["terminal"] = Value::Bool(true);
+            spec["process"]["consoleSize"] = serde_json::json!({"height": 33, "width": 101});
+        },
+    );
     let id = unique_id("console");
     let before = HostSnapshot::take();
     let socket = oci.scratch.path().join("console.sock");
@@ -296,15 +299,26 @@ fn events_report_the_cgroups_numbers_and_update_changes_its_limits() {
         .expect_success();
     let memory = cgroup_file(&id, "memory.limit_in_bytes").or_else(|| cgroup_file(&id, "memory.max"));
     assert_eq!(memory.as_deref(), Some("268435456"));
-    assert_eq!(cgroup_file(&id, "pids.max").as_deref(), Some("7"), "what update was not given stays");
+    assert_eq!(
+        cgroup_file(&id, "pids.max").as_deref(),
+        Some("7"),
+        "what update was not given stays"
+    );
 
     std::fs::write(&resources, r#"{"memory": {"useHierarchy": true}}"#).unwrap();
     let refused = oci.crabcan(&["update", "--resources", resources.to_str().unwrap(), &id]);
     refused.expect_code(1);
-    assert!(refused.stderr.contains("linux.resources.memory.useHierarchy"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("linux.resources.memory.useHierarchy"),
+        "{}",
+        refused.stderr
+    );
     let refused = oci.crabcan(&["update", "--memory", "1k", &id]);
     refused.expect_code(1);
-    assert_eq!(memory, cgroup_file(&id, "memory.limit_in_bytes").or_else(|| cgroup_file(&id, "memory.max")));
+    assert_eq!(
+        memory,
+        cgroup_file(&id, "memory.limit_in_bytes").or_else(|| cgroup_file(&id, "memory.max"))
+    );
 
     oci.crabcan(&["delete", "--force", &id]).expect_success();
     let gone = oci.crabcan(&["events", "--stats", &id]);

@@ -135,7 +135,10 @@ fn podman_runs_its_containers_with_crabcan() {
     // `-it`: podman gives crabcan a console socket, which gets the container's pty master.
     if tool_available_or_skip_in_vm("script", "it gives podman a terminal for -it") {
         let seen = typed_at(&podman, &[], &["sh", "-c", "tty; echo done"], &[]);
-        assert!(seen.contains("/dev/pts/0") && seen.contains("done"), "podman run -it: {seen:?}");
+        assert!(
+            seen.contains("/dev/pts/0") && seen.contains("done"),
+            "podman run -it: {seen:?}"
+        );
     }
     let left = podman.command(&["ps", "--all", "--quiet"]).output().unwrap();
     assert!(
@@ -188,10 +191,18 @@ impl Podman {
     #[track_caller]
     fn assert_no_containers(&self, ids: &[String]) {
         let left = self.podman(&["ps", "--all", "--quiet"]);
-        assert!(left.stdout.trim().is_empty(), "podman keeps containers: {}", left.stdout);
+        assert!(
+            left.stdout.trim().is_empty(),
+            "podman keeps containers: {}",
+            left.stdout
+        );
         for id in ids {
             let state = Path::new("/run/crabcan").join(id);
-            assert!(!state.exists(), "crabcan's state of podman's container is left: {}", state.display());
+            assert!(
+                !state.exists(),
+                "crabcan's state of podman's container is left: {}",
+                state.display()
+            );
         }
     }
 }
@@ -207,7 +218,10 @@ fn podman_manages_detached_containers_run_by_crabcan() {
     assert!(pid > 0, "no pid for a running container");
     let ps = podman.podman(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert!(ps.stdout.contains("sleeper Up"), "{}", ps.stdout);
-    assert!(wait_until(10, || podman.podman(&["logs", "sleeper"]).stdout.contains("started")));
+    assert!(wait_until(10, || podman
+        .podman(&["logs", "sleeper"])
+        .stdout
+        .contains("started")));
     let top = podman.podman(&["top", "sleeper"]);
     top.expect_success();
     assert!(top.stdout.contains("sleep 1000"), "{}", top.stdout);
@@ -227,7 +241,14 @@ fn podman_manages_detached_containers_run_by_crabcan() {
 
     // `stop`: SIGTERM first; a command that takes it exits at once, one that ignores it is
     // SIGKILLed after the timeout (pid 1 ignores signals it has no handler for).
-    ids.push(podman.run_detached("polite", &["sh", "-c", "trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.1; done"]));
+    ids.push(podman.run_detached(
+        "polite",
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.1; done",
+        ],
+    ));
     podman.podman(&["stop", "--time", "10", "polite"]).expect_success();
     assert_eq!(podman.inspect("polite", "{{.State.ExitCode}}"), "0");
     assert!(podman.podman(&["logs", "polite"]).stdout.contains("got TERM"));
@@ -236,9 +257,14 @@ fn podman_manages_detached_containers_run_by_crabcan() {
     assert_eq!(podman.inspect("stubborn", "{{.State.ExitCode}}"), "137");
     ids.push(podman.run_detached("removed", &["sleep", "1000"]));
     let removed_pid = podman.pid("removed");
-    podman.podman(&["rm", "--force", "polite", "stubborn", "removed"]).expect_success();
+    podman
+        .podman(&["rm", "--force", "polite", "stubborn", "removed"])
+        .expect_success();
     assert!(
-        !Path::new(&format!("/proc/{removed_pid}")).exists() || std::fs::read_to_string(format!("/proc/{removed_pid}/stat")).unwrap_or_default().contains(") Z"),
+        !Path::new(&format!("/proc/{removed_pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{removed_pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z"),
         "rm --force left the container's process"
     );
     podman.assert_no_containers(&ids);
@@ -269,7 +295,10 @@ fn podman_run_options_reach_the_container() {
     // stays false on this host with runc too).
     let oom = Run::from_output(
         podman
-            .run_command(&["--memory", "64m", "--memory-swap", "64m"], &["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"])
+            .run_command(
+                &["--memory", "64m", "--memory-swap", "64m"],
+                &["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"],
+            )
             .output()
             .unwrap(),
     );
@@ -282,7 +311,10 @@ fn podman_run_options_reach_the_container() {
     assert_eq!(read_only.value("root").as_deref(), Some("ro"));
     assert_eq!(read_only.value("tmp").as_deref(), Some("writable"));
     // --tmpfs over an image folder starts with its files (podman asks for tmpcopyup).
-    let tmpfs = in_container(&["--tmpfs", "/etc"], "grep -c ' /etc tmpfs' /proc/mounts; grep -c '^root:' /etc/passwd");
+    let tmpfs = in_container(
+        &["--tmpfs", "/etc"],
+        "grep -c ' /etc tmpfs' /proc/mounts; grep -c '^root:' /etc/passwd",
+    );
     assert_eq!(tmpfs.stdout.lines().collect::<Vec<_>>(), ["1", "1"], "{}", tmpfs.stdout);
 
     let data = podman.path("data");
@@ -293,11 +325,21 @@ fn podman_run_options_reach_the_container() {
     assert!(rw.stdout.contains("from the host"));
     assert_eq!(std::fs::read_to_string(data.join("made")).unwrap().trim(), "made");
     let volume_ro = format!("{}:/data:ro", data.display());
-    let ro = in_container(&["-v", &volume_ro], "touch /data/other 2>/dev/null && echo data=rw || echo data=ro");
+    let ro = in_container(
+        &["-v", &volume_ro],
+        "touch /data/other 2>/dev/null && echo data=rw || echo data=ro",
+    );
     assert_eq!(ro.value("data").as_deref(), Some("ro"));
 
-    let caps = in_container(&["--cap-drop", "all", "--cap-add", "NET_ADMIN"], "grep CapEff /proc/self/status");
-    assert!(caps.stdout.contains("0000000000001000"), "only CAP_NET_ADMIN (bit 12): {}", caps.stdout);
+    let caps = in_container(
+        &["--cap-drop", "all", "--cap-add", "NET_ADMIN"],
+        "grep CapEff /proc/self/status",
+    );
+    assert!(
+        caps.stdout.contains("0000000000001000"),
+        "only CAP_NET_ADMIN (bit 12): {}",
+        caps.stdout
+    );
 
     let profile = podman.path("no-mkdir.json");
     std::fs::write(
@@ -306,11 +348,23 @@ fn podman_run_options_reach_the_container() {
     )
     .unwrap();
     let seccomp = format!("seccomp={}", profile.display());
-    let denied = in_container(&["--security-opt", &seccomp], "mkdir /d 2>/dev/null && echo mkdir=ok || echo mkdir=denied");
+    let denied = in_container(
+        &["--security-opt", &seccomp],
+        "mkdir /d 2>/dev/null && echo mkdir=ok || echo mkdir=denied",
+    );
     assert_eq!(denied.value("mkdir").as_deref(), Some("denied"));
 
     let identity = in_container(
-        &["--user", "1000:1000", "-e", "GREETING=hello", "-w", "/tmp", "--hostname", "podhost"],
+        &[
+            "--user",
+            "1000:1000",
+            "-e",
+            "GREETING=hello",
+            "-w",
+            "/tmp",
+            "--hostname",
+            "podhost",
+        ],
         "echo uid=$(id -u) gid=$(id -g); echo greeting=$GREETING; echo cwd=$(pwd); echo host=$(hostname)",
     );
     assert_eq!(identity.value("uid").as_deref(), Some("1000 gid=1000"));
@@ -319,7 +373,10 @@ fn podman_run_options_reach_the_container() {
     assert_eq!(identity.value("host").as_deref(), Some("podhost"));
 
     // A user namespace the engine asks for.
-    let mapped = in_container(&["--uidmap", "0:300000:65536", "--gidmap", "0:300000:65536"], "cat /proc/self/uid_map");
+    let mapped = in_container(
+        &["--uidmap", "0:300000:65536", "--gidmap", "0:300000:65536"],
+        "cat /proc/self/uid_map",
+    );
     let fields: Vec<&str> = mapped.stdout.split_whitespace().collect();
     assert_eq!(fields, ["0", "300000", "65536"], "{}", mapped.stdout);
     podman.assert_no_containers(&[]);
@@ -375,7 +432,9 @@ fn podman_exec_runs_in_a_running_container() {
         Some("sleep uid=1000 pwd=/tmp greeting=hello"),
         "{inside:?}"
     );
-    podman.podman(&["rm", "--force", "--time", "0", "execed"]).expect_success();
+    podman
+        .podman(&["rm", "--force", "--time", "0", "execed"])
+        .expect_success();
     podman.assert_no_containers(std::slice::from_ref(&id));
     let leaf = format!("libpod-{id}");
     let cgroups: Vec<PathBuf> = cgroup_mounts()
@@ -390,7 +449,10 @@ fn podman_exec_runs_in_a_running_container() {
         .filter(|entry| std::fs::read_to_string(entry.path().join("cgroup")).is_ok_and(|cgroup| cgroup.contains(&leaf)))
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(survivors.is_empty(), "processes of the container survive it: {survivors:?}");
+    assert!(
+        survivors.is_empty(),
+        "processes of the container survive it: {survivors:?}"
+    );
     assert_eq!(mounts_of_the_container(), before, "mounts of the container are left");
 }
 
@@ -401,7 +463,11 @@ fn podman_learns_a_seccomp_profile_through_the_annotation() {
     let Some(podman) = Podman::new() else { return };
     let profile = podman.path("learned.json");
     let annotation = format!("run.crabcan.seccomp.learn={}", profile.display());
-    let script = ["/bin/sh", "-c", "echo learned by $(cat /etc/hostname | wc -c) bytes; ls / > /dev/null"];
+    let script = [
+        "/bin/sh",
+        "-c",
+        "echo learned by $(cat /etc/hostname | wc -c) bytes; ls / > /dev/null",
+    ];
     let learning = Run::from_output(
         podman
             .run_command(&["--annotation", &annotation, "--hostname", "h"], &script)
@@ -498,8 +564,14 @@ fn podman_run_it_is_a_real_terminal_where_ctrl_c_interrupts() {
     );
     assert!(seen.contains("/dev/pts/0"), "{seen:?}");
     assert!(seen.contains("33 101"), "stty size: {seen:?}");
-    assert!(seen.contains("typed-42"), "typed input never reached the shell: {seen:?}");
-    assert!(seen.contains("survived-2"), "Ctrl-C ended the shell, not its sleep: {seen:?}");
+    assert!(
+        seen.contains("typed-42"),
+        "typed input never reached the shell: {seen:?}"
+    );
+    assert!(
+        seen.contains("survived-2"),
+        "Ctrl-C ended the shell, not its sleep: {seen:?}"
+    );
     // With podman's init (catatonit) as pid 1, Ctrl-C stops a `sleep` that is the command.
     if Path::new("/usr/libexec/podman/catatonit").exists() {
         // typed_at fails if it has not ended within 30 s of the keys: the sleep is 100 s.

@@ -161,7 +161,10 @@ mod tests {
         assert_eq!(limits.pids, Some(20));
         assert_eq!(limits.cpu_weight, None, "what is not given stays as it is");
         let error = update_limits(&json!({"memory": {"useHierarchy": true}})).unwrap_err();
-        assert!(error.to_string().contains("linux.resources.memory.useHierarchy"), "{error}");
+        assert!(
+            error.to_string().contains("linux.resources.memory.useHierarchy"),
+            "{error}"
+        );
         let limits = update_limits(&json!({
             "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
             "memory": {"reservation": 33554432, "checkBeforeUpdate": true},
@@ -170,7 +173,10 @@ mod tests {
             "unified": {"memory.high": "max"}
         }))
         .unwrap();
-        assert_eq!((limits.cpu_shares, limits.cpu_quota_us, limits.cpu_period_us), (Some(512), Some(50_000), Some(100_000)));
+        assert_eq!(
+            (limits.cpu_shares, limits.cpu_quota_us, limits.cpu_period_us),
+            (Some(512), Some(50_000), Some(100_000))
+        );
         assert_eq!(limits.cpuset_cpus.as_deref(), Some("0"));
         assert_eq!(limits.memory_reservation, Some(32 << 20));
         assert!(limits.memory_check_before_update);

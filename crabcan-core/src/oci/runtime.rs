@@ -765,7 +765,10 @@ fn record_confinement(lock: &ContainerLock, config: &crate::ContainerConfig) -> 
     let confinement = match crate::explain(config.clone()) {
         Ok(confinement) => confinement,
         Err(error) => {
-            log::warn!("cannot record the confinement of container {} for `explain`: {error}", lock.id());
+            log::warn!(
+                "cannot record the confinement of container {} for `explain`: {error}",
+                lock.id()
+            );
             return Ok(());
         }
     };
@@ -784,7 +787,8 @@ fn record_confinement(lock: &ContainerLock, config: &crate::ContainerConfig) -> 
 pub fn explain(store: &StateStore, id: &str) -> Result<crate::Confinement, OciError> {
     must_exist(store, id)?;
     let path = store.container_dir(id)?.join(CONFINEMENT_FILE);
-    let text = std::fs::read(&path).map_err(|source| OciError::io("read the confinement recorded at create", &path, source))?;
+    let text = std::fs::read(&path)
+        .map_err(|source| OciError::io("read the confinement recorded at create", &path, source))?;
     serde_json::from_slice(&text).map_err(|source| OciError::CorruptState {
         id: id.to_owned(),
         path,

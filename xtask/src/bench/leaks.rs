@@ -33,7 +33,14 @@ pub struct Snapshot {
 
 /// The host device nodes containers get bound in: a runtime must never change them (crun 1.8
 /// chowns the host's /dev/null to the container's root when it runs a user namespace).
-const HOST_DEVICES: [&str; 6] = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"];
+const HOST_DEVICES: [&str; 6] = [
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
 
 /// The outcome of comparing two snapshots.
 #[derive(Debug, Default)]
