@@ -50,8 +50,6 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::CgroupError;
-use crate::fsutil::remove_parent_if_empty;
-use crate::DEFAULT_STATE_DIR;
 
 /// An exclusively locked lease file. Dropping it closes the descriptor (which releases the
 /// lock) but leaves the file: an unlocked lease marks its cgroup as stale.
@@ -156,19 +154,13 @@ impl Lease {
         &self.file
     }
 
-    /// Unlinks the lease while still holding its lock, then lets go of it; removes the state
-    /// directory if that left it empty.
+    /// Unlinks the lease while still holding its lock, then lets go of it. The state
+    /// directory stays, empty or not (see [`crate::DEFAULT_STATE_DIR`]).
     pub fn release(self) -> Result<(), CgroupError> {
-        let result = match fs::remove_file(&self.path) {
+        match fs::remove_file(&self.path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(CgroupError::io("remove", &self.path, e)),
             _ => Ok(()),
-        };
-        let path = self.path.clone();
-        drop(self);
-        if let Some(state_dir) = path.parent() {
-            prune_state_dir(state_dir);
         }
-        result
     }
 }
 
@@ -216,17 +208,6 @@ fn create_state_dir(state_dir: &Path) -> Result<(), CgroupError> {
         .mode(0o700)
         .create(state_dir)
         .map_err(|e| CgroupError::io("create directory", state_dir, e))
-}
-
-/// Removes the state directory when empty, and `/run/crabcan` too for the default one, so a
-/// host without containers keeps no trace of crabcan. Concurrent creators retry on ENOENT.
-fn prune_state_dir(state_dir: &Path) {
-    remove_parent_if_empty(state_dir);
-    if state_dir == Path::new(DEFAULT_STATE_DIR) {
-        if let Some(parent) = state_dir.parent() {
-            remove_parent_if_empty(parent);
-        }
-    }
 }
 
 /// A new `.<leaf>.<random>.tmp` in `state_dir`, mode 0600, close-on-exec.
@@ -345,7 +326,8 @@ mod tests {
 
         assert!(Lease::take_over_if_stale(&state, "web.12").unwrap().is_none());
         lease.release().expect("release");
-        assert!(!state.exists(), "empty state dir left behind");
+        assert!(lease_names(&state).unwrap().is_empty(), "the lease is gone");
+        assert!(state.is_dir(), "the state directory stays");
         let _ = fs::remove_dir_all(state.parent().unwrap());
     }
 

@@ -72,7 +72,9 @@ pub const SLOT_SIZE: u32 = 65_536;
 /// The name whose `/etc/subuid` and `/etc/subgid` entries are crabcan's pool.
 pub const POOL_OWNER: &str = "crabcan";
 
-/// Where leases live unless the caller picks another directory.
+/// Where leases live unless the caller picks another directory. Made (mode 0700) by the first
+/// lease, it stays, empty once no container runs, like the directory of the cgroup leases
+/// ([`crabcan_cgroups::DEFAULT_STATE_DIR`], which says why).
 pub const DEFAULT_STATE_DIR: &str = "/run/crabcan/.ids";
 
 /// The most bytes read from any one of the id files.
@@ -822,22 +824,7 @@ impl IdLease {
             what: "remove",
             source: errno.into(),
         });
-        self.prune_state_dir();
         unlinked
-    }
-
-    /// Removes the lease directory once it is empty, and `/run/crabcan` too for the default one,
-    /// so a host without containers keeps no trace of crabcan (a directory still in use is not
-    /// empty and stays; a concurrent allocator recreates it, see [`allocate`]).
-    fn prune_state_dir(&self) {
-        let Some(state_dir) = self.path.parent() else {
-            return;
-        };
-        if std::fs::remove_dir(state_dir).is_ok() && state_dir == Path::new(DEFAULT_STATE_DIR) {
-            if let Some(parent) = state_dir.parent() {
-                let _ = std::fs::remove_dir(parent);
-            }
-        }
     }
 
     fn unlink(&mut self) -> Result<(), Errno> {
@@ -855,7 +842,6 @@ impl Drop for IdLease {
         // Nothing can be reported from drop. A lease file that stays behind is not locked, so the next
         // allocate takes it over.
         let _ = self.unlink();
-        self.prune_state_dir();
     }
 }
 
@@ -1352,8 +1338,9 @@ mod tests {
         third.release().unwrap();
         assert!(host.state().is_dir(), "a lease is still held");
         drop(second);
-        // The last lease took the emptied directory with it: no temporary files were left.
-        assert!(!host.state().exists());
+        // The lease directory stays, empty: no lease and no temporary file was left.
+        let left: Vec<_> = std::fs::read_dir(host.state()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]
