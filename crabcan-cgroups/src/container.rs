@@ -90,8 +90,9 @@ pub struct ContainerCgroup {
     lease: Option<Lease>,
     /// The limits created without (see [`ContainerCgroup::unapplied`]).
     unapplied: Vec<Unapplied>,
-    /// How many directories above each leaf removal tries to remove if empty: 1 (the parent
-    /// folder) for a leased cgroup, every component of the path but the leaf for one at a path.
+    /// How many directories above each leaf removal tries to remove if empty: none for a leased
+    /// cgroup (the parent folder stays), every component of the path but the leaf for one at a
+    /// path.
     parent_levels: usize,
     /// Whether dropping the handle removes the cgroup (not for [`ContainerCgroup::open_at`]).
     remove_on_drop: bool,
@@ -115,7 +116,8 @@ impl ContainerCgroup {
         let lease = Lease::acquire(&host.state_dir, &leaf, &host.parent)?;
         let mut unapplied = Vec::new();
         let parent = Path::new(&host.parent);
-        // The parent folder is shared and stays (removal removes it when empty).
+        // The parent folder is shared and stays once made (see `ContainerCgroup::remove`), but
+        // one this call made goes again if creation fails.
         let mut made = Vec::new();
         let backend = match create_backend(
             host,
@@ -131,6 +133,7 @@ impl ContainerCgroup {
             Err(e) => {
                 // A lease that cannot be unlinked is left unlocked: stale cleanup removes it.
                 let _ = lease.release();
+                remove_made(&made);
                 return Err(in_use_if_exists(e, &host.parent, &leaf));
             }
         };
@@ -142,10 +145,16 @@ impl ContainerCgroup {
             backend: Some(backend),
             lease: Some(lease),
             unapplied: Vec::new(),
-            parent_levels: 1,
+            parent_levels: 0,
             remove_on_drop: true,
         };
-        apply_writes(cgroup.backend(), &writes, version, missing, &mut unapplied)?; // on error, Drop removes it
+        if let Err(e) = apply_writes(cgroup.backend(), &writes, version, missing, &mut unapplied) {
+            if let Err(cleanup) = cgroup.remove_now() {
+                log::debug!("cannot remove the cgroup {} again: {cleanup}", cgroup.leaf);
+            }
+            remove_made(&made);
+            return Err(e);
+        }
         cgroup.unapplied = unapplied;
         Ok(cgroup)
     }
@@ -341,7 +350,7 @@ impl ContainerCgroup {
             backend: Some(backend),
             lease: Some(lease),
             unapplied: Vec::new(),
-            parent_levels: 1,
+            parent_levels: 0,
             remove_on_drop: true,
         }
     }
@@ -524,11 +533,14 @@ impl ContainerCgroup {
     }
 
     /// Kills everything inside, then removes every directory (retrying
-    /// while busy for up to 1 s) and the parent folders if now empty, then the lease. If a
-    /// directory cannot be removed, the lease is left unlocked, so a later
-    /// [`CgroupHost::remove_stale`] retries. For a cgroup at a path, the parent folders are
-    /// every directory of the path above the leaf (never the hierarchy root), removed deepest
-    /// first while they are empty, whoever made them.
+    /// while busy for up to 1 s), then the lease. If a directory cannot be removed, the lease
+    /// is left unlocked, so a later [`CgroupHost::remove_stale`] retries. The parent folder of
+    /// a leased cgroup ([`CgroupHost::parent`]) stays, empty when no container runs, like the
+    /// state directory ([`crate::DEFAULT_STATE_DIR`]): remaking it for every container cost a
+    /// `mkdir` and an `rmdir` per hierarchy, and on cgroup v2 the controller writes to its
+    /// `cgroup.subtree_control`. For a cgroup at a path, the parent folders are every
+    /// directory of the path above the leaf (never the hierarchy root), removed deepest first
+    /// while they are empty, whoever made them (an engine's `machine.slice`-like folders).
     pub fn remove(mut self) -> Result<(), CgroupError> {
         self.remove_now()
     }

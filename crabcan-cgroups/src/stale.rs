@@ -169,7 +169,7 @@ mod tests {
         assert!(!fake.lease(&leaf).exists(), "lease left behind");
         let left: Vec<_> = fs::read_dir(fake.host.state_dir()).unwrap().collect();
         assert!(left.is_empty(), "the state directory stays, empty: {left:?}");
-        assert!(!fake.root.join("pids/crabcan").exists(), "empty crabcan/ left behind");
+        assert!(fake.root.join("pids/crabcan").is_dir(), "the parent folder stays");
     }
 
     #[test]
@@ -287,6 +287,35 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_create_removes_the_parent_folder_it_made_but_a_live_one_stays() {
+        let fake = FakeHost::new("failed-create");
+        // A fake hierarchy has no pids.max: writing the limit fails after the directories.
+        let limits = Limits {
+            pids: Some(8),
+            ..Limits::unlimited()
+        };
+        let err = fake.host.create("bad", &limits, MissingController::Error).unwrap_err();
+        assert!(err.to_string().contains("pids.max"), "{err}");
+        for hierarchy in ["memory", "pids"] {
+            assert!(
+                !fake.root.join(hierarchy).join("crabcan").exists(),
+                "{hierarchy}/crabcan left"
+            );
+        }
+        assert!(lease_names(fake.host.state_dir()).unwrap().is_empty(), "lease left");
+        // With a container running, the folder is not this call's to remove.
+        let running = fake.create("running");
+        let err = fake.host.create("bad", &limits, MissingController::Error).unwrap_err();
+        assert!(err.to_string().contains("pids.max"), "{err}");
+        assert!(running.paths().iter().all(|d| d.is_dir()));
+        running.remove().unwrap();
+        assert!(
+            fake.root.join("pids/crabcan").is_dir(),
+            "the parent folder stays after a removal"
+        );
+    }
+
+    #[test]
     fn another_parent_folders_cgroups_are_left_alone() {
         let fake = FakeHost::new("parents");
         let other = fake.host.clone().with_parent("other").unwrap();
@@ -303,7 +332,7 @@ mod tests {
         );
         assert!(fake.lease(&leaf).exists() && !locked(&fake.lease(&leaf)));
         assert_eq!(other.remove_stale().unwrap().removed, vec![leaf.clone()]);
-        assert!(!fake.root.join("pids/other").exists());
+        assert!(!fake.root.join("pids/other").join(&leaf).exists());
     }
 
     #[test]
