@@ -3,7 +3,7 @@
 //! removal. Every error names the operation and the path.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -19,18 +19,39 @@ pub(crate) fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
     write().map_err(|e| CgroupError::io(format!("write {value} to"), path, e))
 }
 
+/// The most bytes read from one kernel file (`/proc/self/mountinfo` of a host with tens of
+/// thousands of mounts stays below it).
+const MAX_KERNEL_FILE: u64 = 16 << 20;
+
+/// Reads a cgroupfs or procfs file, at most [`MAX_KERNEL_FILE`] bytes (more is an
+/// `InvalidData` error). Such files report size 0, so `fs::read_to_string` would start with a
+/// 32-byte read and double it: a page-sized buffer reads the usual file in one call.
+pub(crate) fn read_kernel_file(path: &Path) -> io::Result<String> {
+    let mut bytes = Vec::with_capacity(8192);
+    fs::File::open(path)?
+        .take(MAX_KERNEL_FILE + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_KERNEL_FILE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {MAX_KERNEL_FILE} bytes"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 pub(crate) fn read_string(path: &Path) -> Result<String, CgroupError> {
-    fs::read_to_string(path).map_err(|e| CgroupError::io("read", path, e))
+    read_kernel_file(path).map_err(|e| CgroupError::io("read", path, e))
 }
 
 /// Reads a single-number file ("max" and unreadable files give `None`).
 pub(crate) fn read_u64(path: &Path) -> Option<u64> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
+    read_kernel_file(path).ok()?.trim().parse().ok()
 }
 
 /// Reads `key` from a flat-keyed file such as memory.events or cpu.stat.
 pub(crate) fn read_keyed(path: &Path, key: &str) -> Option<u64> {
-    let text = fs::read_to_string(path).ok()?;
+    let text = read_kernel_file(path).ok()?;
     keyed_value(&text, key)
 }
 
@@ -137,6 +158,24 @@ pub(crate) fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_files_are_read_whole_and_bounded() {
+        let mountinfo = read_kernel_file(Path::new("/proc/self/mountinfo")).unwrap();
+        assert!(
+            mountinfo.lines().count() > 1 && mountinfo.ends_with('\n'),
+            "{mountinfo}"
+        );
+        let dir = std::env::temp_dir().join(format!("crabcan-fsutil-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big");
+        fs::File::create(&big).unwrap().set_len(MAX_KERNEL_FILE + 1).unwrap(); // sparse
+        let err = read_kernel_file(&big).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        fs::File::create(&big).unwrap().set_len(MAX_KERNEL_FILE).unwrap();
+        assert_eq!(read_kernel_file(&big).unwrap().len() as u64, MAX_KERNEL_FILE);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn keyed_files() {

@@ -72,7 +72,7 @@ pub(crate) struct Mounts {
 impl Mounts {
     /// Reads `/proc/self/mountinfo`.
     pub fn detect() -> Result<Mounts, CgroupError> {
-        let text = std::fs::read_to_string(MOUNTINFO).map_err(|e| CgroupError::io("read", MOUNTINFO, e))?;
+        let text = crate::fsutil::read_string(Path::new(MOUNTINFO))?;
         Mounts::from_mountinfo(&text).ok_or_else(|| CgroupError::NotMounted { path: MOUNTINFO.into() })
     }
 
@@ -194,7 +194,7 @@ pub struct ProcCgroup {
 
 /// The cgroups the calling process belongs to (`/proc/self/cgroup`).
 pub fn current_cgroups() -> Result<Vec<ProcCgroup>, CgroupError> {
-    let text = std::fs::read_to_string(PROC_CGROUP).map_err(|e| CgroupError::io("read", PROC_CGROUP, e))?;
+    let text = crate::fsutil::read_string(Path::new(PROC_CGROUP))?;
     Ok(parse_proc_cgroup(&text))
 }
 
