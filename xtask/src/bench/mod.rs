@@ -26,7 +26,7 @@ pub mod oci;
 mod report;
 pub mod runtimes;
 pub mod scaling;
-mod spawner;
+pub(crate) mod spawner;
 mod throughput;
 
 use std::path::{Path, PathBuf};
