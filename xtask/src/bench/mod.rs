@@ -28,6 +28,7 @@ pub mod runtimes;
 pub mod scaling;
 pub(crate) mod spawner;
 mod throughput;
+pub mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
