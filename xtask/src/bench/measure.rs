@@ -246,7 +246,7 @@ fn wait4(pid: u32) -> Result<(libc::c_int, libc::rusage), String> {
 }
 
 /// `None` for exit status 0, else "exit status N" / "killed by signal N".
-fn failure(status: libc::c_int) -> Option<String> {
+pub(crate) fn failure(status: libc::c_int) -> Option<String> {
     if libc::WIFEXITED(status) {
         match libc::WEXITSTATUS(status) {
             0 => None,

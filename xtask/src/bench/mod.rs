@@ -26,8 +26,9 @@ pub mod oci;
 mod report;
 pub mod runtimes;
 pub mod scaling;
-mod spawner;
+pub(crate) mod spawner;
 mod throughput;
+pub mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -30,10 +30,19 @@ pub struct Contents {
     pub rootfs: PathBuf,
     pub crabcan: Option<PathBuf>,
     pub tests: Vec<PathBuf>,
-    /// Helper programs for the tests, at `/crabcan/bin/<name>`.
+    /// Helper programs for the tests (or the bench), at `/crabcan/bin/<name>`.
     pub helpers: Vec<Helper>,
-    /// Per test binary, in the guest.
-    pub test_timeout_secs: u64,
+    /// What `/init2` runs.
+    pub guest: Guest,
+}
+
+/// What the guest's `/init2` runs after the set-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guest {
+    /// The test binaries, each with a timeout (seconds).
+    Tests { timeout_secs: u64 },
+    /// The bench ([`init::INIT2_BENCH`]): warm-up and measured rounds, the container's id map.
+    Bench { runs: u32, warmup: u32, id_map: String },
 }
 
 const DIRS: &[&str] = &[
@@ -75,7 +84,10 @@ pub fn build_initramfs(out: &Path, contents: &Contents) -> Result<(), VmError> {
         .iter()
         .map(|h| (h.env.clone(), format!("/crabcan/bin/{}", h.name)))
         .collect();
-    let init2 = init::init2(contents.test_timeout_secs, &env);
+    let init2 = match &contents.guest {
+        Guest::Tests { timeout_secs } => init::init2(*timeout_secs, &env),
+        Guest::Bench { runs, warmup, id_map } => init::bench_init2(*runs, *warmup, id_map, &env),
+    };
     cpio.file("init2", Meta::root(0o755), init2.as_bytes()).map_err(io)?;
     cpio.file("etc/passwd", Meta::root(0o644), b"root:x:0:0:root:/root:/bin/sh\n")
         .map_err(io)?;

@@ -58,6 +58,20 @@ pub enum Payload {
     Crabcan,
     /// xtask's own `vm_placeholder` test, no crabcan: proves the machinery.
     Placeholder,
+    /// `cargo xtask bench --vm`: crabcan and the bench's spawner; the guest
+    /// times `warmup` then `runs` interleaved rounds instead of testing.
+    Bench { runs: u32, warmup: u32 },
+}
+
+impl Payload {
+    /// The initramfs file (in target/test-vm/) and the serial log: the bench's
+    /// are its own, so a bench run leaves the tests' log alone.
+    pub fn files(&self, target: &Path) -> (&'static str, PathBuf) {
+        match self {
+            Payload::Bench { .. } => ("bench-initramfs.cpio.gz", target.join("bench-vm.log")),
+            _ => ("initramfs.cpio.gz", qemu::default_log(target)),
+        }
+    }
 }
 
 /// Options of `cargo xtask test-vm`.
@@ -88,7 +102,7 @@ pub fn run_test_vm(opts: &TestVmOptions) -> Result<VmOutcome, VmError> {
     let busybox = rootfs::find_static_busybox()?;
 
     let build_start = Instant::now();
-    let (crabcan, tests, helpers) = build_payload(&opts.payload, opts.only_test.as_deref())?;
+    let (crabcan, tests, helpers) = build_payload(&opts.payload, opts.only_test.as_deref(), &work)?;
     let build_secs = build_start.elapsed().as_secs_f64();
 
     let rootfs_dir = work.join("rootfs");
@@ -100,14 +114,25 @@ pub fn run_test_vm(opts: &TestVmOptions) -> Result<VmOutcome, VmError> {
     };
     rootfs::ensure_rootfs(&rootfs_dir, &vm_rootfs)?;
 
-    let initrd = work.join("initramfs.cpio.gz");
+    let (initrd_name, log) = opts.payload.files(&target);
+    let initrd = work.join(initrd_name);
+    let guest = match opts.payload {
+        Payload::Bench { runs, warmup } => initramfs::Guest::Bench {
+            runs,
+            warmup,
+            id_map: format!("0:{VM_ID_OFFSET}:65536"),
+        },
+        _ => initramfs::Guest::Tests {
+            timeout_secs: opts.timeout.as_secs().max(60),
+        },
+    };
     let contents = initramfs::Contents {
         busybox,
         rootfs: rootfs_dir,
         crabcan,
         tests,
         helpers,
-        test_timeout_secs: opts.timeout.as_secs().max(60),
+        guest,
     };
     initramfs::build_initramfs(&initrd, &contents)?;
     let size = std::fs::metadata(&initrd).map(|m| m.len()).unwrap_or(0);
@@ -132,7 +157,7 @@ pub fn run_test_vm(opts: &TestVmOptions) -> Result<VmOutcome, VmError> {
         timeout: remaining,
         kvm_life_timeout: Duration::from_secs(20),
         extra_append: opts.guest_env.clone(),
-        log: qemu::default_log(&target),
+        log,
     };
     let outcome = qemu::run_vm(&config)?;
     eprintln!(
@@ -151,13 +176,14 @@ const HELPERS: &[(&str, &str)] = &[("crabcan-probe", "CRABCAN_PROBE")];
 
 type Built = (Option<PathBuf>, Vec<PathBuf>, Vec<initramfs::Helper>);
 
-fn build_payload(payload: &Payload, only_test: Option<&str>) -> Result<Built, VmError> {
+fn build_payload(payload: &Payload, only_test: Option<&str>, work: &Path) -> Result<Built, VmError> {
     let (crabcan, tests) = match payload {
         Payload::Crabcan => (
             Some(payload::build_static_crabcan()?),
             payload::build_static_tests("crabcan-tests", only_test)?,
         ),
         Payload::Placeholder => (None, payload::build_static_tests("xtask", Some("vm_placeholder"))?),
+        Payload::Bench { .. } => return build_bench_payload(work),
     };
     let mut helpers = Vec::new();
     for (name, env) in HELPERS {
@@ -171,4 +197,17 @@ fn build_payload(payload: &Payload, only_test: Option<&str>) -> Result<Built, Vm
         }
     }
     Ok((crabcan, tests.executables, helpers))
+}
+
+/// The bench's payload: crabcan and the bench's spawner (static, built in `work`), no tests.
+fn build_bench_payload(work: &Path) -> Result<Built, VmError> {
+    let crabcan = payload::build_static_crabcan()?;
+    let spawner = crate::bench::spawner::build(work).map_err(VmError::Build)?;
+    payload::ensure_static(&spawner)?;
+    let helper = initramfs::Helper {
+        path: spawner,
+        name: "spawner".to_string(),
+        env: "CRABCAN_SPAWNER".to_string(),
+    };
+    Ok((Some(crabcan), Vec::new(), vec![helper]))
 }

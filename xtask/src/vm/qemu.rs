@@ -55,6 +55,11 @@ pub struct VmOutcome {
     pub notes: Vec<String>,
     /// `CRABCAN-VM-RESULT` lines, without the prefix.
     pub results: Vec<String>,
+    /// The `CRABCAN-VM-BOOTED` line, without the prefix (`kernel=... cpus=N`).
+    pub booted: Option<String>,
+    /// `CRABCAN-VM-BENCH` and `CRABCAN-VM-BENCH-INFO` lines (the bench's
+    /// runs), with their prefix.
+    pub bench: Vec<String>,
     pub accel_used: Accel,
     pub boot_secs: f64,
     pub total_secs: f64,
@@ -219,6 +224,8 @@ fn watch(
     let mut boot_secs = 0.0;
     let mut notes = Vec::new();
     let mut results = Vec::new();
+    let mut booted = None;
+    let mut bench = Vec::new();
     loop {
         let elapsed_total = started.elapsed();
         if elapsed_total >= config.timeout {
@@ -240,8 +247,14 @@ fn watch(
                 if !alive {
                     alive = true;
                 }
-                if line.contains("CRABCAN-VM-BOOTED") {
+                if let Some(rest) = tagged(&line, "CRABCAN-VM-BOOTED ") {
                     boot_secs = attempt_start.elapsed().as_secs_f64();
+                    booted = Some(rest);
+                }
+                for tag in ["CRABCAN-VM-BENCH ", "CRABCAN-VM-BENCH-INFO "] {
+                    if let Some(i) = line.find(tag) {
+                        bench.push(line[i..].trim().to_string());
+                    }
                 }
                 if let Some(rest) = tagged(&line, "CRABCAN-VM-SKIP ").or_else(|| tagged(&line, "CRABCAN-VM-NOTE ")) {
                     notes.push(rest);
@@ -256,6 +269,8 @@ fn watch(
                         summary,
                         notes: std::mem::take(&mut notes),
                         results: std::mem::take(&mut results),
+                        booted: booted.take(),
+                        bench: std::mem::take(&mut bench),
                         accel_used: accel,
                         boot_secs,
                         total_secs: started.elapsed().as_secs_f64(),
