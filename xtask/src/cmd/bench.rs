@@ -21,7 +21,7 @@ pub struct BenchArgs {
     /// Measured runs per runtime [default: 100, quick 5]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub runs: Option<u32>,
-    /// Markdown report [default: BENCHMARKS.md; with --vm target/bench-vm.md]
+    /// Markdown report [default: BENCHMARKS.md; with --vm docs/bench-vm.md, quick target/bench-vm.md]
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// SVG chart [default: docs/bench.svg, or next to --out]
@@ -72,10 +72,14 @@ fn run_vm(args: &BenchArgs) -> Result<i32, CmdError> {
         // Under TCG a round of the three takes ~0.25 s: 100 rounds stay well under a minute.
         runs: args.runs.unwrap_or(if args.quick { 5 } else { 100 }),
         warmup: if args.quick { 1 } else { 5 },
-        out: args
-            .out
-            .clone()
-            .unwrap_or_else(|| paths::target_dir().join("bench-vm.md")),
+        // Like BENCHMARKS.md, the full run's section is kept in the tree; a quick one is not.
+        out: args.out.clone().unwrap_or_else(|| {
+            if args.quick {
+                paths::target_dir().join("bench-vm.md")
+            } else {
+                paths::workspace_root().join("docs").join("bench-vm.md")
+            }
+        }),
         timeout: Duration::from_secs(args.vm_timeout),
     };
     Ok(bench::vm::run(&opts)?)
