@@ -1,5 +1,6 @@
 //! Limits a process with crabcan-cgroups alone: creates a cgroup with a memory and a pids
-//! limit, runs `/bin/sh -c 'read go && exec sleep 0.2'` in it, reads its stats and removes it.
+//! limit, runs `/bin/sh -c 'read go && exec sleep 0.2'` in it, reads its stats and removes it,
+//! then its parent folder and state directory.
 //!
 //! Needs root (cgroups are root's): `sudo cargo run -p crabcan-cgroups --example limit_a_process`.
 //! `tests/example.rs` runs this same code and checks it leaves nothing behind.
@@ -71,6 +72,8 @@ pub fn run() -> Result<Outcome, Box<dyn Error>> {
     let exited = cgroup.stats();
     let paths = cgroup.paths();
     cgroup.remove()?;
+    // The parent folder and the state directory stay for the next cgroup; this was the last.
+    host.remove_empty_folders();
     Ok(Outcome {
         paths,
         running,

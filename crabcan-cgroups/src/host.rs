@@ -100,6 +100,27 @@ impl CgroupHost {
         self.uses
     }
 
+    /// Removes the parent folder (in each hierarchy, or under the cgroup2 mount) and the state
+    /// directory if they are empty; returns whether all of them are gone. Container cgroups
+    /// leave both in place for the next one ([`ContainerCgroup::remove`]); a program that made
+    /// its last one and wants no trace left calls this. A folder another container still uses
+    /// holds its cgroup or lease, so it is not empty and stays.
+    ///
+    /// [`ContainerCgroup::remove`]: crate::ContainerCgroup::remove
+    pub fn remove_empty_folders(&self) -> bool {
+        let mut roots: Vec<PathBuf> = self.mounts.v1.values().cloned().collect();
+        if let Some(v2) = &self.mounts.v2 {
+            roots.push(v2.join(&self.v2_base));
+        }
+        roots.sort();
+        roots.dedup();
+        let mut all_gone = true;
+        for root in roots {
+            all_gone &= crate::fsutil::remove_parent_if_empty(&root.join(&self.parent));
+        }
+        all_gone & crate::fsutil::remove_parent_if_empty(&self.state_dir)
+    }
+
     /// Makes container cgroups in the folder `name` (one path component, checked like
     /// container names by [`crate::validate_name`]) of each hierarchy instead of
     /// [`DEFAULT_PARENT`]. Leases record their parent folder, so stale cleanup through one

@@ -308,11 +308,18 @@ mod tests {
         let err = fake.host.create("bad", &limits, MissingController::Error).unwrap_err();
         assert!(err.to_string().contains("pids.max"), "{err}");
         assert!(running.paths().iter().all(|d| d.is_dir()));
+        let other = fake.create("other");
+        assert!(!fake.host.remove_empty_folders(), "a folder in use is not empty");
+        assert!(other.paths().iter().all(|d| d.is_dir()));
+        other.remove().unwrap();
         running.remove().unwrap();
         assert!(
             fake.root.join("pids/crabcan").is_dir(),
             "the parent folder stays after a removal"
         );
+        assert!(fake.host.remove_empty_folders());
+        assert!(!fake.root.join("pids/crabcan").exists() && !fake.root.join("memory/crabcan").exists());
+        assert!(!fake.host.state_dir().exists(), "the empty state directory goes too");
     }
 
     #[test]

@@ -636,11 +636,20 @@ fn a_delegated_cgroup_v2_subtree_takes_the_containers_cgroup_and_its_limits() {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.file_name())
         .collect();
+    let mut left = left;
+    left.sort();
     assert_eq!(
         left,
-        vec![std::ffi::OsString::from("caller")],
-        "the containers' cgroups are gone"
+        vec![std::ffi::OsString::from("caller"), std::ffi::OsString::from("crabcan")],
+        "the containers' cgroups are gone; their parent folder stays"
     );
+    let containers: Vec<_> = std::fs::read_dir(delegated.dir.join("crabcan"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(containers.is_empty(), "container cgroups left: {containers:?}");
     assert_user_left_nothing(&user);
 }
 
