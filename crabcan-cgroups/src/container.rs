@@ -148,13 +148,7 @@ impl ContainerCgroup {
             parent_levels: 0,
             remove_on_drop: true,
         };
-        if let Err(e) = apply_writes(cgroup.backend(), &writes, version, missing, &mut unapplied) {
-            if let Err(cleanup) = cgroup.remove_now() {
-                log::debug!("cannot remove the cgroup {} again: {cleanup}", cgroup.leaf);
-            }
-            remove_made(&made);
-            return Err(e);
-        }
+        cgroup.apply_or_undo(&writes, version, missing, &mut unapplied, &made)?;
         cgroup.unapplied = unapplied;
         Ok(cgroup)
     }
@@ -201,16 +195,30 @@ impl ContainerCgroup {
             parent_levels: 0, // until it is complete: on error only the leaves go, then `made`
             remove_on_drop: true,
         };
-        if let Err(e) = apply_writes(cgroup.backend(), &writes, version, missing, &mut unapplied) {
-            if let Err(cleanup) = cgroup.remove_now() {
-                log::debug!("cannot remove the cgroup at {} again: {cleanup}", path.display());
-            }
-            remove_made(&made);
-            return Err(e);
-        }
+        cgroup.apply_or_undo(&writes, version, missing, &mut unapplied, &made)?;
         cgroup.parent_levels = at.parent_levels();
         cgroup.unapplied = unapplied;
         Ok(cgroup)
+    }
+
+    /// Applies the limit writes of a cgroup just made; on error removes it again, and the
+    /// parent folders its creation `made`, before returning the error.
+    fn apply_or_undo(
+        &mut self,
+        writes: &[LimitWrite],
+        version: Version,
+        missing: MissingController,
+        unapplied: &mut Vec<Unapplied>,
+        made: &[PathBuf],
+    ) -> Result<(), CgroupError> {
+        let Err(e) = apply_writes(self.backend(), writes, version, missing, unapplied) else {
+            return Ok(());
+        };
+        if let Err(cleanup) = self.remove_now() {
+            log::debug!("cannot remove the cgroup {} again: {cleanup}", self.relative.display());
+        }
+        remove_made(made);
+        Err(e)
     }
 
     /// The existing cgroup at `path` on `host`'s mounts (see [`ContainerCgroup::open_at`]).
