@@ -39,14 +39,18 @@
 //!
 //! A lease is the file `<state dir>/<first host uid of the slot>` (the state dir is
 //! [`DEFAULT_STATE_DIR`] unless the caller picks another one). The owner holds an exclusive `flock`
-//! on it for as long as the container lives. A new lease is created under a temporary name, locked,
-//! and then renamed into place with `renameat2(RENAME_NOREPLACE)`, so two allocators never both win
-//! a slot. The kernel drops a `flock` when the last descriptor of its open file description is
-//! closed, and that includes the death of the owning process. So a lease left by a crabcan that was
-//! SIGKILLed can be locked again with `LOCK_EX|LOCK_NB`, and [`allocate`] takes it over. Any
-//! process that has the fd through `fork` shares the lock until it execs (the fd is `O_CLOEXEC`).
-//! For a SIGKILLed owner, a reused slot is only private if the container died with its crabcan
-//! (crabcan's container init has `PR_SET_PDEATHSIG`).
+//! on it for as long as the container lives; the file holds the pid of its latest owner, for
+//! people who look. A slot's file is made once, by the first allocator that takes the slot, and
+//! then stays: releasing a slot only closes the file, which drops the lock, and the next allocator
+//! locks the same file again. (Unlinking and remaking it per container cost half a millisecond
+//! where the state dir is on a disk filesystem.) So a slot is held exactly when its file is locked,
+//! whatever the file says. A new file is created under a temporary name, locked, and renamed into
+//! place with `renameat2(RENAME_NOREPLACE)`, so two allocators never both win a slot. The kernel
+//! drops a `flock` when the last descriptor of its open file description is closed, and that
+//! includes the death of the owning process: a slot whose crabcan was SIGKILLed is free again at
+//! once. Any process that has the fd through `fork` shares the lock until it execs (the fd is
+//! `O_CLOEXEC`). For a SIGKILLed owner, a reused slot is only private if the container died with
+//! its crabcan (crabcan's container init has `PR_SET_PDEATHSIG`).
 //!
 //! A crabcan killed in the few microseconds between creating its temporary file and renaming it
 //! leaves a `.tmp-*` file behind. Such a file is harmless and goes away with `/run` at reboot.
@@ -781,21 +785,18 @@ pub fn user_subids(files: &IdFiles, kind: IdKind, uid: u32) -> Result<(Vec<Strin
 }
 
 /// A slot of crabcan's pool that this process holds. While it lives, no other [`allocate`] hands
-/// out the same ids. Dropping it releases the slot: the lease file is unlinked while the lock is
-/// still held, then closed. If the process dies without dropping it, the kernel drops the lock and
-/// the next [`allocate`] takes the slot over.
+/// out the same ids. Dropping it releases the slot: the lease file is closed, which drops the lock,
+/// and stays for the next allocator. If the process dies without dropping it, the kernel drops the
+/// lock all the same.
 #[derive(Debug)]
 pub struct IdLease {
     uid_map: IdRange,
     gid_map: IdRange,
     slot: u32,
-    /// The path at fault.
+    /// The lease file's path.
     path: PathBuf,
-    dir: OwnedFd,
-    /// The account or group name.
-    name: String,
-    /// `None` only after [`IdLease::release`].
-    file: Option<File>,
+    /// Held for its lock: closing it (on drop) releases the slot.
+    _file: File,
 }
 
 impl IdLease {
@@ -817,33 +818,6 @@ impl IdLease {
     /// The lease file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Releases the slot as dropping would, and reports a failure to unlink the lease file.
-    pub fn release(mut self) -> Result<(), IdRangeError> {
-        let unlinked = self.unlink().map_err(|errno| IdRangeError::Lease {
-            path: self.path.clone(),
-            what: "remove",
-            source: errno.into(),
-        });
-        unlinked
-    }
-
-    fn unlink(&mut self) -> Result<(), Errno> {
-        let Some(file) = self.file.take() else {
-            return Ok(());
-        };
-        // The lock is still held here, so no one else can take the slot over before the file is gone.
-        // `file` is closed (and the lock dropped) at the end of this function.
-        unlink_if_same(self.dir.as_fd(), &self.name, &file)
-    }
-}
-
-impl Drop for IdLease {
-    fn drop(&mut self) {
-        // Nothing can be reported from drop. A lease file that stays behind is not locked, so the next
-        // allocate takes it over.
-        let _ = self.unlink();
     }
 }
 
@@ -873,9 +847,8 @@ fn allocate_once(files: &IdFiles, state_dir: &Path) -> Result<IdLease, IdRangeEr
     let slots = uid_pool.slots().min(gid_pool.slots());
 
     let dir = open_state_dir(state_dir)?;
-    let mut temp = TempLease::create(dir.as_fd(), state_dir)?;
+    let mut temp = None;
     let (mut leased, mut owned) = (0, 0);
-    let mut won = None;
     for slot in 0..slots {
         let (Some(uid_map), Some(gid_map)) = (uid_pool.slot(slot), gid_pool.slot(slot)) else {
             break;
@@ -894,25 +867,20 @@ fn allocate_once(files: &IdFiles, state_dir: &Path) -> Result<IdLease, IdRangeEr
         let name = uid_map.outside.to_string();
         match claim(dir.as_fd(), state_dir, &name, &mut temp)? {
             Some(file) => {
-                won = Some((slot, uid_map, gid_map, name, file));
-                break;
+                // Unlinks the temporary file if the slot's own file was taken instead.
+                drop(temp);
+                return Ok(IdLease {
+                    uid_map,
+                    gid_map,
+                    slot,
+                    path: state_dir.join(&name),
+                    _file: file,
+                });
             }
             None => leased += 1,
         }
     }
-    // Unlinks the temporary file if a take-over left it unused.
     drop(temp);
-    if let Some((slot, uid_map, gid_map, name, file)) = won {
-        return Ok(IdLease {
-            uid_map,
-            gid_map,
-            slot,
-            path: state_dir.join(&name),
-            dir,
-            name,
-            file: Some(file),
-        });
-    }
     let last_uid = u64::from(uid_pool.start) + u64::from(slots) * u64::from(SLOT_SIZE);
     Err(IdRangeError::PoolExhausted {
         slots,
@@ -980,10 +948,22 @@ fn unlink_if_same(dir: BorrowedFd<'_>, name: &str, file: &File) -> Result<(), Er
     }
 }
 
-/// Writes our pid into a lease file, for people who look at the directory.
-fn write_owner(file: &File) -> io::Result<()> {
-    file.set_len(0)?;
-    file.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0)
+/// The bytes [`write_owner`] writes: a pid (at most 7 digits, `PID_MAX_LIMIT` being 4194304),
+/// padded with blanks, and a newline.
+const OWNER_LEN: u64 = 8;
+
+/// Writes our pid into a lease file, for people who look at the directory. Always [`OWNER_LEN`]
+/// bytes at offset 0, so a file that held another pid is overwritten in place, never truncated:
+/// on ext4, a truncate followed by a write makes the last close flush the file to disk (its
+/// `auto_da_alloc` heuristic), which cost 0.4 ms per container. Only a longer file (not one of
+/// ours) is cut to size, `size` being what the caller found by `fstat`.
+fn write_owner(file: &File, size: u64) -> io::Result<()> {
+    let line = format!("{:<width$}\n", std::process::id(), width = OWNER_LEN as usize - 1);
+    file.write_all_at(line.as_bytes(), 0)?;
+    if size > OWNER_LEN {
+        file.set_len(OWNER_LEN)?;
+    }
+    Ok(())
 }
 
 /// A locked file under a temporary name in the state dir, waiting to be renamed into a slot.
@@ -1023,7 +1003,7 @@ impl<'dir> TempLease<'dir> {
                 if let Err(errno) = flock(file.as_fd(), libc::LOCK_EX | libc::LOCK_NB) {
                     return Err(fail("lock", errno.into()));
                 }
-                if let Err(error) = write_owner(file) {
+                if let Err(error) = write_owner(file, 0) {
                     return Err(fail("write", error));
                 }
             }
@@ -1042,33 +1022,52 @@ impl Drop for TempLease<'_> {
 }
 
 enum TakeOver {
-    /// The lease file was left by a dead owner and is ours now.
-    Taken(File),
+    /// The slot's file was free, and is locked by us now; its size, for [`write_owner`].
+    Taken(File, u64),
     /// A live process holds it.
     Live,
-    /// It was released while we looked: try again.
-    Gone,
+    /// There is no file for the slot (or it was replaced while we locked it): make one.
+    Missing,
 }
 
-/// The most times one slot is tried while its lease keeps coming and going.
+/// The most times one slot is tried while its lease file keeps coming and going.
 const CLAIM_ATTEMPTS: usize = 8;
 
-/// Tries to lease the slot whose lease file is `dir/name`. Returns the locked lease file, or `None`
-/// if a live process holds the slot.
-fn claim(
-    dir: BorrowedFd<'_>,
+/// Tries to lease the slot whose lease file is `dir/name`: locks the file if it is there, or makes
+/// it from `temp` (created on first need, kept across slots) if it is not. Returns the locked lease
+/// file, or `None` if a live process holds the slot.
+fn claim<'dir>(
+    dir: BorrowedFd<'dir>,
     state_dir: &Path,
     name: &str,
-    temp: &mut TempLease<'_>,
+    temp: &mut Option<TempLease<'dir>>,
 ) -> Result<Option<File>, IdRangeError> {
     let path = state_dir.join(name);
     for _ in 0..CLAIM_ATTEMPTS {
-        if temp.file.is_none() {
-            break;
+        match take_over(dir, name).map_err(|(what, errno)| IdRangeError::Lease {
+            path: path.clone(),
+            what,
+            source: errno.into(),
+        })? {
+            TakeOver::Taken(file, size) => {
+                write_owner(&file, size).map_err(|source| IdRangeError::Lease {
+                    path: path.clone(),
+                    what: "write",
+                    source,
+                })?;
+                return Ok(Some(file));
+            }
+            TakeOver::Live => return Ok(None),
+            TakeOver::Missing => {}
         }
-        match renameat2(dir, temp.name.as_str(), dir, name, RenameFlags::RENAME_NOREPLACE) {
+        let fresh = match temp {
+            Some(fresh) => fresh,
+            None => temp.insert(TempLease::create(dir, state_dir)?),
+        };
+        match renameat2(dir, fresh.name.as_str(), dir, name, RenameFlags::RENAME_NOREPLACE) {
             // The temporary file is the lease now: it must not be unlinked with `temp`.
-            Ok(()) => return Ok(temp.file.take()),
+            Ok(()) => return Ok(temp.take().and_then(|mut fresh| fresh.file.take())),
+            // Another allocator made it first: try to lock theirs.
             Err(Errno::EEXIST) => {}
             Err(Errno::EINVAL | Errno::ENOSYS) => return Err(IdRangeError::RenameUnsupported { path }),
             Err(errno) => {
@@ -1079,22 +1078,6 @@ fn claim(
                 })
             }
         }
-        match take_over(dir, name).map_err(|(what, errno)| IdRangeError::Lease {
-            path: path.clone(),
-            what,
-            source: errno.into(),
-        })? {
-            TakeOver::Taken(file) => {
-                write_owner(&file).map_err(|source| IdRangeError::Lease {
-                    path: path.clone(),
-                    what: "write",
-                    source,
-                })?;
-                return Ok(Some(file));
-            }
-            TakeOver::Live => return Ok(None),
-            TakeOver::Gone => continue,
-        }
     }
     // The slot kept changing hands: count it as taken.
     Ok(None)
@@ -1104,7 +1087,7 @@ fn take_over(dir: BorrowedFd<'_>, name: &str) -> Result<TakeOver, (&'static str,
     let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     let file = match openat(dir, name, flags, Mode::empty()) {
         Ok(fd) => File::from(fd),
-        Err(Errno::ENOENT) => return Ok(TakeOver::Gone),
+        Err(Errno::ENOENT) => return Ok(TakeOver::Missing),
         Err(errno) => return Err(("open", errno)),
     };
     match flock(file.as_fd(), libc::LOCK_EX | libc::LOCK_NB) {
@@ -1112,12 +1095,13 @@ fn take_over(dir: BorrowedFd<'_>, name: &str) -> Result<TakeOver, (&'static str,
         Err(Errno::EWOULDBLOCK) => return Ok(TakeOver::Live),
         Err(errno) => return Err(("lock", errno)),
     }
-    // Its owner may have released it (unlinked it and closed it) between our open and our lock. Then
-    // we hold a lock on a file that is no longer the lease, and someone else may have a new one there.
+    // crabcan keeps lease files, but an administrator (or a crabcan from before it did) may have
+    // unlinked this one between our open and our lock. Then we hold a lock on a file that is no
+    // longer the lease, and someone else may have a new one there.
     let ours = fstat(&file).map_err(|errno| ("stat", errno))?;
     match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(theirs) if same_file(&ours, &theirs) => Ok(TakeOver::Taken(file)),
-        Ok(_) | Err(Errno::ENOENT) => Ok(TakeOver::Gone),
+        Ok(theirs) if same_file(&ours, &theirs) => Ok(TakeOver::Taken(file, ours.st_size.max(0) as u64)),
+        Ok(_) | Err(Errno::ENOENT) => Ok(TakeOver::Missing),
         Err(errno) => Err(("stat", errno)),
     }
 }
@@ -1335,14 +1319,27 @@ mod tests {
         ));
         let path = first.path().to_owned();
         drop(first);
-        assert!(!path.exists());
-        assert_eq!(host.allocate().unwrap().slot(), 0);
-        third.release().unwrap();
-        assert!(host.state().is_dir(), "a lease is still held");
-        drop(second);
-        // The lease directory stays, empty: no lease and no temporary file was left.
-        let left: Vec<_> = std::fs::read_dir(host.state()).unwrap().collect();
-        assert!(left.is_empty(), "{left:?}");
+        // Released, the slot's file stays, unlocked, and the next allocator locks it again.
+        assert!(unlocked(&path), "a dropped lease is unlocked");
+        let again = host.allocate().unwrap();
+        assert_eq!((again.slot(), again.path()), (0, path.as_path()));
+        assert!(!unlocked(&path), "a new lease holds the lock");
+        drop((again, second, third));
+        // Once all are released, the directory holds the three slots' files and nothing else (no
+        // temporary file), none of them locked.
+        let mut left: Vec<String> = fs::read_dir(host.state())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["1000000", "1065536", "1131072"]);
+        assert!(left.iter().all(|name| unlocked(&host.state().join(name))));
+    }
+
+    /// True if `path` can be locked now, i.e. no lease holds it.
+    fn unlocked(path: &Path) -> bool {
+        let file = File::open(path).unwrap();
+        flock(file.as_fd(), libc::LOCK_EX | libc::LOCK_NB).is_ok()
     }
 
     #[test]
@@ -1362,12 +1359,20 @@ mod tests {
         let host = Host::new("dead", "", "");
         fs::create_dir_all(host.state()).unwrap();
         let stale = host.state().join("2147483648");
-        fs::write(&stale, "12345\n").unwrap();
+        fs::write(&stale, "1234567\n").unwrap();
         let lease = host.allocate().unwrap();
         assert_eq!(lease.slot(), 0);
-        assert_eq!(fs::read_to_string(&stale).unwrap(), format!("{}\n", std::process::id()));
+        let owner = fs::read_to_string(&stale).unwrap();
+        assert_eq!(owner.len() as u64, OWNER_LEN, "{owner:?}");
+        assert_eq!(owner.trim_end(), std::process::id().to_string());
         // Taken over, it is locked like any other lease.
         assert_eq!(host.allocate().unwrap().slot(), 1);
+        drop(lease);
+
+        // A longer file than crabcan writes (not one of its own) is cut to the owner line.
+        fs::write(&stale, "not a pid, and longer than one\n").unwrap();
+        let _lease = host.allocate().unwrap();
+        assert_eq!(fs::read_to_string(&stale).unwrap().trim_end(), std::process::id().to_string());
     }
 
     #[test]
