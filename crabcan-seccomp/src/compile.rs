@@ -8,6 +8,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsFd, FromRawFd};
 
 use crate::arch::Arch;
+use crate::compact;
 use crate::error::SeccompError;
 use crate::ffi::{self, FilterContext, ScmpArgCmp};
 use crate::profile::{Action, ArgCondition, CmpOp, Profile, Rule};
@@ -127,6 +128,24 @@ impl Profile {
 /// rules with theirs (`SCMP_ACT_*` values); rules whose value equals the default are left
 /// out. The rules must be valid ([`Profile::validate`]).
 pub(crate) fn build(
+    default_code: u32,
+    rules: &[(&Rule, u32)],
+    describe: impl FnOnce() -> String,
+) -> Result<CompiledFilter, SeccompError> {
+    let mut filter = build_uncompacted(default_code, rules, describe)?;
+    if let Some(program) = compact::compact(&filter.program) {
+        log::debug!(
+            "seccomp: syscall dispatch laid out as ranges: {} instructions instead of {}",
+            program.len(),
+            filter.program.len()
+        );
+        filter.program = program;
+    }
+    Ok(filter)
+}
+
+/// [`build`] as libseccomp exports it, without [`compact::compact`].
+pub(crate) fn build_uncompacted(
     default_code: u32,
     rules: &[(&Rule, u32)],
     describe: impl FnOnce() -> String,

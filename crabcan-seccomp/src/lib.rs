@@ -41,6 +41,7 @@
 #![deny(missing_docs)]
 
 mod arch;
+mod compact;
 mod compile;
 mod error;
 mod evaluate;
