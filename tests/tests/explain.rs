@@ -98,7 +98,14 @@ fn the_text_names_each_field_of_a_fixed_configuration() {
     assert!(starts("read-only paths: ").contains("/proc/sys"));
     let cgroup = starts("cgroup (");
     assert!(cgroup.contains(&format!("crabcan/{}.", crabcan.hostname)), "{cgroup}");
-    assert!(starts("  pids limit: ").ends_with("/pids.max = 32"));
+    // "unverified" when, at that moment, no cgroup below the v1 hierarchy's root shows the
+    // file: the root has no pids.max, and an OCI container of a parallel test (cgroup path
+    // crabcan/<id>) removes the crabcan/ folder when it leaves it empty.
+    let pids = starts("  pids limit: ");
+    assert!(
+        pids.ends_with("/pids.max = 32") || pids.ends_with("/pids.max = 32 (honoured: unverified)"),
+        "{pids}"
+    );
     let memory = starts("  memory limit: ");
     assert!(
         memory.ends_with("/memory.limit_in_bytes = 67108864") || memory.ends_with("/memory.max = 67108864"),
