@@ -1372,7 +1372,10 @@ mod tests {
         // A longer file than crabcan writes (not one of its own) is cut to the owner line.
         fs::write(&stale, "not a pid, and longer than one\n").unwrap();
         let _lease = host.allocate().unwrap();
-        assert_eq!(fs::read_to_string(&stale).unwrap().trim_end(), std::process::id().to_string());
+        assert_eq!(
+            fs::read_to_string(&stale).unwrap().trim_end(),
+            std::process::id().to_string()
+        );
     }
 
     #[test]
