@@ -19,6 +19,8 @@ use std::collections::{HashMap, HashSet};
 
 use libc::sock_filter;
 
+use crate::evaluate::{CLASS_JMP, CLASS_RET};
+
 /// `BPF_LD | BPF_W | BPF_ABS`: loads a word of `struct seccomp_data`.
 const LOAD_WORD: u16 = 0x20;
 /// The offset of `nr` (the syscall number) in `struct seccomp_data`.
@@ -33,10 +35,8 @@ const JUMP_GREATER: u16 = 0x25;
 const JUMP_GREATER_OR_EQUAL: u16 = 0x35;
 /// `BPF_JMP | BPF_JSET | BPF_K`.
 const JUMP_BITS_SET: u16 = 0x45;
-/// The instruction class bits and `BPF_JMP`, `BPF_RET`.
+/// The instruction class bits (`BPF_CLASS`).
 const CLASS_MASK: u16 = 0x07;
-const CLASS_JMP: u16 = 0x05;
-const CLASS_RET: u16 = 0x06;
 /// The longest program the kernel accepts.
 const MAX_INSTRUCTIONS: usize = crate::compile::MAX_INSTRUCTIONS;
 /// Dispatch trees smaller than this are left alone.
@@ -56,17 +56,26 @@ pub(crate) fn compact(program: &[sock_filter]) -> Option<Vec<sock_filter>> {
     (compacted.len() < program.len() && compacted.len() <= MAX_INSTRUCTIONS).then_some(compacted)
 }
 
-/// Where execution goes after instruction `at`: its jump targets, or the next instruction.
+/// The destinations of instruction `at` if it is a jump: where it goes when its test holds (or
+/// always), and where when it does not (`None` for an unconditional jump).
+fn jump_destinations(instruction: &sock_filter, at: usize) -> Option<(usize, Option<usize>)> {
+    match instruction.code & CLASS_MASK {
+        CLASS_JMP if instruction.code == JUMP_ALWAYS => Some((at + 1 + instruction.k as usize, None)),
+        CLASS_JMP => Some((
+            at + 1 + usize::from(instruction.jt),
+            Some(at + 1 + usize::from(instruction.jf)),
+        )),
+        _ => None,
+    }
+}
+
+/// Where execution goes after instruction `at`: its jump destinations, or the next instruction.
 fn successors(program: &[sock_filter], at: usize) -> Vec<usize> {
     let instruction = program[at];
-    match instruction.code & CLASS_MASK {
-        CLASS_RET => Vec::new(),
-        CLASS_JMP if instruction.code == JUMP_ALWAYS => vec![at + 1 + instruction.k as usize],
-        CLASS_JMP => vec![
-            at + 1 + usize::from(instruction.jt),
-            at + 1 + usize::from(instruction.jf),
-        ],
-        _ => vec![at + 1],
+    match jump_destinations(&instruction, at) {
+        Some((taken, not_taken)) => std::iter::once(taken).chain(not_taken).collect(),
+        None if instruction.code & CLASS_MASK == CLASS_RET => Vec::new(),
+        None => vec![at + 1],
     }
 }
 
@@ -239,13 +248,9 @@ impl Item {
     /// Instruction `at` of the old program, unchanged but for its jumps.
     fn kept(program: &[sock_filter], at: usize) -> Item {
         let instruction = program[at];
-        let (jt, jf) = match instruction.code & CLASS_MASK {
-            CLASS_JMP if instruction.code == JUMP_ALWAYS => (Some(Label::Old(at + 1 + instruction.k as usize)), None),
-            CLASS_JMP => (
-                Some(Label::Old(at + 1 + usize::from(instruction.jt))),
-                Some(Label::Old(at + 1 + usize::from(instruction.jf))),
-            ),
-            _ => (None, None),
+        let (jt, jf) = match jump_destinations(&instruction, at) {
+            Some((taken, not_taken)) => (Some(Label::Old(taken)), not_taken.map(Label::Old)),
+            None => (None, None),
         };
         Item {
             code: instruction.code,
