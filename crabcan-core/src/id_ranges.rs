@@ -830,8 +830,9 @@ pub fn allocate(files: &IdFiles, state_dir: &Path) -> Result<IdLease, IdRangeErr
     let mut attempts = 0;
     loop {
         match allocate_once(files, state_dir) {
-            // A concurrent crabcan removed the emptied lease directory between our open and
-            // our create: make it again.
+            // The lease directory was removed between our open and our create (crabcan keeps
+            // it, but an administrator, or a crabcan from before it kept it, may not): make it
+            // again.
             Err(IdRangeError::Lease { source, .. }) if source.kind() == io::ErrorKind::NotFound && attempts < 3 => {
                 attempts += 1
             }
