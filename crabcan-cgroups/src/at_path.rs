@@ -60,6 +60,19 @@ impl CgroupPath {
         self.components.len().saturating_sub(1)
     }
 
+    /// How many of the folders above the leaf removal prunes while they are empty, deepest
+    /// first: all of them, but a first component that is `kept`, the host's own parent folder
+    /// ([`crate::CgroupHost::parent`]), which stays as it does for leased cgroups (an OCI
+    /// container's default path is `crabcan/<id>`).
+    pub fn prunable_levels(&self, kept: &str) -> usize {
+        let levels = self.parent_levels();
+        if levels > 0 && self.components[0] == kept {
+            levels - 1
+        } else {
+            levels
+        }
+    }
+
     /// The whole path, relative (`a/b/c`).
     pub fn relative(&self) -> PathBuf {
         self.components.iter().collect()
@@ -227,6 +240,49 @@ mod tests {
             err.to_string(),
             "no cgroup at /oci/abc in any cgroup hierarchy crabcan uses"
         );
+    }
+
+    #[test]
+    fn the_hosts_own_parent_folder_at_the_top_of_a_path_stays() {
+        let one = CgroupPath::parse(Path::new("crabcan/abc")).unwrap();
+        assert_eq!((one.parent_levels(), one.prunable_levels(DEFAULT_PARENT)), (1, 0));
+        let deeper = CgroupPath::parse(Path::new("/crabcan/pod/abc")).unwrap();
+        assert_eq!(deeper.prunable_levels(DEFAULT_PARENT), 1);
+        let other = CgroupPath::parse(Path::new("machine/crabcan/abc")).unwrap();
+        assert_eq!(other.prunable_levels(DEFAULT_PARENT), 2, "only at the top");
+        assert_eq!(
+            CgroupPath::parse(Path::new("crabcan"))
+                .unwrap()
+                .prunable_levels(DEFAULT_PARENT),
+            0
+        );
+
+        let fake = FakeHost::new("kept-parent", &ALL);
+        for path in ["crabcan/abc", "crabcan/pod/abc"] {
+            let cg = fake
+                .host
+                .create_at(Path::new(path), &Limits::unlimited(), MissingController::Error)
+                .expect("create_at");
+            let dirs = cg.paths();
+            cg.remove().expect("remove");
+            assert!(dirs.iter().all(|d| !d.exists()), "{path}: the leaves go");
+            for controller in ALL {
+                let kept = fake.root.join(controller).join(DEFAULT_PARENT);
+                assert!(kept.is_dir(), "{path}: {} stays", kept.display());
+                assert!(!kept.join("pod").exists(), "{path}: a folder below it is pruned");
+            }
+        }
+        // Opened again (as OCI `delete` does, in another process), the same holds.
+        let cg = fake
+            .host
+            .create_at(Path::new("crabcan/def"), &Limits::unlimited(), MissingController::Error)
+            .unwrap();
+        drop(cg.keep());
+        ContainerCgroup::open_at(&fake.host, Path::new("crabcan/def"))
+            .unwrap()
+            .remove()
+            .unwrap();
+        assert!(ALL.iter().all(|c| fake.root.join(c).join(DEFAULT_PARENT).is_dir()));
     }
 
     #[test]

@@ -92,7 +92,7 @@ pub struct ContainerCgroup {
     unapplied: Vec<Unapplied>,
     /// How many directories above each leaf removal tries to remove if empty: none for a leased
     /// cgroup (the parent folder stays), every component of the path but the leaf for one at a
-    /// path.
+    /// path, except the host's parent folder ([`CgroupPath::prunable_levels`]).
     parent_levels: usize,
     /// Whether dropping the handle removes the cgroup (not for [`ContainerCgroup::open_at`]).
     remove_on_drop: bool,
@@ -196,7 +196,7 @@ impl ContainerCgroup {
             remove_on_drop: true,
         };
         cgroup.apply_or_undo(&writes, version, missing, &mut unapplied, &made)?;
-        cgroup.parent_levels = at.parent_levels();
+        cgroup.parent_levels = at.prunable_levels(&host.parent);
         cgroup.unapplied = unapplied;
         Ok(cgroup)
     }
@@ -252,7 +252,7 @@ impl ContainerCgroup {
             backend: Some(backend),
             lease: None,
             unapplied: Vec::new(),
-            parent_levels: at.parent_levels(),
+            parent_levels: at.prunable_levels(&host.parent),
             remove_on_drop: false,
         })
     }
@@ -548,7 +548,9 @@ impl ContainerCgroup {
     /// `mkdir` and an `rmdir` per hierarchy, and on cgroup v2 the controller writes to its
     /// `cgroup.subtree_control`. For a cgroup at a path, the parent folders are every
     /// directory of the path above the leaf (never the hierarchy root), removed deepest first
-    /// while they are empty, whoever made them (an engine's `machine.slice`-like folders).
+    /// while they are empty, whoever made them (an engine's `machine.slice`-like folders), but
+    /// for the host's own parent folder at its top (`crabcan/` of OCI mode's default
+    /// `crabcan/<id>`), which stays like that of a leased cgroup.
     pub fn remove(mut self) -> Result<(), CgroupError> {
         self.remove_now()
     }
