@@ -27,10 +27,13 @@ const MAX_KERNEL_FILE: u64 = 16 << 20;
 /// `InvalidData` error). Such files report size 0, so `fs::read_to_string` would start with a
 /// 32-byte read and double it: a page-sized buffer reads the usual file in one call.
 pub(crate) fn read_kernel_file(path: &Path) -> io::Result<String> {
+    read_opened_kernel_file(fs::File::open(path)?)
+}
+
+/// [`read_kernel_file`] of a file already open.
+pub(crate) fn read_opened_kernel_file(file: fs::File) -> io::Result<String> {
     let mut bytes = Vec::with_capacity(8192);
-    fs::File::open(path)?
-        .take(MAX_KERNEL_FILE + 1)
-        .read_to_end(&mut bytes)?;
+    file.take(MAX_KERNEL_FILE + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_KERNEL_FILE {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,

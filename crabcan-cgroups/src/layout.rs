@@ -3,6 +3,7 @@
 //! `/proc/self/cgroup` (the cgroups the calling process belongs to).
 
 use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
 use std::path::{Path, PathBuf};
 
 use crate::error::CgroupError;
@@ -198,6 +199,30 @@ pub fn current_cgroups() -> Result<Vec<ProcCgroup>, CgroupError> {
     Ok(parse_proc_cgroup(&text))
 }
 
+/// The cgroups of the process whose `/proc/<pid>` (or `/proc/self`) directory is open as
+/// `proc_dir`: its `cgroup` file, found from that descriptor rather than by path, so it reads
+/// the procfs the directory was opened on, whatever `/proc` has become since (a process that
+/// opened `/proc/self` before `pivot_root` still reads the host's procfs afterwards).
+pub fn cgroups_of(proc_dir: BorrowedFd<'_>) -> Result<Vec<ProcCgroup>, CgroupError> {
+    let shown = Path::new("<its /proc directory>/cgroup");
+    // SAFETY: openat with a live directory descriptor and a NUL-terminated literal; the
+    // result is checked and owned by the File at once.
+    let fd = unsafe {
+        libc::openat(
+            proc_dir.as_raw_fd(),
+            c"cgroup".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(CgroupError::io("open", shown, std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    let text = crate::fsutil::read_opened_kernel_file(file).map_err(|cause| CgroupError::io("read", shown, cause))?;
+    Ok(parse_proc_cgroup(&text))
+}
+
 /// Parses `/proc/<pid>/cgroup` text; malformed lines are skipped.
 pub(crate) fn parse_proc_cgroup(text: &str) -> Vec<ProcCgroup> {
     text.lines().filter_map(parse_proc_cgroup_line).collect()
@@ -223,6 +248,16 @@ fn parse_proc_cgroup_line(line: &str) -> Option<ProcCgroup> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroups_of_an_open_proc_directory_are_those_at_its_path() {
+        let dir = std::fs::File::open("/proc/self").unwrap();
+        use std::os::fd::AsFd;
+        assert_eq!(cgroups_of(dir.as_fd()).unwrap(), current_cgroups().unwrap());
+        let not_proc = std::fs::File::open("/").unwrap();
+        let err = cgroups_of(not_proc.as_fd()).unwrap_err();
+        assert!(err.to_string().contains("<its /proc directory>/cgroup"), "{err}");
+    }
 
     /// This very host: separate cpu and cpuacct mounts, cgroup2 at unified/.
     const HYBRID_SEPARATE: &str = "\

@@ -13,7 +13,7 @@
 //! the process exits; it never returns into the parent's code.
 
 use std::convert::Infallible;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 
@@ -26,7 +26,7 @@ use crate::idmap::ReceivedTrees;
 use crate::namespaces::{NamespaceKind, NamespaceMode, ReceivedNamespaces};
 use crate::setup_ops::{Failure, LinuxOps, ParentLink, SetupOps};
 use crate::{exec, mounts};
-use crabcan_cgroups::Layout;
+use crabcan_cgroups::{Layout, ProcCgroup};
 
 /// The step of a `Failed` message whose detail is `PROGRAM\nINTERPRETER`: execve found the
 /// program but not its `#!` interpreter or dynamic loader.
@@ -77,9 +77,17 @@ fn set_up_and_exec(
         ops.hold_start_fifo(path)?;
     }
     // On cgroup v1 the hierarchies the process moves into are its own; the others stay
-    // crabcan's. Told apart by comparing its cgroups before and after the move.
-    let moves_itself = matches!(cgroup_layout, Some(Layout::V1 | Layout::Hybrid));
-    let cgroups_before = if moves_itself { ops.own_cgroups()? } else { Vec::new() };
+    // crabcan's. Told apart by comparing its cgroups before and after the move, both read
+    // through its /proc directory opened now: the move may come after pivot_root, when /proc
+    // is whatever the rootfs holds.
+    let mut proc_dir = match cgroup_layout {
+        Some(Layout::V1 | Layout::Hybrid) => Some(ops.open_own_proc_dir()?),
+        Some(Layout::V2) | None => None,
+    };
+    let cgroups_before = match &proc_dir {
+        Some(dir) => ops.own_cgroups(dir.as_fd())?,
+        None => Vec::new(),
+    };
     let (go, mut go_fds) = parent.wait_for(Message::GO)?;
     let Message::Go { idmapped, pid } = go else {
         unreachable!("wait_for returns the kind it was asked for")
@@ -121,18 +129,19 @@ fn set_up_and_exec(
     let (mounts, protections_and_pivot) = mounts::split_for_hooks(&plan);
     ops.build_filesystem(&config.rootfs, mounts, trees)?;
 
-    // From here on the process must be in its cgroup (the hooks may look for it there); its
-    // cgroup namespace will be rooted there. On v1 the parent hands over the cgroup's `tasks`
-    // files and the process moves itself in.
-    let (_, tasks_files) = parent.wait_for(Message::Joined)?;
-    if !tasks_files.is_empty() {
-        ops.join_cgroup(tasks_files)?;
+    // The process must be in its cgroup before the hooks run (they may look for it there) and
+    // before its cgroup namespace is made (rooted there). The parent makes the cgroup while the
+    // process sets up its mounts, so the later the process waits for it, the less it waits:
+    // without hooks, only once the filesystem is finished.
+    let hooks = &config.hooks;
+    let hooks_see_the_cgroup = hooks.run_in_runtime_namespace() || !hooks.create_container.is_empty();
+    let mut cgroups_after = None;
+    if hooks_see_the_cgroup {
+        cgroups_after = Some(join_own_cgroup(parent, ops, proc_dir.take())?);
     }
-    let cgroups_after = if moves_itself { ops.own_cgroups()? } else { Vec::new() };
 
     // The hooks of the runtime and of the container's namespaces see its mounts before
     // pivot_root, the host's root still there.
-    let hooks = &config.hooks;
     if hooks.run_in_runtime_namespace() {
         parent.send(&Message::RuntimeHooks, &[])?;
         parent.wait_for(Message::RuntimeHooksDone)?;
@@ -150,6 +159,10 @@ fn set_up_and_exec(
         parent.send(&Message::PtyMaster, &[master.as_raw_fd()])?;
     }
 
+    let cgroups_after = match cgroups_after {
+        Some(cgroups) => cgroups,
+        None => join_own_cgroup(parent, ops, proc_dir.take())?,
+    };
     match namespaces.take(NamespaceKind::Cgroup) {
         Some(fd) => ops.join_namespace(NamespaceKind::Cgroup, fd)?,
         None => ops.enter_cgroup_namespace()?,
@@ -199,6 +212,7 @@ fn set_up_and_exec(
     match config.start_gate {
         StartGate::Parent => drop(parent.wait_for(Message::Start)?),
         StartGate::Fifo(_) => ops.wait_for_fifo_reader()?,
+        StartGate::Immediately => {}
     }
 
     if config.init {
@@ -236,6 +250,24 @@ fn set_up_and_exec(
 
 /// Loads the container's seccomp filter: the learning filter of a learning run (its listener
 /// handed to crabcan), else the profile's, if any.
+/// Waits for the parent's `Joined`: the cgroup exists, and on cgroup v1 its `tasks` files
+/// come with it, through which the process moves itself in. Returns the process's cgroups
+/// after the move, read through `proc_dir` (on v1; empty otherwise), which goes then.
+fn join_own_cgroup(
+    parent: &mut dyn ParentLink,
+    ops: &mut dyn SetupOps,
+    proc_dir: Option<OwnedFd>,
+) -> Result<Vec<ProcCgroup>, Failure> {
+    let (_, tasks_files) = parent.wait_for(Message::Joined)?;
+    if !tasks_files.is_empty() {
+        ops.join_cgroup(tasks_files)?;
+    }
+    match proc_dir {
+        Some(dir) => ops.own_cgroups(dir.as_fd()),
+        None => Ok(Vec::new()),
+    }
+}
+
 fn load_filter(config: &ContainerConfig, ops: &mut dyn SetupOps) -> Result<(), Failure> {
     match (&config.learning_filter, &config.seccomp) {
         (Some(learning), _) => ops.start_learning(learning),
@@ -247,7 +279,7 @@ fn load_filter(config: &ContainerConfig, ops: &mut dyn SetupOps) -> Result<(), F
 #[cfg(test)]
 pub(crate) mod tests {
     use std::cell::RefCell;
-    use std::os::fd::{OwnedFd, RawFd};
+    use std::os::fd::{BorrowedFd, RawFd};
     use std::path::Path;
     use std::rc::Rc;
 
@@ -261,7 +293,6 @@ pub(crate) mod tests {
     use crate::hooks::Hook;
     use crate::mounts::MountStep;
     use crate::namespaces::NamespaceMode;
-    use crabcan_cgroups::ProcCgroup;
 
     pub(crate) type Log = Rc<RefCell<Vec<String>>>;
 
@@ -382,7 +413,11 @@ pub(crate) mod tests {
             assert_eq!(files.len(), self.tasks_files);
             self.note("join_cgroup")
         }
-        fn own_cgroups(&mut self) -> Result<Vec<ProcCgroup>, Failure> {
+        fn open_own_proc_dir(&mut self) -> Result<OwnedFd, Failure> {
+            self.note("open_own_proc_dir")?;
+            Ok(Self::dev_null())
+        }
+        fn own_cgroups(&mut self, _: BorrowedFd<'_>) -> Result<Vec<ProcCgroup>, Failure> {
             self.note("own_cgroups")?;
             Ok(Vec::new())
         }
@@ -459,10 +494,10 @@ pub(crate) mod tests {
             "join_session_keyring",
             "set_hostname",
             "build_filesystem",
-            "wait Joined",
             "finish_filesystem",
             "limit_resources",
             "new_session",
+            "wait Joined",
             "enter_cgroup_namespace",
             "restrict_bounding_set",
             "switch_identity",
@@ -657,10 +692,43 @@ pub(crate) mod tests {
         let (steps, _) = record(&config(), None, 3);
         assert!(at(&steps, "wait Joined") < at(&steps, "join_cgroup"));
         assert!(
-            at(&steps, "join_cgroup") < at(&steps, "finish_filesystem"),
-            "before the hooks"
+            at(&steps, "finish_filesystem") < at(&steps, "wait Joined"),
+            "without hooks, as late as the cgroup namespace allows: {steps:?}"
         );
         assert!(at(&steps, "join_cgroup") < at(&steps, "enter_cgroup_namespace"));
+    }
+
+    #[test]
+    fn hooks_that_may_look_for_the_cgroup_run_after_the_join() {
+        for kinds in [
+            &[HookKind::CreateContainer][..],
+            &[HookKind::Prestart],
+            &[HookKind::CreateRuntime],
+        ] {
+            let (steps, _) = record(&with_hooks(kinds), None, 3);
+            let first_hook = steps
+                .iter()
+                .position(|s| s == "run_hooks(createContainer)" || s == "send RuntimeHooks with 0 fds")
+                .unwrap_or_else(|| panic!("{kinds:?}: no hook ran: {steps:?}"));
+            assert!(at(&steps, "join_cgroup") < first_hook, "{kinds:?}: {steps:?}");
+            assert_eq!(steps.iter().filter(|s| *s == "wait Joined").count(), 1, "{steps:?}");
+        }
+        // startContainer hooks run after the cgroup namespace anyway: the join stays late.
+        let (steps, _) = record(&with_hooks(&[HookKind::StartContainer]), None, 3);
+        assert!(at(&steps, "finish_filesystem") < at(&steps, "wait Joined"), "{steps:?}");
+    }
+
+    #[test]
+    fn an_immediate_start_waits_for_nobody_after_ready() {
+        let mut config = config();
+        config.start_gate = StartGate::Immediately;
+        let (steps, failure) = record(&config, None, 0);
+        assert_eq!(failure.step, "exec", "{steps:?}");
+        assert!(at(&steps, "send Ready with 0 fds") < at(&steps, "exec"));
+        assert!(
+            !steps.iter().any(|s| s == "wait Start" || s == "wait_for_fifo_reader"),
+            "{steps:?}"
+        );
     }
 
     #[test]

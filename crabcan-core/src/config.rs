@@ -67,6 +67,12 @@ pub enum Terminal {
 pub enum StartGate {
     /// crabcan itself, with [`crate::CreatedContainer::start`].
     Parent,
+    /// Nobody: the process goes on to execve as soon as it is set up, without waiting for
+    /// [`crate::CreatedContainer::start`] (which then only reads how execve went). What
+    /// [`crate::run`] uses, where nothing happens between create and start; it saves the
+    /// round trip of the release. Not with [`Terminal::Pty`]: the parent sizes the pty at
+    /// the release.
+    Immediately,
     /// Whichever process opens this FIFO for reading (`cat PATH`): another crabcan, a script,
     /// an OCI `start`. The FIFO must exist and be writable by the container's user (e.g.
     /// `mkfifo -m 0622 PATH`).
@@ -397,8 +403,10 @@ impl ContainerConfig {
         if self.tmp_size == Some(0) {
             return Err(ConfigError::BadTmpSize);
         }
-        if let StartGate::Fifo(path) = &self.start_gate {
-            validate_start_fifo(path)?;
+        match &self.start_gate {
+            StartGate::Fifo(path) => validate_start_fifo(path)?,
+            StartGate::Immediately if self.terminal == Terminal::Pty => return Err(ConfigError::ImmediateStartWithPty),
+            StartGate::Parent | StartGate::Immediately => {}
         }
         for (kind, hook) in self.hooks.all() {
             hook.check().map_err(|why| ConfigError::BadHook {
@@ -889,6 +897,16 @@ mod tests {
             matches!(with_gate(&rootfs.join("bin")), Err(ConfigError::BadStartFifo { .. })),
             "a directory"
         );
+    }
+
+    #[test]
+    fn an_immediate_start_needs_no_pty() {
+        let rootfs = temp_rootfs("immediate");
+        let mut cfg = config(&rootfs);
+        cfg.start_gate = StartGate::Immediately;
+        assert!(cfg.clone().validate().is_ok());
+        cfg.terminal = Terminal::Pty;
+        assert!(matches!(cfg.validate(), Err(ConfigError::ImmediateStartWithPty)));
     }
 
     #[test]

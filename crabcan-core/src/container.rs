@@ -16,7 +16,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::config::{ContainerConfig, IdMapping, StartGate};
+use crate::config::{ContainerConfig, IdMapping, StartGate, Terminal};
 use crate::error::{ConfigError, Error, Result};
 use crate::handshake::{Channel, Message, Received};
 use crate::hooks::{self, HookKind};
@@ -81,7 +81,12 @@ impl ExitReport {
 }
 
 /// Creates, starts and waits for a container: what `crabcan --mount DIR --command CMD` does.
-pub fn run(config: ContainerConfig) -> Result<ExitReport> {
+/// Nothing happens between create and start, so the process is not held for a release
+/// ([`StartGate::Immediately`]), but with a pty, which is sized at the release.
+pub fn run(mut config: ContainerConfig) -> Result<ExitReport> {
+    if config.start_gate == StartGate::Parent && config.terminal != Terminal::Pty {
+        config.start_gate = StartGate::Immediately;
+    }
     create(config)?.start()?.wait()
 }
 
@@ -158,7 +163,7 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
         channel: parent_end,
         memory_limit: config.limits.as_ref().and_then(|limits| limits.memory),
         collect_stats: config.collect_stats,
-        released_by_fifo: matches!(config.start_gate, StartGate::Fifo(_)),
+        release: Release::of(&config.start_gate),
         host_ids,
         cgroup,
         pty_master: None,
@@ -248,12 +253,18 @@ impl CreatedContainer {
     /// the FIFO does, and [`RunningContainer::wait`] reports an exec failure then.
     pub fn start(self) -> Result<RunningContainer> {
         let mut running = RunningContainer {
-            exec_pending: self.inner.released_by_fifo,
+            exec_pending: self.inner.release == Release::ByFifo,
             inner: self.inner,
             exec_error: None,
         };
-        if running.exec_pending {
-            return Ok(running);
+        match running.inner.release {
+            Release::ByFifo => return Ok(running),
+            Release::Immediately => {
+                let received = running.inner.receive()?;
+                exec_outcome(received)?;
+                return Ok(running);
+            }
+            Release::ByStart => {}
         }
         if let Some(master) = &running.inner.pty_master {
             terminal::size_like_caller(master.as_fd());
@@ -424,6 +435,27 @@ pub(crate) fn ready<T: Copy>(sources: &[(T, BorrowedFd<'_>)]) -> Result<Vec<T>> 
         .collect())
 }
 
+/// Who lets the held process go on to execve: [`StartGate`] without the FIFO's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    /// [`CreatedContainer::start`] sends `Start`.
+    ByStart,
+    /// Whoever opens the FIFO: `start` does not release the process itself.
+    ByFifo,
+    /// Nobody: it goes on by itself after `Ready`.
+    Immediately,
+}
+
+impl Release {
+    fn of(gate: &StartGate) -> Release {
+        match gate {
+            StartGate::Parent => Release::ByStart,
+            StartGate::Fifo(_) => Release::ByFifo,
+            StartGate::Immediately => Release::Immediately,
+        }
+    }
+}
+
 /// What both states hold: the process, the handshake, the cgroup and the host ids. Dropping it
 /// kills the process, then removes the cgroup, then releases the ids.
 struct Inner {
@@ -433,8 +465,8 @@ struct Inner {
     cgroup: Option<ContainerCgroup>,
     memory_limit: Option<u64>,
     collect_stats: bool,
-    /// The start gate is a FIFO: `start` does not release the process itself.
-    released_by_fifo: bool,
+    /// Who lets the held process go on to execve.
+    release: Release,
     /// The container's host ids (and, for [`IdMapping::Auto`], their lease).
     host_ids: HostIds,
     pty_master: Option<OwnedFd>,

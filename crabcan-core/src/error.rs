@@ -120,6 +120,11 @@ pub enum ConfigError {
     /// The `/tmp` size is zero.
     #[error("the /tmp size must be at least 1 byte; give a size such as 64M")]
     BadTmpSize,
+    /// [`crate::StartGate::Immediately`] with [`crate::Terminal::Pty`].
+    #[error(
+        "a container with a pty cannot start immediately (its pty is sized when it is released); use StartGate::Parent"
+    )]
+    ImmediateStartWithPty,
     /// The uid is outside the uid map.
     #[error("uid {uid} is outside the container's uid map {map}; pick a uid in the map or widen --uid-map")]
     UidNotMapped {

@@ -5,15 +5,17 @@
 //!   clone ───────────────────────────▶ waits (still dumpable, so /proc/PID is the caller's)
 //!   writes uid_map/gid_map (or runs
 //!   newuidmap/newgidmap), sends Go ──▶ sets itself up (hostname, mounts)
-//!   adds the child to its cgroup,
-//!   sends Joined ────────────────────▶ joins it (v1: through the tasks files)
+//!   makes the cgroup (v2: made
+//!   before the clone), sends Joined ─▶ (hooks) joins it here (v1: through the tasks files)
 //!   (hooks) runs prestart and   ◀───── RuntimeHooks: mounts made, before pivot_root
 //!   createRuntime, RuntimeHooksDone ─▶ createContainer hooks, pivot_root, rlimits...
 //!   (tty mode) receives the pty ◀───── PtyMaster + fd
+//!                                      (no hooks) joins the cgroup here, as late as it can
 //!                                      cgroup namespace, caps, identity...
 //!   receives Ready ◀────────────────── Ready: held before execve
 //!   sends Start ─────────────────────▶ seccomp, startContainer hooks, execve
-//!   (or: another process opens the start FIFO, see `StartGate::Fifo`)
+//!   (or: another process opens the start FIFO, see `StartGate::Fifo`;
+//!    or: nobody, the child goes on at once, see `StartGate::Immediately`)
 //!   (learning: receives the listener ◀ Listening + fd, sent where the filter is loaded;
 //!    crabcan answers the filter's notifications from then on, see `learning.rs`)
 //!   EOF (close-on-exec) ◀───────────── the command runs

@@ -4,7 +4,7 @@
 //! without root: [`SetupOps`] for the process's own syscalls and [`ParentLink`] for the
 //! handshake. [`LinuxOps`] and [`Channel`] are the real ones; the tests in `child.rs` record.
 
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use crabcan_cgroups::{ProcCgroup, SelfJoin};
@@ -122,8 +122,11 @@ pub trait SetupOps {
     /// Moves the process into its cgroup through `tasks` files (cgroup v1).
     fn join_cgroup(&mut self, tasks_files: Vec<OwnedFd>) -> Result<(), Failure>;
     fn enter_cgroup_namespace(&mut self) -> Result<(), Failure>;
-    /// The process's cgroups (`/proc/self/cgroup`).
-    fn own_cgroups(&mut self) -> Result<Vec<ProcCgroup>, Failure>;
+    /// Opens the process's `/proc/self` directory, for [`SetupOps::own_cgroups`] to read the
+    /// host's procfs through after pivot_root too.
+    fn open_own_proc_dir(&mut self) -> Result<OwnedFd, Failure>;
+    /// The process's cgroups (`cgroup` in the `/proc/self` directory open as `proc_dir`).
+    fn own_cgroups(&mut self, proc_dir: BorrowedFd<'_>) -> Result<Vec<ProcCgroup>, Failure>;
     /// Mounts the container's read-only view of its cgroup at /sys/fs/cgroup.
     fn mount_cgroup_view(&mut self, view: &CgroupView) -> Result<(), Failure>;
     fn restrict_bounding_set(&mut self, keep: &CapabilitySet) -> Result<(), Failure>;
@@ -332,8 +335,13 @@ impl SetupOps for LinuxOps {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).step("namespaces", "unshare(CLONE_NEWCGROUP)")
     }
 
-    fn own_cgroups(&mut self) -> Result<Vec<ProcCgroup>, Failure> {
-        crabcan_cgroups::current_cgroups()
+    fn open_own_proc_dir(&mut self) -> Result<OwnedFd, Failure> {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        nix::fcntl::open("/proc/self", flags, Mode::empty()).step("cgroup", "open(/proc/self)")
+    }
+
+    fn own_cgroups(&mut self, proc_dir: BorrowedFd<'_>) -> Result<Vec<ProcCgroup>, Failure> {
+        crabcan_cgroups::cgroups_of(proc_dir)
             .map_err(|error| Failure::new("cgroup", Errno::EIO, format!("reading /proc/self/cgroup: {error}")))
     }
 

@@ -144,6 +144,56 @@ fn the_bundles_process_settings_are_what_the_container_gets() {
     oci.assert_gone(&id);
 }
 
+/// The container's cgroup view comes from what the kernel says of the process's cgroups, read
+/// through the host's procfs: not from the bundle's `/proc`, which may be missing, or a
+/// bundle's own tree claiming other cgroups (a view of the host's hierarchies, if believed).
+#[test]
+fn the_cgroup_view_does_not_trust_the_bundles_proc() {
+    let oci = Oci::new("fakeproc");
+    let list = ["/bin/sh", "-c", "ls /sys/fs/cgroup | tr '\\n' ' '"];
+    oci.write_bundle(&list, |_| {});
+    let run_once = |tag: &str| {
+        let id = unique_id(tag);
+        let run = oci.crabcan(&["run", "--bundle", oci.bundle().to_str().unwrap(), &id]);
+        run.expect_success();
+        oci.assert_gone(&id);
+        run.stdout.trim().to_owned()
+    };
+    let normal = run_once("fakeproc");
+    assert!(!normal.is_empty(), "no cgroup view at all");
+
+    // No /proc mount: the rootfs's empty /proc stays after pivot_root.
+    let without_proc = |spec: &mut Value| {
+        let mounts = spec["mounts"].as_array_mut().unwrap();
+        mounts.retain(|mount| mount["destination"] != "/proc");
+    };
+    oci.write_bundle(&list, without_proc);
+    assert_eq!(run_once("noproc"), normal, "without a /proc mount");
+
+    // The same in a rootfs whose /proc/self/cgroup claims every hierarchy moved.
+    let fake_root = oci.scratch.path().join("rootfs");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(rootfs())
+        .arg(&fake_root)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let hierarchies = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let claimed: String = hierarchies
+        .lines()
+        .filter_map(|line| line.rsplit_once(':'))
+        .map(|(head, _)| format!("{head}:/claimed\n"))
+        .collect();
+    std::fs::create_dir_all(fake_root.join("proc/self")).unwrap();
+    std::fs::write(fake_root.join("proc/self/cgroup"), claimed).unwrap();
+    oci.write_bundle(&list, |spec| {
+        without_proc(spec);
+        spec["root"]["path"] = Value::from(fake_root.display().to_string());
+    });
+    assert_eq!(run_once("fakeproc2"), normal, "with a made-up /proc/self/cgroup");
+}
+
 #[test]
 fn an_unsupported_field_is_named_and_nothing_is_left() {
     let oci = Oci::new("unsupported");
