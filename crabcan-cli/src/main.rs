@@ -1,14 +1,16 @@
 //! `crabcan`: parses the command line, turns it into a `ContainerConfig`, runs the container and
 //! exits with its status. Every error is one line, `crabcan: error: ...`; nothing else here.
+//! The process starts in `process_start.rs`.
+#![no_main]
 
 mod args;
 mod explain;
 mod oci;
 mod oci_args;
+mod process_start;
 mod seccomp;
 
 use std::io::Write;
-use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 use crabcan_cgroups::{parse_size, LimitKind, Limits, MissingController};
@@ -19,7 +21,8 @@ use crabcan_core::{
 
 use args::Args;
 
-fn main() -> ExitCode {
+/// What the process does, from its arguments to its exit status.
+fn cli_main() -> u8 {
     // runc's command line when a runc subcommand comes first (after global options);
     // the direct mode otherwise.
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -38,10 +41,10 @@ fn main() -> ExitCode {
     init_logging(args.debug);
     if let Some(format) = args.explain.clone() {
         return match explain(args, &format) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => 0,
             Err(Failure { message, code }) => {
                 say(&format!("error: {message}"));
-                ExitCode::from(code.clamp(0, 255) as u8)
+                code.clamp(0, 255) as u8
             }
         };
     }
@@ -52,7 +55,7 @@ fn main() -> ExitCode {
             code
         }
     };
-    ExitCode::from(code.clamp(0, 255) as u8)
+    code.clamp(0, 255) as u8
 }
 
 /// One `crabcan: ...` line on stderr. A stderr that cannot be written (`2>/dev/full`, a closed
@@ -405,17 +408,17 @@ fn init_logging(debug: bool) {
 }
 
 /// clap's own errors, as one line and exit status 125; --help and --version print normally.
-fn clap_error(error: clap::Error) -> ExitCode {
+fn clap_error(error: clap::Error) -> u8 {
     use clap::error::ErrorKind;
     if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = error.print();
-        return ExitCode::SUCCESS;
+        return 0;
     }
     say(&format!(
         "error: {}; see crabcan --help",
         clap_message(&error.to_string())
     ));
-    ExitCode::from(EXIT_SETUP_FAILED as u8)
+    EXIT_SETUP_FAILED as u8
 }
 
 /// clap's message as one line: its first line, and when that ends in a colon (a list of missing

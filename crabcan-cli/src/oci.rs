@@ -5,7 +5,6 @@
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use clap::{CommandFactory, FromArgMatches};
@@ -28,7 +27,7 @@ struct ErrorLog {
 
 impl ErrorLog {
     /// Reports `message`: a line on stderr and, with `--log`, one line appended to the log.
-    fn fail(&self, message: &str) -> ExitCode {
+    fn fail(&self, message: &str) -> u8 {
         crate::say(&format!("error: {message}"));
         if let Some(path) = &self.path {
             let line = log_line(message, self.json, SystemTime::now());
@@ -41,7 +40,7 @@ impl ErrorLog {
                 crate::say(&format!("error: cannot write the log {}: {error}", path.display()));
             }
         }
-        ExitCode::from(EXIT_FAILED)
+        EXIT_FAILED
     }
 }
 
@@ -59,7 +58,7 @@ fn log_line(message: &str, json: bool, time: SystemTime) -> String {
 }
 
 /// Runs the OCI mode on the process's arguments.
-pub fn main(args: Vec<OsString>, scan: Scan) -> ExitCode {
+pub fn main(args: Vec<OsString>, scan: Scan) -> u8 {
     let early = ErrorLog {
         path: scan.log,
         json: scan.json_log,
@@ -73,7 +72,7 @@ pub fn main(args: Vec<OsString>, scan: Scan) -> ExitCode {
             use clap::error::ErrorKind;
             if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
                 let _ = error.print();
-                return ExitCode::SUCCESS;
+                return 0;
             }
             let message = crate::clap_message(&error.to_string());
             return early.fail(&format!("{message}; see crabcan --help"));
@@ -85,7 +84,7 @@ pub fn main(args: Vec<OsString>, scan: Scan) -> ExitCode {
         json: cli.log_format == LogFormat::Json,
     };
     match run(cli) {
-        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Ok(code) => code.clamp(0, 255) as u8,
         Err(message) => log.fail(&message),
     }
 }

@@ -112,15 +112,13 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
     log::debug!("configuration checked; container ids are {}", host_ids.describe());
     // The host's cgroup mounts, read once. On cgroup v2 the cgroup exists before the clone,
     // which puts the child straight into it; elsewhere it is made while the child sets up its
-    // filesystem. An ordinary user's goes in the subtree delegated to it, or there is none.
+    // filesystem (and so are stale cgroups removed, see `create_cgroup`). An ordinary user's
+    // goes in the subtree delegated to it, or there is none.
     let cgroup_host = match (config.limits.is_some(), caller) {
         (false, _) => None,
         (true, Caller::Root) => Some(CgroupHost::detect()?.with_uses(config.effective_cgroup_uses())),
         (true, Caller::User { uid, .. }) => rootless::user_cgroup_host(&mut config, uid)?,
     };
-    if let Some(host) = &cgroup_host {
-        remove_stale_cgroups(host);
-    }
     let cgroup = match &cgroup_host {
         Some(host) if host.layout() == Layout::V2 => create_cgroup(host, &config)?,
         _ => None,
@@ -929,7 +927,10 @@ fn remove_stale_cgroups(host: &CgroupHost) {
     }
 }
 
+/// Removes the cgroups of crabcans that are gone first (whose leases nobody holds), then
+/// creates this container's.
 fn create_cgroup(host: &CgroupHost, config: &ContainerConfig) -> Result<Option<ContainerCgroup>> {
+    remove_stale_cgroups(host);
     let Some(limits) = &config.limits else {
         return Ok(None);
     };

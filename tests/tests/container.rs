@@ -749,3 +749,44 @@ fn a_crabcan_in_the_background_of_a_terminal_does_not_hang() {
     );
     before.assert_clean_after(&c.hostname);
 }
+
+/// crabcan starts without Rust's runtime start, so it makes sure of what that start did: a
+/// closed stdin, stdout or stderr is `/dev/null` (for crabcan and for the command, never a
+/// descriptor crabcan opened later), and a reader that goes away is a write error, not a
+/// SIGPIPE that would kill crabcan before it cleans up.
+#[test]
+fn closed_stdio_is_dev_null_and_a_gone_reader_does_not_kill_crabcan() {
+    use std::os::unix::process::CommandExt;
+    let c = Crabcan::new("stdio");
+    let before = HostSnapshot::take();
+    let mut command = c.command(&["/bin/sh", "-c", "readlink /proc/self/fd/0 >&2"]);
+    // SAFETY: close(2) only, between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::close(0);
+            Ok(())
+        });
+    }
+    let run = Run::from_output(command.output().unwrap());
+    run.expect_success();
+    assert_eq!(run.stderr.trim(), "/dev/null", "{run:?}");
+    before.assert_clean_after(&c.hostname);
+
+    // A reader that is gone before crabcan writes: its help text is lost, not its life.
+    let mut ends = [0; 2];
+    // SAFETY: pipe(2) fills the two descriptors, which the Files below own.
+    assert_eq!(unsafe { libc::pipe(ends.as_mut_ptr()) }, 0);
+    // SAFETY: both ends were just made and nothing else owns them.
+    let (reader, writer) = unsafe {
+        use std::os::fd::FromRawFd;
+        (std::fs::File::from_raw_fd(ends[0]), std::fs::File::from_raw_fd(ends[1]))
+    };
+    drop(reader);
+    let status = std::process::Command::new(crabcan_bin())
+        .arg("--help")
+        .stdout(writer)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "killed by SIGPIPE? {status:?}");
+}
