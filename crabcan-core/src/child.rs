@@ -134,9 +134,8 @@ fn set_up_and_exec(
     // process sets up its mounts, so the later the process waits for it, the less it waits:
     // without hooks, only once the filesystem is finished.
     let hooks = &config.hooks;
-    let hooks_see_the_cgroup = hooks.run_in_runtime_namespace() || !hooks.create_container.is_empty();
     let mut cgroups_after = None;
-    if hooks_see_the_cgroup {
+    if hooks.run_before_pivot_root() {
         cgroups_after = Some(join_own_cgroup(parent, ops, proc_dir.take())?);
     }
 
@@ -248,8 +247,6 @@ fn set_up_and_exec(
     Err(Failure::new("exec", errno, prepared.program.clone()))
 }
 
-/// Loads the container's seccomp filter: the learning filter of a learning run (its listener
-/// handed to crabcan), else the profile's, if any.
 /// Waits for the parent's `Joined`: the cgroup exists, and on cgroup v1 its `tasks` files
 /// come with it, through which the process moves itself in. Returns the process's cgroups
 /// after the move, read through `proc_dir` (on v1; empty otherwise), which goes then.
@@ -268,6 +265,8 @@ fn join_own_cgroup(
     }
 }
 
+/// Loads the container's seccomp filter: the learning filter of a learning run (its listener
+/// handed to crabcan), else the profile's, if any.
 fn load_filter(config: &ContainerConfig, ops: &mut dyn SetupOps) -> Result<(), Failure> {
     match (&config.learning_filter, &config.seccomp) {
         (Some(learning), _) => ops.start_learning(learning),

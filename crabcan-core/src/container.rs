@@ -161,7 +161,7 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
         channel: parent_end,
         memory_limit: config.limits.as_ref().and_then(|limits| limits.memory),
         collect_stats: config.collect_stats,
-        release: Release::of(&config.start_gate),
+        start_gate: config.start_gate.clone(),
         host_ids,
         cgroup,
         pty_master: None,
@@ -251,27 +251,25 @@ impl CreatedContainer {
     /// the FIFO does, and [`RunningContainer::wait`] reports an exec failure then.
     pub fn start(self) -> Result<RunningContainer> {
         let mut running = RunningContainer {
-            exec_pending: self.inner.release == Release::ByFifo,
+            exec_pending: matches!(self.inner.start_gate, StartGate::Fifo(_)),
             inner: self.inner,
             exec_error: None,
         };
-        match running.inner.release {
-            Release::ByFifo => return Ok(running),
-            Release::Immediately => {
-                let received = running.inner.receive()?;
-                exec_outcome(received)?;
-                return Ok(running);
+        match running.inner.start_gate {
+            StartGate::Fifo(_) => return Ok(running),
+            StartGate::Parent => {
+                if let Some(master) = &running.inner.pty_master {
+                    terminal::size_like_caller(master.as_fd());
+                }
+                running
+                    .inner
+                    .channel
+                    .send(&Message::Start)
+                    .map_err(|errno| Error::sys("sending Start to the container", errno))?;
             }
-            Release::ByStart => {}
+            // It went on by itself after Ready: only execve's outcome is left to read.
+            StartGate::Immediately => {}
         }
-        if let Some(master) = &running.inner.pty_master {
-            terminal::size_like_caller(master.as_fd());
-        }
-        running
-            .inner
-            .channel
-            .send(&Message::Start)
-            .map_err(|errno| Error::sys("sending Start to the container", errno))?;
         let received = running.inner.receive()?;
         exec_outcome(received)?;
         Ok(running)
@@ -433,27 +431,6 @@ pub(crate) fn ready<T: Copy>(sources: &[(T, BorrowedFd<'_>)]) -> Result<Vec<T>> 
         .collect())
 }
 
-/// Who lets the held process go on to execve: [`StartGate`] without the FIFO's path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Release {
-    /// [`CreatedContainer::start`] sends `Start`.
-    ByStart,
-    /// Whoever opens the FIFO: `start` does not release the process itself.
-    ByFifo,
-    /// Nobody: it goes on by itself after `Ready`.
-    Immediately,
-}
-
-impl Release {
-    fn of(gate: &StartGate) -> Release {
-        match gate {
-            StartGate::Parent => Release::ByStart,
-            StartGate::Fifo(_) => Release::ByFifo,
-            StartGate::Immediately => Release::Immediately,
-        }
-    }
-}
-
 /// What both states hold: the process, the handshake, the cgroup and the host ids. Dropping it
 /// kills the process, then removes the cgroup, then releases the ids.
 struct Inner {
@@ -464,7 +441,7 @@ struct Inner {
     memory_limit: Option<u64>,
     collect_stats: bool,
     /// Who lets the held process go on to execve.
-    release: Release,
+    start_gate: StartGate,
     /// The container's host ids (and, for [`IdMapping::Auto`], their lease).
     host_ids: HostIds,
     pty_master: Option<OwnedFd>,

@@ -151,6 +151,12 @@ impl LifecycleHooks {
         !self.prestart.is_empty() || !self.create_runtime.is_empty()
     }
 
+    /// Whether any hook runs before pivot_root (`prestart`, `createRuntime`,
+    /// `createContainer`), while the host's root is still there.
+    pub fn run_before_pivot_root(&self) -> bool {
+        self.run_in_runtime_namespace() || !self.create_container.is_empty()
+    }
+
     /// The state on a hook's stdin: [`LifecycleHooks::state`] with `pid` and `status`.
     pub fn state_json(&self, pid: i32, status: &str) -> Vec<u8> {
         let mut state = self.state.clone();

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 use libc::sock_filter;
 
-use crate::evaluate::{CLASS_JMP, CLASS_RET};
+use crate::evaluate::{CLASS_JMP, CLASS_MASK, CLASS_RET};
 
 /// `BPF_LD | BPF_W | BPF_ABS`: loads a word of `struct seccomp_data`.
 const LOAD_WORD: u16 = 0x20;
@@ -35,8 +35,6 @@ const JUMP_GREATER: u16 = 0x25;
 const JUMP_GREATER_OR_EQUAL: u16 = 0x35;
 /// `BPF_JMP | BPF_JSET | BPF_K`.
 const JUMP_BITS_SET: u16 = 0x45;
-/// The instruction class bits (`BPF_CLASS`).
-const CLASS_MASK: u16 = 0x07;
 /// The longest program the kernel accepts.
 const MAX_INSTRUCTIONS: usize = crate::compile::MAX_INSTRUCTIONS;
 /// Dispatch trees smaller than this are left alone.

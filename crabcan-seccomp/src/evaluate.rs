@@ -116,6 +116,8 @@ const CLASS_ALU: u16 = 0x04;
 pub(crate) const CLASS_JMP: u16 = 0x05;
 pub(crate) const CLASS_RET: u16 = 0x06;
 const CLASS_MISC: u16 = 0x07;
+/// The instruction class bits (`BPF_CLASS`).
+pub(crate) const CLASS_MASK: u16 = 0x07;
 const MODE_IMM: u16 = 0x00;
 const MODE_ABS: u16 = 0x20;
 const MODE_MEM: u16 = 0x60;
@@ -152,7 +154,7 @@ fn run(program: &[libc::sock_filter], call: &SyscallData) -> Option<u32> {
         let k = instruction.k;
         let code = instruction.code;
         pc += 1;
-        match code & 0x07 {
+        match code & CLASS_MASK {
             CLASS_LD => {
                 a = match (code & 0x18, code & 0xe0) {
                     (SIZE_W, MODE_ABS) => call.word(k)?,
