@@ -193,6 +193,29 @@ pub struct ProcCgroup {
     pub path: String,
 }
 
+/// Where cgroup v1's memory controller is mounted on hosts that have it (systemd's layout and
+/// every distribution's): the path [`v1_controllers_mounted`] looks at.
+const USUAL_V1_MEMORY_MOUNT: &std::ffi::CStr = c"/sys/fs/cgroup/memory";
+/// `f_type` of a cgroup v1 filesystem (`CGROUP_SUPER_MAGIC`).
+const CGROUP_V1_MAGIC: i64 = 0x0027_e0eb;
+
+/// Whether cgroup v1 controllers are certainly mounted in this mount namespace, from one
+/// `statfs` of their usual place (`/sys/fs/cgroup/memory`) instead of the whole mount table.
+/// Where it says yes, [`crate::CgroupHost::detect`] reports [`Layout::V1`] or
+/// [`Layout::Hybrid`] (a v1 mount exists, and v1 hierarchies decide the layout), so a caller
+/// that needs no more than that yet can read the mount table later. `false` means "not known":
+/// a pure cgroup v2 host, no cgroups at all, v1 mounted elsewhere, or a failed `statfs`.
+pub fn v1_controllers_mounted() -> bool {
+    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: statfs with a NUL-terminated path and a buffer of the type it fills, which is
+    // read only after it returned 0 (filled).
+    let filled = unsafe { libc::statfs(USUAL_V1_MEMORY_MOUNT.as_ptr(), fs.as_mut_ptr()) } == 0;
+    // SAFETY: see above; `filled` is checked first.
+    #[allow(clippy::unnecessary_cast)] // f_type is i64 on x86_64, narrower elsewhere
+    let is_v1 = filled && unsafe { fs.assume_init() }.f_type as i64 == CGROUP_V1_MAGIC;
+    is_v1
+}
+
 /// The cgroups the calling process belongs to (`/proc/self/cgroup`).
 pub fn current_cgroups() -> Result<Vec<ProcCgroup>, CgroupError> {
     let text = crate::fsutil::read_string(Path::new(PROC_CGROUP))?;
@@ -257,6 +280,23 @@ mod tests {
         let not_proc = std::fs::File::open("/").unwrap();
         let err = cgroups_of(not_proc.as_fd()).unwrap_err();
         assert!(err.to_string().contains("<its /proc directory>/cgroup"), "{err}");
+    }
+
+    /// The statfs probe agrees with the mount table of this process, both ways: a yes means a
+    /// v1 or hybrid layout, and memory mounted at its usual place means a yes.
+    #[test]
+    fn the_v1_probe_agrees_with_the_mount_table() {
+        let probed = v1_controllers_mounted();
+        let mounts = Mounts::detect().ok();
+        if probed {
+            let layout = mounts.as_ref().map(|m| m.layout);
+            assert!(matches!(layout, Some(Layout::V1 | Layout::Hybrid)), "probe said v1, mountinfo: {layout:?}");
+        }
+        let memory_at_usual_place = mounts
+            .as_ref()
+            .and_then(|m| m.v1_mount("memory"))
+            .is_some_and(|at| at == Path::new("/sys/fs/cgroup/memory"));
+        assert_eq!(probed, memory_at_usual_place, "{mounts:?}");
     }
 
     /// This very host: separate cpu and cpuacct mounts, cgroup2 at unified/.

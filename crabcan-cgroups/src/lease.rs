@@ -176,7 +176,7 @@ pub(crate) fn remove_stale_temp(state_dir: &Path, name: &str) -> Result<bool, Cg
         .and_then(|meta| meta.modified())
         .ok()
         .and_then(|modified| modified.elapsed().ok())
-        .is_none_or(|age| age < TEMP_STALE_AFTER);
+        .map_or(true, |age| age < TEMP_STALE_AFTER);
     if young {
         return Ok(false);
     }

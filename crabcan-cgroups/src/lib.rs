@@ -72,7 +72,7 @@ pub use container::{validate_name, ContainerCgroup, MAX_NAME_LEN};
 pub use delegation::{find_delegated_subtree, NoDelegation};
 pub use error::{CgroupError, ParseSizeError};
 pub use host::{CgroupHost, CgroupUses};
-pub use layout::{cgroups_of, current_cgroups, Layout, ProcCgroup};
+pub use layout::{cgroups_of, current_cgroups, v1_controllers_mounted, Layout, ProcCgroup};
 pub use limit_types::{
     BlockDevice, DeviceThrottle, DeviceWeight, HugepageLimit, InterfacePriority, RdmaLimit, ThrottleKind,
 };

@@ -98,7 +98,8 @@ impl V1Cgroup {
             }
             leaves.push(dir);
             let is_cpuset = mounts.v1_mount(Controller::Cpuset.v1_name()) == Some(mount.as_path());
-            if let Err(e) = is_cpuset.then(|| init_cpuset(&mount, &rel)).unwrap_or(Ok(())) {
+            let cpuset_ready = if is_cpuset { init_cpuset(&mount, &rel) } else { Ok(()) };
+            if let Err(e) = cpuset_ready {
                 remove_leaves(&leaves);
                 return Err(e);
             }

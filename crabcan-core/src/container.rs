@@ -112,15 +112,19 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
     log::debug!("configuration checked; container ids are {}", host_ids.describe());
     // The host's cgroup mounts, read once. On cgroup v2 the cgroup exists before the clone,
     // which puts the child straight into it; elsewhere it is made while the child sets up its
-    // filesystem (and so are stale cgroups removed, see `create_cgroup`). An ordinary user's
-    // goes in the subtree delegated to it, or there is none.
+    // filesystem (and so are stale cgroups removed, see `create_cgroup`), and so is the mount
+    // table read. An ordinary user's goes in the subtree delegated to it, or there is none.
     let cgroup_host = match (config.limits.is_some(), caller) {
-        (false, _) => None,
-        (true, Caller::Root) => Some(CgroupHost::detect()?.with_uses(config.effective_cgroup_uses())),
-        (true, Caller::User { uid, .. }) => rootless::user_cgroup_host(&mut config, uid)?,
+        (false, _) => HostCgroups::None,
+        (true, Caller::Root) if crabcan_cgroups::v1_controllers_mounted() => HostCgroups::V1Unread,
+        (true, Caller::Root) => HostCgroups::Read(CgroupHost::detect()?.with_uses(config.effective_cgroup_uses())),
+        (true, Caller::User { uid, .. }) => match rootless::user_cgroup_host(&mut config, uid)? {
+            Some(host) => HostCgroups::Read(host),
+            None => HostCgroups::None,
+        },
     };
     let cgroup = match &cgroup_host {
-        Some(host) if host.layout() == Layout::V2 => create_cgroup(host, &config)?,
+        HostCgroups::Read(host) if host.layout() == Layout::V2 => create_cgroup(host, &config)?,
         _ => None,
     };
     let (parent_end, child_end) =
@@ -143,7 +147,7 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
     let child = match cloned {
         Ok(CloneResult::Child) => {
             drop(parent_end);
-            child::run(&config, cgroup_host.as_ref().map(CgroupHost::layout), child_end)
+            child::run(&config, cgroup_host.layout(), child_end)
         }
         Ok(CloneResult::Parent { child }) => child,
         Err(errno) => {
@@ -169,7 +173,7 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
         strict: config.strict,
         _blocked: blocked,
     };
-    inner.set_up_child(&config, child, born_in_cgroup, cgroup_host.as_ref(), joined)?;
+    inner.set_up_child(&config, child, born_in_cgroup, cgroup_host, joined)?;
     Ok(CreatedContainer { inner })
 }
 
@@ -463,7 +467,7 @@ impl Inner {
         config: &ContainerConfig,
         child: Pid,
         born_in_cgroup: bool,
-        cgroup_host: Option<&CgroupHost>,
+        cgroup_host: HostCgroups,
         joined: JoinedNamespaces,
     ) -> Result<()> {
         if let Some(value) = config.oom_score_adj {
@@ -523,8 +527,10 @@ impl Inner {
         }
         drop(trees);
         drop(joined);
-        if let (None, Some(host)) = (&self.cgroup, cgroup_host) {
-            self.cgroup = create_cgroup(host, config)?;
+        if self.cgroup.is_none() {
+            if let Some(host) = cgroup_host.read(config)? {
+                self.cgroup = create_cgroup(&host, config)?;
+            }
         }
         let mut tasks_files = None;
         if let (Some(cgroup), false) = (&self.cgroup, born_in_cgroup) {
@@ -886,6 +892,40 @@ pub(crate) fn check_single_threaded() -> Result<(), ConfigError> {
         return Err(ConfigError::MultiThreaded { threads });
     }
     Ok(())
+}
+
+/// The host's cgroup mounts as far as [`create`] knows them before the clone.
+enum HostCgroups {
+    /// The container gets no cgroup.
+    None,
+    /// Read before the clone: on cgroup v2 the cgroup is made before it (the child is cloned
+    /// straight into it), and an ordinary user's is in the subtree delegated to it.
+    Read(CgroupHost),
+    /// cgroup v1 controllers are mounted (one `statfs` said so): the layout is v1 or hybrid,
+    /// and the cgroup is made after the clone, so the mount table is read then too, while the
+    /// child sets up.
+    V1Unread,
+}
+
+impl HostCgroups {
+    /// The layout the child is told: all it needs to know is v1-style (moves itself into
+    /// hierarchies) or v2, so an unread v1 host is [`Layout::V1`], a hybrid one included.
+    fn layout(&self) -> Option<Layout> {
+        match self {
+            HostCgroups::None => None,
+            HostCgroups::Read(host) => Some(host.layout()),
+            HostCgroups::V1Unread => Some(Layout::V1),
+        }
+    }
+
+    /// The host, its mount table read now if it was not yet.
+    fn read(self, config: &ContainerConfig) -> Result<Option<CgroupHost>> {
+        match self {
+            HostCgroups::None => Ok(None),
+            HostCgroups::Read(host) => Ok(Some(host)),
+            HostCgroups::V1Unread => Ok(Some(CgroupHost::detect()?.with_uses(config.effective_cgroup_uses()))),
+        }
+    }
 }
 
 /// Removes the cgroups of crabcans that are gone (their lease is no longer held), so a
