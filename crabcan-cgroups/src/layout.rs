@@ -290,12 +290,15 @@ mod tests {
         let mounts = Mounts::detect().ok();
         if probed {
             let layout = mounts.as_ref().map(|m| m.layout);
-            assert!(matches!(layout, Some(Layout::V1 | Layout::Hybrid)), "probe said v1, mountinfo: {layout:?}");
+            assert!(
+                matches!(layout, Some(Layout::V1 | Layout::Hybrid)),
+                "probe said v1, mountinfo: {layout:?}"
+            );
         }
         let memory_at_usual_place = mounts
             .as_ref()
             .and_then(|m| m.v1_mount("memory"))
-            .is_some_and(|at| at == Path::new("/sys/fs/cgroup/memory"));
+            .is_some_and(|at| at.as_os_str().as_encoded_bytes() == USUAL_V1_MEMORY_MOUNT.to_bytes());
         assert_eq!(probed, memory_at_usual_place, "{mounts:?}");
     }
 

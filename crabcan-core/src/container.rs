@@ -117,7 +117,7 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
     let cgroup_host = match (config.limits.is_some(), caller) {
         (false, _) => HostCgroups::None,
         (true, Caller::Root) if crabcan_cgroups::v1_controllers_mounted() => HostCgroups::V1Unread,
-        (true, Caller::Root) => HostCgroups::Read(CgroupHost::detect()?.with_uses(config.effective_cgroup_uses())),
+        (true, Caller::Root) => HostCgroups::Read(root_cgroup_host(&config)?),
         (true, Caller::User { uid, .. }) => match rootless::user_cgroup_host(&mut config, uid)? {
             Some(host) => HostCgroups::Read(host),
             None => HostCgroups::None,
@@ -923,9 +923,14 @@ impl HostCgroups {
         match self {
             HostCgroups::None => Ok(None),
             HostCgroups::Read(host) => Ok(Some(host)),
-            HostCgroups::V1Unread => Ok(Some(CgroupHost::detect()?.with_uses(config.effective_cgroup_uses()))),
+            HostCgroups::V1Unread => root_cgroup_host(config).map(Some),
         }
     }
+}
+
+/// Root's cgroup host: the mount table read now, the cgroups used as `config` says.
+fn root_cgroup_host(config: &ContainerConfig) -> Result<CgroupHost> {
+    Ok(CgroupHost::detect()?.with_uses(config.effective_cgroup_uses()))
 }
 
 /// Removes the cgroups of crabcans that are gone (their lease is no longer held), so a
