@@ -1,11 +1,11 @@
 //! Everything the container's first process does between clone and execve, in order:
-//! close inherited fds → wait for the id maps → non-dumpable → joined net/ipc/uts namespaces →
-//! root of the user namespace → a session keyring of its own → hostname → loopback → mounts → wait until
-//! it is in its cgroup → (hooks: prestart and createRuntime by crabcan, then createContainer) →
-//! protections and pivot_root → rlimits → session/pty → cgroup namespace (new or joined) → a
-//! joined user namespace → capabilities and identity → no_new_privs → working directory →
-//! signals → held until released → personality → close fds → seccomp → (startContainer hooks)
-//! → execve.
+//! close inherited fds → wait for the id maps → crabcan's CPUs back → non-dumpable → joined
+//! net/ipc/uts namespaces → root of the user namespace → a session keyring of its own →
+//! hostname → loopback → mounts → wait until it is in its cgroup → (hooks: prestart and
+//! createRuntime by crabcan, then createContainer) → protections and pivot_root → rlimits →
+//! session/pty → cgroup namespace (new or joined) → a joined user namespace → capabilities and
+//! identity → no_new_privs → working directory → signals → held until released → personality
+//! → close fds → seccomp → (startContainer hooks) → execve.
 //!
 //! The sequence is written once, against [`SetupOps`] and [`ParentLink`], so its order is
 //! unit-tested without root. Any failure is reported to the parent as one `Failed` message
@@ -19,6 +19,7 @@ use nix::errno::Errno;
 
 use crate::cgroupfs;
 use crate::config::{ContainerConfig, SessionKeyring, StartGate, Terminal};
+use crate::cpu_placement::CpuPlacement;
 use crate::error::EXIT_SETUP_FAILED;
 use crate::handshake::{Channel, Message};
 use crate::hooks::HookKind;
@@ -34,10 +35,15 @@ pub(crate) const EXEC_INTERPRETER_STEP: &str = "exec interpreter";
 
 /// Runs in the cloned child. Never returns. `cgroup_layout` is the host's cgroup layout when
 /// the container has a cgroup of its own.
-pub fn run(config: &ContainerConfig, cgroup_layout: Option<Layout>, mut channel: Channel) -> ! {
+pub fn run(
+    config: &ContainerConfig,
+    cgroup_layout: Option<Layout>,
+    mut channel: Channel,
+    placement: CpuPlacement,
+) -> ! {
     let mut ops = LinuxOps::new(&channel);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        set_up_and_exec(config, cgroup_layout, &mut channel, &mut ops)
+        set_up_and_exec(config, cgroup_layout, placement, &mut channel, &mut ops)
     }));
     let failure = match outcome {
         Ok(Err(failure)) => failure,
@@ -63,6 +69,7 @@ pub fn run(config: &ContainerConfig, cgroup_layout: Option<Layout>, mut channel:
 fn set_up_and_exec(
     config: &ContainerConfig,
     cgroup_layout: Option<Layout>,
+    placement: CpuPlacement,
     parent: &mut dyn ParentLink,
     ops: &mut dyn SetupOps,
 ) -> Result<Infallible, Failure> {
@@ -92,6 +99,9 @@ fn set_up_and_exec(
     let Message::Go { idmapped, pid } = go else {
         unreachable!("wait_for returns the kind it was asked for")
     };
+    // Set up on another CPU than crabcan's until now (see cpu_placement); the container gets
+    // crabcan's CPUs.
+    ops.restore_cpu_affinity(&placement)?;
     let wrong_count = || {
         Failure::new(
             "handshake",
@@ -360,6 +370,7 @@ pub(crate) mod tests {
         noted! {
             die_with_parent();
             hide_from_proc();
+            restore_cpu_affinity(&CpuPlacement);
             close_inherited_fds(u32);
             hold_start_fifo(&Path);
             become_namespace_root();
@@ -472,7 +483,7 @@ pub(crate) mod tests {
             tasks_files,
             namespace_fds,
         };
-        let failure = match set_up_and_exec(config, layout, &mut parent, &mut ops) {
+        let failure = match set_up_and_exec(config, layout, CpuPlacement::of_this_process(), &mut parent, &mut ops) {
             Err(failure) => failure,
             Ok(never) => match never {},
         };
@@ -676,6 +687,16 @@ pub(crate) mod tests {
         let (steps, _) = record(&config(), None, 0);
         assert!(at(&steps, "wait Go") < at(&steps, "hide_from_proc"), "{steps:?}");
         assert!(at(&steps, "hide_from_proc") < at(&steps, "become_namespace_root"));
+    }
+
+    #[test]
+    fn the_process_gets_crabcans_cpus_back_once_the_parent_has_placed_it() {
+        let (steps, _) = record(&config(), None, 0);
+        assert!(at(&steps, "wait Go") < at(&steps, "restore_cpu_affinity"), "{steps:?}");
+        assert!(
+            at(&steps, "restore_cpu_affinity") < at(&steps, "hide_from_proc"),
+            "before anything of the container: {steps:?}"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::config::{ContainerConfig, IdMapping, StartGate, Terminal};
+use crate::cpu_placement::CpuPlacement;
 use crate::error::{ConfigError, Error, Result};
 use crate::handshake::{Channel, Message, Received};
 use crate::hooks::{self, HookKind};
@@ -143,13 +144,17 @@ pub fn create(config: ContainerConfig) -> Result<CreatedContainer> {
         Some(file) => Some(PidNamespaceForChildren::enter(file)?),
         None => None,
     };
+    let placement = CpuPlacement::of_this_process();
     let (cloned, born_in_cgroup) = clone_child(flags, cgroup.as_ref());
     let child = match cloned {
         Ok(CloneResult::Child) => {
             drop(parent_end);
-            child::run(&config, cgroup_host.layout(), child_end)
+            child::run(&config, cgroup_host.layout(), child_end, placement)
         }
-        Ok(CloneResult::Parent { child }) => child,
+        Ok(CloneResult::Parent { child }) => {
+            placement.move_child_elsewhere(child);
+            child
+        }
         Err(errno) => {
             if let Some(refused) = caller.clone_refused(errno) {
                 return Err(refused.into());

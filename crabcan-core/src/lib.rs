@@ -45,6 +45,7 @@ mod child;
 mod config;
 mod container;
 mod copy_up;
+mod cpu_placement;
 mod enter;
 mod enter_steps;
 mod error;

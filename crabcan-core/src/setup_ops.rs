@@ -17,6 +17,7 @@ use nix::sys::stat::Mode;
 use crate::capabilities::{self, CapabilitySet};
 use crate::cgroupfs::CgroupView;
 use crate::config::{CapabilitySets, FileLimit, Personality, Rlimit};
+use crate::cpu_placement::CpuPlacement;
 use crate::error::EXIT_SETUP_FAILED;
 use crate::exec::{self, PreparedExec};
 use crate::handshake::{Channel, Message, Received};
@@ -93,6 +94,8 @@ impl ParentLink for Channel {
 pub trait SetupOps {
     fn die_with_parent(&mut self) -> Result<(), Failure>;
     fn hide_from_proc(&mut self) -> Result<(), Failure>;
+    /// Gives the process back the CPUs crabcan had (best-effort, see `cpu_placement`).
+    fn restore_cpu_affinity(&mut self, placement: &CpuPlacement) -> Result<(), Failure>;
     /// Closes every descriptor but 0, 1, 2, the `preserved` ones from 3 up and the handshake
     /// socket.
     fn close_inherited_fds(&mut self, preserved: u32) -> Result<(), Failure>;
@@ -219,6 +222,11 @@ impl SetupOps for LinuxOps {
 
     fn hide_from_proc(&mut self) -> Result<(), Failure> {
         identity::hide_from_proc().step("identity", "prctl(PR_SET_DUMPABLE, 0)")
+    }
+
+    fn restore_cpu_affinity(&mut self, placement: &CpuPlacement) -> Result<(), Failure> {
+        placement.restore_in_child();
+        Ok(())
     }
 
     fn close_inherited_fds(&mut self, preserved: u32) -> Result<(), Failure> {

@@ -128,6 +128,49 @@ fn capabilities_are_really_dropped() {
     assert_eq!(cap_mask(&run.stdout, "CapAmb"), 0);
 }
 
+fn cpus_allowed(status: &str) -> String {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or_else(|| panic!("no Cpus_allowed_list in {status}"))
+        .trim()
+        .to_owned()
+}
+
+/// crabcan moves the child off its own CPU while both set up; the container must get exactly
+/// crabcan's CPUs back, whichever CPU it was born on (so several runs), and under `taskset`.
+#[test]
+fn the_container_runs_on_exactly_crabcans_cpus() {
+    let own = cpus_allowed(&std::fs::read_to_string("/proc/thread-self/status").unwrap());
+    for round in 0..6 {
+        let run = Crabcan::new("cpus").run(&["/bin/cat", "/proc/self/status"]);
+        run.expect_success();
+        assert_eq!(cpus_allowed(&run.stdout), own, "round {round}");
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut narrowed = vec!["0".to_owned()];
+    if cpus >= 3 {
+        narrowed.push("0,1".to_owned());
+    }
+    for list in narrowed {
+        let c = Crabcan::new("taskset");
+        let inner = c.command(&["/bin/cat", "/proc/self/status"]);
+        let before = HostSnapshot::take();
+        let output = std::process::Command::new("taskset")
+            .args(["--cpu-list", &list])
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("cannot run taskset (util-linux)");
+        before.assert_clean_after(&c.hostname);
+        let run = Run::from_output(output);
+        run.expect_success();
+        let expected = list.replace(',', "-");
+        assert_eq!(cpus_allowed(&run.stdout), expected, "under taskset --cpu-list {list}");
+    }
+}
+
 #[test]
 fn cap_add_and_cap_drop_adjust_the_set() {
     let run = Crabcan::new("capadj")
