@@ -397,8 +397,13 @@ impl Mounter {
             detail: format!("cannot set the propagation of / (mount {flags:?})"),
             errno,
         })?;
-        // The mount holding the rootfs: the first of its ancestors that is a mount point (mount
-        // says EINVAL for a directory that is none).
+        // The mount holding the rootfs must not be shared, for pivot_root: made private (or a
+        // slave) on its own, unless the recursive change just made every mount private.
+        if flags.contains(MsFlags::MS_REC | MsFlags::MS_PRIVATE) {
+            return Ok(());
+        }
+        // It is the first of the rootfs's ancestors that is a mount point (mount says EINVAL
+        // for a directory that is none).
         let own = if flags.contains(MsFlags::MS_SLAVE) {
             MsFlags::MS_SLAVE
         } else {
