@@ -10,7 +10,8 @@
 //! (tmpfs before 6.3, most network filesystems) cannot idmap, the tree is used as it is, with
 //! one warning naming the fix.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -147,21 +148,8 @@ fn unavailable(path: &Path, errno: Errno) -> String {
 fn idmapped_tree(want: &Wanted, userns: &OwnedFd) -> Result<OwnedFd, (&'static str, Errno)> {
     let c_path = std::ffi::CString::new(want.path.as_os_str().as_encoded_bytes())
         .map_err(|_| ("a path without NUL", Errno::EINVAL))?;
-    let submounts = if want.with_submounts { AT_RECURSIVE } else { 0 };
-    // SAFETY: open_tree reads the NUL-terminated path and returns a new descriptor or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            OPEN_TREE_CLONE | submounts | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(("open_tree(OPEN_TREE_CLONE)", Errno::last()));
-    }
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let tree = clone_tree(libc::AT_FDCWD, &c_path, want.with_submounts)
+        .map_err(|errno| ("open_tree(OPEN_TREE_CLONE)", errno))?;
     crate::mounts::make_private(&tree).map_err(|errno| ("mount_setattr(MS_PRIVATE)", errno))?;
     let idmap = crate::mounts::MountAttributes {
         set: crate::mounts::MOUNT_ATTR_IDMAP,
@@ -170,6 +158,32 @@ fn idmapped_tree(want: &Wanted, userns: &OwnedFd) -> Result<OwnedFd, (&'static s
     crate::mounts::change_attributes(&tree, idmap, want.idmap_submounts, Some(userns))
         .map_err(|errno| ("mount_setattr(MOUNT_ATTR_IDMAP)", errno))?;
     Ok(tree)
+}
+
+/// A detached copy of the mount at `path` relative to `dirfd` (an empty `path`: `dirfd`'s own
+/// mount), with the mounts below it if `recursive`: open_tree(2) with `OPEN_TREE_CLONE`. The
+/// copy keeps each mount's flags (read-only, nosuid, ...).
+pub(crate) fn clone_tree(dirfd: RawFd, path: &CStr, recursive: bool) -> Result<OwnedFd, Errno> {
+    let submounts = if recursive { AT_RECURSIVE } else { 0 };
+    let empty_path = if path.is_empty() {
+        libc::AT_EMPTY_PATH as libc::c_uint
+    } else {
+        0
+    };
+    // SAFETY: open_tree reads the NUL-terminated path and returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            dirfd,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | submounts | empty_path | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// In the container process: attaches the detached tree `tree` on top of the directory or file

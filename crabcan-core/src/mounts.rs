@@ -5,7 +5,7 @@
 //! pivoted onto "." and detached, so no put-old folder exists at all.
 
 use std::borrow::Cow;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -325,6 +325,9 @@ pub struct Mounter {
     trees: ReceivedTrees,
     /// How many `Bind` steps have run: the index into `trees.binds`.
     binds_done: usize,
+    /// The first masked directory's empty read-only tmpfs: the later ones get copies of its
+    /// mount (same superblock), cheaper to make and to tear down than a tmpfs each.
+    empty_tmpfs: Option<OwnedFd>,
 }
 
 impl Mounter {
@@ -338,6 +341,7 @@ impl Mounter {
             root,
             trees,
             binds_done: 0,
+            empty_tmpfs: None,
         })
     }
 
@@ -733,32 +737,45 @@ impl Mounter {
         }
     }
 
-    fn mask(&self, path: &str) -> Result<(), MountError> {
+    fn mask(&mut self, path: &str) -> Result<(), MountError> {
         let Some(fd) = self.open_if_present(path)? else {
             return Ok(());
         };
         let is_directory = nix::sys::stat::fstat(&fd)
             .map(|stat| stat.st_mode & libc::S_IFMT == libc::S_IFDIR)
             .map_err(|errno| self.error("cannot stat", path, errno))?;
-        let target = fd_path(&fd);
-        let result = if is_directory {
-            mount(
-                Some("tmpfs"),
-                target.as_str(),
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                Some("size=0,mode=555"),
-            )
-        } else {
-            mount(
+        if !is_directory {
+            return mount(
                 Some("/dev/null"),
-                target.as_str(),
+                fd_path(&fd).as_str(),
                 None::<&str>,
                 MsFlags::MS_BIND,
                 None::<&str>,
             )
-        };
-        result.map_err(|errno| self.error("cannot mask", path, errno))
+            .map_err(|errno| self.error("cannot mask", path, errno));
+        }
+        if let Some(empty) = &self.empty_tmpfs {
+            // A copy keeps the mount's own flags (read-only, nosuid, nodev, noexec). Kernels
+            // without open_tree (before 5.2) get a tmpfs of its own.
+            match idmap::clone_tree(empty.as_raw_fd(), c"", false).and_then(|copy| idmap::attach(&copy, &fd)) {
+                Err(Errno::ENOSYS) => {}
+                result => return result.map_err(|errno| self.error("cannot mask", path, errno)),
+            }
+        }
+        mount(
+            Some("tmpfs"),
+            fd_path(&fd).as_str(),
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=0,mode=555"),
+        )
+        .map_err(|errno| self.error("cannot mask", path, errno))?;
+        if self.empty_tmpfs.is_none() {
+            let mounted = open_in_root(self.root.as_fd(), Path::new(path), Symlinks::Refuse)
+                .map_err(|errno| self.error("cannot reopen", path, errno))?;
+            self.empty_tmpfs = Some(mounted);
+        }
+        Ok(())
     }
 
     fn sysctl(&self, key: &str, value: &str) -> Result<(), MountError> {

@@ -280,6 +280,39 @@ fn every_path_docker_masks_is_masked() {
     }
 }
 
+/// Masked directories are read-only, nosuid, nodev and noexec mounts of one empty tmpfs (a copy
+/// of the first one's mount each, not a tmpfs each).
+#[test]
+fn masked_directories_share_one_locked_down_empty_tmpfs() {
+    let run = Crabcan::new("maskdirs").run(&["/bin/cat", "/proc/self/mountinfo"]);
+    run.expect_success();
+    let masked: Vec<(&str, &str, &str)> = run
+        .stdout
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let dash = fields.iter().position(|f| *f == "-")?;
+            let (device, target, options) = (fields[2], fields[4], fields[5]);
+            // An empty tmpfs: of no size.
+            let (fs, super_options) = (fields.get(dash + 1)?, fields.get(dash + 3)?);
+            let is_masked = *fs == "tmpfs" && super_options.split(',').any(|o| o == "size=0k");
+            is_masked.then_some((target, device, options))
+        })
+        .collect();
+    assert!(
+        masked.iter().any(|(target, ..)| *target == "/sys/firmware"),
+        "{}",
+        run.stdout
+    );
+    for (target, device, options) in &masked {
+        let options: Vec<&str> = options.split(',').collect();
+        for wanted in ["ro", "nosuid", "nodev", "noexec"] {
+            assert!(options.contains(&wanted), "{target} lacks {wanted}: {options:?}");
+        }
+        assert_eq!(*device, masked[0].1, "{target} is a tmpfs of its own: {masked:?}");
+    }
+}
+
 #[test]
 fn tmp_is_a_tmpfs_of_bounded_size() {
     let size_kib = |run: &Run| -> u64 {
