@@ -214,8 +214,9 @@ pub fn parse_subids(text: &str) -> SubIds {
     let mut parsed = SubIds::default();
     for (line, content) in content_lines(text) {
         let bad = |why| MalformedLine { line, why };
-        let fields: Vec<&str> = content.split(':').collect();
-        let [owner, start, count] = fields.as_slice() else {
+        let mut fields = content.split(':');
+        let (Some(owner), Some(start), Some(count), None) = (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
             parsed.malformed.push(bad("expected USER:START:COUNT"));
             continue;
         };
@@ -273,24 +274,25 @@ fn parse_account_lines(text: &str, with_primary_gid: bool) -> Accounts {
             parsed.malformed.push(bad("NIS compat entries are not followed"));
             continue;
         }
-        let fields: Vec<&str> = content.split(':').collect();
-        if fields.len() < 3 {
+        // Fields taken one by one: a Vec of them per line was most of the parse.
+        let mut fields = content.split(':');
+        let (Some(name), Some(_password), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
             parsed.malformed.push(bad("expected NAME:PASSWORD:ID:..."));
             continue;
-        }
-        let Some(id) = parse_decimal_id(fields[2]) else {
+        };
+        let Some(id) = parse_decimal_id(id) else {
             parsed
                 .malformed
                 .push(bad("the id (3rd field) must be a number from 0 to 4294967295"));
             continue;
         };
         let primary_gid = if with_primary_gid {
-            fields.get(3).and_then(|gid| parse_decimal_id(gid))
+            fields.next().and_then(parse_decimal_id)
         } else {
             None
         };
         parsed.entries.push(Account {
-            name: fields[0].to_owned(),
+            name: name.to_owned(),
             id,
             primary_gid,
             line,
@@ -332,7 +334,10 @@ fn read_bounded(path: &Path) -> Result<Option<String>, IdRangeError> {
             limit: MAX_FILE_SIZE,
         });
     }
-    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    // Valid UTF-8 (the usual case) is taken as it is, without a lossy copy.
+    Ok(Some(String::from_utf8(bytes).unwrap_or_else(|invalid| {
+        String::from_utf8_lossy(invalid.as_bytes()).into_owned()
+    })))
 }
 
 fn read_required(path: &Path) -> Result<String, IdRangeError> {
@@ -603,6 +608,10 @@ struct Owners {
     passwd: Vec<Account>,
 }
 
+fn read_passwd(files: &IdFiles) -> Result<Vec<Account>, IdRangeError> {
+    Ok(parse_passwd(&read_required(&files.passwd)?).entries)
+}
+
 /// The ids and sub-ranges that belong to the caller: they do not count as someone else's.
 struct Caller {
     uid: u32,
@@ -612,11 +621,16 @@ struct Caller {
 
 impl Owners {
     fn load(files: &IdFiles, kind: IdKind) -> Result<Owners, IdRangeError> {
+        Owners::load_with(files, kind, read_passwd(files)?)
+    }
+
+    /// Like [`Owners::load`], with `/etc/passwd` already read (a caller that needs both kinds
+    /// reads it once).
+    fn load_with(files: &IdFiles, kind: IdKind, passwd: Vec<Account>) -> Result<Owners, IdRangeError> {
         let subids_path = files.subids(kind).to_owned();
         let subids = read_bounded(&subids_path)?
             .map(|text| parse_subids(&text).entries)
             .unwrap_or_default();
-        let passwd = parse_passwd(&read_required(&files.passwd)?).entries;
         let mut ids = Vec::new();
         let ids_path = match kind {
             IdKind::Uid => {
@@ -842,8 +856,9 @@ pub fn allocate(files: &IdFiles, state_dir: &Path) -> Result<IdLease, IdRangeErr
 }
 
 fn allocate_once(files: &IdFiles, state_dir: &Path) -> Result<IdLease, IdRangeError> {
-    let uids = Owners::load(files, IdKind::Uid)?;
-    let gids = Owners::load(files, IdKind::Gid)?;
+    let passwd = read_passwd(files)?;
+    let uids = Owners::load_with(files, IdKind::Uid, passwd.clone())?;
+    let gids = Owners::load_with(files, IdKind::Gid, passwd)?;
     let (uid_pool, gid_pool) = (uids.pool()?, gids.pool()?);
     let slots = uid_pool.slots().min(gid_pool.slots());
 
