@@ -130,11 +130,15 @@ enum CgroupMount {
 /// `id parent major:minor root mount_point options [optional...] - fstype source super_options`.
 fn parse_mountinfo_line(line: &str) -> Option<CgroupMount> {
     let (before, after) = line.split_once(" - ")?;
-    let mount_point = unescape_octal(before.split(' ').nth(4)?);
     let mut after = after.split(' ');
     let fstype = after.next()?;
+    if fstype != "cgroup" && fstype != "cgroup2" {
+        // Most lines: no need to decode their mount point.
+        return None;
+    }
     let _source = after.next()?;
     let super_options = after.next().unwrap_or("");
+    let mount_point = unescape_octal(before.split(' ').nth(4)?);
     match fstype {
         "cgroup2" => Some(CgroupMount::V2 {
             mount_point: mount_point.into(),
@@ -178,7 +182,7 @@ fn unescape_octal(field: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
 }
 
 /// One line of `/proc/<pid>/cgroup`: `hierarchy-id:controllers:path`.
