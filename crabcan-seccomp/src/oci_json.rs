@@ -20,6 +20,8 @@
 //! - All comparisons of a rule must hold (AND); the same argument may not be
 //!   compared twice in one rule.
 
+use std::collections::btree_map::{BTreeMap, Entry};
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -133,7 +135,9 @@ impl Profile {
             );
         }
         let default_errno = oci.default_errno_ret.map_or(DEFAULT_ERRNO, |errno| errno.0);
-        let default_action = parse_action(&oci.default_action.0, Some(default_errno), "defaultAction")?;
+        let default_action = parse_action(&oci.default_action.0, Some(default_errno), &|| {
+            "defaultAction".to_owned()
+        })?;
         let mut rules = Vec::new();
         for entry in oci.syscalls.map(|list| list.0).unwrap_or_default() {
             rules.extend(import_entry(entry, context)?);
@@ -186,22 +190,36 @@ fn strictness(action: Action) -> u8 {
 /// action: the later, capability-specific rule is there to deny what the general one allows.
 /// The first rule's place is kept.
 fn keep_the_strictest(rules: Vec<Rule>) -> Vec<Rule> {
-    let mut kept: Vec<Rule> = Vec::with_capacity(rules.len());
-    let mut at: std::collections::HashMap<(String, Vec<ArgCondition>), usize> = std::collections::HashMap::new();
-    for rule in rules {
-        match at.get(&(rule.syscall.clone(), rule.args.clone())) {
-            Some(&index) => {
-                if strictness(rule.action) > strictness(kept[index].action) {
-                    kept[index].action = rule.action;
+    // First the verdict, borrowing the rules (no key is cloned): which rules stay, each with
+    // the strictest action of its group.
+    let mut kept: Vec<(usize, Action)> = Vec::with_capacity(rules.len());
+    {
+        let mut group_of: BTreeMap<(&str, &[ArgCondition]), usize> = BTreeMap::new();
+        for (index, rule) in rules.iter().enumerate() {
+            match group_of.entry((rule.syscall.as_str(), rule.args.as_slice())) {
+                Entry::Occupied(group) => {
+                    let action = &mut kept[*group.get()].1;
+                    if strictness(rule.action) > strictness(*action) {
+                        *action = rule.action;
+                    }
                 }
-            }
-            None => {
-                at.insert((rule.syscall.clone(), rule.args.clone()), kept.len());
-                kept.push(rule);
+                Entry::Vacant(group) => {
+                    group.insert(kept.len());
+                    kept.push((index, rule.action));
+                }
             }
         }
     }
-    kept
+    let mut kept = kept.into_iter().peekable();
+    rules
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, mut rule)| {
+            let (_, action) = kept.next_if(|(first, _)| *first == index)?;
+            rule.action = action;
+            Some(rule)
+        })
+        .collect()
 }
 
 fn import_entry(entry: OciSyscall, context: &ImportContext) -> Result<Vec<Rule>, SeccompError> {
@@ -219,7 +237,7 @@ fn import_entry(entry: OciSyscall, context: &ImportContext) -> Result<Vec<Rule>,
         return Ok(Vec::new());
     }
     let errno = entry.errno_ret.map(|errno| errno.0);
-    let action = parse_action(&entry.action.0, errno, &format!("rule for `{label}`"))?;
+    let action = parse_action(&entry.action.0, errno, &|| format!("rule for `{label}`"))?;
     let args = entry
         .args
         .map(|list| list.0)
@@ -313,7 +331,8 @@ fn kernel_version(min: &str) -> Result<(u32, u32), SeccompError> {
 }
 
 /// Parses an `SCMP_ACT_*` action; `errno` is used by `SCMP_ACT_ERRNO`.
-fn parse_action(name: &str, errno: Option<u64>, context: &str) -> Result<Action, SeccompError> {
+/// `context` names where the action came from, made only for an error.
+fn parse_action(name: &str, errno: Option<u64>, context: &dyn Fn() -> String) -> Result<Action, SeccompError> {
     let action = match name {
         "SCMP_ACT_ALLOW" => Action::Allow,
         "SCMP_ACT_ERRNO" => Action::Errno(parse_errno(errno.unwrap_or(DEFAULT_ERRNO), context)?),
@@ -324,13 +343,13 @@ fn parse_action(name: &str, errno: Option<u64>, context: &str) -> Result<Action,
         "SCMP_ACT_TRACE" | "SCMP_ACT_NOTIFY" => {
             return Err(SeccompError::UnsupportedAction {
                 action: name.to_owned(),
-                context: context.to_owned(),
+                context: context(),
             })
         }
         _ => {
             return Err(SeccompError::UnknownAction {
                 action: name.to_owned(),
-                context: context.to_owned(),
+                context: context(),
             })
         }
     };
@@ -338,10 +357,10 @@ fn parse_action(name: &str, errno: Option<u64>, context: &str) -> Result<Action,
     Ok(action)
 }
 
-fn parse_errno(errno: u64, context: &str) -> Result<u32, SeccompError> {
+fn parse_errno(errno: u64, context: &dyn Fn() -> String) -> Result<u32, SeccompError> {
     u32::try_from(errno).map_err(|_| SeccompError::InvalidErrno {
         errno,
-        context: context.to_owned(),
+        context: context(),
     })
 }
 

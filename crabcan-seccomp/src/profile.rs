@@ -3,7 +3,7 @@
 //! comparisons. Plain data: printable, comparable, serialisable. This file
 //! also owns the semantic checks ([`Profile::validate`]) done before compiling.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -150,7 +150,7 @@ impl Rule {
 
     /// Checks this rule on its own: argument indexes and errno range.
     fn validate_alone(&self) -> Result<(), SeccompError> {
-        validate_action(self.action, &format!("rule for `{}`", self.syscall))?;
+        validate_action(self.action, &|| format!("rule for `{}`", self.syscall))?;
         let mut seen = [false; MAX_ARGS as usize];
         for arg in &self.args {
             let slot = seen
@@ -171,12 +171,13 @@ impl Rule {
     }
 }
 
-/// Checks that an action can be expressed (errno in range).
-pub(crate) fn validate_action(action: Action, context: &str) -> Result<(), SeccompError> {
+/// Checks that an action can be expressed (errno in range). `context` names where it came
+/// from, made only for an error.
+pub(crate) fn validate_action(action: Action, context: &dyn Fn() -> String) -> Result<(), SeccompError> {
     match action {
         Action::Errno(errno) if errno > MAX_ERRNO => Err(SeccompError::InvalidErrno {
             errno: u64::from(errno),
-            context: context.to_owned(),
+            context: context(),
         }),
         _ => Ok(()),
     }
@@ -203,7 +204,7 @@ impl Profile {
     /// rule are remembered. When a rule clashes with several earlier ones,
     /// the error names the earliest, as a pairwise check in order would.
     pub fn validate(&self) -> Result<(), SeccompError> {
-        validate_action(self.default_action, "the default action")?;
+        validate_action(self.default_action, &|| "the default action".to_owned())?;
         let count = self
             .rules
             .iter()
@@ -212,7 +213,8 @@ impl Profile {
         if count > MAX_RULES {
             return Err(SeccompError::TooManyRules { count, max: MAX_RULES });
         }
-        let mut by_syscall: HashMap<&str, SyscallRules> = HashMap::new();
+        // Ordered maps: comparing names and conditions is far cheaper than hashing them.
+        let mut by_syscall: BTreeMap<&str, SyscallRules> = BTreeMap::new();
         for rule in &self.rules {
             rule.validate_alone()?;
             by_syscall.entry(rule.syscall.as_str()).or_default().add(rule)?;
@@ -255,7 +257,7 @@ struct SyscallRules<'a> {
     /// Every rule by its conditions in canonical order: a second rule with
     /// the same conditions is a duplicate or a conflict. (So there is at
     /// most one unconditional rule, the one under no conditions.)
-    by_args: HashMap<Vec<ArgCondition>, (usize, &'a Rule)>,
+    by_args: BTreeMap<Vec<ArgCondition>, (usize, &'a Rule)>,
     /// The first conditional rule, and the first conditional rule with
     /// another action: the earliest conditional rule whose action differs
     /// from a given action is one of the two.
@@ -407,13 +409,15 @@ impl fmt::Display for Profile {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use proptest::prelude::*;
 
     /// The pairwise check `validate` did before it became linear: every
     /// rule against every earlier rule of its syscall, in order.
     fn validate_pairwise(profile: &Profile) -> Result<(), SeccompError> {
-        validate_action(profile.default_action, "the default action")?;
+        validate_action(profile.default_action, &|| "the default action".to_owned())?;
         let mut by_syscall: HashMap<&str, Vec<&Rule>> = HashMap::new();
         for rule in &profile.rules {
             rule.validate_alone()?;
