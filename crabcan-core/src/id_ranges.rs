@@ -215,7 +215,8 @@ pub fn parse_subids(text: &str) -> SubIds {
     for (line, content) in content_lines(text) {
         let bad = |why| MalformedLine { line, why };
         let mut fields = content.split(':');
-        let (Some(owner), Some(start), Some(count), None) = (fields.next(), fields.next(), fields.next(), fields.next())
+        let (Some(owner), Some(start), Some(count), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
         else {
             parsed.malformed.push(bad("expected USER:START:COUNT"));
             continue;
