@@ -199,10 +199,12 @@ impl Profile {
     /// rule that would override a conditional rule of the same syscall with
     /// another action. Syscall names are checked by [`Profile::compile`].
     ///
-    /// Linear in the number of rules (one hash lookup each): of the earlier
-    /// rules of the same syscall, only the few that can clash with a new
-    /// rule are remembered. When a rule clashes with several earlier ones,
-    /// the error names the earliest, as a pairwise check in order would.
+    /// Rules are grouped by syscall by sorting their positions (n log n name comparisons);
+    /// a syscall with one rule, as most have, is checked alone. Within a group only the few
+    /// earlier rules that can clash with a new rule are remembered, so a group is checked in
+    /// one pass. Errors come in rule order, as a pairwise check in order would give them: a
+    /// rule's own fault before its clash with an earlier rule, and a clash names the earliest
+    /// rule it clashes with.
     pub fn validate(&self) -> Result<(), SeccompError> {
         validate_action(self.default_action, &|| "the default action".to_owned())?;
         let count = self
@@ -213,13 +215,30 @@ impl Profile {
         if count > MAX_RULES {
             return Err(SeccompError::TooManyRules { count, max: MAX_RULES });
         }
-        // Ordered maps: comparing names and conditions is far cheaper than hashing them.
-        let mut by_syscall: BTreeMap<&str, SyscallRules> = BTreeMap::new();
-        for rule in &self.rules {
-            rule.validate_alone()?;
-            by_syscall.entry(rule.syscall.as_str()).or_default().add(rule)?;
+        let mut by_syscall: Vec<usize> = (0..self.rules.len()).collect();
+        by_syscall.sort_by(|&a, &b| self.rules[a].syscall.cmp(&self.rules[b].syscall).then(a.cmp(&b)));
+        // The earliest rule that clashes with an earlier one of its syscall, and how.
+        let mut first_clash: Option<(usize, SeccompError)> = None;
+        for group in by_syscall.chunk_by(|&a, &b| self.rules[a].syscall == self.rules[b].syscall) {
+            if group.len() < 2 {
+                continue;
+            }
+            let mut earlier = SyscallRules::default();
+            for &at in group {
+                if first_clash.as_ref().is_some_and(|(first, _)| at > *first) {
+                    break;
+                }
+                if let Err(clash) = earlier.add(&self.rules[at]) {
+                    first_clash = Some((at, clash));
+                    break;
+                }
+            }
         }
-        Ok(())
+        let checked_alone = first_clash.as_ref().map_or(self.rules.len(), |(at, _)| at + 1);
+        for rule in &self.rules[..checked_alone] {
+            rule.validate_alone()?;
+        }
+        first_clash.map_or(Ok(()), |(_, clash)| Err(clash))
     }
 
     /// Refuses a profile under which no command could start: the filter is
