@@ -265,12 +265,18 @@ fn is_empty(value: &Value) -> bool {
 fn supported(path: &str) -> bool {
     SUPPORTED
         .iter()
-        .any(|allowed| path == *allowed || path.starts_with(&format!("{allowed}.")))
+        .any(|allowed| path == *allowed || is_below(path, allowed))
 }
 
 /// Whether some supported field lies below `path`, so its members must be looked at.
 fn has_supported_members(path: &str) -> bool {
-    path.is_empty() || SUPPORTED.iter().any(|allowed| allowed.starts_with(&format!("{path}.")))
+    path.is_empty() || SUPPORTED.iter().any(|allowed| is_below(allowed, path))
+}
+
+/// Whether the field `path` lies below the field `ancestor` (`ancestor.` starts it). Compared
+/// in place: this runs for every supported field at every node of a config.
+fn is_below(path: &str, ancestor: &str) -> bool {
+    path.len() > ancestor.len() && path.as_bytes()[ancestor.len()] == b'.' && path.starts_with(ancestor)
 }
 
 pub(crate) fn check_supported(value: &Value, path: &str) -> Result<(), OciError> {
