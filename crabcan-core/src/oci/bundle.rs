@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use crabcan_cgroups::Limits;
 use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::devices::{default_devices, listed_devices, DeviceRules, Ownership};
@@ -215,7 +216,8 @@ fn parse_config(path: &Path, text: &[u8]) -> Result<Value, OciError> {
 
 fn map_value(bundle: &Path, path: &Path, value: Value) -> Result<Bundle, OciError> {
     check_supported(&value, "")?;
-    let spec: Spec = serde_json::from_value(value.clone()).map_err(|source| OciError::BadConfig {
+    // Read from the value in place: no copy of the whole document.
+    let spec = Spec::deserialize(&value).map_err(|source| OciError::BadConfig {
         path: path.to_owned(),
         why: source.to_string(),
     })?;
