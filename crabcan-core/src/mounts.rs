@@ -755,12 +755,11 @@ impl Mounter {
             .map_err(|errno| self.error("cannot mask", path, errno));
         }
         if let Some(empty) = &self.empty_tmpfs {
-            // A copy keeps the mount's own flags (read-only, nosuid, nodev, noexec). Kernels
-            // without open_tree (before 5.2) get a tmpfs of its own.
-            match idmap::clone_tree(empty.as_raw_fd(), c"", false).and_then(|copy| idmap::attach(&copy, &fd)) {
-                Err(Errno::ENOSYS) => {}
-                result => return result.map_err(|errno| self.error("cannot mask", path, errno)),
-            }
+            // A copy keeps the mount's own flags (read-only, nosuid, nodev, noexec). open_tree
+            // is Linux 5.2, older than the openat2 (5.6) every mount target needs.
+            return idmap::clone_tree(empty.as_raw_fd(), c"", false)
+                .and_then(|copy| idmap::attach(&copy, &fd))
+                .map_err(|errno| self.error("cannot mask", path, errno));
         }
         mount(
             Some("tmpfs"),
@@ -770,11 +769,9 @@ impl Mounter {
             Some("size=0,mode=555"),
         )
         .map_err(|errno| self.error("cannot mask", path, errno))?;
-        if self.empty_tmpfs.is_none() {
-            let mounted = open_in_root(self.root.as_fd(), Path::new(path), Symlinks::Refuse)
-                .map_err(|errno| self.error("cannot reopen", path, errno))?;
-            self.empty_tmpfs = Some(mounted);
-        }
+        let mounted = open_in_root(self.root.as_fd(), Path::new(path), Symlinks::Refuse)
+            .map_err(|errno| self.error("cannot reopen", path, errno))?;
+        self.empty_tmpfs = Some(mounted);
         Ok(())
     }
 
