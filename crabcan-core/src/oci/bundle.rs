@@ -1311,6 +1311,23 @@ fn mount_plan(
 mod tests {
     use super::*;
 
+    /// oci-spec checks `process.execCPUAffinity` with a pattern, which this workspace's build
+    /// compiles with regex-lite (patches/regex): it must compile there (oci-spec panics if it
+    /// does not) and still tell a CPU list from anything else.
+    #[test]
+    fn oci_specs_cpu_affinity_pattern_works_with_the_regex_stand_in() {
+        let process = |initial: &str| {
+            let json = serde_json::json!({"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "execCPUAffinity": {"initial": initial}});
+            serde_json::from_value::<oci_spec::runtime::Process>(json)
+        };
+        for good in ["0", "0-3", "0-3,7", "1,2,10-12"] {
+            assert!(process(good).is_ok(), "{good}: {:?}", process(good).err());
+        }
+        for bad in ["", "0-", "-3", "0-x", "1,,2", " 1", "\u{0663}"] {
+            assert!(process(bad).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn unsupported_fields_are_named_and_empty_ones_pass() {
         let ok = serde_json::json!({"ociVersion": "1.2.0", "hooks": {}, "linux": {"sysctl": {}}, "process": {"args": ["sh"]}});
