@@ -303,6 +303,7 @@ mod tests {
         let freeze_only = fake.host.clone().with_uses(crate::CgroupUses {
             freeze: true,
             cpu_usage: false,
+            io_accounting: false,
         });
         let frozen = freeze_only
             .create_at(Path::new("freeze/c"), &Limits::unlimited(), MissingController::Error)
@@ -318,6 +319,37 @@ mod tests {
         assert!(controllers
             .iter()
             .all(|c| fs::read_dir(fake.root.join(c)).unwrap().next().is_none()));
+    }
+
+    #[test]
+    fn limits_only_joins_blkio_for_an_io_limit_alone() {
+        let fake = FakeHost::new("uses-io", &["memory", "blkio"]);
+        fs::write(fake.root.join("blkio/blkio.bfq.weight"), "").unwrap();
+        let lean = fake.host.clone().with_uses(crate::CgroupUses::LIMITS_ONLY);
+        let unweighted = lean
+            .create_at(Path::new("plain/c"), &Limits::unlimited(), MissingController::Error)
+            .unwrap();
+        assert_eq!(unweighted.paths(), fake.dirs(&["memory"], "plain/c"));
+        let weight = Limits {
+            io_weight: Some(100),
+            ..Limits::unlimited()
+        };
+        let weighted = lean
+            .create_at(Path::new("weighted/c"), &weight, MissingController::Warn)
+            .unwrap();
+        assert_eq!(weighted.paths(), fake.dirs(&["memory", "blkio"], "weighted/c"));
+        let all = fake
+            .host
+            .create_at(Path::new("all/c"), &Limits::unlimited(), MissingController::Error)
+            .unwrap();
+        assert_eq!(
+            all.paths(),
+            fake.dirs(&["memory", "blkio"], "all/c"),
+            "ALL counts I/O anyway"
+        );
+        for cgroup in [unweighted, weighted, all] {
+            cgroup.remove().unwrap();
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::backend::MissingController;
 use crate::container::{validate_name, ContainerCgroup};
 use crate::error::CgroupError;
-use crate::layout::{Layout, Mounts};
+use crate::layout::{Layout, Mounts, Version};
 use crate::limits::Limits;
 use crate::stale::{self, StaleCleanup};
 use crate::{DEFAULT_PARENT, DEFAULT_STATE_DIR};
@@ -38,9 +38,9 @@ pub struct CgroupHost {
 
 /// What container cgroups are used for besides their limits, which decides the cgroup v1
 /// hierarchies they join although no limit is written there: `freezer` (to
-/// [`ContainerCgroup::freeze`] and to stop processes while killing them) and `cpuacct` (the
-/// CPU time of [`ContainerCgroup::stats`]). Each hierarchy costs a `mkdir`, a join and an
-/// `rmdir` per container. A hierarchy co-mounted with one that is joined anyway (`cpu,cpuacct`)
+/// [`ContainerCgroup::freeze`] and to stop processes while killing them), `cpuacct` (the
+/// CPU time of [`ContainerCgroup::stats`]) and `blkio` (the I/O the cgroup's tasks do, counted
+/// as theirs). Each hierarchy costs a `mkdir`, a join and an `rmdir` per container. A hierarchy co-mounted with one that is joined anyway (`cpu,cpuacct`)
 /// is always joined. cgroup v2 has both built in, so this changes nothing there.
 ///
 /// [`ContainerCgroup::freeze`]: crate::ContainerCgroup::freeze
@@ -53,6 +53,9 @@ pub struct CgroupUses {
     pub freeze: bool,
     /// Report the CPU time the cgroup used.
     pub cpu_usage: bool,
+    /// Count the block I/O of the cgroup's tasks in a v1 `blkio` cgroup of its own even when
+    /// no I/O limit is written (an I/O limit always joins `blkio`).
+    pub io_accounting: bool,
 }
 
 impl CgroupUses {
@@ -60,11 +63,13 @@ impl CgroupUses {
     pub const ALL: CgroupUses = CgroupUses {
         freeze: true,
         cpu_usage: true,
+        io_accounting: true,
     };
     /// Only the hierarchies that hold a limit (and those co-mounted with them).
     pub const LIMITS_ONLY: CgroupUses = CgroupUses {
         freeze: false,
         cpu_usage: false,
+        io_accounting: false,
     };
 }
 
@@ -186,6 +191,22 @@ impl CgroupHost {
         self.mounts.layout
     }
 
+    /// Whether an I/O weight ([`Limits::io_weight`], [`Limits::blkio_weight`]) takes effect on
+    /// any block device of this host, where one read tells: on cgroup v1 only BFQ applies
+    /// weights (CFQ left Linux in 5.0), and the blkio hierarchy's root lists in
+    /// `blkio.bfq.io_serviced` each device whose queue uses BFQ. `None` where it cannot tell:
+    /// on cgroup v2 (where the io.cost model applies weights too), without a blkio hierarchy,
+    /// or without that file. A device switched to BFQ later starts weighing cgroups made then.
+    pub fn io_weights_take_effect(&self) -> Option<bool> {
+        if self.mounts.layout.version() != Version::V1 {
+            return None;
+        }
+        let listing = self.mounts.v1_mount("blkio")?.join("blkio.bfq.io_serviced");
+        let mut start = [0u8; 16];
+        let read = std::fs::File::open(listing).and_then(|mut file| std::io::Read::read(&mut file, &mut start));
+        bfq_devices_listed(&start[..read.ok()?])
+    }
+
     /// Creates `<parent>/<name>.<pid>` (pid: this process's) and applies `limits`, with its
     /// lease held in [`CgroupHost::state_dir`] until the cgroup is removed.
     ///
@@ -244,9 +265,28 @@ impl CgroupHost {
     }
 }
 
+/// Whether the start of a blkio root's `blkio.bfq.io_serviced` names a device: each device's
+/// section begins with its `MAJ:MIN`, and a listing of none is the line `Total 0`.
+fn bfq_devices_listed(start: &[u8]) -> Option<bool> {
+    match start.first()? {
+        b'0'..=b'9' => Some(true),
+        _ if start.starts_with(b"Total") => Some(false),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bfq_listing_tells_whether_any_device_uses_bfq() {
+        assert_eq!(bfq_devices_listed(b"Total 0\n"), Some(false));
+        assert_eq!(bfq_devices_listed(b"7:0 Read 0\n7:0 Wri"), Some(true));
+        assert_eq!(bfq_devices_listed(b"254:16 Read 12\n"), Some(true));
+        assert_eq!(bfq_devices_listed(b""), None);
+        assert_eq!(bfq_devices_listed(b"garbage"), None);
+    }
 
     #[test]
     fn parent_names_are_checked() {

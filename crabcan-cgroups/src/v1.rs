@@ -176,14 +176,16 @@ fn leaf_dirs(mounts: &Mounts, rel: &Path, controllers: impl Iterator<Item = Cont
         .collect()
 }
 
-/// The controllers of [`Controller::V1_ALL`] a new cgroup joins: those with a limit to
-/// write and memory, pids, cpu and blkio always (they account and weigh even without one),
-/// freezer and cpuacct when [`crate::CgroupUses`] asks for them or when their hierarchy is
+/// The controllers of [`Controller::V1_ALL`] a new cgroup joins: memory, pids and cpu always
+/// (they account and weigh even without a limit), blkio when an I/O limit is written there,
+/// freezer, cpuacct and blkio when [`crate::CgroupUses`] asks for them, and any of them
 /// co-mounted with a joined one (`cpu,cpuacct`: the directory is made anyway).
 fn joined<'a>(mounts: &'a Mounts, wanted: &'a Wanted) -> impl Iterator<Item = Controller> + 'a {
-    let asked = |c: Controller| match c {
+    let limited = |c: Controller| wanted.needed.contains_key(&c) || wanted.optional.contains(&c);
+    let asked = move |c: Controller| match c {
         Controller::Freezer => wanted.uses.freeze,
         Controller::CpuAcct => wanted.uses.cpu_usage,
+        Controller::Io => wanted.uses.io_accounting || limited(c),
         _ => true,
     };
     let mount = |c: Controller| mounts.v1_mount(c.v1_name());

@@ -96,7 +96,8 @@ pub struct Args {
     #[arg(long, value_name = "CPUS", allow_hyphen_values = true)]
     pub cpus: Option<f64>,
 
-    /// I/O weight, 1 to 10000
+    /// I/O weight, 1 to 10000 (the default one is left out on cgroup v1 where no block device
+    /// uses the BFQ scheduler, which alone applies weights there)
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = clap::value_parser!(u16).range(1..=10000))]
     pub io_weight: Option<u16>,
 

@@ -201,7 +201,8 @@ pub struct ContainerConfig {
     /// resources), as opposed to crabcan's defaults. An ordinary user's container gets a cgroup
     /// only in a cgroup v2 subtree delegated to that user: where there is none, a limit asked
     /// for is an error and default ones are left out, and so is a default one whose controller
-    /// the subtree lacks.
+    /// the subtree lacks. A default I/O weight is also left out where no block device would
+    /// apply it ([`crabcan_cgroups::CgroupHost::io_weights_take_effect`]).
     pub requested_limits: Vec<LimitKind>,
     /// What to do when the host lacks a cgroup controller a limit needs.
     pub missing_controllers: MissingController,
@@ -471,6 +472,7 @@ impl ContainerConfig {
         CgroupUses {
             freeze: self.cgroup_uses.freeze || self.namespaces.pid != NamespaceMode::New,
             cpu_usage: self.cgroup_uses.cpu_usage || self.collect_stats,
+            io_accounting: self.cgroup_uses.io_accounting,
         }
     }
 

@@ -9,7 +9,7 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use crabcan_cgroups::{CgroupHost, ContainerCgroup, Layout, Stats};
+use crabcan_cgroups::{CgroupHost, ContainerCgroup, Layout, LimitKind, Limits, Stats};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
@@ -961,6 +961,8 @@ fn create_cgroup(host: &CgroupHost, config: &ContainerConfig) -> Result<Option<C
     let Some(limits) = &config.limits else {
         return Ok(None);
     };
+    let lighter = without_idle_io_weight(limits, &config.requested_limits, || host.io_weights_take_effect());
+    let limits = lighter.as_ref().unwrap_or(limits);
     let cgroup = match &config.cgroup_path {
         Some(path) => host.create_at(path, limits, config.missing_controllers)?,
         None => host.create(&config.hostname, limits, config.missing_controllers)?,
@@ -976,9 +978,60 @@ fn create_cgroup(host: &CgroupHost, config: &ContainerConfig) -> Result<Option<C
     Ok(Some(cgroup))
 }
 
+/// `limits` without crabcan's default I/O weight where the host says no block device would
+/// apply it (`weights_take_effect`, asked only then: [`CgroupHost::io_weights_take_effect`]);
+/// `None` when nothing is left out. On cgroup v1 that weight alone costs a blkio cgroup, made,
+/// joined and removed for nothing. A weight asked for (`requested`) is always written.
+pub(crate) fn without_idle_io_weight(
+    limits: &Limits,
+    requested: &[LimitKind],
+    weights_take_effect: impl FnOnce() -> Option<bool>,
+) -> Option<Limits> {
+    let default_weight = limits.io_weight.is_some() && !requested.contains(&LimitKind::IoWeight);
+    if !default_weight || weights_take_effect() != Some(false) {
+        return None;
+    }
+    log::debug!("no block device's queue uses BFQ, which alone applies I/O weights here: crabcan's default I/O weight is left out");
+    Some(Limits {
+        io_weight: None,
+        ..limits.clone()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_io_weight_goes_only_where_no_device_would_apply_it() {
+        let limits = Limits::default();
+        let asked = [LimitKind::IoWeight];
+        let lighter = without_idle_io_weight(&limits, &[], || Some(false)).expect("left out");
+        assert_eq!(lighter.io_weight, None);
+        assert_eq!(
+            Limits {
+                io_weight: limits.io_weight,
+                ..lighter
+            },
+            limits,
+            "only the I/O weight goes"
+        );
+        assert!(
+            without_idle_io_weight(&limits, &asked, || Some(false)).is_none(),
+            "asked for"
+        );
+        assert!(
+            without_idle_io_weight(&limits, &[], || Some(true)).is_none(),
+            "BFQ in use"
+        );
+        assert!(without_idle_io_weight(&limits, &[], || None).is_none(), "cannot tell");
+        let unweighted = Limits {
+            io_weight: None,
+            ..Limits::default()
+        };
+        let probe = || -> Option<bool> { panic!("the host is asked only about a default weight") };
+        assert!(without_idle_io_weight(&unweighted, &[], probe).is_none());
+    }
 
     fn report(status: ExitStatus, oom_killed: bool) -> ExitReport {
         ExitReport {

@@ -195,10 +195,12 @@ fn joined_hierarchies(c: &Crabcan) -> Vec<String> {
     names
 }
 
-/// On cgroup v1, a direct run joins the hierarchies its limits are in (memory, pids, cpu,
-/// blkio), not freezer and cpuacct, which a run that is never paused and reads no CPU time
-/// does not need (a hierarchy co-mounted with cpu is joined with it); `--debug`, which
-/// reports the CPU time, joins cpuacct too. On v2 the one cgroup has everything.
+/// On cgroup v1, a direct run joins the hierarchies its limits are in (memory, pids, cpu, and
+/// blkio where a block device uses BFQ, the one scheduler that applies the default I/O weight,
+/// or where `--io-weight` asks for one), not freezer and cpuacct, which a run that is never
+/// paused and reads no CPU time does not need (a hierarchy co-mounted with cpu is joined with
+/// it); `--debug`, which reports the CPU time, joins cpuacct too. On v2 the one cgroup has
+/// everything.
 #[test]
 fn a_direct_run_joins_only_the_v1_hierarchies_it_uses() {
     let v1: Vec<String> = cgroup_mounts()
@@ -206,9 +208,20 @@ fn a_direct_run_joins_only_the_v1_hierarchies_it_uses() {
         .filter(|m| !m.join("cgroup.controllers").exists())
         .filter_map(|m| m.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
-    for (debug, tag) in [(false, "cg-lean"), (true, "cg-lean-debug")] {
+    // Whether a device's queue uses BFQ: the blkio root lists such devices (`MAJ:MIN ...`).
+    let bfq_in_use = cgroup_mounts()
+        .iter()
+        .find(|m| m.file_name().is_some_and(|n| n == "blkio"))
+        .and_then(|m| std::fs::read_to_string(m.join("blkio.bfq.io_serviced")).ok())
+        .is_some_and(|listing| listing.starts_with(|c: char| c.is_ascii_digit()));
+    for (debug, io_weight, tag) in [
+        (false, false, "cg-lean"),
+        (true, false, "cg-lean-debug"),
+        (false, true, "cg-lean-io"),
+    ] {
         let c = Crabcan::new(tag);
         let c = if debug { c.args(["--debug"]) } else { c };
+        let c = if io_weight { c.args(["--io-weight", "100"]) } else { c };
         let before = HostSnapshot::take();
         let mut child = c.command(&["/bin/sleep", "30"]).spawn().unwrap();
         wait_for_command(&c.hostname, "sleep");
@@ -220,9 +233,15 @@ fn a_direct_run_joins_only_the_v1_hierarchies_it_uses() {
                 "one cgroup on v2: {joined:?}"
             );
         } else {
-            for wanted in ["memory", "pids", "blkio"] {
+            for wanted in ["memory", "pids"] {
                 assert!(joined.iter().any(|h| h == wanted), "{wanted} not joined: {joined:?}");
             }
+            let blkio = joined.iter().any(|h| h == "blkio");
+            assert_eq!(
+                blkio,
+                io_weight || bfq_in_use,
+                "blkio joined for an I/O weight that takes effect or is asked for (BFQ in use: {bfq_in_use}): {joined:?}"
+            );
             assert!(
                 joined.iter().any(|h| h.split(',').any(|c| c == "cpu")),
                 "cpu not joined: {joined:?}"
