@@ -40,25 +40,25 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, symlinks: Symlinks) -> Re
 }
 
 /// Opens the directory `path` below `root`, creating it and its missing parents (mode 0755).
+/// Each directory is made with `mkdirat` below its parent's descriptor, itself resolved inside
+/// the root.
 pub fn ensure_dir_in_root(root: BorrowedFd<'_>, path: &Path, symlinks: Symlinks) -> Result<OwnedFd, Errno> {
-    let mut current = std::path::PathBuf::new();
-    let mut fd = open_in_root(root, Path::new("."), symlinks)?;
-    for component in relative_to_root(path).components() {
-        let Component::Normal(name) = component else { continue };
-        current.push(name);
-        fd = match open_in_root(root, &current, symlinks) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => {
-                match nix::sys::stat::mkdirat(fd.as_fd(), name, Mode::from_bits_truncate(0o755)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(errno) => return Err(errno),
-                }
-                open_in_root(root, &current, symlinks)?
-            }
-            Err(errno) => return Err(errno),
-        };
+    // Most mount targets exist already: one resolution then, not one per component.
+    match open_in_root(root, path, symlinks) {
+        Err(Errno::ENOENT) => {}
+        found => return found,
     }
-    Ok(fd)
+    let relative = relative_to_root(path);
+    // The root itself cannot be missing, nor can a path ending in `..` be made.
+    let (Some(parent), Some(name)) = (relative.parent(), relative.file_name()) else {
+        return Err(Errno::ENOENT);
+    };
+    let parent_fd = ensure_dir_in_root(root, parent, symlinks)?;
+    match nix::sys::stat::mkdirat(parent_fd.as_fd(), name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(errno) => return Err(errno),
+    }
+    open_in_root(root, &relative, symlinks)
 }
 
 /// Opens the file `path` below `root`, creating an empty file (and missing parent directories)
@@ -75,13 +75,15 @@ pub fn ensure_file_in_root(root: BorrowedFd<'_>, path: &Path, symlinks: Symlinks
     match nix::fcntl::openat(
         parent_fd.as_fd(),
         name,
-        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o644),
     ) {
-        Ok(_) | Err(Errno::EEXIST) => {}
-        Err(errno) => return Err(errno),
+        // The new empty file itself, made below a descriptor resolved inside the root.
+        Ok(created) => Ok(created),
+        // Made meanwhile by someone else: resolved like anything found.
+        Err(Errno::EEXIST) => open_in_root(root, path, symlinks),
+        Err(errno) => Err(errno),
     }
-    open_in_root(root, path, symlinks)
 }
 
 /// The magic-link path through which a mount can be made on exactly the object `fd` refers to.
@@ -148,12 +150,30 @@ mod tests {
         let root = temp_root("create");
         symlink("/", root.join("loop")).unwrap();
         let root_fd = open_dir(&root);
-        ensure_dir_in_root(root_fd.as_fd(), Path::new("/a/b/c"), Symlinks::StayInRoot).unwrap();
+        let made = ensure_dir_in_root(root_fd.as_fd(), Path::new("/a/b/c"), Symlinks::StayInRoot).unwrap();
         assert!(root.join("a/b/c").is_dir());
-        ensure_file_in_root(root_fd.as_fd(), Path::new("/loop/x/file"), Symlinks::StayInRoot).unwrap();
+        assert_eq!(std::fs::read_link(fd_path(&made)).unwrap(), root.join("a/b/c"));
+        let found = ensure_dir_in_root(root_fd.as_fd(), Path::new("a/b"), Symlinks::Refuse).unwrap();
+        assert_eq!(std::fs::read_link(fd_path(&found)).unwrap(), root.join("a/b"));
+        let file = ensure_file_in_root(root_fd.as_fd(), Path::new("/loop/x/file"), Symlinks::StayInRoot).unwrap();
         assert!(
             root.join("x/file").is_file(),
             "created through the link, but inside the root"
         );
+        assert_eq!(std::fs::read_link(fd_path(&file)).unwrap(), root.join("x/file"));
+        std::fs::write(root.join("x/file"), "kept").unwrap();
+        let again = ensure_file_in_root(root_fd.as_fd(), Path::new("/x/file"), Symlinks::Refuse).unwrap();
+        assert_eq!(std::fs::read_link(fd_path(&again)).unwrap(), root.join("x/file"));
+        assert_eq!(
+            std::fs::read_to_string(root.join("x/file")).unwrap(),
+            "kept",
+            "an existing file is left as it is"
+        );
+        // Nothing is made where a symlink is refused on the way.
+        assert_eq!(
+            ensure_dir_in_root(root_fd.as_fd(), Path::new("/loop/y"), Symlinks::Refuse).unwrap_err(),
+            Errno::ELOOP
+        );
+        assert!(!root.join("y").exists());
     }
 }
