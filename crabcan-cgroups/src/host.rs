@@ -11,6 +11,7 @@ use crate::error::CgroupError;
 use crate::layout::{Layout, Mounts, Version};
 use crate::limits::Limits;
 use crate::stale::{self, StaleCleanup};
+use crate::writes::Controller;
 use crate::{DEFAULT_PARENT, DEFAULT_STATE_DIR};
 
 /// The host's cgroup mounts, with where container cgroups go: `<parent>/<name>.<pid>` in each
@@ -40,8 +41,9 @@ pub struct CgroupHost {
 /// hierarchies they join although no limit is written there: `freezer` (to
 /// [`ContainerCgroup::freeze`] and to stop processes while killing them), `cpuacct` (the
 /// CPU time of [`ContainerCgroup::stats`]) and `blkio` (the I/O the cgroup's tasks do, counted
-/// as theirs). Each hierarchy costs a `mkdir`, a join and an `rmdir` per container. A hierarchy co-mounted with one that is joined anyway (`cpu,cpuacct`)
-/// is always joined. cgroup v2 has both built in, so this changes nothing there.
+/// as theirs). Each hierarchy costs a `mkdir`, a join and an `rmdir` per container. A
+/// hierarchy co-mounted with one that is joined anyway (`cpu,cpuacct`) is always joined.
+/// cgroup v2 has all of them built in, so this changes nothing there.
 ///
 /// [`ContainerCgroup::freeze`]: crate::ContainerCgroup::freeze
 /// [`ContainerCgroup::stats`]: crate::ContainerCgroup::stats
@@ -201,7 +203,10 @@ impl CgroupHost {
         if self.mounts.layout.version() != Version::V1 {
             return None;
         }
-        let listing = self.mounts.v1_mount("blkio")?.join("blkio.bfq.io_serviced");
+        let listing = self
+            .mounts
+            .v1_mount(Controller::Io.v1_name())?
+            .join("blkio.bfq.io_serviced");
         let mut start = [0u8; 16];
         let read = std::fs::File::open(listing).and_then(|mut file| std::io::Read::read(&mut file, &mut start));
         bfq_devices_listed(&start[..read.ok()?])

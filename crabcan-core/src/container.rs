@@ -6,6 +6,7 @@
 //! live only in its own mount namespace and vanish with it, and no directory is made on the
 //! host.
 
+use std::borrow::Cow;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
@@ -961,11 +962,10 @@ fn create_cgroup(host: &CgroupHost, config: &ContainerConfig) -> Result<Option<C
     let Some(limits) = &config.limits else {
         return Ok(None);
     };
-    let lighter = without_idle_io_weight(limits, &config.requested_limits, || host.io_weights_take_effect());
-    let limits = lighter.as_ref().unwrap_or(limits);
+    let limits = without_idle_io_weight(limits, &config.requested_limits, || host.io_weights_take_effect());
     let cgroup = match &config.cgroup_path {
-        Some(path) => host.create_at(path, limits, config.missing_controllers)?,
-        None => host.create(&config.hostname, limits, config.missing_controllers)?,
+        Some(path) => host.create_at(path, &limits, config.missing_controllers)?,
+        None => host.create(&config.hostname, &limits, config.missing_controllers)?,
     };
     if let (true, Some(unapplied)) = (config.strict, cgroup.unapplied().first()) {
         return Err(Error::NotHonoured {
@@ -979,20 +979,20 @@ fn create_cgroup(host: &CgroupHost, config: &ContainerConfig) -> Result<Option<C
 }
 
 /// `limits` without crabcan's default I/O weight where the host says no block device would
-/// apply it (`weights_take_effect`, asked only then: [`CgroupHost::io_weights_take_effect`]);
-/// `None` when nothing is left out. On cgroup v1 that weight alone costs a blkio cgroup, made,
+/// apply it (`weights_take_effect`, asked only then: [`CgroupHost::io_weights_take_effect`]),
+/// else `limits` as they are. On cgroup v1 that weight alone costs a blkio cgroup, made,
 /// joined and removed for nothing. A weight asked for (`requested`) is always written.
-pub(crate) fn without_idle_io_weight(
-    limits: &Limits,
+pub(crate) fn without_idle_io_weight<'a>(
+    limits: &'a Limits,
     requested: &[LimitKind],
     weights_take_effect: impl FnOnce() -> Option<bool>,
-) -> Option<Limits> {
+) -> Cow<'a, Limits> {
     let default_weight = limits.io_weight.is_some() && !requested.contains(&LimitKind::IoWeight);
     if !default_weight || weights_take_effect() != Some(false) {
-        return None;
+        return Cow::Borrowed(limits);
     }
     log::debug!("no block device's queue uses BFQ, which alone applies I/O weights here: crabcan's default I/O weight is left out");
-    Some(Limits {
+    Cow::Owned(Limits {
         io_weight: None,
         ..limits.clone()
     })
@@ -1006,7 +1006,9 @@ mod tests {
     fn the_default_io_weight_goes_only_where_no_device_would_apply_it() {
         let limits = Limits::default();
         let asked = [LimitKind::IoWeight];
-        let lighter = without_idle_io_weight(&limits, &[], || Some(false)).expect("left out");
+        let Cow::Owned(lighter) = without_idle_io_weight(&limits, &[], || Some(false)) else {
+            panic!("the default weight is left out where no device applies it")
+        };
         assert_eq!(lighter.io_weight, None);
         assert_eq!(
             Limits {
@@ -1016,21 +1018,19 @@ mod tests {
             limits,
             "only the I/O weight goes"
         );
+        let kept = |limits| matches!(limits, Cow::Borrowed(_));
         assert!(
-            without_idle_io_weight(&limits, &asked, || Some(false)).is_none(),
+            kept(without_idle_io_weight(&limits, &asked, || Some(false))),
             "asked for"
         );
-        assert!(
-            without_idle_io_weight(&limits, &[], || Some(true)).is_none(),
-            "BFQ in use"
-        );
-        assert!(without_idle_io_weight(&limits, &[], || None).is_none(), "cannot tell");
+        assert!(kept(without_idle_io_weight(&limits, &[], || Some(true))), "BFQ in use");
+        assert!(kept(without_idle_io_weight(&limits, &[], || None)), "cannot tell");
         let unweighted = Limits {
             io_weight: None,
             ..Limits::default()
         };
         let probe = || -> Option<bool> { panic!("the host is asked only about a default weight") };
-        assert!(without_idle_io_weight(&unweighted, &[], probe).is_none());
+        assert!(kept(without_idle_io_weight(&unweighted, &[], probe)));
     }
 
     fn report(status: ExitStatus, oom_killed: bool) -> ExitReport {

@@ -195,14 +195,13 @@ pub fn explain(config: ContainerConfig) -> Result<Confinement> {
     };
     let cgroup = match (&config.limits, &cgroup_host) {
         (Some(limits), Some(host)) => {
-            let lighter = crate::container::without_idle_io_weight(limits, &config.requested_limits, || {
+            let limits = crate::container::without_idle_io_weight(limits, &config.requested_limits, || {
                 host.io_weights_take_effect()
             });
-            let limits = lighter.as_ref().unwrap_or(limits);
             let path = config.cgroup_path.clone().unwrap_or_else(|| {
                 Path::new(crabcan_cgroups::DEFAULT_PARENT).join(format!("{}.{CRABCAN_PID}", config.hostname))
             });
-            let plan = cgroup_plan(&config, host, &path, limits, &mut not_honoured)?;
+            let plan = cgroup_plan(&config, host, &path, &limits, &mut not_honoured)?;
             if config.cgroup_view {
                 table.push(cgroup_view_entry(host.layout()));
             }

@@ -361,8 +361,13 @@ impl SetupOps for LinuxOps {
     }
 
     fn restrict_bounding_set(&mut self, keep: &CapabilitySet) -> Result<(), Failure> {
-        capabilities::restrict_bounding_set(keep)
-            .map_err(|errno| Failure::new("capabilities", errno, "dropping from the bounding set: prctl(PR_CAPBSET_DROP)".to_owned()))
+        capabilities::restrict_bounding_set(keep).map_err(|errno| {
+            Failure::new(
+                "capabilities",
+                errno,
+                "dropping from the bounding set: prctl(PR_CAPBSET_DROP)".to_owned(),
+            )
+        })
     }
 
     fn switch_identity(&mut self, uid: u32, gid: u32, additional_gids: &[u32]) -> Result<(), Failure> {

@@ -203,13 +203,14 @@ fn joined_hierarchies(c: &Crabcan) -> Vec<String> {
 /// everything.
 #[test]
 fn a_direct_run_joins_only_the_v1_hierarchies_it_uses() {
-    let v1: Vec<String> = cgroup_mounts()
+    let mounts = cgroup_mounts();
+    let v1: Vec<String> = mounts
         .iter()
         .filter(|m| !m.join("cgroup.controllers").exists())
         .filter_map(|m| m.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
     // Whether a device's queue uses BFQ: the blkio root lists such devices (`MAJ:MIN ...`).
-    let bfq_in_use = cgroup_mounts()
+    let bfq_in_use = mounts
         .iter()
         .find(|m| m.file_name().is_some_and(|n| n == "blkio"))
         .and_then(|m| std::fs::read_to_string(m.join("blkio.bfq.io_serviced")).ok())
