@@ -51,6 +51,7 @@ mod enter_steps;
 mod error;
 mod exec;
 mod explain;
+mod fresh_tmpfs;
 mod handshake;
 pub mod hooks;
 mod hostname;

@@ -15,6 +15,7 @@ use nix::sys::stat::Mode;
 
 use crate::config::ContainerConfig;
 use crate::copy_up;
+use crate::fresh_tmpfs::FreshTmpfs;
 use crate::idmap::{self, ReceivedTrees};
 use crate::safe_path::{ensure_dir_in_root, ensure_file_in_root, fd_path, open_in_root, Symlinks};
 use crate::spec::BindMount;
@@ -317,6 +318,13 @@ pub struct MountError {
     pub errno: Errno,
 }
 
+/// What [`Mounter::made_in_fresh_tmpfs`] makes.
+#[derive(Debug, Clone, Copy)]
+enum EntryKind {
+    Directory,
+    File,
+}
+
 /// Carries out a plan inside the container's (already unshared) mount namespace.
 pub struct Mounter {
     rootfs: PathBuf,
@@ -328,6 +336,8 @@ pub struct Mounter {
     /// The first masked directory's empty read-only tmpfs: the later ones get copies of its
     /// mount (same superblock), cheaper to make and to tear down than a tmpfs each.
     empty_tmpfs: Option<OwnedFd>,
+    /// The tmpfs the latest steps mounted, whose direct entries are made below their root.
+    fresh: FreshTmpfs,
 }
 
 impl Mounter {
@@ -342,6 +352,7 @@ impl Mounter {
             trees,
             binds_done: 0,
             empty_tmpfs: None,
+            fresh: FreshTmpfs::default(),
         })
     }
 
@@ -354,6 +365,18 @@ impl Mounter {
     }
 
     fn apply(&mut self, step: &MountStep) -> Result<(), MountError> {
+        let device_path;
+        let inside_fresh = match step {
+            MountStep::Filesystem { target, .. } => Some(target.as_ref()),
+            MountStep::HostDevice { name } => {
+                device_path = format!("dev/{name}");
+                Some(device_path.as_str())
+            }
+            MountStep::Symlink { path, .. } => Some(*path),
+            MountStep::Directory { path } => Some(path.as_ref()),
+            _ => None,
+        };
+        self.fresh.forget_unless_inside(inside_fresh);
         match step {
             MountStep::RootPropagation(flags) => self.root_propagation(*flags),
             MountStep::BindRootfs => self.bind_rootfs(),
@@ -366,9 +389,7 @@ impl Mounter {
                 data,
             } => self.mount_filesystem(target, fstype, *flags, data),
             MountStep::TmpfsCopyUp { target, flags, data } => self.mount_tmpfs_copy_up(target, *flags, data),
-            MountStep::Directory { path } => self.with_path(path, |root| {
-                ensure_dir_in_root(root, Path::new(path.as_ref()), Symlinks::Refuse).map(drop)
-            }),
+            MountStep::Directory { path } => self.directory(path),
             MountStep::HostDevice { name } => self.bind_host_device(name),
             MountStep::Symlink { path, target } => self.symlink(path, target),
             MountStep::Bind(bind) => self.bind(bind),
@@ -633,21 +654,73 @@ impl Mounter {
         Ok(())
     }
 
-    fn mount_filesystem(&self, target: &str, fstype: &str, flags: MsFlags, data: &str) -> Result<(), MountError> {
-        let fd = ensure_dir_in_root(self.root.as_fd(), Path::new(target), Symlinks::Refuse)
-            .map_err(|errno| self.error("cannot open the mount point", target, errno))?;
+    fn mount_filesystem(&mut self, target: &str, fstype: &str, flags: MsFlags, data: &str) -> Result<(), MountError> {
+        let fd = match self.made_in_fresh_tmpfs(target, EntryKind::Directory) {
+            Some(fd) => fd,
+            None => ensure_dir_in_root(self.root.as_fd(), Path::new(target), Symlinks::Refuse),
+        }
+        .map_err(|errno| self.error("cannot open the mount point", target, errno))?;
         let data = (!data.is_empty()).then_some(data);
         mount(Some(fstype), fd_path(&fd).as_str(), Some(fstype), flags, data)
-            .map_err(|errno| self.error(&format!("cannot mount {fstype} on"), target, errno))
+            .map_err(|errno| self.error(&format!("cannot mount {fstype} on"), target, errno))?;
+        if fstype == "tmpfs" {
+            self.fresh.remember(target);
+        }
+        Ok(())
+    }
+
+    /// Makes the directory `path` (and missing parents) unless it is there.
+    fn directory(&mut self, path: &str) -> Result<(), MountError> {
+        let root = self.root.as_fd();
+        if let Some((dir, name)) = self.fresh.parent_of(root, path) {
+            match nix::sys::stat::mkdirat(dir, name, Mode::from_bits_truncate(0o755)) {
+                // Whatever is there is checked by the resolution below.
+                Err(Errno::EEXIST) => {}
+                made => return made.map_err(|errno| self.error("cannot create", path, errno)),
+            }
+        }
+        self.with_path(path, |root| {
+            ensure_dir_in_root(root, Path::new(path), Symlinks::Refuse).map(drop)
+        })
+    }
+
+    /// `target` made (a directory, or an empty file) below the root of the tmpfs that the
+    /// steps just before mounted, if it is a direct entry of one, and opened as a mount
+    /// target. `None`: not such an entry, or the name exists (resolved inside the rootfs then).
+    fn made_in_fresh_tmpfs(&mut self, target: &str, kind: EntryKind) -> Option<Result<OwnedFd, Errno>> {
+        let (dir, name) = self.fresh.parent_of(self.root.as_fd(), target)?;
+        let made = match kind {
+            EntryKind::Directory => nix::sys::stat::mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o755))
+                .and_then(|()| {
+                    nix::fcntl::openat(
+                        dir.as_fd(),
+                        name,
+                        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    )
+                }),
+            EntryKind::File => nix::fcntl::openat(
+                dir.as_fd(),
+                name,
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            ),
+        };
+        match made {
+            Err(Errno::EEXIST) => None,
+            other => Some(other),
+        }
     }
 
     /// A tmpfs over `target` that starts with `target`'s contents: the directory is opened
     /// before the tmpfs hides it, then copied from that descriptor (see `copy_up`).
-    fn mount_tmpfs_copy_up(&self, target: &str, flags: MsFlags, data: &str) -> Result<(), MountError> {
+    fn mount_tmpfs_copy_up(&mut self, target: &str, flags: MsFlags, data: &str) -> Result<(), MountError> {
         let below = ensure_dir_in_root(self.root.as_fd(), Path::new(target), Symlinks::Refuse)
             .and_then(|fd| copy_up::readable_dir(fd.as_fd()))
             .map_err(|errno| self.error("cannot open the mount point", target, errno))?;
         self.mount_filesystem(target, "tmpfs", flags, data)?;
+        // It holds the image's files: only an empty tmpfs is kept for making entries in.
+        self.fresh.forget_unless_inside(None);
         let tmpfs = open_in_root(self.root.as_fd(), Path::new(target), Symlinks::Refuse)
             .and_then(|fd| copy_up::readable_dir(fd.as_fd()))
             .map_err(|errno| self.error("cannot open the new tmpfs", target, errno))?;
@@ -655,10 +728,13 @@ impl Mounter {
             .map_err(|errno| self.error("cannot copy the image's files (tmpcopyup) into", target, errno))
     }
 
-    fn bind_host_device(&self, name: &str) -> Result<(), MountError> {
+    fn bind_host_device(&mut self, name: &str) -> Result<(), MountError> {
         let path = format!("dev/{name}");
-        let fd = ensure_file_in_root(self.root.as_fd(), Path::new(&path), Symlinks::Refuse)
-            .map_err(|errno| self.error("cannot create", &path, errno))?;
+        let fd = match self.made_in_fresh_tmpfs(&path, EntryKind::File) {
+            Some(fd) => fd,
+            None => ensure_file_in_root(self.root.as_fd(), Path::new(&path), Symlinks::Refuse),
+        }
+        .map_err(|errno| self.error("cannot create", &path, errno))?;
         let source = format!("/dev/{name}");
         mount(
             Some(source.as_str()),
@@ -670,13 +746,19 @@ impl Mounter {
         .map_err(|errno| self.error(&format!("cannot bind {source} onto"), &path, errno))
     }
 
-    fn symlink(&self, path: &str, target: &str) -> Result<(), MountError> {
-        let relative = Path::new(path);
-        let parent = relative.parent().unwrap_or(Path::new("."));
-        let name = relative.file_name().unwrap_or_default();
-        let parent_fd = open_in_root(self.root.as_fd(), parent, Symlinks::Refuse)
-            .map_err(|errno| self.error("cannot open", &parent.display().to_string(), errno))?;
-        match nix::unistd::symlinkat(target, parent_fd.as_fd(), name) {
+    fn symlink(&mut self, path: &str, target: &str) -> Result<(), MountError> {
+        let made = match self.fresh.parent_of(self.root.as_fd(), path) {
+            Some((dir, name)) => nix::unistd::symlinkat(target, dir.as_fd(), name),
+            None => {
+                let relative = Path::new(path);
+                let parent = relative.parent().unwrap_or(Path::new("."));
+                let name = relative.file_name().unwrap_or_default();
+                let parent_fd = open_in_root(self.root.as_fd(), parent, Symlinks::Refuse)
+                    .map_err(|errno| self.error("cannot open", &parent.display().to_string(), errno))?;
+                nix::unistd::symlinkat(target, parent_fd.as_fd(), name)
+            }
+        };
+        match made {
             Ok(()) | Err(Errno::EEXIST) => Ok(()),
             Err(errno) => Err(self.error(&format!("cannot create the symlink to {target} at"), path, errno)),
         }
