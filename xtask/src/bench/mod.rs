@@ -54,6 +54,8 @@ pub struct Options {
     pub warmup: usize,
     /// Containers per throughput measurement.
     pub throughput_total: usize,
+    /// Rounds of throughput measurements over all runtimes, in rotated order.
+    pub throughput_rounds: usize,
     pub parallel: usize,
     pub scaling_runs: usize,
     /// `podman run`s per runtime, and warm-up runs before them.
@@ -74,6 +76,7 @@ impl Options {
             runs: if quick { 5 } else { 100 },
             warmup: if quick { 1 } else { 5 },
             throughput_total: if quick { 20 } else { 200 },
+            throughput_rounds: if quick { 1 } else { 5 },
             parallel: 8,
             scaling_runs: if quick { 3 } else { 40 },
             engine_runs: if quick { 2 } else { 10 },
@@ -86,6 +89,9 @@ impl Options {
         }
     }
 }
+
+/// One round's throughput of a runtime: back to back, and some at a time.
+type RoundPair = (Throughput, Throughput);
 
 /// A measurement that happened, was skipped, or failed.
 #[derive(Debug, Clone)]
@@ -481,20 +487,50 @@ impl Ctx<'_> {
         }
     }
 
+    /// Every runtime's throughput, back to back and `parallel` at a time, in rounds: each
+    /// round measures every runtime once, in an order rotated by one from the round before,
+    /// and a runtime's figures add its rounds up. A runtime that fails is left out of the
+    /// later rounds.
     fn throughput(&self, available: &[&str]) -> Vec<(Runtime, Outcome<(Throughput, Throughput)>)> {
-        let (total, parallel) = (self.opts.throughput_total, self.opts.parallel);
-        eprintln!("bench: throughput, {total} containers back to back and {parallel} at a time");
-        ALL.into_iter()
-            .map(|r| {
-                if !available.contains(&r.program()) {
-                    return (r, Outcome::Skipped(format!("{} not installed", r.program())));
-                }
-                let measure = |k| throughput::measure(r, self.env, self.layout, self.scratch, total, k);
-                let outcome = match measure(1).and_then(|seq| Ok((seq, measure(parallel)?))) {
-                    Ok(pair) => Outcome::Done(pair),
+        let (total, parallel, rounds) = (
+            self.opts.throughput_total,
+            self.opts.parallel,
+            self.opts.throughput_rounds,
+        );
+        eprintln!(
+            "bench: throughput, {rounds} rounds of {total} containers back to back and {total} {parallel} at a time"
+        );
+        let mut measured: Vec<(Runtime, Result<Vec<RoundPair>, String>)> = ALL
+            .into_iter()
+            .filter(|r| available.contains(&r.program()))
+            .map(|r| (r, Ok(Vec::new())))
+            .collect();
+        for round in 0..rounds.max(1) {
+            let count = measured.len().max(1);
+            for index in (0..measured.len()).map(|i| (i + round) % count) {
+                let (r, so_far) = &mut measured[index];
+                let Ok(pairs) = so_far else { continue };
+                let measure = |k| throughput::measure(*r, self.env, self.layout, self.scratch, total, k);
+                match measure(1).and_then(|seq| Ok((seq, measure(parallel)?))) {
+                    Ok(pair) => pairs.push(pair),
                     Err(e) => {
                         eprintln!("bench: throughput {}: {e}", r.label());
-                        Outcome::Failed(e)
+                        *so_far = Err(e);
+                    }
+                }
+            }
+        }
+        ALL.into_iter()
+            .map(|r| {
+                let outcome = match measured.iter().find(|(m, _)| *m == r) {
+                    None => Outcome::Skipped(format!("{} not installed", r.program())),
+                    Some((_, Err(e))) => Outcome::Failed(e.clone()),
+                    Some((_, Ok(pairs))) => {
+                        let (seq, par): (Vec<Throughput>, Vec<Throughput>) = pairs.iter().cloned().unzip();
+                        match (Throughput::combine(&seq), Throughput::combine(&par)) {
+                            (Some(seq), Some(par)) => Outcome::Done((seq, par)),
+                            _ => Outcome::Failed("no round was measured".to_string()),
+                        }
                     }
                 };
                 (r, outcome)

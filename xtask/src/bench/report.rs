@@ -10,6 +10,7 @@ use std::path::Path;
 use super::engines::{EngineRuntime, EngineStats};
 use super::measure::{mib, ms, Stats};
 use super::runtimes::{Runtime, Spec};
+use super::throughput::Throughput;
 use super::{Outcome, Results};
 
 /// The earlier measurements, for reference (ms, MiB).
@@ -438,26 +439,41 @@ fn relative_svg(results: &Results) -> String {
 fn throughput_table(md: &mut String, results: &Results) {
     let o = &results.options;
     let _ = writeln!(md, "## Throughput\n");
-    let _ = writeln!(md, "{} containers back to back, and {} containers with {} at a time ({} threads, each running its share sequentially).\n", o.throughput_total, o.throughput_total, o.parallel, o.parallel);
+    let rounds = match o.throughput_rounds {
+        0 | 1 => "in one round".to_string(),
+        n => format!("in {n} rounds: each round measures every runtime once, in an order rotated by one from the round before, so a drift of the machine weighs on all of them alike"),
+    };
+    let _ = writeln!(md, "{} containers back to back, and {} containers with {} at a time ({} threads, each running its share sequentially), {rounds}. A figure is all of a runtime's containers over all of their time; the range is its slowest and its fastest round.\n", o.throughput_total, o.throughput_total, o.parallel, o.parallel);
     let _ = writeln!(
         md,
-        "| runtime | sequential containers/s | {} at a time containers/s |",
+        "| runtime | sequential containers/s | range | {} at a time containers/s | range |",
         o.parallel
     );
-    let _ = writeln!(md, "|---|---:|---:|");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+    let range = |t: &Throughput| match t.round_range() {
+        Some((min, max)) => format!("{min:.0}-{max:.0}"),
+        None => String::new(),
+    };
     for (r, outcome) in &results.throughput {
         match outcome.done() {
             Some((seq, par)) => {
                 let _ = writeln!(
                     md,
-                    "| {} | {:.0} | {:.0} |",
+                    "| {} | {:.0} | {} | {:.0} | {} |",
                     r.label(),
                     seq.per_second(),
-                    par.per_second()
+                    range(seq),
+                    par.per_second(),
+                    range(par)
                 );
             }
             None => {
-                let _ = writeln!(md, "| {} | {} | |", r.label(), status_text(outcome).unwrap_or_default());
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | | | |",
+                    r.label(),
+                    status_text(outcome).unwrap_or_default()
+                );
             }
         }
     }
