@@ -357,7 +357,7 @@ fn mount_table(config: &ContainerConfig, plan: &[MountStep], idmapped: &[bool]) 
             }
             MountStep::HostDevice { name } => entry(
                 &format!("/dev/{name}"),
-                &format!("dev/{name}"),
+                &crate::mounts::host_device_target(name),
                 "bind",
                 vec!["bind".into()],
             ),

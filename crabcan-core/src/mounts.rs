@@ -318,6 +318,11 @@ pub struct MountError {
     pub errno: Errno,
 }
 
+/// Where [`MountStep::HostDevice`] `name` is bound in the container, relative to its root.
+pub(crate) fn host_device_target(name: &str) -> String {
+    format!("dev/{name}")
+}
+
 /// What [`Mounter::made_in_fresh_tmpfs`] makes.
 #[derive(Debug, Clone, Copy)]
 enum EntryKind {
@@ -369,7 +374,7 @@ impl Mounter {
         let inside_fresh = match step {
             MountStep::Filesystem { target, .. } => Some(target.as_ref()),
             MountStep::HostDevice { name } => {
-                device_path = format!("dev/{name}");
+                device_path = host_device_target(name);
                 Some(device_path.as_str())
             }
             MountStep::Symlink { path, .. } => Some(*path),
@@ -729,7 +734,7 @@ impl Mounter {
     }
 
     fn bind_host_device(&mut self, name: &str) -> Result<(), MountError> {
-        let path = format!("dev/{name}");
+        let path = host_device_target(name);
         let fd = match self.made_in_fresh_tmpfs(&path, EntryKind::File) {
             Some(fd) => fd,
             None => ensure_file_in_root(self.root.as_fd(), Path::new(&path), Symlinks::Refuse),
