@@ -369,10 +369,25 @@ fn a_process_joins_by_itself_through_open_tasks_files() {
     }
     let cgroup = create(&name("selfjoin"), &Limits::default(), MissingController::Warn).unwrap();
     let join = cgroup.open_self_join().unwrap().expect("v1 hosts offer a self join");
-    // SAFETY: the child only writes to inherited descriptors and exits.
+    let mut keep = join.raw_fds();
+    keep.sort_unstable();
+    // SAFETY: the child only closes and writes to inherited descriptors, sleeps and exits.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0);
     if pid == 0 {
+        // Like crabcan's container process, it closes what it inherited but the tasks files
+        // first: a copy of another test's lease would keep that lease locked (and its cgroup
+        // live for remove_stale) while this child sleeps.
+        let mut from = 3;
+        for &fd in &keep {
+            if fd > from {
+                // SAFETY: closes descriptors of this single-threaded child only.
+                unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
+            }
+            from = from.max(fd + 1);
+        }
+        // SAFETY: as above.
+        unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0) };
         let code = if join.join_calling_thread().is_ok() { 0 } else { 1 };
         std::thread::sleep(std::time::Duration::from_millis(300));
         // SAFETY: ends the forked child without running the test harness's destructors.
