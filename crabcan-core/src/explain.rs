@@ -346,14 +346,20 @@ fn mount_table(config: &ContainerConfig, plan: &[MountStep], idmapped: &[bool]) 
             MountStep::NoDevices => entry("", "/", "attributes", vec!["nodev (recursive)".into()]),
             MountStep::Filesystem {
                 target,
+                source,
                 fstype,
                 flags,
                 data,
-            } => entry(fstype, target, fstype, with_data(flag_names(*flags), data)),
-            MountStep::TmpfsCopyUp { target, flags, data } => {
+            } => entry(source, target, fstype, with_data(flag_names(*flags), data)),
+            MountStep::TmpfsCopyUp {
+                target,
+                source,
+                flags,
+                data,
+            } => {
                 let mut names = with_data(flag_names(*flags), data);
                 names.push("tmpcopyup".into());
-                entry("tmpfs", target, "tmpfs", names)
+                entry(source, target, "tmpfs", names)
             }
             MountStep::HostDevice { name } => entry(
                 &format!("/dev/{name}"),

@@ -75,6 +75,9 @@ pub enum MountStep {
     /// Mount a fresh filesystem on a directory that must not be a symlink.
     Filesystem {
         target: Cow<'static, str>,
+        /// What the mount table shows as the mount's source (OCI `source`, e.g. `shm`); the
+        /// kernel filesystems mounted here take any name.
+        source: Cow<'static, str>,
         fstype: Cow<'static, str>,
         flags: MsFlags,
         data: String,
@@ -83,6 +86,8 @@ pub enum MountStep {
     /// directory held (OCI `tmpcopyup`).
     TmpfsCopyUp {
         target: Cow<'static, str>,
+        /// The mount's source name, as for [`MountStep::Filesystem`].
+        source: Cow<'static, str>,
         flags: MsFlags,
         data: String,
     },
@@ -225,12 +230,14 @@ pub fn plan(config: &ContainerConfig) -> Vec<MountStep> {
         MountStep::NoDevices,
         MountStep::Filesystem {
             target: "proc".into(),
+            source: "proc".into(),
             fstype: "proc".into(),
             flags: nosuid_nodev_noexec,
             data: String::new(),
         },
         MountStep::Filesystem {
             target: "dev".into(),
+            source: "tmpfs".into(),
             fstype: "tmpfs".into(),
             flags: MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
             data: "mode=755,size=65536k".into(),
@@ -241,6 +248,7 @@ pub fn plan(config: &ContainerConfig) -> Vec<MountStep> {
         MountStep::Directory { path: "dev/pts".into() },
         MountStep::Filesystem {
             target: "dev/pts".into(),
+            source: "devpts".into(),
             fstype: "devpts".into(),
             flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
             data: pts_options.into(),
@@ -252,6 +260,7 @@ pub fn plan(config: &ContainerConfig) -> Vec<MountStep> {
         MountStep::Directory { path: "dev/shm".into() },
         MountStep::Filesystem {
             target: "dev/shm".into(),
+            source: "tmpfs".into(),
             fstype: "tmpfs".into(),
             flags: nosuid_nodev_noexec,
             data: "mode=1777,size=65536k".into(),
@@ -265,12 +274,14 @@ pub fn plan(config: &ContainerConfig) -> Vec<MountStep> {
     steps.extend([
         MountStep::Filesystem {
             target: "sys".into(),
+            source: "sysfs".into(),
             fstype: "sysfs".into(),
             flags: nosuid_nodev_noexec | MsFlags::MS_RDONLY,
             data: String::new(),
         },
         MountStep::Filesystem {
             target: "tmp".into(),
+            source: "tmpfs".into(),
             fstype: "tmpfs".into(),
             flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             data: format!("mode=1777,size={}", config.tmp_size()),
@@ -389,11 +400,17 @@ impl Mounter {
                 .map_err(|errno| self.error("cannot make the rootfs nodev:", "", errno)),
             MountStep::Filesystem {
                 target,
+                source,
                 fstype,
                 flags,
                 data,
-            } => self.mount_filesystem(target, fstype, *flags, data),
-            MountStep::TmpfsCopyUp { target, flags, data } => self.mount_tmpfs_copy_up(target, *flags, data),
+            } => self.mount_filesystem(target, source, fstype, *flags, data),
+            MountStep::TmpfsCopyUp {
+                target,
+                source,
+                flags,
+                data,
+            } => self.mount_tmpfs_copy_up(target, source, *flags, data),
             MountStep::Directory { path } => self.directory(path),
             MountStep::HostDevice { name } => self.bind_host_device(name),
             MountStep::Symlink { path, target } => self.symlink(path, target),
@@ -659,14 +676,21 @@ impl Mounter {
         Ok(())
     }
 
-    fn mount_filesystem(&mut self, target: &str, fstype: &str, flags: MsFlags, data: &str) -> Result<(), MountError> {
+    fn mount_filesystem(
+        &mut self,
+        target: &str,
+        source: &str,
+        fstype: &str,
+        flags: MsFlags,
+        data: &str,
+    ) -> Result<(), MountError> {
         let fd = match self.made_in_fresh_tmpfs(target, EntryKind::Directory) {
             Some(fd) => fd,
             None => ensure_dir_in_root(self.root.as_fd(), Path::new(target), Symlinks::Refuse),
         }
         .map_err(|errno| self.error("cannot open the mount point", target, errno))?;
         let data = (!data.is_empty()).then_some(data);
-        mount(Some(fstype), fd_path(&fd).as_str(), Some(fstype), flags, data)
+        mount(Some(source), fd_path(&fd).as_str(), Some(fstype), flags, data)
             .map_err(|errno| self.error(&format!("cannot mount {fstype} on"), target, errno))?;
         if fstype == "tmpfs" {
             self.fresh.remember(target);
@@ -719,11 +743,17 @@ impl Mounter {
 
     /// A tmpfs over `target` that starts with `target`'s contents: the directory is opened
     /// before the tmpfs hides it, then copied from that descriptor (see `copy_up`).
-    fn mount_tmpfs_copy_up(&mut self, target: &str, flags: MsFlags, data: &str) -> Result<(), MountError> {
+    fn mount_tmpfs_copy_up(
+        &mut self,
+        target: &str,
+        source: &str,
+        flags: MsFlags,
+        data: &str,
+    ) -> Result<(), MountError> {
         let below = ensure_dir_in_root(self.root.as_fd(), Path::new(target), Symlinks::Refuse)
             .and_then(|fd| copy_up::readable_dir(fd.as_fd()))
             .map_err(|errno| self.error("cannot open the mount point", target, errno))?;
-        self.mount_filesystem(target, "tmpfs", flags, data)?;
+        self.mount_filesystem(target, source, "tmpfs", flags, data)?;
         // It holds the image's files: only an empty tmpfs is kept for making entries in.
         self.fresh.forget_unless_inside(None);
         let tmpfs = open_in_root(self.root.as_fd(), Path::new(target), Symlinks::Refuse)

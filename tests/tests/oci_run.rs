@@ -217,6 +217,46 @@ fn an_unsupported_field_is_named_and_nothing_is_left() {
     assert!(missing.stderr.contains("/nonexistent/bundle"), "{}", missing.stderr);
 }
 
+/// The runtime spec's rules runtime-tools' validation checks: a property the spec does not
+/// define is ignored (with a warning), never an error; a kernel filesystem's mount shows the
+/// bundle's `source` in the mount table (`shm` for /dev/shm), as the spec's mounts are matched.
+#[test]
+fn unknown_properties_are_ignored_and_a_mounts_source_is_the_bundles() {
+    let oci = Oci::new("extensible");
+    oci.write_bundle(&["/bin/cat", "/proc/self/mountinfo"], |spec| {
+        spec["org.example.unknown"] = serde_json::json!({"anything": [1, 2]});
+        spec["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"destination": "/mnt", "type": "tmpfs", "source": "scratch-space"}));
+    });
+    let id = unique_id("extensible");
+    let before = HostSnapshot::take();
+    let run = oci.crabcan(&["run", "--bundle", oci.bundle().to_str().unwrap(), &id]);
+    run.expect_success();
+    assert!(
+        run.stderr.contains("org.example.unknown"),
+        "the warning names it: {}",
+        run.stderr
+    );
+    let source_of = |mountpoint: &str| {
+        run.stdout.lines().find_map(|line| {
+            let (before_dash, after_dash) = line.split_once(" - ")?;
+            (before_dash.split(' ').nth(4) == Some(mountpoint))
+                .then(|| after_dash.split(' ').nth(1).map(str::to_owned))?
+        })
+    };
+    assert_eq!(source_of("/mnt").as_deref(), Some("scratch-space"), "{}", run.stdout);
+    assert_eq!(
+        source_of("/dev/shm").as_deref(),
+        Some("shm"),
+        "crabcan spec's /dev/shm: {}",
+        run.stdout
+    );
+    oci.assert_gone(&id);
+    before.assert_clean_after(&id);
+}
+
 #[test]
 fn pause_freezes_and_resume_thaws_and_ps_lists_the_processes() {
     let oci = Oci::new("pause");

@@ -5,6 +5,7 @@
 //! is bounded ([`MAX_CONFIG_BYTES`]) and a hostile bundle cannot point a mount outside its rootfs
 //! (mount targets are opened inside the rootfs like every other crabcan mount).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -214,14 +215,59 @@ fn parse_config(path: &Path, text: &[u8]) -> Result<Value, OciError> {
     })
 }
 
-fn map_value(bundle: &Path, path: &Path, value: Value) -> Result<Bundle, OciError> {
-    check_supported(&value, "")?;
-    // Read from the value in place: no copy of the whole document.
-    let spec = Spec::deserialize(&value).map_err(|source| OciError::BadConfig {
+fn map_value(bundle: &Path, path: &Path, mut value: Value) -> Result<Bundle, OciError> {
+    let bad = |why: String| OciError::BadConfig {
         path: path.to_owned(),
-        why: source.to_string(),
-    })?;
+        why,
+    };
+    // Read from the value in place: no copy of the whole document.
+    let spec = Spec::deserialize(&value).map_err(|source| bad(source.to_string()))?;
+    // The spec's extensibility rule: a property the runtime spec does not define is ignored,
+    // not refused (what oci-spec reads back out is what the spec defines). A property it
+    // does define and crabcan does not implement is still an error, below.
+    let known = serde_json::to_value(&spec).map_err(|source| bad(source.to_string()))?;
+    for unknown in remove_unknown(&mut value, &known, "") {
+        log::warn!("config.json: {unknown} is not a property of the runtime spec: ignored");
+    }
+    check_supported(&value, "")?;
     map(bundle, &spec, &value)
+}
+
+/// Removes from `value` each object member that `known` (the same document as oci-spec
+/// reads it) does not have, and returns their paths (array indices as `*`). Empty members are
+/// removed without being named: oci-spec leaves some of those out when it writes.
+fn remove_unknown(value: &mut Value, known: &Value, path: &str) -> Vec<String> {
+    let mut removed = Vec::new();
+    match (value, known) {
+        (Value::Object(fields), Value::Object(known_fields)) => {
+            fields.retain(|key, member| {
+                let keep = known_fields.contains_key(key);
+                if !keep && !is_empty(member) {
+                    removed.push(if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    });
+                }
+                keep
+            });
+            for (key, member) in fields.iter_mut() {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                removed.extend(remove_unknown(member, &known_fields[key], &child));
+            }
+        }
+        (Value::Array(items), Value::Array(known_items)) if items.len() == known_items.len() => {
+            for (item, known_item) in items.iter_mut().zip(known_items) {
+                removed.extend(remove_unknown(item, known_item, &format!("{path}.*")));
+            }
+        }
+        _ => {}
+    }
+    removed
 }
 
 fn read_bounded(path: &Path, what: &'static str) -> Result<Vec<u8>, OciError> {
@@ -1003,6 +1049,19 @@ fn mount_options(options: &[String]) -> Result<MountOptions, String> {
 
 /// Whether `option` means something to [`mount_options`] rather than going to the
 /// filesystem as data (for the features document's test).
+/// The source a kernel filesystem's mount shows in the mount table: the mount's `source` as
+/// given (runc passes it to mount(2) the same way, e.g. `shm` for /dev/shm), or the type when
+/// the mount has none.
+fn filesystem_source(source: Option<&Path>, kind: &str) -> Result<Cow<'static, str>, String> {
+    let Some(source) = source.filter(|s| !s.as_os_str().is_empty()) else {
+        return Ok(kind.to_owned().into());
+    };
+    match source.to_str() {
+        Some(name) if !name.contains('\0') => Ok(name.to_owned().into()),
+        _ => Err(format!("{source:?} is not a name mount(2) takes (UTF-8, no NUL byte)")),
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn mount_option_is_known(option: &str) -> bool {
     // tmpcopyup is taken off a mount's options before they are parsed.
@@ -1216,6 +1275,8 @@ fn mount_plan(
             "tmpfs" if copy_up => {
                 steps.push(MountStep::TmpfsCopyUp {
                     target: target.clone().into(),
+                    source: filesystem_source(mount.source().as_deref(), &kind)
+                        .map_err(|why| unsupported(&field("source"), why))?,
                     flags: parsed.flags | MsFlags::MS_NODEV,
                     data: parsed.data.join(","),
                 });
@@ -1235,6 +1296,8 @@ fn mount_plan(
                 flags.set(MsFlags::MS_NODEV, kind != "devpts");
                 steps.push(MountStep::Filesystem {
                     target: target.clone().into(),
+                    source: filesystem_source(mount.source().as_deref(), &kind)
+                        .map_err(|why| unsupported(&field("source"), why))?,
                     fstype: kind.clone().into(),
                     flags,
                     data: parsed.data.join(","),
@@ -1499,6 +1562,65 @@ mod tests {
             })
             .unwrap();
         assert!(dev.contains(MsFlags::MS_NODEV | MsFlags::MS_NOSUID));
+    }
+
+    #[test]
+    fn a_filesystems_source_is_the_bundles_or_its_type() {
+        let steps = plan_of(serde_json::json!([
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid"]},
+            {"destination": "/run", "type": "tmpfs", "options": ["tmpcopyup"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": ""},
+        ]))
+        .unwrap();
+        let source_of = |wanted: &str| {
+            steps.iter().find_map(|step| match step {
+                MountStep::Filesystem { target, source, .. } | MountStep::TmpfsCopyUp { target, source, .. }
+                    if target == wanted =>
+                {
+                    Some(source.to_string())
+                }
+                _ => None,
+            })
+        };
+        assert_eq!(
+            source_of("dev/shm").as_deref(),
+            Some("shm"),
+            "as runc: the mount table shows it"
+        );
+        assert_eq!(source_of("run").as_deref(), Some("tmpfs"), "none given: the type");
+        assert_eq!(source_of("dev/mqueue").as_deref(), Some("mqueue"), "empty: the type");
+        let error =
+            plan_of(serde_json::json!([{"destination": "/x", "type": "tmpfs", "source": "a\u{0}b"}])).unwrap_err();
+        assert!(error.to_string().contains("mounts[0].source"), "{error}");
+    }
+
+    #[test]
+    fn properties_the_runtime_spec_does_not_define_are_removed_and_named() {
+        let mut value = serde_json::json!({
+            "ociVersion": "1.2.0",
+            "unknown": "unknown",
+            "emptyUnknown": {},
+            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "vendorThing": 1},
+            "mounts": [{"destination": "/tmp", "type": "tmpfs", "x-extra": true}],
+            "annotations": {"org.example.key": ""},
+            "linux": {"resources": {"memory": {"useHierarchy": true}}},
+        });
+        let spec = Spec::deserialize(&value).unwrap();
+        let known = serde_json::to_value(&spec).unwrap();
+        let removed = remove_unknown(&mut value, &known, "");
+        assert_eq!(removed, ["unknown", "mounts.*.x-extra", "process.vendorThing"]);
+        assert!(value.get("emptyUnknown").is_none());
+        assert_eq!(
+            value["annotations"]["org.example.key"], "",
+            "annotation keys are the bundle's own"
+        );
+        // A property the spec defines and crabcan does not implement stays, and is refused.
+        let error = check_supported(&value, "").unwrap_err();
+        assert!(
+            error.to_string().contains("linux.resources.memory.useHierarchy"),
+            "{error}"
+        );
     }
 
     #[test]
