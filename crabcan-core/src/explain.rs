@@ -328,6 +328,12 @@ fn mount_table(config: &ContainerConfig, plan: &[MountStep], idmapped: &[bool]) 
                 let source = match &device.source {
                     crate::mounts::DeviceSource::Host(path) => path.display().to_string(),
                     crate::mounts::DeviceSource::Own { .. } => format!("a node {}:{}", device.major, device.minor),
+                    crate::mounts::DeviceSource::Denied { .. } => {
+                        format!(
+                            "a node {}:{} that cannot be opened (denied)",
+                            device.major, device.minor
+                        )
+                    }
                 };
                 entry(
                     &source,

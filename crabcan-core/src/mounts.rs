@@ -202,6 +202,11 @@ pub enum DeviceSource {
     /// node has another mode or owner: changing them through a bind would change the host's),
     /// usable through a bind of it onto itself without `nodev`.
     Own { mode: u32, uid: u32, gid: u32 },
+    /// Make a node of its own with this mode and owner that is never made usable: a device
+    /// the bundle lists but its `linux.resources.devices` denies (no user namespace). The
+    /// node is there, as listed; on the nodev /dev opening it fails, as the device cgroup's
+    /// denial does under runc.
+    Denied { mode: u32, uid: u32, gid: u32 },
 }
 
 /// A device node of the bundle's `linux.devices`: `target` (absolute, in the container) is a
@@ -574,13 +579,22 @@ impl Mounter {
                     )
                 })
             }
-            DeviceSource::Own { mode, uid, gid } => self.make_node(node, &target, *mode, *uid, *gid),
+            DeviceSource::Own { mode, uid, gid } => self.make_node(node, &target, *mode, *uid, *gid, true),
+            DeviceSource::Denied { mode, uid, gid } => self.make_node(node, &target, *mode, *uid, *gid, false),
         }
     }
 
     /// Makes a node of the container's own: a FIFO as it is; a device node on the nodev /dev,
-    /// then bound onto itself and that bind (only) made usable for devices.
-    fn make_node(&self, node: &DeviceNode, target: &str, mode: u32, uid: u32, gid: u32) -> Result<(), MountError> {
+    /// then, when `usable`, bound onto itself and that bind (only) made usable for devices.
+    fn make_node(
+        &self,
+        node: &DeviceNode,
+        target: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        usable: bool,
+    ) -> Result<(), MountError> {
         let relative = Path::new(target);
         let parent = relative.parent().unwrap_or(Path::new("/"));
         let name = relative.file_name().unwrap_or_default();
@@ -618,7 +632,7 @@ impl Mounter {
             nix::sys::stat::FchmodatFlags::FollowSymlink,
         )
         .map_err(|errno| self.error(&format!("cannot chmod to {mode:o}"), target, errno))?;
-        if node.kind == DeviceKind::Fifo {
+        if node.kind == DeviceKind::Fifo || !usable {
             return Ok(());
         }
         let made = open_in_root(self.root.as_fd(), relative, Symlinks::Refuse)

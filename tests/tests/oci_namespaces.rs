@@ -511,18 +511,36 @@ fn a_rule_denying_c_1_5_leaves_no_dev_zero() {
         Some("usable"),
         "deny-all alone leaves the defaults"
     );
-    // A listed device the rules deny is an error naming it.
-    oci.write_bundle(&["/bin/true"], |spec| {
-        spec["linux"]["devices"] = json!([{"path": "/dev/listed", "type": "c", "major": 10, "minor": 232}]);
-        spec["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
-    });
-    let refused = run_in_foreground(&oci, &id);
-    assert_eq!(refused.code, Some(1));
-    assert!(
-        refused.stderr.contains("linux.devices[0]") && refused.stderr.contains("denied"),
-        "{}",
-        refused.stderr
+    // A listed device the rules deny is there (as runc makes it, the spec's MUST), with its
+    // numbers and mode, and cannot be opened; the host need not have it (10:666 is no device).
+    oci.write_bundle(
+        &[
+            "/bin/sh",
+            "-c",
+            "ls -ln /dev/listed; (: <> /dev/listed) 2>/dev/null && echo opened=yes || echo opened=no",
+        ],
+        |spec| {
+            spec["linux"]["devices"] =
+                json!([{"path": "/dev/listed", "type": "c", "major": 10, "minor": 666, "fileMode": 0o640, "gid": 5}]);
+            spec["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
+        },
     );
+    let denied = run_in_foreground(&oci, &id);
+    denied.expect_success();
+    let listing: Vec<&str> = denied
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        listing[..6],
+        ["crw-r-----", "1", "0", "5", "10,", "666"],
+        "{}",
+        denied.stdout
+    );
+    assert_eq!(denied.value("opened").as_deref(), Some("no"), "{denied:?}");
     oci.assert_gone(&id);
 }
 

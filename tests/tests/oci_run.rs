@@ -218,10 +218,11 @@ fn an_unsupported_field_is_named_and_nothing_is_left() {
 }
 
 /// The runtime spec's rules runtime-tools' validation checks: a property the spec does not
-/// define is ignored (with a warning), never an error; a kernel filesystem's mount shows the
-/// bundle's `source` in the mount table (`shm` for /dev/shm), as the spec's mounts are matched.
+/// define is ignored (with a warning), never an error, and so are filesystem options on a bind;
+/// a kernel filesystem's mount shows the bundle's `source` in the mount table (`shm` for
+/// /dev/shm), as the spec's mounts are matched.
 #[test]
-fn unknown_properties_are_ignored_and_a_mounts_source_is_the_bundles() {
+fn unknown_properties_and_a_binds_filesystem_options_are_ignored_and_a_mounts_source_is_the_bundles() {
     let oci = Oci::new("extensible");
     oci.write_bundle(&["/bin/cat", "/proc/self/mountinfo"], |spec| {
         spec["org.example.unknown"] = serde_json::json!({"anything": [1, 2]});
@@ -229,6 +230,10 @@ fn unknown_properties_are_ignored_and_a_mounts_source_is_the_bundles() {
             .as_array_mut()
             .unwrap()
             .push(serde_json::json!({"destination": "/mnt", "type": "tmpfs", "source": "scratch-space"}));
+        // runtime-tools gives every mount the same options, binds too: mount(2) ignores them there.
+        spec["mounts"].as_array_mut().unwrap().push(
+            serde_json::json!({"destination": "/opt", "source": "/etc", "options": ["bind", "ro", "mode=755", "size=1k"]}),
+        );
     });
     let id = unique_id("extensible");
     let before = HostSnapshot::take();
@@ -251,6 +256,11 @@ fn unknown_properties_are_ignored_and_a_mounts_source_is_the_bundles() {
         source_of("/dev/shm").as_deref(),
         Some("shm"),
         "crabcan spec's /dev/shm: {}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.lines().any(|l| l.contains(" /opt ro,")),
+        "the bind, read-only: {}",
         run.stdout
     );
     oci.assert_gone(&id);

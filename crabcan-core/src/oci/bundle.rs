@@ -1232,10 +1232,13 @@ fn mount_plan(
                 bundle.join(source)
             };
             if !parsed.data.is_empty() {
-                return Err(unsupported(
-                    &field("options"),
-                    format!("{:?} cannot be applied to a bind mount", parsed.data.join(",")),
-                ));
+                // mount(2) ignores the data of a bind, and runc hands it over all the same:
+                // bundles that give every mount the same options (runtime-tools' do) run.
+                log::warn!(
+                    "config.json: {} {:?}: a bind mount takes no filesystem options (the kernel ignores them): ignored",
+                    field("options"),
+                    parsed.data.join(",")
+                );
             }
             let mut all = parsed.all;
             all.set |= MOUNT_ATTR_NODEV;
@@ -1596,6 +1599,26 @@ mod tests {
     }
 
     #[test]
+    fn a_binds_filesystem_options_are_ignored_as_the_kernel_does() {
+        let steps = plan_of(serde_json::json!([
+            {"destination": "/b", "type": "bind", "source": "/x", "options": ["bind", "ro", "mode=755", "size=1k"]},
+        ]))
+        .unwrap();
+        let bind = steps
+            .iter()
+            .find_map(|step| match step {
+                MountStep::OciBind(bind) => Some(bind),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            bind.all.set,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV,
+            "its flags still hold"
+        );
+    }
+
+    #[test]
     fn properties_the_runtime_spec_does_not_define_are_removed_and_named() {
         let mut value = serde_json::json!({
             "ociVersion": "1.2.0",
@@ -1666,10 +1689,6 @@ mod tests {
             ),
             (
                 serde_json::json!([{"destination": "/t", "type": "tmpfs", "source": "t", "options": ["rro"]}]),
-                "mounts[0].options",
-            ),
-            (
-                serde_json::json!([{"destination": "/b", "type": "bind", "source": "/x", "options": ["size=1k"]}]),
                 "mounts[0].options",
             ),
             (

@@ -315,10 +315,28 @@ fn listed_device(
     let blanket = !(kind == DeviceKind::Char && DEFAULT_NUMBERS.contains(&(major, minor)));
     match rules.granted(kind, major, minor, blanket) {
         Granted::ReadWrite => {}
+        // Listed, so there (the spec's MUST), and denied, so never opened: a node of the
+        // container's own on the nodev /dev, as runc makes it and its device cgroup denies it.
+        Granted::Nothing if *ownership.user == NamespaceMode::Host => {
+            return Ok(DeviceNode {
+                target,
+                kind,
+                major,
+                minor,
+                source: DeviceSource::Denied {
+                    mode: mode.unwrap_or(0o666),
+                    uid: uid.unwrap_or(0),
+                    gid: gid.unwrap_or(0),
+                },
+            })
+        }
         Granted::Nothing => {
             return Err(bad(
                 field,
-                format!("{shown} ({numbers}) is denied by linux.resources.devices: allow it there, or leave it out"),
+                format!(
+                    "{shown} ({numbers}) is denied by linux.resources.devices, and no node that cannot be opened \
+                     can be made in a user namespace: allow it there, or leave it out"
+                ),
             ))
         }
         Granted::Partly { read } => {
@@ -566,8 +584,18 @@ mod tests {
             listed_devices(Some(&json!([null_device("/dev/null", None)])), &denied, &host).is_ok(),
             "1:3 is a default device: deny-all leaves it"
         );
-        let kvm = json!([{"path": "/dev/kvm", "type": "c", "major": 10, "minor": 232}]);
-        let error = listed_devices(Some(&kvm), &denied, &host).unwrap_err();
+        let kvm = json!([{"path": "/dev/kvm", "type": "c", "major": 10, "minor": 232, "fileMode": 0o640, "gid": 7}]);
+        let nodes = listed_devices(Some(&kvm), &denied, &host).unwrap();
+        assert_eq!(
+            nodes[0].source,
+            DeviceSource::Denied {
+                mode: 0o640,
+                uid: 0,
+                gid: 7
+            },
+            "listed and denied: there, never usable"
+        );
+        let error = listed_devices(Some(&kvm), &denied, &in_userns).unwrap_err();
         assert!(
             error.to_string().contains("denied by linux.resources.devices"),
             "{error}"
