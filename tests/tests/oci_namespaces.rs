@@ -415,6 +415,11 @@ fn listable_device() -> (&'static str, u64, u64) {
     ("/dev/listed-full", 1, 7)
 }
 
+/// The words of `ls -ln`'s line, the first of `stdout`.
+fn first_line_words(stdout: &str) -> Vec<&str> {
+    stdout.lines().next().unwrap_or_default().split_whitespace().collect()
+}
+
 #[test]
 fn a_listed_device_is_usable_inside() {
     let _host = host_to_ourselves();
@@ -466,13 +471,7 @@ fn a_device_with_its_own_mode_is_a_node_of_its_own_and_the_hosts_is_untouched() 
     let id = unique_id("devmode");
     let run = run_in_foreground(&oci, &id);
     run.expect_success();
-    let listing: Vec<&str> = run
-        .stdout
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
+    let listing = first_line_words(&run.stdout);
     assert_eq!(listing[..4], ["crw--w----", "1", "0", "5"], "{}", run.stdout);
     assert_eq!(run.value("written").as_deref(), Some("yes"), "{run:?}");
     let after = std::fs::metadata("/dev/null").unwrap();
@@ -527,13 +526,7 @@ fn a_rule_denying_c_1_5_leaves_no_dev_zero() {
     );
     let denied = run_in_foreground(&oci, &id);
     denied.expect_success();
-    let listing: Vec<&str> = denied
-        .stdout
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
+    let listing = first_line_words(&denied.stdout);
     assert_eq!(
         listing[..6],
         ["crw-r-----", "1", "0", "5", "10,", "666"],

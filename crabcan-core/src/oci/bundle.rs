@@ -1526,6 +1526,17 @@ mod tests {
         mount_plan(Path::new("/srv/bundle"), &spec, &json, false, &config).map(|(steps, _)| steps)
     }
 
+    /// The plan's first bind of the bundle's.
+    fn first_bind(steps: &[MountStep]) -> &OciBind {
+        steps
+            .iter()
+            .find_map(|step| match step {
+                MountStep::OciBind(bind) => Some(bind.as_ref()),
+                _ => None,
+            })
+            .expect("a bind in the plan")
+    }
+
     #[test]
     fn the_plan_makes_the_rootfs_nodev_and_binds_with_their_options() {
         let steps = plan_of(serde_json::json!([
@@ -1539,13 +1550,7 @@ mod tests {
             "an rslave mount"
         );
         assert_eq!(steps[1..3], [MountStep::BindRootfs, MountStep::NoDevices]);
-        let bind = steps
-            .iter()
-            .find_map(|step| match step {
-                MountStep::OciBind(bind) => Some(bind),
-                _ => None,
-            })
-            .unwrap();
+        let bind = first_bind(&steps);
         assert_eq!(bind.source, Path::new("/srv/bundle/data"), "relative to the bundle");
         assert!(bind.recursive);
         assert_eq!(bind.all.set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV, "nodev always");
@@ -1604,13 +1609,7 @@ mod tests {
             {"destination": "/b", "type": "bind", "source": "/x", "options": ["bind", "ro", "mode=755", "size=1k"]},
         ]))
         .unwrap();
-        let bind = steps
-            .iter()
-            .find_map(|step| match step {
-                MountStep::OciBind(bind) => Some(bind),
-                _ => None,
-            })
-            .unwrap();
+        let bind = first_bind(&steps);
         assert_eq!(
             bind.all.set,
             MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV,
@@ -1664,13 +1663,7 @@ mod tests {
             gid_map: range,
         };
         let (steps, _) = mount_plan(Path::new("/srv"), &spec, &json, false, &config).unwrap();
-        let bind = steps
-            .iter()
-            .find_map(|step| match step {
-                MountStep::OciBind(bind) => Some(bind),
-                _ => None,
-            })
-            .unwrap();
+        let bind = first_bind(&steps);
         assert_eq!(bind.idmap, Some(true));
         config.id_mapping = IdMapping::Given {
             uid_map: IdRange { outside: 1, ..range },
