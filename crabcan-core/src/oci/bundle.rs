@@ -226,7 +226,7 @@ fn map_value(bundle: &Path, path: &Path, mut value: Value) -> Result<Bundle, Oci
     // not refused (what oci-spec reads back out is what the spec defines). A property it
     // does define and crabcan does not implement is still an error, below.
     let known = serde_json::to_value(&spec).map_err(|source| bad(source.to_string()))?;
-    for unknown in remove_unknown(&mut value, &known, "") {
+    for unknown in remove_unknown(&mut value, &known) {
         log::warn!("config.json: {unknown} is not a property of the runtime spec: ignored");
     }
     check_supported(&value, "")?;
@@ -235,38 +235,45 @@ fn map_value(bundle: &Path, path: &Path, mut value: Value) -> Result<Bundle, Oci
 
 /// Removes from `value` each object member that `known` (the same document as oci-spec
 /// reads it) does not have, and returns their paths (array indices as `*`). Empty members are
-/// removed without being named: oci-spec leaves some of those out when it writes.
-fn remove_unknown(value: &mut Value, known: &Value, path: &str) -> Vec<String> {
-    let mut removed = Vec::new();
-    match (value, known) {
-        (Value::Object(fields), Value::Object(known_fields)) => {
-            fields.retain(|key, member| {
-                let keep = known_fields.contains_key(key);
-                if !keep && !is_empty(member) {
-                    removed.push(if path.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{path}.{key}")
-                    });
+/// removed without being named: oci-spec leaves some of those out when it writes. One pass,
+/// one lookup per member; a path is only formatted for a member it removes.
+fn remove_unknown(value: &mut Value, known: &Value) -> Vec<String> {
+    fn walk(value: &mut Value, known: &Value, path: &mut String, removed: &mut Vec<String>) {
+        match (value, known) {
+            (Value::Object(fields), Value::Object(known_fields)) => fields.retain(|key, member| {
+                let len = path.len();
+                if len > 0 {
+                    path.push('.');
                 }
-                keep
-            });
-            for (key, member) in fields.iter_mut() {
-                let child = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
+                path.push_str(key);
+                let keep = match known_fields.get(key) {
+                    Some(known_member) => {
+                        walk(member, known_member, path, removed);
+                        true
+                    }
+                    None => {
+                        if !is_empty(member) {
+                            removed.push(path.clone());
+                        }
+                        false
+                    }
                 };
-                removed.extend(remove_unknown(member, &known_fields[key], &child));
+                path.truncate(len);
+                keep
+            }),
+            (Value::Array(items), Value::Array(known_items)) if items.len() == known_items.len() => {
+                let len = path.len();
+                path.push_str(".*");
+                for (item, known_item) in items.iter_mut().zip(known_items) {
+                    walk(item, known_item, path, removed);
+                }
+                path.truncate(len);
             }
+            _ => {}
         }
-        (Value::Array(items), Value::Array(known_items)) if items.len() == known_items.len() => {
-            for (item, known_item) in items.iter_mut().zip(known_items) {
-                removed.extend(remove_unknown(item, known_item, &format!("{path}.*")));
-            }
-        }
-        _ => {}
     }
+    let mut removed = Vec::new();
+    walk(value, known, &mut String::new(), &mut removed);
     removed
 }
 
@@ -1047,8 +1054,6 @@ fn mount_options(options: &[String]) -> Result<MountOptions, String> {
     Ok(parsed)
 }
 
-/// Whether `option` means something to [`mount_options`] rather than going to the
-/// filesystem as data (for the features document's test).
 /// The source a kernel filesystem's mount shows in the mount table: the mount's `source` as
 /// given (runc passes it to mount(2) the same way, e.g. `shm` for /dev/shm), or the type when
 /// the mount has none.
@@ -1062,6 +1067,8 @@ fn filesystem_source(source: Option<&Path>, kind: &str) -> Result<Cow<'static, s
     }
 }
 
+/// Whether `option` means something to [`mount_options`] rather than going to the
+/// filesystem as data (for the features document's test).
 #[cfg(test)]
 pub(crate) fn mount_option_is_known(option: &str) -> bool {
     // tmpcopyup is taken off a mount's options before they are parsed.
@@ -1266,6 +1273,8 @@ fn mount_plan(
                 ),
             ));
         }
+        let named_source =
+            || filesystem_source(mount.source().as_deref(), &kind).map_err(|why| unsupported(&field("source"), why));
         match kind.as_str() {
             "cgroup" | "cgroup2" if target == "sys/fs/cgroup" => cgroup_view = true,
             "cgroup" | "cgroup2" => {
@@ -1278,8 +1287,7 @@ fn mount_plan(
             "tmpfs" if copy_up => {
                 steps.push(MountStep::TmpfsCopyUp {
                     target: target.clone().into(),
-                    source: filesystem_source(mount.source().as_deref(), &kind)
-                        .map_err(|why| unsupported(&field("source"), why))?,
+                    source: named_source()?,
                     flags: parsed.flags | MsFlags::MS_NODEV,
                     data: parsed.data.join(","),
                 });
@@ -1299,8 +1307,7 @@ fn mount_plan(
                 flags.set(MsFlags::MS_NODEV, kind != "devpts");
                 steps.push(MountStep::Filesystem {
                     target: target.clone().into(),
-                    source: filesystem_source(mount.source().as_deref(), &kind)
-                        .map_err(|why| unsupported(&field("source"), why))?,
+                    source: named_source()?,
                     fstype: kind.clone().into(),
                     flags,
                     data: parsed.data.join(","),
@@ -1630,8 +1637,8 @@ mod tests {
         });
         let spec = Spec::deserialize(&value).unwrap();
         let known = serde_json::to_value(&spec).unwrap();
-        let removed = remove_unknown(&mut value, &known, "");
-        assert_eq!(removed, ["unknown", "mounts.*.x-extra", "process.vendorThing"]);
+        let removed = remove_unknown(&mut value, &known);
+        assert_eq!(removed, ["mounts.*.x-extra", "process.vendorThing", "unknown"]);
         assert!(value.get("emptyUnknown").is_none());
         assert_eq!(
             value["annotations"]["org.example.key"], "",

@@ -297,6 +297,9 @@ fn listed_device(
         .map(|m| (m & 0o7777) as u32);
     let id = |key: &str| device.get(key).and_then(Value::as_u64).map(|id| id as u32);
     let (uid, gid) = (id("uid"), id("gid"));
+    // A node crabcan makes without a host node to follow: the bundle's mode and owner, else
+    // 0666 and root's.
+    let (own_mode, own_uid, own_gid) = (mode.unwrap_or(0o666), uid.unwrap_or(0), gid.unwrap_or(0));
     if kind == DeviceKind::Fifo {
         return Ok(DeviceNode {
             target,
@@ -304,9 +307,9 @@ fn listed_device(
             major: 0,
             minor: 0,
             source: DeviceSource::Own {
-                mode: mode.unwrap_or(0o666),
-                uid: uid.unwrap_or(0),
-                gid: gid.unwrap_or(0),
+                mode: own_mode,
+                uid: own_uid,
+                gid: own_gid,
             },
         });
     }
@@ -324,9 +327,9 @@ fn listed_device(
                 major,
                 minor,
                 source: DeviceSource::Denied {
-                    mode: mode.unwrap_or(0o666),
-                    uid: uid.unwrap_or(0),
-                    gid: gid.unwrap_or(0),
+                    mode: own_mode,
+                    uid: own_uid,
+                    gid: own_gid,
                 },
             })
         }
